@@ -1,0 +1,1 @@
+"""The legal reference pipeline of the Parameter Golf challenge: train → quantize → evaluate."""
