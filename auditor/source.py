@@ -1,0 +1,147 @@
+"""A Python source of a submission: a script, a helper module, or a decoded payload.
+
+Parsing is lazy and done once; a source that does not parse (a syntax error, Python 2, a
+file too large to analyse) carries the reason instead of a tree, and the engine turns that
+into a PG9xx finding.
+"""
+
+from __future__ import annotations
+
+import ast
+import enum
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import libcst as cst
+
+from auditor.findings import Location, Origin
+from auditor.positions import node_starts
+
+if TYPE_CHECKING:
+    from auditor.bundle import Bundle
+
+#: Larger Python files are not parsed: no real submission comes near (the largest is ~160 KB).
+MAX_PARSE_BYTES = 4_000_000
+
+_PY2_HINTS = re.compile(r"^\s*(print\s+[^\s(=]|exec\s+[\"']|raise\s+\w+\s*,)|\bur[\"']|\b0[0-7]+L?\b|<>", re.M)
+
+
+class Role(str, enum.Enum):
+    """What a Python source is to its submission."""
+
+    MAIN = "main"  # the script that is run (train_gpt.py)
+    MODULE = "module"  # imported, exec'd or loaded by the main script
+    AUXILIARY = "auxiliary"  # in the folder but never referenced (a data-prep script, say)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(eq=False)
+class PythonSource:
+    """One Python text to analyse, with lazy libcst parsing and cheap positions."""
+
+    path: str  # display path of the file on disk (the wrapper's, for a decoded payload)
+    text: str
+    role: Role = Role.MAIN
+    origin: Origin | None = None  # set when the text is the decoded payload of a wrapper
+    bundle: Bundle | None = field(default=None, repr=False)
+    #: Lines of ``exec`` calls whose argument was decoded statically (see auditor.unpack).
+    decoded_exec_lines: set[int] = field(default_factory=set)
+    _positions: dict[cst.CSTNode, tuple[int, int]] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_decoded(self) -> bool:
+        return self.origin is not None
+
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
+    @property
+    def module(self) -> cst.Module | None:
+        """The libcst tree, or ``None`` when the source does not parse."""
+        return self._parsed[0]
+
+    @property
+    def parse_error(self) -> str | None:
+        """Why the source cannot be analysed, or ``None`` when it parses."""
+        return self._parsed[1]
+
+    @cached_property
+    def _parsed(self) -> tuple[cst.Module | None, str | None]:
+        size = len(self.text.encode("utf-8", "surrogateescape"))
+        if size > MAX_PARSE_BYTES:
+            return None, f"{size:,} bytes is larger than the {MAX_PARSE_BYTES:,}-byte parse limit"
+        try:
+            return cst.parse_module(self.text), None
+        except cst.ParserSyntaxError as exc:
+            return None, _describe_syntax_error(self.text, exc)
+        except (RecursionError, MemoryError, ValueError) as exc:
+            return None, f"the parser gave up: {type(exc).__name__}"
+
+    @cached_property
+    def ast_tree(self) -> ast.Module | None:
+        """The stdlib AST, for quick structural scans (imports, literals); ``None`` if it fails."""
+        try:
+            return ast.parse(self.text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+
+    # -- positions ---------------------------------------------------------------------------
+
+    def resolve_positions(self, nodes: Iterable[cst.CSTNode]) -> None:
+        """Compute positions of many nodes in one pass (call before :meth:`location` in loops)."""
+        missing = [n for n in nodes if n not in self._positions]
+        if missing and self.module is not None:
+            self._positions.update(node_starts(self.module, missing))
+
+    def position(self, node: cst.CSTNode) -> tuple[int, int]:
+        """(line, column) of a node: 1-based line, 0-based column."""
+        if node not in self._positions:
+            self.resolve_positions([node])
+        return self._positions.get(node, (1, 0))
+
+    def location(self, node: cst.CSTNode | None = None, *, line: int | None = None) -> Location:
+        """A finding location for a node (or a line) of this source."""
+        column: int | None = None
+        if node is not None:
+            line, column = self.position(node)
+        return Location(path=self.path, line=line, column=column, decoded_from=self.origin)
+
+    def snippet(self, node: cst.CSTNode | None = None, *, line: int | None = None, max_chars: int = 240) -> str:
+        """The source line of a node (or a line number), stripped and shortened."""
+        if node is not None:
+            line = self.position(node)[0]
+        if line is None or not 1 <= line <= len(self.lines):
+            return ""
+        text = self.lines[line - 1].strip()
+        return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+    def code_for(self, node: cst.CSTNode) -> str:
+        """The code of a node as written."""
+        assert self.module is not None
+        return self.module.code_for_node(node)
+
+    def describe(self) -> str:
+        """How the source is named in messages."""
+        if self.origin is not None:
+            return f"{self.path} (decoded from line {self.origin.line})"
+        return self.path
+
+    def evidence_base(self) -> dict[str, Any]:
+        return {"decoded": True, "wrapper_line": self.origin.line} if self.origin else {}
+
+
+def _describe_syntax_error(text: str, exc: cst.ParserSyntaxError) -> str:
+    where = f"line {exc.raw_line}, column {exc.raw_column + 1}"
+    reason = exc.message.splitlines()[0] if exc.message else "syntax error"
+    if _PY2_HINTS.search(text):
+        try:
+            ast.parse(text)
+        except SyntaxError:
+            return f"looks like Python 2 source, which Python 3 cannot parse ({reason} at {where})"
+    return f"{reason} at {where}"
