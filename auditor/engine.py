@@ -1,0 +1,142 @@
+"""Runs the checks of the catalogue over submissions and collects their findings.
+
+The engine is the only place that calls checks. Each check runs inside a guard: an internal
+error becomes a PG907 finding naming the check, and the other checks go on. The order is
+static (one Python source at a time), records (the whole folder), then runtime (only when
+asked for: it executes submission code in a sandbox).
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auditor import registry
+from auditor.bundle import Bundle
+from auditor.discover import discover
+from auditor.findings import Finding, Location, Status
+from auditor.results import Report, SubmissionReport
+from auditor.rule import Rule
+from auditor.source import MAX_PARSE_BYTES, PythonSource
+from auditor.suppress import Waiver, apply_suppressions
+
+
+@dataclass
+class AuditOptions:
+    """What to run and how."""
+
+    select: list[str] | None = None  # code prefixes to run (all when None)
+    ignore: list[str] | None = None  # code prefixes to skip
+    runtime: bool = False  # run the runtime causality harness (executes submission code)
+    debug: bool = False  # let internal errors of checks propagate
+    waivers: Sequence[Waiver] = field(default_factory=tuple)
+    #: Honour ``# pgolf-audit: ignore[...]`` comments in the audited code.
+    inline_suppressions: bool = True
+
+
+def audit(paths: Iterable[str | Path], options: AuditOptions | None = None) -> Report:
+    """Audit the given paths (records folders, scripts). Raises ``UsageError`` for missing paths."""
+    return audit_bundles(discover(paths), options)
+
+
+def audit_bundles(bundles: Iterable[Bundle], options: AuditOptions | None = None) -> Report:
+    """Audit bundles built elsewhere (e.g. from a git tree)."""
+    options = options or AuditOptions()
+    return Report(submissions=[audit_bundle(b, options) for b in bundles])
+
+
+def _guarded(rule: Rule, call: Callable[[], Iterable[Finding]], where: str, debug: bool) -> list[Finding]:
+    try:
+        return list(call())
+    except Exception as exc:  # a bug in a check must not end the audit
+        if debug:
+            raise
+        frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        at = f"{Path(frame.filename).name}:{frame.lineno}" if frame else "?"
+        return [
+            registry.get("PG907").finding(
+                f"check {rule.CODE} {rule.NAME} failed on this submission ({type(exc).__name__}: {exc}); "
+                "what it would have found is unknown",
+                Location(where),
+                evidence={"check": rule.CODE, "error": f"{type(exc).__name__}: {exc}", "at": at},
+                key=rule.CODE,
+            )
+        ]
+
+
+def _unparsed(source: PythonSource) -> Finding:
+    error = source.parse_error or "unknown error"
+    too_large = len(source.text) > MAX_PARSE_BYTES
+    code = "PG903" if too_large else "PG901"
+    what = "decoded payload" if source.is_decoded else "file"
+    message = f"this {what} was not analysed: {error}" if too_large else f"this {what} does not parse: {error}"
+    return registry.get(code).finding(
+        message,
+        Location(source.path, decoded_from=source.origin),
+        evidence={"error": error, "role": source.role.value},
+        key=("decoded:" if source.is_decoded else "") + error,
+    )
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for f in findings:
+        ident = (f.fingerprint, f.location.line, f.location.physical_line, f.message)
+        if ident not in seen:
+            seen.add(ident)
+            out.append(f)
+    return out
+
+
+def audit_bundle(bundle: Bundle, options: AuditOptions) -> SubmissionReport:
+    """Run every selected check on one submission."""
+    codes = registry.select(options.select, options.ignore)
+    rules = {code: registry.get(code) for code in codes}
+    findings: list[Finding] = [f for f in bundle.problems if f.code in codes]
+    checked: list[str] = []
+
+    static_rules = [cls() for cls in rules.values() if cls.KIND == "static"]
+    for source in bundle.sources:
+        if source.parse_error is not None:
+            finding = _unparsed(source)
+            if finding.code in codes:
+                findings.append(finding)
+            continue
+        for rule in static_rules:
+            if source.role in rule.ROLES:  # type: ignore[attr-defined]
+                findings.extend(_guarded(rule, lambda r=rule, s=source: r.check(s), source.path, options.debug))
+    if bundle.sources:
+        checked.extend(f"{r.CODE} {r.NAME}" for r in static_rules)
+
+    kinds = ["records"] + (["runtime"] if options.runtime else [])
+    for kind in kinds:
+        for cls in rules.values():
+            if cls.KIND != kind:
+                continue
+            rule = cls()
+            findings.extend(_guarded(rule, lambda r=rule: r.check(bundle), bundle.path, options.debug))
+            checked.append(f"{cls.CODE} {cls.NAME}")
+
+    findings = apply_suppressions(_dedupe(findings), bundle, options.waivers, options.inline_suppressions)
+    return SubmissionReport(
+        path=bundle.path,
+        findings=findings,
+        seeds=list(bundle.get("seeds", [])),
+        checked=checked,
+        files=[f.path for f in bundle.files],
+        head_sha=bundle.head_sha,
+        pr=bundle.pr,
+        facts=dict(bundle.get("facts", {})),
+    )
+
+
+def count_at_or_above(report: Report, level: str) -> int:
+    """How many findings that count are at or above a severity level (``error``/``warning``/``note``)."""
+    from auditor.findings import Severity
+
+    threshold = Severity(level).rank
+    return sum(1 for f in report.findings if f.status is Status.ACTIVE and f.severity.rank >= threshold)

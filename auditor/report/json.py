@@ -1,0 +1,20 @@
+"""JSON: the contract other tools read.
+
+``{"tool": {"name", "version"}, "submissions": [{"path", "verdict", "findings": [...],
+"seeds": [...]}]}``; each finding carries its code, name, severity, confidence, status, tags,
+message, location and evidence (see :meth:`auditor.findings.Finding.to_dict`).
+"""
+
+from __future__ import annotations
+
+import json
+
+from auditor.report.base import Reporter
+from auditor.results import Report
+
+
+class JsonReporter(Reporter):
+    """Machine-readable output."""
+
+    def render(self, report: Report) -> str:
+        return json.dumps(report.to_dict(), indent=2, ensure_ascii=False, sort_keys=False)

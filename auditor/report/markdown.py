@@ -1,0 +1,112 @@
+"""Markdown: a report a reviewer can paste into a pull request, or a CI job summary."""
+
+from __future__ import annotations
+
+from auditor.findings import Finding, Status, Verdict
+from auditor.report.base import Reporter, source_url
+from auditor.results import Report, SubmissionReport
+
+VERDICT_TEXT = {
+    Verdict.CLEAN: "clean",
+    Verdict.REVIEW: "needs review",
+    Verdict.VIOLATION: "violation",
+}
+MARKER = "<!-- pgolf-audit -->"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _sources(finding: Finding) -> str:
+    parts = []
+    for source in finding.sources:
+        url = source_url(source)
+        parts.append(f"[{source}]({url})" if url else source)
+    return ", ".join(parts)
+
+
+def _where(finding: Finding) -> str:
+    loc = finding.location
+    text = f"`{loc.path}`"
+    if loc.decoded_from is not None:
+        text += f" line {loc.decoded_from.line} → decoded line {loc.line}"
+    elif loc.line is not None:
+        text += f":{loc.line}"
+    return text
+
+
+def _evidence(finding: Finding) -> list[str]:
+    data = finding.to_dict()["evidence"]
+    return [f"  - {key}: `{_cell(str(value))[:300]}`" for key, value in data.items()]
+
+
+def _finding_block(finding: Finding) -> list[str]:
+    lines = [
+        f"- **{finding.code} {finding.name}** ({finding.severity}, {finding.confidence} confidence) at {_where(finding)}",
+        f"  {finding.message}",
+    ]
+    if finding.snippet:
+        lines.append(f"  `{_cell(finding.snippet)}`")
+    lines.extend(_evidence(finding))
+    if finding.sources:
+        lines.append(f"  - rule source: {_sources(finding)}")
+    if finding.status_reason:
+        lines.append(f"  - {finding.status.value}: {finding.status_reason}")
+    return lines
+
+
+def submission_markdown(sub: SubmissionReport) -> list[str]:
+    """The Markdown section of one submission."""
+    out = [f"### `{sub.path}` — {VERDICT_TEXT[sub.verdict]}"]
+    if sub.head_sha:
+        out.append(f"Head commit `{sub.head_sha}`.")
+    out.append("")
+    if sub.seeds:
+        keys = [k for k in ("seed", "val_bpb", "total_bytes", "train_s", "eval_s") if any(k in s for s in sub.seeds)]
+        out.append("| " + " | ".join(keys) + " |")
+        out.append("|" + "---|" * len(keys))
+        for seed in sub.seeds:
+            out.append("| " + " | ".join(_cell(str(seed.get(k, ""))) for k in keys) + " |")
+        out.append("")
+    active = [f for f in sub.findings if f.counts]
+    inactive = [f for f in sub.findings if f.status is Status.INACTIVE]
+    suppressed = [f for f in sub.findings if f.status is Status.SUPPRESSED]
+    if active:
+        out.append("**Findings**")
+        out.append("")
+        for finding in active:
+            out.extend(_finding_block(finding))
+        out.append("")
+    else:
+        out.append("No active findings.")
+        out.append("")
+    for title, group in (("Present but switched off by defaults", inactive), ("Suppressed", suppressed)):
+        if group:
+            out.append(f"<details><summary>{title} ({len(group)})</summary>")
+            out.append("")
+            for finding in group:
+                out.extend(_finding_block(finding))
+            out.append("")
+            out.append("</details>")
+            out.append("")
+    if sub.checked:
+        out.append(f"<details><summary>Checked ({len(sub.checked)} rules)</summary>")
+        out.append("")
+        out.extend(f"- {c}" for c in sub.checked)
+        out.append("")
+        out.append("</details>")
+        out.append("")
+    return out
+
+
+class MarkdownReporter(Reporter):
+    """A Markdown report with a hidden marker a bot can find to update its own comment."""
+
+    def render(self, report: Report) -> str:
+        counts = {v: sum(1 for s in report.submissions if s.verdict is v) for v in Verdict}
+        head = ", ".join(f"{n} {VERDICT_TEXT[v]}" for v, n in counts.items() if n) or "nothing audited"
+        lines = [MARKER, f"## pgolf-audit {report.tool_version}: {head}", ""]
+        for sub in report.submissions:
+            lines.extend(submission_markdown(sub))
+        return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,1 @@
+"""The libcst static analyzer: rules over one Python source at a time."""
