@@ -1,0 +1,116 @@
+"""PG109 network-access."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import libcst as cst
+
+from auditor.findings import Confidence, Finding, Severity
+from auditor.rule import Invalid, Valid
+from auditor.source import PythonSource
+from auditor.static.base import StaticRule
+from auditor.static.names import ModuleIndex
+
+#: Calls that reach the network (prefix match on the qualified name).
+NETWORK_CALLS = (
+    "urllib.request.urlopen",
+    "urllib.request.urlretrieve",
+    "urllib.urlopen",
+    "requests.",
+    "httpx.",
+    "aiohttp.",
+    "http.client.",
+    "socket.socket",
+    "socket.create_connection",
+    "huggingface_hub.",
+    "datasets.load_dataset",
+    "torch.hub.",
+    "wget.download",
+    "ftplib.",
+    "smtplib.",
+)
+#: Command-line programs that download when run through subprocess or os.system.
+NETWORK_PROGRAMS = ("curl", "wget", "git clone", "huggingface-cli", "aws s3", "gsutil", "rsync", "scp")
+SHELL_CALLS = ("subprocess.run", "subprocess.Popen", "subprocess.call", "subprocess.check_call",
+               "subprocess.check_output", "os.system", "os.popen")
+
+
+class NetworkAccess(StaticRule):
+    """
+    ## What it does
+    Finds calls that reach the network: HTTP clients (`urllib`, `requests`, `httpx`),
+    sockets, model and dataset hubs (`huggingface_hub`, `datasets.load_dataset`,
+    `torch.hub`), and shell commands that download (`curl`, `wget`, `git clone`) run through
+    `subprocess` or `os.system`.
+
+    ## Why is this bad?
+    The artifact must be self-contained: "No external downloads, training dataset access, or
+    network calls are allowed during evaluation." A download at eval time can bring in
+    weights, statistics or the validation text itself, none of it paid for in the 16 MB.
+
+    ## Example
+    ```python
+    from huggingface_hub import hf_hub_download
+    weights = hf_hub_download("someone/extra-weights", "model.pt")
+    ```
+
+    ## Use instead
+    Put everything the evaluation needs into the artifact (code + compressed model, at most
+    16,000,000 bytes). Data preparation that downloads the challenge's own shards belongs in
+    a separate script that is not run at evaluation time.
+
+    ## Known problems
+    The check does not yet tell the evaluation path from data preparation done before
+    training; a download in a helper that only prepares the dataset is reported too, with
+    this rule's medium confidence.
+
+    ## References
+    - README, "Restrictions on evaluation": no external downloads or network calls.
+    """
+
+    CODE = "PG109"
+    NAME = "network-access"
+    SEVERITY = Severity.ERROR
+    CONFIDENCE = Confidence.MEDIUM
+    SOURCES = ("README",)
+    TAGS = ("network",)
+    VALID = (
+        Valid(code="import os\npath = os.path.join('data', 'fineweb_val_000000.bin')\n"),
+        Valid(code="import subprocess\nsubprocess.run(['lrzip', '-d', 'model.lrz'])\n", note="a local binary"),
+    )
+    INVALID = (
+        Invalid(code="import urllib.request as ur\nblob = ur.urlopen('https://example.com/x').read()\n", lines=(2,)),
+        Invalid(code="from huggingface_hub import hf_hub_download as get\nw = get('a/b', 'c.pt')\n", lines=(2,)),
+        Invalid(code="import subprocess\nsubprocess.run('curl -O https://x/y.bin', shell=True)\n", lines=(2,)),
+    )
+
+    def check(self, source: PythonSource) -> Iterable[Finding]:
+        assert source.module is not None
+        index = ModuleIndex(source.module)
+        calls: list[tuple[cst.Call, str, str]] = []
+
+        class Calls(cst.CSTVisitor):
+            def visit_Call(self, node: cst.Call) -> None:
+                name = index.imports.qualify(node.func)
+                if name is None:
+                    return
+                if any(name == p or (p.endswith(".") and name.startswith(p)) for p in NETWORK_CALLS):
+                    calls.append((node, name, name))
+                elif name in SHELL_CALLS:
+                    text = source.code_for(node)
+                    for program in NETWORK_PROGRAMS:
+                        if f"'{program}" in text or f'"{program}' in text:
+                            calls.append((node, name, program))
+                            break
+
+        source.module.visit(Calls())
+        source.resolve_positions(node for node, _, _ in calls)
+        for node, name, what in calls:
+            yield self.finding(
+                f"network access through {what}: the evaluation must not download anything",
+                source.location(node),
+                snippet=source.snippet(node),
+                evidence={"call": name, "reaches": what, **source.evidence_base()},
+                key=name,
+            )
