@@ -1,0 +1,104 @@
+"""Discovery: which files make a submission, which code is part of it, how paths are shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from auditor.bundle import FileKind
+from auditor.discover import discover
+from auditor.errors import UsageError
+from auditor.source import Role
+
+
+def _write(root, files):
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_records_folder(in_tmp):
+    _write(in_tmp / "rec", {
+        "train_gpt.py": "import ngram_tilt\nprint(1)\n",
+        "ngram_tilt.py": "X = 'kernels/fused.cpp'\n",
+        "kernels/fused.cpp": "int f() { return 1; }\n",
+        "prepare_data.py": "print('prep')\n",
+        "unused.cu": "__global__ void k() {}\n",
+        "submission.json": "{}",
+        "train_seed42.log": "seed:42\n",
+        "logs/run.txt": "x\n",
+        "README.md": "# r\n",
+        "requirements.txt": "brotli\n",
+    })
+    (bundle,) = discover(["rec"])
+    assert bundle.path == "rec"
+    assert bundle.main_script.rel == "train_gpt.py"
+    kinds = {f.rel: f.kind for f in bundle.files}
+    assert kinds["kernels/fused.cpp"] is FileKind.NATIVE
+    assert kinds["logs/run.txt"] is FileKind.LOG and kinds["train_seed42.log"] is FileKind.LOG
+    assert kinds["submission.json"] is FileKind.SUBMISSION_JSON
+    assert kinds["requirements.txt"] is FileKind.REQUIREMENTS and kinds["README.md"] is FileKind.README
+    referenced = {f.rel for f in bundle.code_files}
+    assert referenced == {"train_gpt.py", "ngram_tilt.py", "kernels/fused.cpp"}
+    roles = {s.path: s.role for s in bundle.sources}
+    assert roles == {"rec/train_gpt.py": Role.MAIN, "rec/ngram_tilt.py": Role.MODULE, "rec/prepare_data.py": Role.AUXILIARY}
+
+
+def test_exec_shim_links_the_decoded_module(in_tmp):
+    _write(in_tmp / "rec", {
+        "train_gpt.py": 'exec(open(__file__.replace("train_gpt.py","train_gpt_decode.py")).read())\n',
+        "train_gpt_decode.py": "print('real code')\n",
+    })
+    (bundle,) = discover(["rec"])
+    assert {f.rel for f in bundle.code_files} == {"train_gpt.py", "train_gpt_decode.py"}
+
+
+def test_wrapper_payload_is_a_source_of_the_main_script(in_tmp, tmp_path):
+    import base64, zlib
+
+    blob = base64.b64encode(zlib.compress(b"import helper\n")).decode()
+    _write(in_tmp / "rec", {
+        "train_gpt.py": f"import zlib, base64\nexec(zlib.decompress(base64.b64decode({blob!r})))\n",
+        "helper.py": "Y = 2\n",
+    })
+    (bundle,) = discover(["rec"])
+    decoded = [s for s in bundle.sources if s.is_decoded]
+    assert len(decoded) == 1 and decoded[0].role is Role.MAIN
+    assert bundle.main_source is decoded[0]
+    assert bundle.file("helper.py").referenced  # imported by the decoded payload
+
+
+def test_track_folder_holds_many_submissions(in_tmp):
+    _write(in_tmp / "records" / "track_10min_16mb", {
+        "2026-03-17_A/train_gpt.py": "x = 1\n",
+        "2026-03-18_B/submission.json": "{}",
+        "2026-03-18_B/train.log": "x\n",
+    })
+    bundles = discover(["records"])
+    assert [b.path for b in bundles] == ["records/track_10min_16mb/2026-03-17_A", "records/track_10min_16mb/2026-03-18_B"]
+
+
+def test_single_file_and_several_files(in_tmp):
+    _write(in_tmp / "rec", {"train_gpt.py": "x = 1\n", "train_seed1.log": "a\n", "other.py": "y = 2\n"})
+    (single,) = discover(["rec/train_gpt.py"])
+    assert single.single_file and single.path == "rec/train_gpt.py"
+    assert [f.rel for f in single.files] == ["train_gpt.py"]
+    (pair,) = discover(["rec/train_gpt.py", "rec/train_seed1.log"])
+    assert not pair.single_file and sorted(f.rel for f in pair.files) == ["train_gpt.py", "train_seed1.log"]
+
+
+def test_missing_path_is_a_usage_error(in_tmp):
+    with pytest.raises(UsageError, match="no such file"):
+        discover(["nope"])
+
+
+def test_main_script_choice(in_tmp):
+    _write(in_tmp / "a", {"train_gpt_v2.py": "x=1\n", "train_gpt.py": "x=2\n", "submission.json": "{}"})
+    _write(in_tmp / "b", {"train_gpt_v2.py": "x=1\n", "submission.json": "{}"})
+    _write(in_tmp / "c", {"model.py": "x=1\n", "submission.json": "{}"})
+    a, = discover(["a"])
+    b, = discover(["b"])
+    c, = discover(["c"])
+    assert a.main_script.rel == "train_gpt.py"
+    assert b.main_script.rel == "train_gpt_v2.py"
+    assert c.main_script.rel == "model.py"

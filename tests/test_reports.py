@@ -1,0 +1,113 @@
+"""Every output format, on the bundled example and the wrapper fixtures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from auditor.engine import AuditOptions, audit
+from auditor.findings import Status
+from auditor.report import Format
+from auditor.report.github import GithubReporter, annotation
+from auditor.report.markdown import MARKER
+from auditor.report.sarif import to_sarif
+
+from . import sarif_schema
+from .conftest import FIXTURES, run_cli
+
+
+@pytest.fixture
+def report(monkeypatch):
+    monkeypatch.chdir(FIXTURES.parent)
+    return audit(["fixtures/examples", "fixtures/wrappers"])
+
+
+def test_json_contract(report):
+    data = json.loads(Format.JSON.reporter().render(report))
+    assert set(data) == {"tool", "submissions"}
+    assert data["tool"]["name"] == "pgolf-audit" and data["tool"]["version"]
+    for sub in data["submissions"]:
+        assert {"path", "verdict", "findings", "seeds"} <= set(sub)
+        assert sub["verdict"] in {"clean", "review", "violation"}
+        for finding in sub["findings"]:
+            assert {"code", "name", "severity", "confidence", "status", "tags", "message", "location", "evidence"} <= set(finding)
+    verdicts = {s["path"]: s["verdict"] for s in data["submissions"]}
+    assert verdicts["fixtures/examples/2026-03-17_TinyBaseline"] == "clean"
+    assert verdicts["fixtures/wrappers/lzma_b85"] == "violation"
+    assert verdicts["fixtures/wrappers/bomb"] == "review"
+
+
+def test_sarif_is_structurally_valid(report):
+    log = json.loads(Format.SARIF.reporter().render(report))
+    assert sarif_schema.validate(log) == []
+    results = log["runs"][0]["results"]
+    assert {r["ruleId"] for r in results} >= {"PG109", "PG904"}
+    wrapped = next(r for r in results if r["ruleId"] == "PG109" and "lzma_b85" in r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"])
+    assert wrapped["locations"][0]["physicalLocation"]["region"]["startLine"] == 2  # the wrapper line on disk
+    assert wrapped["properties"]["decodedLine"] == 11
+
+
+def test_sarif_marks_suppressed_and_inactive(report):
+    sub = report.submissions[-1]
+    sub.findings[0] = sub.findings[0].with_status(Status.SUPPRESSED, "waived: ruling #1234")
+    sub.findings.append(sub.findings[0].with_status(Status.INACTIVE, "NGRAM_EVAL_ORDER defaults to 0"))
+    log = to_sarif(report)
+    assert sarif_schema.validate(log) == []
+    kinds = [(r.get("kind"), r.get("suppressions")) for r in log["runs"][0]["results"]]
+    assert ("informational", None) in kinds
+    assert any(s and s[0]["kind"] == "external" for _, s in kinds)
+
+
+def test_sarif_checker_rejects_broken_logs():
+    assert sarif_schema.validate({"version": "2.0.0", "runs": []})
+    assert sarif_schema.validate({"version": "2.1.0", "runs": [{"tool": {"driver": {}}}]})
+    bad_result = {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "x", "rules": [{"id": "A"}]}},
+                                                 "results": [{"ruleId": "B", "ruleIndex": 0, "message": {}}]}]}
+    assert len(sarif_schema.validate(bad_result)) == 2
+
+
+def test_markdown(report):
+    text = Format.MARKDOWN.reporter().render(report)
+    assert text.startswith(MARKER)
+    assert "### `fixtures/wrappers/lzma_b85` — violation" in text
+    assert "`fixtures/wrappers/lzma_b85/train_gpt.py` line 2 → decoded line 11" in text
+    assert "### `fixtures/examples/2026-03-17_TinyBaseline` — clean" in text
+
+
+def test_github_annotations_are_escaped_and_capped(report):
+    finding = next(f for f in report.findings if f.code == "PG109")
+    line = annotation(finding)
+    assert line.startswith("::error file=fixtures/wrappers/lzma_b85/train_gpt.py,line=2,title=PG109 network-access")
+    assert "\n" not in line
+    many = type(report)(submissions=[type(report.submissions[0])(path="x", findings=[finding] * 25)])
+    lines = GithubReporter(cap=10).render(many).splitlines()
+    assert sum(l.startswith("::error") for l in lines) == 10
+    assert any("15 more findings" in l for l in lines)
+
+
+def test_github_escaping():
+    from auditor.report.github import _escape_data, _escape_property
+
+    assert _escape_data("a%b\nc\r") == "a%25b%0Ac%0D"
+    assert _escape_property("a:b,c") == "a%3Ab%2Cc"
+
+
+def test_console_output(report):
+    text = Format.CONSOLE.reporter().render(report)
+    assert "fixtures/wrappers/lzma_b85  VIOLATION" in text
+    assert "PG109 network-access" in text
+    assert "pgolf-audit summary" in text
+
+
+@pytest.mark.parametrize("fmt", [f.value for f in Format])
+def test_every_format_from_the_cli(fmt, tmp_path, monkeypatch):
+    monkeypatch.chdir(FIXTURES.parent)
+    out = tmp_path / f"report.{fmt}"
+    result = run_cli("check", "fixtures/examples/2026-03-17_TinyBaseline", "-f", fmt, "-o", out)
+    assert result.code == 0, result.stderr
+    text = out.read_text()
+    assert text.strip()
+    if fmt in ("json", "sarif"):
+        json.loads(text)
+    assert "pgolf-audit: 1 submission: 1 clean" in result.stderr
