@@ -20,7 +20,7 @@ from auditor.discover import discover
 from auditor.findings import Finding, Location, Status
 from auditor.results import Report, SubmissionReport
 from auditor.rule import Rule
-from auditor.source import MAX_PARSE_BYTES, PythonSource
+from auditor.source import MAX_PARSE_BYTES, PythonSource, Role
 from auditor.suppress import Waiver, apply_suppressions
 
 
@@ -101,14 +101,16 @@ def audit_bundle(bundle: Bundle, options: AuditOptions) -> SubmissionReport:
 
     static_rules = [cls() for cls in rules.values() if cls.KIND == "static"]
     for source in bundle.sources:
+        wanted = [rule for rule in static_rules if source.role in rule.ROLES]  # type: ignore[attr-defined]
+        if not wanted and source.role is not Role.MAIN:
+            continue  # nothing looks at it: do not pay for parsing it
         if source.parse_error is not None:
             finding = _unparsed(source)
             if finding.code in codes:
                 findings.append(finding)
             continue
-        for rule in static_rules:
-            if source.role in rule.ROLES:  # type: ignore[attr-defined]
-                findings.extend(_guarded(rule, lambda r=rule, s=source: r.check(s), source.path, options.debug))
+        for rule in wanted:
+            findings.extend(_guarded(rule, lambda r=rule, s=source: r.check(s), source.path, options.debug))
     if bundle.sources:
         checked.extend(f"{r.CODE} {r.NAME}" for r in static_rules)
 

@@ -1,0 +1,202 @@
+"""Measure the auditor against labeled pull requests of openai/parameter-golf.
+
+Usage::
+
+    python benchmarks/corpus.py --repo PATH/TO/parameter-golf [--labels corpus/dev.jsonl]
+                                [--prs 825,1412] [--jobs 2] [--json results.json] [--runtime]
+
+``--repo`` is a clone (bare or not) that has the ``refs/pull/N/head`` refs or at least the
+labeled head commits. Each labeled PR's record folder is audited at its head commit, read
+straight from git, and the active findings are compared with the labels:
+
+- a PR "detects" a violation tag when an active **error** finding carries that tag (tags
+  ``prequant_ttt`` and ``ttt_before_score`` count as one group, as the labels use both);
+- precision and recall are per tag, counted per PR; PRs labeled ``disputed`` or ``unknown``
+  are left out of both;
+- a PR labeled ``legal`` must have no active error at all (any code);
+- misses are listed with what the auditor did say about that PR (a warning, an inactive
+  finding, nothing), and timing is printed per PR and in total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from auditor.discover import build_bundle
+from auditor.engine import AuditOptions, audit_bundles
+from auditor.findings import Severity, Status
+from auditor.gitrepo import GitRepo, GitTreeStore
+
+DEFAULT_LABELS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "dev.jsonl"
+#: Label tags scored together: a finding of either tag detects a label of either.
+GROUPS = {"ttt_before_score": "prequant_ttt"}
+#: Tags the auditor reports; labels outside these (other:…) are listed but not scored.
+SCORED = (
+    "target_in_key", "slot", "prequant_ttt", "val_in_train", "size_cap", "eval_budget",
+    "train_budget", "bpb_accounting",
+)
+
+
+def group(tag: str) -> str:
+    return GROUPS.get(tag, tag)
+
+
+@dataclass
+class PrResult:
+    pr: int
+    verdict_label: str
+    labels: set[str]
+    detected: set[str] = field(default_factory=set)  # tags of active errors
+    warned: set[str] = field(default_factory=set)  # tags of active warnings
+    inactive: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)  # "PG101 path:line message"
+    auditor_verdict: str = ""
+    seconds: float = 0.0
+    failure: str = ""
+
+
+def audit_one(args: tuple[str, dict, bool]) -> PrResult:
+    repo_path, row, runtime = args
+    labels = {group(t) for t in row["violations"]}
+    result = PrResult(row["pr"], row["verdict"], labels)
+    start = time.perf_counter()
+    try:
+        with GitRepo(repo_path) as repo:
+            bundles = []
+            for folder in row["record_dirs"]:
+                bundle = build_bundle(GitTreeStore(repo, row["head_sha"], folder))
+                bundle.head_sha, bundle.pr = row["head_sha"], row["pr"]
+                bundles.append(bundle)
+            report = audit_bundles(bundles, AuditOptions(runtime=runtime))
+    except Exception as exc:  # a benchmark reports failures instead of stopping
+        result.failure = f"{type(exc).__name__}: {exc}"
+        result.seconds = time.perf_counter() - start
+        return result
+    result.seconds = time.perf_counter() - start
+    result.auditor_verdict = ",".join(s.verdict.value for s in report.submissions)
+    for finding in report.findings:
+        tags = {group(t) for t in finding.tags}
+        if finding.status is Status.INACTIVE:
+            result.inactive |= tags
+        elif finding.status is Status.ACTIVE and finding.severity is Severity.ERROR:
+            result.detected |= tags
+            result.errors.append(f"{finding.code} {finding.location}: {finding.message[:120]}")
+        elif finding.status is Status.ACTIVE and finding.severity is Severity.WARNING:
+            result.warned |= tags
+    return result
+
+
+def score(results: list[PrResult]) -> dict[str, dict[str, float]]:
+    table: dict[str, dict[str, float]] = {}
+    for tag in SCORED:
+        tp = fp = fn = 0
+        for r in results:
+            if r.verdict_label in ("disputed", "unknown") or r.failure:
+                continue
+            labeled, found = tag in r.labels, tag in r.detected
+            tp += labeled and found
+            fp += found and not labeled
+            fn += labeled and not found
+        table[tag] = {
+            "labeled": tp + fn,
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "precision": tp / (tp + fp) if tp + fp else float("nan"),
+            "recall": tp / (tp + fn) if tp + fn else float("nan"),
+        }
+    return table
+
+
+def _fmt(x: float) -> str:
+    return "  -  " if x != x else f"{x:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repo", required=True, help="clone of openai/parameter-golf with the PR heads")
+    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="labeled PRs (JSONL)")
+    parser.add_argument("--prs", help="only these PR numbers, comma-separated")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel worker processes")
+    parser.add_argument("--runtime", action="store_true", help="also run the runtime harness")
+    parser.add_argument("--json", type=Path, help="write per-PR results and scores here")
+    args = parser.parse_args(argv)
+
+    rows = [json.loads(line) for line in args.labels.read_text().splitlines() if line.strip()]
+    if args.prs:
+        wanted = {int(p) for p in args.prs.split(",")}
+        rows = [r for r in rows if r["pr"] in wanted]
+    start = time.perf_counter()
+    work = [(args.repo, row, args.runtime) for row in rows]
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            results = list(pool.map(audit_one, work))
+    else:
+        results = [audit_one(w) for w in work]
+    wall = time.perf_counter() - start
+
+    table = score(results)
+    print(f"{len(results)} labeled PRs from {args.labels.name}; wall time {wall:.1f} s with {args.jobs} jobs")
+    print()
+    print(f"{'tag':<16}{'labeled':>8}{'TP':>5}{'FP':>5}{'FN':>5}{'precision':>11}{'recall':>8}")
+    for tag, s in table.items():
+        print(f"{tag:<16}{s['labeled']:>8}{s['tp']:>5}{s['fp']:>5}{s['fn']:>5}{_fmt(s['precision']):>11}{_fmt(s['recall']):>8}")
+
+    legal = [r for r in results if r.verdict_label == "legal" and not r.failure]
+    dirty = [r for r in legal if r.errors]
+    print()
+    print(f"legal PRs with an active error: {len(dirty)} of {len(legal)}")
+    for r in dirty:
+        for line in r.errors:
+            print(f"  #{r.pr}: {line}")
+
+    print()
+    print("misses (labeled, no active error with that tag):")
+    for r in results:
+        if r.verdict_label in ("disputed", "unknown") or r.failure:
+            continue
+        for tag in sorted(r.labels & set(SCORED)):
+            if tag in r.detected:
+                continue
+            said = "warning" if tag in r.warned else "inactive" if tag in r.inactive else "nothing"
+            print(f"  #{r.pr} {tag}: auditor said {said}")
+    print()
+    print("false positives (active error with a tag the labels do not give):")
+    for r in results:
+        if r.verdict_label in ("disputed", "unknown") or r.failure:
+            continue
+        for tag in sorted((r.detected & set(SCORED)) - r.labels):
+            print(f"  #{r.pr} {tag} (label verdict {r.verdict_label})")
+
+    failures = [r for r in results if r.failure]
+    if failures:
+        print()
+        print("audits that failed:")
+        for r in failures:
+            print(f"  #{r.pr}: {r.failure}")
+
+    times = sorted(r.seconds for r in results)
+    if times:
+        print()
+        print(
+            f"per-PR audit time: median {statistics.median(times):.2f} s, "
+            f"p90 {times[int(0.9 * (len(times) - 1))]:.2f} s, max {times[-1]:.2f} s"
+        )
+    if args.json:
+        args.json.write_text(
+            json.dumps({"scores": table, "results": [r.__dict__ | {"labels": sorted(r.labels), "detected": sorted(r.detected),
+                        "warned": sorted(r.warned), "inactive": sorted(r.inactive)} for r in results]}, indent=2, default=str)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
