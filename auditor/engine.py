@@ -37,9 +37,12 @@ class AuditOptions:
     inline_suppressions: bool = True
 
 
-def audit(paths: Iterable[str | Path], options: AuditOptions | None = None) -> Report:
-    """Audit the given paths (records folders, scripts). Raises ``UsageError`` for missing paths."""
-    return audit_bundles(discover(paths), options)
+def audit(paths: Iterable[str | Path], options: AuditOptions | None = None, root: Path | None = None) -> Report:
+    """Audit the given paths (records folders, scripts), shown relative to ``root``.
+
+    Raises ``UsageError`` for missing paths.
+    """
+    return audit_bundles(discover(paths, root), options)
 
 
 def audit_bundles(bundles: Iterable[Bundle], options: AuditOptions | None = None) -> Report:
