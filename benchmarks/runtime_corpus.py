@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="labeled PRs (JSONL)")
     parser.add_argument("--prs", help="only these PR numbers, comma-separated")
     parser.add_argument("--jobs", type=int, default=1, help="sandboxes run at once")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads per sandbox")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per sandbox")
     parser.add_argument("--budget", type=float, default=110.0, help="seconds of probing per PR")
     parser.add_argument("--timeout", type=float, default=150.0, help="wall-clock limit per PR")
     parser.add_argument("--json", type=Path, help="write per-PR results here (updated after each PR)")

@@ -18,9 +18,12 @@ One job (``job.json`` in the working folder) describes the script and the scale.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import copy
 import functools
+import importlib.abc
+import importlib.util
 import io
 import itertools
 import json
@@ -29,6 +32,7 @@ import os
 import random
 import re
 import sys
+import tempfile
 import time
 import traceback
 import types
@@ -48,15 +52,16 @@ OUT_OF_TIME = "time budget spent"
 @dataclass
 class Settings:
     vocab: int = 64
-    seq_len: int = 128
+    seq_len: int = 64
     stride: int = 32
-    chunk: int = 512
-    val_tokens: int = 2048
+    chunk: int = 256
+    val_tokens: int = 1024
     train_tokens: int = 65536
     real_val_tokens: int = 50_000_000  # for scaling hashed tables to the same load
     seed: int = 1337
-    threads: int = 2
+    threads: int = 1
     budget_s: float = 110.0
+    model_dim: int = 32
     substitution_positions: int = 3
     replay_limit_s: float = 20.0  # a replay slower than this is not used for the probes
     fp32: bool = True  # run models in float32 on the CPU (see stubs.install)
@@ -69,11 +74,12 @@ class Settings:
 
 # -- knobs ---------------------------------------------------------------------------------
 
-def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str]) -> dict[str, str]:
+def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str],
+                run_env: dict[str, str] | None = None) -> dict[str, str]:
     """Values for the script's own environment knobs that shrink the run."""
     scale = s.val_tokens / s.real_val_tokens
     exact: dict[str, Any] = {
-        "VOCAB_SIZE": s.vocab, "MODEL_DIM": 64, "NUM_HEADS": 4, "NUM_KV_HEADS": 2, "EMBED_DIM": 64,
+        "VOCAB_SIZE": s.vocab, "MODEL_DIM": s.model_dim, "NUM_HEADS": 2, "NUM_KV_HEADS": 1, "EMBED_DIM": s.model_dim,
         "TRAIN_SEQ_LEN": s.seq_len, "EVAL_SEQ_LEN": s.seq_len, "TTT_EVAL_SEQ_LEN": s.seq_len, "SEQ_LEN": s.seq_len,
         "EVAL_STRIDE": s.stride, "STRIDE": s.stride, "SLIDING_STRIDE": s.stride, "TTT_STRIDE": s.stride,
         "TRAIN_BATCH_TOKENS": 8 * s.seq_len * 2, "VAL_BATCH_SIZE": 8 * s.val_tokens, "VAL_BATCH_TOKENS": 8 * s.val_tokens,
@@ -112,6 +118,11 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
             value = 3
         elif re.search(r"(AR|GEN)\w*(SEQS|SAMPLES)$", name) and number and number > 2:
             value = 2
+        if name == "COMPRESSOR" and value is None:
+            # lrzip is a program (refused in the sandbox); the round trip is lossless either way
+            chosen = (run_env or {}).get(name, default or "")
+            if re.search(r"lrzip|pergroup|zpaq|xz_cli", chosen, re.I):
+                value = default if default and not re.search(r"lrzip|pergroup", default, re.I) else "lzma"
         if value is not None:
             out[name] = str(value)
     for name in ("DATA_PATH", "TOKENIZER_PATH", "DATA_DIR"):
@@ -289,6 +300,8 @@ class Session:
         self.result: dict[str, Any] = {"runs": [], "scorers": [], "notes": [], "adjustments": []}
         self.prepared: loader.Prepared | None = None
         self.val_shards: list[Path] = []
+        self.siblings: set[str] = set()
+        self.builtins: dict[str, Any] = dict(vars(builtins))
 
     # -- files ----------------------------------------------------------------------------
 
@@ -425,8 +438,8 @@ class Session:
         snap.globals = copied[2]  # type: ignore[attr-defined]
         return snap
 
-    def _replay(self, snap: Snapshot, stream: np.ndarray, watch: int | None = None) -> track.Record | None:
-        """Call the evaluation again from its snapshot on another stream; the watched record or None."""
+    def _replay(self, snap: Snapshot, stream: np.ndarray, watch: int | None = None) -> track.StopReplay | None:
+        """Call the evaluation again from its snapshot on another stream; where it stopped, or None."""
         if time.monotonic() > self.deadline:
             raise probes.Inconclusive(OUT_OF_TIME)
         args, kwargs, state = copy.deepcopy((snap.args, snap.kwargs, getattr(snap, "globals", {})))
@@ -445,7 +458,7 @@ class Session:
             with _quiet(self):
                 self.call(snap.fn, snap.name, args, kwargs, record=False)
         except track.StopReplay as stop:
-            return stop.record
+            return stop
         except probes.Inconclusive:
             raise
         except Exception as exc:
@@ -475,8 +488,8 @@ class Session:
         if not len(where):
             raise probes.Inconclusive(f"target {position} is not scored")
         ordinal = int(pr.ordinals[where[-1]])
-        record = self._replay(snap, stream, watch=ordinal)
-        if record is None:  # the pass ended first: read it whole
+        stop = self._replay(snap, stream, watch=ordinal)
+        if stop is None:  # the pass ended first: read it whole
             scored = self.last_pass
             if not scored.complete:
                 raise probes.Inconclusive(f"capture incomplete in a replay: {scored.reason}")
@@ -484,11 +497,38 @@ class Session:
             if not values:
                 raise probes.Inconclusive(f"target {position} was not scored in a replay")
             return values[-1]
+        record = stop.record
         expected = pr.record_positions.get(ordinal)
         if expected is None or not np.array_equal(record.positions, expected):
             raise probes.Inconclusive("the replay made its per-token losses in another order")
         hits = np.flatnonzero(record.positions == position)
         return float(record.values[hits[-1]])
+
+    def replay_upto(self, snap: Snapshot, stream: np.ndarray, cut: int) -> probes.Scored:
+        """The NLLs of every target <= cut, replaying only until the last record that scores one."""
+        pr = snap.result
+        assert pr is not None and pr.positions is not None and pr.ordinals is not None
+        early = pr.ordinals[pr.positions <= cut]
+        if not len(early):
+            return self.replay(snap, stream)
+        watch = int(early.max())
+        stop = self._replay(snap, stream, watch=watch)
+        if stop is None:
+            scored = self.last_pass
+            if not scored.complete:
+                raise probes.Inconclusive(f"capture incomplete in a replay: {scored.reason}")
+            return scored.scored()
+        by_ordinal = {r.ordinal: r for r in stop.earlier}
+        positions, values = [], []
+        for ordinal in sorted({int(o) for o in pr.ordinals.tolist() if o <= watch}):
+            rec = by_ordinal.get(ordinal)
+            expected = pr.record_positions.get(ordinal)
+            if rec is None or expected is None or not np.array_equal(rec.positions, expected):
+                return self.replay(snap, stream)  # another order: read the whole pass instead
+            keep = rec.positions >= 0
+            positions.append(rec.positions[keep])
+            values.append(rec.values[keep])
+        return probes.Scored(np.concatenate(positions), np.concatenate(values))
 
     def _swap_tokens(self, obj: Any, stream: np.ndarray, top_level: bool = False) -> list[Any]:
         undo: list[Any] = []
@@ -528,16 +568,53 @@ class Session:
             _finish(path, self.result, self)
 
     def load_module(self) -> Any:
-        script = self.workdir / "submission" / self.job["script"]
+        assert self.prepared is not None
+        for name in list(self.siblings):  # sibling modules are loaded afresh for every run
+            sys.modules.pop(name, None)
+        self.siblings.clear()
+        self.builtins = dict(vars(builtins))
+        self.builtins["__import__"] = stubs.SubmissionImporter(self.prepared.triton_optional)
         module = types.ModuleType("train_gpt")
         module.__file__ = str(self.workdir / "submission" / self.job.get("file", self.job["script"]))
         module.__dict__[loader.WRAP] = self.wrap
-        module.__dict__["__builtins__"] = __builtins__
+        module.__dict__["__builtins__"] = self.builtins
         sys.modules["train_gpt"] = module
-        assert self.prepared is not None
         exec(self.prepared.code, module.__dict__)  # noqa: S102 - the sandboxed submission
         self.module = module
         return module
+
+    def install_sibling_finder(self) -> None:
+        """Modules beside the script load like the script: adjusted, wrapped, with its imports."""
+        session = self
+        root = (self.workdir / "submission" / self.job["script"]).parent
+        scale = self.settings.val_tokens / self.settings.real_val_tokens
+
+        class Loader(importlib.abc.Loader):
+            def __init__(self, path: Path) -> None:
+                self.path = path
+
+            def create_module(self, spec: Any) -> None:
+                return None
+
+            def exec_module(self, module: Any) -> None:
+                text = self.path.read_text(encoding="utf-8", errors="replace")
+                prepared = loader.prepare(text, str(self.path), scale)
+                module.__dict__[loader.WRAP] = session.wrap
+                module.__dict__["__builtins__"] = session.builtins
+                session.siblings.add(module.__name__)
+                exec(prepared.code, module.__dict__)  # noqa: S102 - the sandboxed submission
+
+        class Finder(importlib.abc.MetaPathFinder):
+            def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+                rel = name.replace(".", "/")
+                for candidate, package in ((root / f"{rel}.py", False), (root / rel / "__init__.py", True)):
+                    if candidate.is_file():
+                        return importlib.util.spec_from_file_location(
+                            name, candidate, loader=Loader(candidate),
+                            submodule_search_locations=[str(candidate.parent)] if package else None)
+                return None
+
+        sys.meta_path.insert(0, Finder())
 
     def run_pipeline(self, label: str, stream: np.ndarray) -> dict[str, Any]:
         self.take_snapshots = label == "baseline"
@@ -725,13 +802,17 @@ def _public(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def probe_snapshots(session: Session) -> None:
+    """Probe each evaluation function from its last call. The evaluation called last (the one
+    whose number is reported) goes first with most of the budget; the others share the rest."""
     s = session.settings
-    # the cheaper evaluations first; each gets an equal share of what is left of the budget
-    order = sorted(session.snapshots.values(), key=lambda sn: sn.result.seconds if sn.result else 0)
+    calls = [p.name for p in session.passes if p.depth == 0]
+    final = calls[-1] if calls else None
+    order = sorted(session.snapshots.values(),
+                   key=lambda sn: (sn.name != final, sn.result.seconds if sn.result else 0))
     for i, snap in enumerate(order):
         pr = snap.result
         assert pr is not None
-        entry: dict[str, Any] = {"name": snap.name, "calls": session.calls.get(snap.name, 1),
+        entry: dict[str, Any] = {"name": snap.name, "final": snap.name == final, "calls": session.calls.get(snap.name, 1),
                                  "seconds": round(pr.seconds, 3), "coverage": pr.coverage,
                                  "strategy": pr.strategy, "probes": []}
         session.result["scorers"].append(entry)
@@ -746,12 +827,13 @@ def probe_snapshots(session: Session) -> None:
             continue
         plan = probes.ProbePlan(substitution_positions=s.substitution_positions)
         chunked = "CHUNK" in " ".join(session.applied_knobs) if hasattr(session, "applied_knobs") else False
-        share = left / (len(order) - i)
+        share = left / (len(order) - i) if snap.name != final or len(order) == 1 else left * 0.6
         session.checkpoint(f"probing {snap.name}()")
         runner = probes.ProbeRunner(
             snap.name, lambda stream, sn=snap: session.replay(sn, stream), session.stream, s.vocab,
             chunk_tokens=s.chunk if chunked else None, plan=plan, deadline=time.monotonic() + share,
             score_at=lambda stream, t, sn=snap: session.replay_at(sn, stream, t), seq_len=s.seq_len,
+            score_upto=lambda stream, cut, sn=snap: session.replay_upto(sn, stream, cut),
         )
         base = pr.scored()
         runner.run(base)
@@ -770,6 +852,8 @@ def main(job_path: str) -> int:
     out["settings"] = session.settings.__dict__
     try:
         (workdir / "run").mkdir(exist_ok=True)
+        (workdir / "tmp").mkdir(exist_ok=True)
+        tempfile.tempdir = str(workdir / "tmp")
         paths = session.prepare_data()
         script = workdir / "submission" / job["script"]
         text = script.read_text(encoding="utf-8", errors="replace")
@@ -785,7 +869,7 @@ def main(job_path: str) -> int:
         run_env = {k: str(v) for k, v in (job.get("run_env") or {}).items() if k in session.prepared.knobs}
         out["run_env"] = run_env
         env = dict(run_env)
-        env.update(knob_values(session.prepared.knobs, session.settings, paths))
+        env.update(knob_values(session.prepared.knobs, session.settings, paths, run_env))
         session.applied_knobs = env
         out["knobs"] = env
         os.environ.update(env)
@@ -796,6 +880,7 @@ def main(job_path: str) -> int:
         wall.install()
         torch.from_numpy = track.from_numpy(torch.from_numpy)
         _patch_numpy_loaders(session)
+        session.install_sibling_finder()
         with track.TrackMode(cpu=True):
             session.checkpoint("running the script")
             base = session.run_pipeline("baseline", session.stream)

@@ -303,9 +303,15 @@ def interpret(child: ChildResult, source_text: str = "") -> Causality:
         if r.probe == "pipeline_future" and r.status != "pass":
             reasons.append(f"{PROBE_LABELS['pipeline_future']} on {r.scorer}: {r.status} ({r.detail})")
     names = {p["name"] for p in top if p.get("complete")}
+    final = next((sc["name"] for sc in raw.get("scorers") or [] if sc.get("final")), None)
     for name in sorted(names):
         mine = [r for r in rows if r.scorer == name]
-        for probe in REQUIRED:
+        # the evaluation whose number is reported must pass every probe; the others (diagnostic
+        # evaluations of the same model) determinism and future perturbation, and substitution
+        # where it ran
+        required = REQUIRED if name == final or any(r.probe == "substitution" and r.status == "pass" for r in mine) \
+            else ("determinism", "future")
+        for probe in required:
             got = [r for r in mine if r.probe == probe]
             if not got:
                 why = "; ".join(f"{r.probe}: {r.detail}" for r in mine if r.status != "pass") or "not run"

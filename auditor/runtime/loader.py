@@ -47,6 +47,25 @@ class Prepared:
     wrapped: list[str]
     has_entry: bool
     adjustments: list[str] = field(default_factory=list)
+    triton_optional: bool = False  # Triton is imported inside try: (the script has a fallback)
+
+
+def _optional_import(tree: ast.AST, package: str) -> bool:
+    """Whether every import of ``package`` sits inside a ``try:`` block."""
+    found = {"inside": 0, "outside": 0}
+
+    def visit(node: ast.AST, in_try: bool) -> None:
+        if isinstance(node, ast.Import):
+            if any(a.name.split(".")[0] == package for a in node.names):
+                found["inside" if in_try else "outside"] += 1
+        elif isinstance(node, ast.ImportFrom):
+            if (node.module or "").split(".")[0] == package and not node.level:
+                found["inside" if in_try else "outside"] += 1
+        for child in ast.iter_child_nodes(node):
+            visit(child, in_try or (isinstance(node, ast.Try) and child in node.body))
+
+    visit(tree, False)
+    return found["inside"] > 0 and found["outside"] == 0
 
 
 def is_eval_name(name: str) -> bool:
@@ -278,4 +297,5 @@ def prepare(text: str, filename: str, bucket_scale: float | None = None) -> Prep
         tree.body.append(entry)
     ast.fix_missing_locations(tree)
     code = compile(tree, filename, "exec")
-    return Prepared(code, knobs, transformer.wrapped, has_entry, transformer.adjustments)
+    return Prepared(code, knobs, transformer.wrapped, has_entry, transformer.adjustments,
+                    _optional_import(tree, "triton"))

@@ -138,8 +138,8 @@ class ProbePlan:
     """How much probing to do (the driver shrinks it to fit a time budget)."""
 
     random_cuts: int = 2
-    window_cuts: int = 2  # window starts probed (each at -1, 0, +1)
-    chunk_cuts: int = 2  # chunk starts probed (each at -1, 0, +1)
+    window_cuts: int = 1  # window starts probed (each at -2, -1, 0)
+    chunk_cuts: int = 1  # chunk starts probed (at -2, -1 here; 0 and +1 by score before update)
     substitution_positions: int = 3
     skip_tokens: tuple[int, ...] = (data.BOS,)
     seed: int = 1017
@@ -206,6 +206,7 @@ class ProbeRunner:
     adaptive: bool = True  # probe score-before-update (chunked scorers)
     seq_len: int | None = None  # sequence length of plain evaluation (its window starts)
     score_at: ScoreAtFn | None = None  # the NLL of one target (may stop the scorer early)
+    score_upto: Callable[[np.ndarray, int], Scored] | None = None  # NLLs of targets <= a cut (stops early)
     results: list[ProbeResult] = field(default_factory=list)
     noise: float = 0.0
     base: Scored | None = None
@@ -238,9 +239,9 @@ class ProbeRunner:
                           time.monotonic())
             return self.results
         structure = structure_from(self.base, self.chunk_tokens, self.stream, self.seq_len)
-        self.future(structure)
         if self.adaptive and structure.chunk_starts:
             self.score_before_update(structure)
+        self.future(structure)
         self.substitution(structure)
         return self.results
 
@@ -283,7 +284,7 @@ class ProbeRunner:
             started = time.monotonic()
             stream = data.perturb_after(self.stream, cut, self.vocab, rng_seed + i)
             try:
-                other = self.score(stream)
+                other = self.score_upto(stream, cut) if self.score_upto is not None else self.score(stream)
             except Inconclusive as exc:
                 self._add(probe, "inconclusive", f"cut {cut}: {exc}", started, cut=cut)
                 return
@@ -315,7 +316,9 @@ class ProbeRunner:
         lo, hi = int(self.base.positions.min()), int(self.base.positions.max())
         rng = np.random.default_rng(self.plan.seed)
         cuts: list[int] = []
-        cuts += _cuts_around(structure.chunk_starts, self.plan.chunk_cuts, lo, hi)
+        sbu = self.adaptive and bool(structure.chunk_starts)  # chunk start and +1: score before update
+        cuts += [c for c in _cuts_around(structure.chunk_starts, self.plan.chunk_cuts, lo, hi)
+                 if not (sbu and c in structure.chunk_starts)]
         window_starts = [s for s in structure.window_starts if s not in structure.chunk_starts]
         cuts += _cuts_around(window_starts, self.plan.window_cuts, lo, hi)
         if hi - lo > 4:
@@ -339,9 +342,9 @@ class ProbeRunner:
         self._perturb_and_compare("score_before_update", cuts, "first targets of a chunk kept, rest of it changed")
 
     def substitution_positions(self, structure: Structure) -> list[int]:
-        """First targets of the second and third chunks (state built from earlier chunks, cheap to
-        reach when a replay stops once the target is scored), then positions a fifth and two
-        fifths into the stream; cheapest first."""
+        """First targets of the second and third chunks (state built from earlier chunks: where a
+        cache updated one token too far shows), then positions a fifth, two and three fifths into
+        the stream (cheap to reach: a replay stops once its target is scored)."""
         assert self.base is not None
         scored = sorted(set(self.base.positions.tolist()))
         regular = [p for p in scored if self.stream[p] != data.BOS and p > 0]
@@ -359,7 +362,7 @@ class ProbeRunner:
                 picks.append(cands[0])
         if not picks:
             picks.append(regular[len(regular) // 2])
-        return sorted(dict.fromkeys(picks[: self.plan.substitution_positions]))
+        return list(dict.fromkeys(picks))[: self.plan.substitution_positions]
 
     def substitution(self, structure: Structure) -> None:
         assert self.base is not None

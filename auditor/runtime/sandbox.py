@@ -41,7 +41,7 @@ class Limits:
     memory_bytes: int = 8 * 2**30
     file_bytes: int = 2 * 2**30
     open_files: int = 1024
-    threads: int = 2
+    threads: int = 1
 
 
 @dataclass

@@ -10,10 +10,11 @@ sums. The harness runs them on one CPU process instead, so this module
   memory statistics, events and streams into harmless no-ops;
 - makes ``torch.compile`` the identity;
 - gives ``torch.distributed`` a world of size one (collectives are identities);
-- provides ``flash_attn_interface`` / ``flash_attn`` built on ``scaled_dot_product_attention``
-  (grouped-query heads and the varlen API included);
-- provides an importable ``triton`` whose kernels refuse to launch (a script that needs one on
-  its evaluation path is reported inconclusive rather than mis-measured).
+- provides, to the submission's imports only (:class:`SubmissionImporter`),
+  ``flash_attn_interface`` / ``flash_attn`` built on ``scaled_dot_product_attention``
+  (grouped-query heads and the varlen API included) and a ``triton`` whose kernels refuse to
+  launch (a script that needs one on its evaluation path is reported inconclusive rather than
+  mis-measured).
 
 Nothing here changes what the evaluation computes, only where it runs.
 """
@@ -254,10 +255,6 @@ def _install_compile() -> None:
     torch.compile = _compile  # type: ignore[assignment]
     torch.inference_mode = _InferenceMode  # type: ignore[misc,assignment]
     torch.autograd.inference_mode = _InferenceMode  # type: ignore[attr-defined]
-    try:
-        torch._dynamo.reset = _noop  # type: ignore[attr-defined]
-    except AttributeError:  # pragma: no cover
-        pass
 
 
 # -- torch.distributed (a world of one) ---------------------------------------------------
@@ -424,16 +421,21 @@ def flash_attn_qkvpacked_func(qkv, dropout_p: float = 0.0, softmax_scale=None, c
     return flash_attn_func(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], softmax_scale=softmax_scale, causal=causal)
 
 
-def _install_flash_attn() -> None:
+def _flash_attn_modules() -> dict[str, types.ModuleType]:
+    modules = {}
     for name in ("flash_attn_interface", "flash_attn", "flash_attn.flash_attn_interface", "flash_attn_3",
-                 "flash_attn_3.flash_attn_interface", "hopper.flash_attn_interface"):
+                 "flash_attn_3.flash_attn_interface", "hopper", "hopper.flash_attn_interface"):
         module = types.ModuleType(name)
         module.flash_attn_func = flash_attn_func  # type: ignore[attr-defined]
         module.flash_attn_varlen_func = flash_attn_varlen_func  # type: ignore[attr-defined]
         module.flash_attn_qkvpacked_func = flash_attn_qkvpacked_func  # type: ignore[attr-defined]
         module.__path__ = []  # type: ignore[attr-defined]  # a package, for "flash_attn.x" imports
-        sys.modules[name] = module
-    sys.modules["flash_attn"].flash_attn_interface = sys.modules["flash_attn.flash_attn_interface"]  # type: ignore[attr-defined]
+        modules[name] = module
+    for name, module in modules.items():
+        if "." in name:
+            parent, _, child = name.rpartition(".")
+            setattr(modules[parent], child, module)
+    return modules
 
 
 # -- Triton -------------------------------------------------------------------------------
@@ -496,7 +498,7 @@ def _decorator_factory(*args: Any, **kwargs: Any) -> Any:
     return wrap
 
 
-def _install_triton() -> None:
+def _triton_modules() -> dict[str, types.ModuleType]:
     triton = types.ModuleType("triton")
     triton.__path__ = []  # type: ignore[attr-defined]
     triton.__version__ = "0.0.0+cpu-stub"  # type: ignore[attr-defined]
@@ -531,12 +533,37 @@ def _install_triton() -> None:
     testing = types.ModuleType("triton.testing")
     testing.do_bench = lambda *a, **k: 0.0  # type: ignore[attr-defined]
     triton.testing = testing  # type: ignore[attr-defined]
-    for name, module in {
+    return {
         "triton": triton, "triton.language": language, "triton.tools": tools,
         "triton.tools.tensor_descriptor": descriptor, "triton.runtime": runtime, "triton.testing": testing,
-    }.items():
-        sys.modules[name] = module
-    sys.modules["triton.language.extra"] = types.ModuleType("triton.language.extra")
+    }
+
+
+class SubmissionImporter:
+    """``__import__`` for submission code: FlashAttention and Triton come from the stand-ins.
+
+    The stand-ins are served only to the submission's own imports (its ``__builtins__``), never
+    put into ``sys.modules``: torch's own code must keep seeing a machine without Triton. A
+    script that imports Triton inside ``try:`` has a fallback, so it gets the ImportError it
+    expects on a machine without a GPU.
+    """
+
+    def __init__(self, triton_optional: bool = False) -> None:
+        self.modules = {**_flash_attn_modules(), **_triton_modules()}
+        self.triton_optional = triton_optional
+        self.real = __import__
+
+    def __call__(self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+        if level == 0 and (name in self.modules or name.split(".")[0] in ("triton", "flash_attn", "flash_attn_interface",
+                                                                            "flash_attn_3", "hopper")):
+            if name.split(".")[0] == "triton" and self.triton_optional:
+                raise ImportError(f"No module named {name!r} (no GPU: the script's fallback is used)")
+            if name not in self.modules:
+                raise ImportError(f"No module named {name!r}")
+            if fromlist:
+                return self.modules[name]
+            return self.modules[name.split(".")[0]]
+        return self.real(name, globals, locals, fromlist, level)
 
 
 def install(threads: int = 2, fp32: bool = False) -> None:
@@ -556,6 +583,4 @@ def install(threads: int = 2, fp32: bool = False) -> None:
     _install_cuda()
     _install_compile()
     _install_distributed()
-    _install_flash_attn()
-    if "triton" not in sys.modules:
-        _install_triton()
+

@@ -53,9 +53,10 @@ class StopReplay(BaseException):
     A BaseException, so that a submission's ``except Exception`` does not swallow it.
     """
 
-    def __init__(self, record: Record) -> None:
+    def __init__(self, record: Record, earlier: list[Record]) -> None:
         super().__init__("watched record reached")
         self.record = record
+        self.earlier = earlier  # every record of the pass so far, the watched one included
 
 
 @dataclass
@@ -82,7 +83,7 @@ class Tracker:
         if len(self.records) < self.max_records:
             self.records[rid] = rec
         if self.watch is not None and ordinal == self.watch:
-            raise StopReplay(rec)
+            raise StopReplay(rec, [r for r in self.records.values() if outer in r.passes])
         return rid
 
     def item(self, value: Any, prov: frozenset[int]) -> None:
@@ -613,7 +614,7 @@ def _numpy(func, name, args, kwargs):
 def _from_tarr(out: Any, arr: TArr) -> Any:
     if isinstance(out, torch.Tensor):
         pos = arr._pg_pos
-        tag(out, torch.from_numpy(np.ascontiguousarray(pos)).reshape(out.shape) if pos is not None and pos.size == out.numel()
+        tag(out, torch.from_numpy(np.array(pos, dtype=np.int64)).reshape(out.shape) if pos is not None and pos.size == out.numel()
             else None, arr._pg_prov)
     return out
 
