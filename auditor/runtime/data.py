@@ -26,7 +26,7 @@ BOS = 1
 FIRST_REGULAR = 4  # 0 pad, 1 bos, 2 eos, 3 unk
 
 
-def markov_stream(length: int, vocab: int, seed: int, doc_len: tuple[int, int] = (96, 640)) -> np.ndarray:
+def markov_stream(length: int, vocab: int, seed: int, doc_len: tuple[int, int] = (48, 320)) -> np.ndarray:
     """``length`` tokens of BOS-led documents from a sparse second-order Markov source."""
     rng = np.random.default_rng(seed)
     regular = np.arange(FIRST_REGULAR, vocab)

@@ -85,7 +85,7 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
         "TRAIN_BATCH_TOKENS": 8 * s.seq_len * 2, "VAL_BATCH_SIZE": 8 * s.val_tokens, "VAL_BATCH_TOKENS": 8 * s.val_tokens,
         "ITERATIONS": 2, "WARMUP_STEPS": 0, "WARMDOWN_ITERS": 0, "VAL_LOSS_EVERY": 0, "TRAIN_LOG_EVERY": 1,
         "MAX_WALLCLOCK_SECONDS": 100_000_000, "GPTQ_RESERVE_SECONDS": 0, "GPTQ_RESERVE_MS": 0,
-        "TTT_CHUNK_TOKENS": s.chunk, "TTT_EPOCHS": 1, "TTT_BATCH_SEQS": 4, "TTT_CHUNK_SIZE": 16,
+        "TTT_CHUNK_TOKENS": s.chunk, "TTT_EPOCHS": 1, "TTT_BATCH_SEQS": 4, "TTT_CHUNK_SIZE": 32,
         "TTT_BATCH_SIZE": 4, "TTT_LORA_RANK": 4, "PHASED_TTT_PREFIX_DOCS": 3, "GLOBAL_TTT_CHUNK_TOKENS": 512,
         "GLOBAL_TTT_BATCH_SEQS": 2, "GLOBAL_TTT_EPOCHS": 1, "SLOT_BATCH_SEQS": 8,
         "SEED": s.seed, "RUN_ID": "pgolf_audit", "FUSED_CE_ENABLED": 0, "LOGIT_CHUNK": 0,
@@ -158,6 +158,7 @@ class PassResult:
     returned_loss: float | None = None
     coverage: dict[str, int] = field(default_factory=dict)
     ordinals: np.ndarray | None = None  # record ordinal of each scored element
+    ignored: bool = False  # not an evaluation after all
     record_positions: dict[int, np.ndarray] = field(default_factory=dict)  # ordinal -> all positions
 
     def scored(self) -> probes.Scored:
@@ -237,9 +238,11 @@ def select_scored(pass_id: int, returned: list[float]) -> tuple[str, list[track.
             continue
         chosen = [records[r] for r in rids]
         values = np.concatenate([r.values for r in chosen])
-        if not len(values):
+        # A loss of exactly 0 is a masked-out term ((nll * mask).sum()), not a scored target.
+        counted = int(np.count_nonzero(values))
+        if not counted:
             continue
-        loss = _matches(float(values.sum()), len(values), returned)
+        loss = _matches(float(values.sum()), counted, returned)
         if loss is not None:
             return strategy, chosen, loss, ""
     return "", [], None, (f"no set of captured per-token losses averages to the returned value(s) "
@@ -371,7 +374,10 @@ class Session:
         self.calls[name] = index + 1
         pr = self._read_pass(pass_id, name, index, depth, seconds, result)
         TRACKER.forget(pass_id)
-        if record:
+        if not pr.returned and not pr.complete and "no per-token loss" in pr.reason:
+            pr.ignored = True  # a helper with "eval" in its name (it prepares, it does not score)
+            snapshot = None
+        if record and not pr.ignored:
             self.passes.append(pr)
         self.last_pass = pr
         if snapshot is not None:
@@ -394,8 +400,9 @@ class Session:
                              "validation target")
                 return pr
             ordinals = np.concatenate([np.full(len(r.positions), r.ordinal, dtype=np.int64) for r in records])
-            pr.positions, pr.nll = positions[~unattributed], values[~unattributed]
-            pr.ordinals = ordinals[~unattributed]
+            keep = ~unattributed & (values != 0.0)  # exact zeros are masked-out terms
+            pr.positions, pr.nll = positions[keep], values[keep]
+            pr.ordinals = ordinals[keep]
             pr.record_positions = {r.ordinal: r.positions for r in records}
             pr.returned_loss = loss
             pr.starts = sorted({int(r.positions[r.positions >= 0].min()) for r in records if (r.positions >= 0).any()})
@@ -501,7 +508,9 @@ class Session:
         expected = pr.record_positions.get(ordinal)
         if expected is None or not np.array_equal(record.positions, expected):
             raise probes.Inconclusive("the replay made its per-token losses in another order")
-        hits = np.flatnonzero(record.positions == position)
+        hits = np.flatnonzero((record.positions == position) & (record.values != 0.0))
+        if not len(hits):
+            raise probes.Inconclusive(f"target {position} was masked out in a replay")
         return float(record.values[hits[-1]])
 
     def replay_upto(self, snap: Snapshot, stream: np.ndarray, cut: int) -> probes.Scored:
@@ -525,7 +534,7 @@ class Session:
             expected = pr.record_positions.get(ordinal)
             if rec is None or expected is None or not np.array_equal(rec.positions, expected):
                 return self.replay(snap, stream)  # another order: read the whole pass instead
-            keep = rec.positions >= 0
+            keep = (rec.positions >= 0) & (rec.values != 0.0)
             positions.append(rec.positions[keep])
             values.append(rec.values[keep])
         return probes.Scored(np.concatenate(positions), np.concatenate(values))
@@ -648,6 +657,26 @@ class Session:
         info["_passes"] = self.passes
         self.write_val(self.stream)
         return info
+
+
+def _deepcopy_function(fn: types.FunctionType, memo: dict) -> types.FunctionType:
+    """Functions are copied with their closures, so that a closure over the model (a
+    ``forward_ttt_train`` built around it) refers to the copied model, not the one the run mutated."""
+    if not fn.__closure__:
+        return fn
+    cells = []
+    for cell in fn.__closure__:
+        try:
+            cells.append(types.CellType(copy.deepcopy(cell.cell_contents, memo)))
+        except ValueError:  # an empty cell (the variable was not assigned yet)
+            cells.append(types.CellType())
+    new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, tuple(cells))
+    new.__kwdefaults__ = fn.__kwdefaults__
+    new.__dict__.update(fn.__dict__)
+    return new
+
+
+copy._deepcopy_dispatch[types.FunctionType] = _deepcopy_function  # type: ignore[attr-defined]
 
 
 def _assign_masked(t: torch.Tensor, mask: torch.Tensor, values: torch.Tensor) -> None:
@@ -809,9 +838,18 @@ def probe_snapshots(session: Session) -> None:
     final = calls[-1] if calls else None
     order = sorted(session.snapshots.values(),
                    key=lambda sn: (sn.name != final, sn.result.seconds if sn.result else 0))
+    probed: list[Snapshot] = []
     for i, snap in enumerate(order):
         pr = snap.result
         assert pr is not None
+        twin = next((o for o in probed if o.result is not None and o.result.positions is not None
+                     and np.array_equal(o.result.positions, pr.positions) and np.array_equal(o.result.nll, pr.nll)),
+                    None)
+        if twin is not None:  # a wrapper around an evaluation already probed (timed_eval(eval_val, ...))
+            session.result["scorers"].append({"name": snap.name, "final": snap.name == final, "same_as": twin.name,
+                                              "seconds": round(pr.seconds, 3), "probes": []})
+            continue
+        probed.append(snap)
         entry: dict[str, Any] = {"name": snap.name, "final": snap.name == final, "calls": session.calls.get(snap.name, 1),
                                  "seconds": round(pr.seconds, 3), "coverage": pr.coverage,
                                  "strategy": pr.strategy, "probes": []}
@@ -877,10 +915,12 @@ def main(job_path: str) -> int:
         stubs.install(session.settings.threads, session.settings.fp32)
         wall = guard.Guard(str(workdir), extra_read_roots=[str(Path(__file__).resolve().parent.parent)])
         session.guard = wall
+        guard.redirect_host_temp(str(workdir), wall)
         wall.install()
         torch.from_numpy = track.from_numpy(torch.from_numpy)
         _patch_numpy_loaders(session)
         session.install_sibling_finder()
+        _modes_follow_threads()
         with track.TrackMode(cpu=True):
             session.checkpoint("running the script")
             base = session.run_pipeline("baseline", session.stream)
@@ -896,6 +936,22 @@ def main(job_path: str) -> int:
         out["error"] = {"kind": "harness", "type": type(exc).__name__, "message": str(exc)[:400],
                         "traceback": traceback.format_exc()[-2000:]}
     return _finish(result_path, out, session)
+
+
+def _modes_follow_threads() -> None:
+    """Torch function modes are per thread: threads the script starts (data prefetchers) get ours too."""
+    import threading
+
+    original = threading.Thread.run
+    if getattr(original, "__pg_wrapped__", False):
+        return
+
+    def run(self: threading.Thread) -> None:
+        with track.TrackMode(cpu=True):
+            original(self)
+
+    run.__pg_wrapped__ = True  # type: ignore[attr-defined]
+    threading.Thread.run = run  # type: ignore[method-assign]
 
 
 def _patch_numpy_loaders(session: Session) -> None:

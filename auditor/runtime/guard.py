@@ -46,6 +46,11 @@ WRITE_PATH_EVENTS = frozenset({
 LIST_EVENTS = frozenset({"os.listdir", "os.scandir", "glob.glob", "glob.glob/2", "os.walk"})
 
 
+class Refused(FileNotFoundError, PermissionError):
+    """What a refused action raises: a permission error that also reads as "not installed", so
+    that scripts which fall back when a program or package is missing do so."""
+
+
 class Guard:
     """The audit hook and its record of refused and tolerated attempts."""
 
@@ -89,7 +94,7 @@ class Guard:
 
     def refuse(self, kind: str, detail: str) -> None:
         self.note(kind, detail)
-        raise PermissionError(f"blocked by the pgolf-audit sandbox: {kind}: {detail}")
+        raise Refused(f"blocked by the pgolf-audit sandbox: {kind}: {detail}")
 
     def hook(self, event: str, args: tuple) -> None:
         if not self.active:
@@ -214,6 +219,56 @@ class Guard:
         subprocess.getstatusoutput = lambda cmd, *a, **k: (0, getoutput(cmd))  # type: ignore[assignment]
         os.system = lambda cmd: (FakePopen(cmd), 0)[1]  # type: ignore[assignment]
         os.popen = lambda cmd, *a, **k: guard.refuse("process", f"os.popen {cmd!r}")  # type: ignore[assignment]
+
+
+HOST_TEMP = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def redirect_host_temp(workdir: str, guard: Guard | None = None) -> None:
+    """Paths in the machine's shared temporary folders (``/tmp/ttt_counter_...``, hard-coded by
+    phased-TTT scripts for their cross-rank counters) are moved into the sandbox's own folder:
+    the script finds its files, the machine's ``/tmp`` is never written."""
+    import builtins
+    import io
+
+    work = os.path.realpath(workdir)
+    target = os.path.join(work, "tmp", "host")
+
+    def moved(path: Any) -> Any:
+        if isinstance(path, (str, os.PathLike)) and not isinstance(path, bytes):
+            text = os.fspath(path)
+            if os.path.isabs(text) and not (text == work or text.startswith(work + "/")):
+                for root in HOST_TEMP:
+                    if text == root or text.startswith(root + "/"):
+                        new = os.path.join(target, root.strip("/").replace("/", "_"), text[len(root):].lstrip("/"))
+                        os.makedirs(os.path.dirname(new), exist_ok=True)
+                        if guard is not None:
+                            guard.note("redirect", f"{text} -> sandbox folder", blocked=False)
+                        return new
+        return path
+
+    def first_arg(fn: Any) -> Any:
+        def wrapper(path: Any, *args: Any, **kwargs: Any) -> Any:
+            return fn(moved(path), *args, **kwargs)
+
+        wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
+        return wrapper
+
+    def two_args(fn: Any) -> Any:
+        def wrapper(src: Any, dst: Any, *args: Any, **kwargs: Any) -> Any:
+            return fn(moved(src), moved(dst), *args, **kwargs)
+
+        wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
+        return wrapper
+
+    builtins.open = io.open = first_arg(io.open)  # type: ignore[assignment]
+    for name in ("open", "remove", "unlink", "stat", "makedirs", "mkdir", "listdir", "scandir", "rmdir", "truncate"):
+        if hasattr(os, name):
+            setattr(os, name, first_arg(getattr(os, name)))
+    for name in ("exists", "isfile", "isdir", "getsize"):
+        setattr(os.path, name, first_arg(getattr(os.path, name)))
+    for name in ("rename", "replace"):
+        setattr(os, name, two_args(getattr(os, name)))
 
 
 def _short(args: tuple) -> str:

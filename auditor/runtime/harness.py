@@ -17,6 +17,7 @@ The result is cached on the bundle, so the PG2xx rules and PG908 share one sandb
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import time
@@ -151,6 +152,30 @@ def run_env_from_readme(text: str, script_name: str = "train_gpt.py") -> dict[st
     return env
 
 
+#: Settings of a README command that are about files, machines or partial reruns, not the model.
+UNUSABLE_KNOB = re.compile(r"ONLY|SKIP|PATH|_DIR$|DIR_|FILE|CHECKPOINT|RESUME|LOAD|SAVE|NCCL|CUDA|TORCH|OMP_|"
+                           r"MASTER_|NPROC|WORLD|RANK|HF_|WANDB|LOG_", re.I)
+
+
+def usable_run_env(env: dict[str, str]) -> dict[str, str]:
+    """The README settings that choose what the script computes (paths, reruns from saved files,
+    machine and launcher settings left out)."""
+    return {k: v for k, v in env.items()
+            if not UNUSABLE_KNOB.search(k) and not re.search(r"[/\\]|\.(pt|ptz|bin|model|npz|json)$", v)}
+
+
+def runtime_python(text: str) -> str | None:
+    """The interpreter for the sandbox: this one, or ``PGOLF_AUDIT_RUNTIME_PYTHON`` when the script
+    needs a newer Python (PEP 701 f-strings need 3.12) and that variable names one."""
+    try:
+        compile(text, "<script>", "exec")
+        return None
+    except SyntaxError:
+        return os.environ.get("PGOLF_AUDIT_RUNTIME_PYTHON") or None
+    except (ValueError, RecursionError, MemoryError):
+        return None
+
+
 # -- running --------------------------------------------------------------------------------
 
 HASH_SIGNS = re.compile(r"primes?\[|_PRIME|\bprime\b|BUCKETS|bucket|hash", re.I)
@@ -206,8 +231,11 @@ def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progre
     run_env: dict[str, str] = {}
     if readme is not None:
         readme_text = bundle.try_read_text(readme.rel) or ""
-        run_env = run_env_from_readme(readme_text, file_name.rsplit("/", 1)[-1])
+        run_env = usable_run_env(run_env_from_readme(readme_text, file_name.rsplit("/", 1)[-1]))
     limits = limits or Limits()
+    python = runtime_python(text)
+    if python and not limits.python:
+        limits = Limits(**{**limits.__dict__, "python": python})
     budget = float(settings.get("budget_s", max(20.0, limits.wall_s - 25.0)))
     job = {"script": script, "file": file_name, "run_env": run_env,
            "settings": {**settings, "budget_s": budget, "threads": limits.threads}}
@@ -290,9 +318,11 @@ def interpret(child: ChildResult, source_text: str = "") -> Causality:
     for p in top:
         if not p.get("complete"):
             reasons.append(f"capture incomplete for {p['name']} (call {p['index'] + 1}): {p.get('reason')}")
-    blocked = [e for e in out.sandbox_events if e.get("blocked")]
-    for e in blocked:
-        reasons.append(f"the sandbox refused {e.get('kind')}: {e.get('detail')}")
+    # a refused network access is a finding (PG205) and leaves the run unproven; other refusals
+    # (a program, a file outside the folder) matter only when they stopped the run, which the
+    # run's error then says
+    for e in [e for e in out.sandbox_events if e.get("blocked") and e.get("kind") == "network"][:1]:
+        reasons.append(f"the sandbox refused network access: {e.get('detail')}")
     if out.failures:
         out.status = "fail"
         out.reasons = reasons
@@ -303,13 +333,16 @@ def interpret(child: ChildResult, source_text: str = "") -> Causality:
         if r.probe == "pipeline_future" and r.status != "pass":
             reasons.append(f"{PROBE_LABELS['pipeline_future']} on {r.scorer}: {r.status} ({r.detail})")
     names = {p["name"] for p in top if p.get("complete")}
-    final = next((sc["name"] for sc in raw.get("scorers") or [] if sc.get("final")), None)
+    scorers = raw.get("scorers") or []
+    final = next((sc["name"] for sc in scorers if sc.get("final")), None)
+    twins = {sc["name"]: sc["same_as"] for sc in scorers if sc.get("same_as")}
     for name in sorted(names):
-        mine = [r for r in rows if r.scorer == name]
+        mine = [r for r in rows if r.scorer == twins.get(name, name)]
         # the evaluation whose number is reported must pass every probe; the others (diagnostic
         # evaluations of the same model) determinism and future perturbation, and substitution
         # where it ran
-        required = REQUIRED if name == final or any(r.probe == "substitution" and r.status == "pass" for r in mine) \
+        required = REQUIRED if final in (name, twins.get(name)) or any(
+            r.probe == "substitution" and r.status == "pass" for r in mine) \
             else ("determinism", "future")
         for probe in required:
             got = [r for r in mine if r.probe == probe]

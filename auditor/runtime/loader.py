@@ -25,7 +25,8 @@ import re
 from dataclasses import dataclass, field
 
 EVAL_NAME = re.compile(r"(^|_)eval($|_)|^eval|^evaluate($|_)|(^|_)score_(val|stream|chunks?|windows?)($|_)", re.I)
-NOT_EVAL = re.compile(r"hessian|calib|gptq|quant|compile|warm|log|print|should|interval|every|_time$|_times$", re.I)
+NOT_EVAL = re.compile(r"hessian|calib|gptq|quant|compile|warm|log|print|should|interval|every|_time$|_times$"
+                      r"|^(train|run|main|setup|build|load)|_and_eval$", re.I)
 BUCKET_NAME = re.compile(r"bucket|table_size|hash_size|num_slots|n_slots|tbl_size", re.I)
 ENTRY = "__pg_entry__"
 WRAP = "__pg_wrap__"

@@ -210,6 +210,7 @@ class ProbeRunner:
     results: list[ProbeResult] = field(default_factory=list)
     noise: float = 0.0
     base: Scored | None = None
+    fidelity: float = 0.0  # how far a rerun is from the original run (0 when it reproduces it)
 
     def _left(self) -> float:
         return self.deadline - time.monotonic()
@@ -248,15 +249,23 @@ class ProbeRunner:
     # -- probes ---------------------------------------------------------------------------
 
     def determinism(self) -> None:
+        """Two reruns on the same stream: their difference is the noise floor. When both agree but
+        differ from the original run, the rerun does not reproduce it (state the harness could
+        not restore): the probes then compare reruns with reruns, never with the original."""
         started = time.monotonic()
         assert self.base is not None
         try:
+            first = self.score(self.stream)
             again = self.score(self.stream)
         except Inconclusive as exc:
             self._add("determinism", "inconclusive", str(exc), started)
             self.noise = math.inf
             return
-        cmp = compare(self.base, again, tol=0.0)
+        fidelity = compare(self.base, first, tol=0.0)
+        if fidelity.ok and fidelity.max_delta > NOISE_REPORT:
+            self.base = first
+            self.fidelity = fidelity.max_delta
+        cmp = compare(first, again, tol=0.0)
         if not cmp.ok:
             self._add("determinism", "fail", f"two runs on the same stream scored different positions: {cmp.mismatch}",
                       started, mismatch=cmp.mismatch)
@@ -266,8 +275,10 @@ class ProbeRunner:
         status = "fail" if cmp.max_delta > NOISE_REPORT else "pass"
         detail = (f"same stream twice: largest |dNLL| {cmp.max_delta:.3g} at target {cmp.at} "
                   f"over {cmp.compared} positions")
+        if self.fidelity:
+            detail += f" (reruns differ from the original run by up to {self.fidelity:.3g}; reruns compared)"
         self._add("determinism", status, detail, started, max_abs_delta=cmp.max_delta, at_position=cmp.at,
-                  positions=cmp.compared)
+                  positions=cmp.compared, rerun_vs_original=self.fidelity)
 
     def _perturb_and_compare(self, probe: str, cuts: list[int], kind: str) -> None:
         assert self.base is not None

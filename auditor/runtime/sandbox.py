@@ -42,6 +42,7 @@ class Limits:
     file_bytes: int = 2 * 2**30
     open_files: int = 1024
     threads: int = 1
+    python: str | None = None  # interpreter for the child (default: this one)
 
 
 @dataclass
@@ -130,7 +131,8 @@ def run_child(files: dict[str, bytes], job: dict[str, Any], limits: Limits | Non
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, "-I", "-c", code], cwd=str(workdir), env=clean_env(workdir, limits.threads),
+                    [limits.python or sys.executable, "-I", "-c", code], cwd=str(workdir),
+                    env=clean_env(workdir, limits.threads),
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
                     preexec_fn=_limiter(limits),  # noqa: PLW1509 - only setrlimit, before exec
                 )

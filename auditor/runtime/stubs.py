@@ -192,6 +192,10 @@ def _install_cuda() -> None:
         cuda.amp.autocast = _cuda_autocast  # type: ignore[attr-defined]
     except AttributeError:
         pass
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None:  # a CUDA build must not go looking for its (absent) driver
+        accelerator.current_accelerator = _distinct(lambda *a, **k: None, "current_accelerator")
+        accelerator.is_available = _distinct(lambda *a, **k: False, "is_available")
     torch.autocast = _CpuAutocast  # type: ignore[misc]
     torch.amp.autocast = _CpuAutocast  # type: ignore[attr-defined]
     torch.nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
@@ -539,6 +543,14 @@ def _triton_modules() -> dict[str, types.ModuleType]:
     }
 
 
+def _tool_modules() -> dict[str, types.ModuleType]:
+    """Packages of the challenge's environment that only size the code: ``python_minifier`` (used
+    to log the compressed code size) returns the code unchanged when it is not installed."""
+    minifier = types.ModuleType("python_minifier")
+    minifier.minify = lambda source, *a, **k: source  # type: ignore[attr-defined]
+    return {"python_minifier": minifier}
+
+
 class SubmissionImporter:
     """``__import__`` for submission code: FlashAttention and Triton come from the stand-ins.
 
@@ -549,11 +561,16 @@ class SubmissionImporter:
     """
 
     def __init__(self, triton_optional: bool = False) -> None:
-        self.modules = {**_flash_attn_modules(), **_triton_modules()}
+        self.modules = {**_flash_attn_modules(), **_triton_modules(), **_tool_modules()}
         self.triton_optional = triton_optional
         self.real = __import__
 
     def __call__(self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+        if level == 0 and name == "python_minifier":
+            try:
+                return self.real(name, globals, locals, fromlist, level)
+            except ImportError:
+                return self.modules[name]
         if level == 0 and (name in self.modules or name.split(".")[0] in ("triton", "flash_attn", "flash_attn_interface",
                                                                             "flash_attn_3", "hopper")):
             if name.split(".")[0] == "triton" and self.triton_optional:

@@ -236,9 +236,12 @@ class TrackMode(TorchFunctionMode):
         if name == "__get__":
             name = getattr(getattr(func, "__self__", None), "__name__", "__get__")
         if self.cpu:
-            if "device" in kwargs:
+            if "device" in kwargs or kwargs.get("pin_memory"):
                 kwargs = dict(kwargs)
-                kwargs["device"] = _cpu_device(kwargs["device"])
+                if "device" in kwargs:
+                    kwargs["device"] = _cpu_device(kwargs["device"])
+                if kwargs.get("pin_memory"):
+                    kwargs["pin_memory"] = False
             if name in ("cuda", "pin_memory"):
                 return args[0]
             if name == "is_pinned":
@@ -248,9 +251,8 @@ class TrackMode(TorchFunctionMode):
                 if isinstance(first, (torch.device, str)) or (isinstance(first, int) and not isinstance(first, bool)):
                     args = (args[0], _cpu_device(first), *args[2:])
         if not (_any_tagged(args) or _any_tagged(kwargs.values())):
-            if name in ("tensor", "as_tensor", "asarray") and args and isinstance(args[0], TArr):
-                out = func(*args, **kwargs)
-                return _from_tarr(out, args[0])
+            if name in ("tensor", "as_tensor", "asarray") and args and isinstance(args[0], (TArr, _ProvScalar)):
+                return _factory(func, name, args, kwargs)
             return func(*args, **kwargs)
         try:
             handler = _HANDLERS.get(name)
@@ -623,6 +625,8 @@ def _factory(func, name, args, kwargs):
     out = func(*args, **kwargs)
     if args and isinstance(args[0], TArr):
         return _from_tarr(out, args[0])
+    if args and isinstance(args[0], _ProvScalar) and isinstance(out, torch.Tensor):
+        return tag(out, None, args[0]._pg_prov)
     if args and isinstance(args[0], torch.Tensor):
         src = args[0]
         pos = pos_of(src)
