@@ -75,7 +75,7 @@ class Settings:
 # -- knobs ---------------------------------------------------------------------------------
 
 def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str],
-                run_env: dict[str, str] | None = None) -> dict[str, str]:
+                run_env: dict[str, str] | None = None, source_text: str = "") -> dict[str, str]:
     """Values for the script's own environment knobs that shrink the run."""
     scale = s.val_tokens / s.real_val_tokens
     exact: dict[str, Any] = {
@@ -90,7 +90,7 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
         "GLOBAL_TTT_BATCH_SEQS": 2, "GLOBAL_TTT_EPOCHS": 1, "SLOT_BATCH_SEQS": 8,
         "SEED": s.seed, "RUN_ID": "pgolf_audit", "FUSED_CE_ENABLED": 0, "LOGIT_CHUNK": 0,
         "DATA_PATH": paths["data_path"], "TOKENIZER_PATH": paths["tokenizer"], "DATA_DIR": paths["data_dir"],
-        "DATASETS_DIR": paths["datasets_dir"], "NGRAM_EVAL_MAX_SECONDS": 0,
+        "DATASETS_DIR": paths["data_path"], "NGRAM_EVAL_MAX_SECONDS": 0, "TRAIN_SEQ_SCHEDULE": "",
     }
     out: dict[str, str] = {}
     for name, knob in knobs.items():
@@ -118,6 +118,8 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
             value = 3
         elif re.search(r"(AR|GEN)\w*(SEQS|SAMPLES)$", name) and number and number > 2:
             value = 2
+        if name == "CASEOPS_ENABLED" and value is None and "val_bytes" in source_text:
+            value = (run_env or {}).get(name, "1")  # the byte sidecar is written; CaseOps scripts expect it
         if name == "COMPRESSOR" and value is None:
             # lrzip is a program (refused in the sandbox); the round trip is lossless either way
             chosen = (run_env or {}).get(name, default or "")
@@ -213,30 +215,36 @@ def _matches(total: float, count: int, returned: list[float]) -> float | None:
 
 
 def select_scored(pass_id: int, returned: list[float]) -> tuple[str, list[track.Record], float | None, str]:
-    """The records whose mean is the returned loss: (strategy, records, loss, why-not)."""
+    """The records whose mean is the returned loss: (strategy, records, loss, why-not).
+
+    Strategies, in order: the records whose provenance reached a ``.item()`` of the pass (the
+    accumulator), their union, every record made without autograd (scores, not optimisation
+    losses), and the same keeping only the latest score of each target (re-scoring passes).
+    """
     records = {rid: r for rid, r in TRACKER.records.items() if pass_id in r.passes}
     if not records:
         return "", [], None, "no per-token loss of a validation target was seen"
     if not returned:
         return "", [], None, "the function returned no number to check the capture against"
-    candidates: list[tuple[str, list[int]]] = []
+    candidates: list[tuple[str, Any]] = []
     provs = [prov for value, prov, passes in TRACKER.items if pass_id in passes]
     seen: set[frozenset[int]] = set()
     for prov in reversed(provs):
         if prov not in seen:
             seen.add(prov)
-            candidates.append(("provenance", sorted(r for r in prov if r in records)))
+            candidates.append(("provenance", lambda prov=prov: [records[r] for r in sorted(prov) if r in records]))
     if provs:
         union = frozenset().union(*provs)
-        candidates.append(("provenance-union", sorted(r for r in union if r in records)))
-    no_grad = [rid for rid, r in sorted(records.items()) if not r.grad]
-    candidates.append(("no-grad", no_grad))
-    candidates.append(("no-grad-latest", _latest(records, no_grad)))
-    candidates.append(("latest", _latest(records, sorted(records))))
-    for strategy, rids in candidates:
-        if not rids:
+        candidates.append(("provenance-union", lambda: [records[r] for r in sorted(union) if r in records]))
+    no_grad = [r for _, r in sorted(records.items()) if not r.grad]
+    candidates.append(("no-grad", lambda: no_grad))
+    candidates.append(("no-grad-latest", lambda: _latest(no_grad)))
+    candidates.append(("latest", lambda: _latest([r for _, r in sorted(records.items())])))
+    tried = []
+    for strategy, make in candidates:
+        chosen = make()
+        if not chosen:
             continue
-        chosen = [records[r] for r in rids]
         values = np.concatenate([r.values for r in chosen])
         # A loss of exactly 0 is a masked-out term ((nll * mask).sum()), not a scored target.
         counted = int(np.count_nonzero(values))
@@ -245,27 +253,25 @@ def select_scored(pass_id: int, returned: list[float]) -> tuple[str, list[track.
         loss = _matches(float(values.sum()), counted, returned)
         if loss is not None:
             return strategy, chosen, loss, ""
+        tried.append(f"{strategy}: mean {float(values.sum()) / counted:.6g} over {counted}")
     return "", [], None, (f"no set of captured per-token losses averages to the returned value(s) "
-                          f"{', '.join(f'{r:.6g}' for r in returned[:3])}")
+                          f"{', '.join(f'{r:.6g}' for r in returned[:3])} ({'; '.join(tried[:3])})")
 
 
-def _latest(records: dict[int, track.Record], rids: list[int]) -> list[int]:
-    """Per position, keep only the most recent record that scored it (re-scoring passes)."""
+def _latest(chosen: list[track.Record]) -> list[track.Record]:
+    """Per target, only the most recent non-zero score (copies; the records are not changed)."""
     owner: dict[int, int] = {}
-    for rid in rids:
-        for p in records[rid].positions.tolist():
-            owner[p] = rid
-    keep = set(owner.values())
+    for i, rec in enumerate(chosen):
+        for p, v in zip(rec.positions.tolist(), rec.values.tolist()):
+            if v != 0.0:
+                owner[p] = i
     out = []
-    for rid in rids:
-        if rid in keep:
-            out.append(rid)
-    # records partly superseded are cut down to the positions they still own
-    for rid in out:
-        rec = records[rid]
-        mask = np.array([owner.get(p) == rid for p in rec.positions.tolist()], dtype=bool)
-        if not mask.all():
-            records[rid] = track.Record(rid, rec.positions[mask], rec.values[mask], rec.kind, rec.grad, rec.passes)
+    for i, rec in enumerate(chosen):
+        mask = np.array([owner.get(p) == i and v != 0.0 for p, v in zip(rec.positions.tolist(), rec.values.tolist())],
+                        dtype=bool)
+        if mask.any():
+            out.append(track.Record(rec.rid, rec.positions[mask], rec.values[mask], rec.kind, rec.grad, rec.passes,
+                                    rec.ordinal))
     return out
 
 
@@ -319,7 +325,7 @@ class Session:
             if not target.exists():
                 target.write_bytes(model.read_bytes())
         train = data.markov_stream(s.train_tokens, s.vocab, s.seed + 1)
-        dirs = [root / "datasets" / f"fineweb10B_sp{v}" for v in (s.vocab, 1024, 4096, 8192)]
+        dirs = [root / "datasets" / f"fineweb10B_sp{v}" for v in (s.vocab, 1024, 4096, 8192)] + [root / "datasets"]
         self.val_shards = []
         for d in dirs:
             data.write_shard(d / "fineweb_train_000000.bin", train)
@@ -662,14 +668,19 @@ class Session:
 def _deepcopy_function(fn: types.FunctionType, memo: dict) -> types.FunctionType:
     """Functions are copied with their closures, so that a closure over the model (a
     ``forward_ttt_train`` built around it) refers to the copied model, not the one the run mutated."""
-    if not fn.__closure__:
-        return fn
+    if not fn.__closure__ or getattr(fn, "__pg_original__", None) is not None:
+        return fn  # no state, or the harness's own wrapper of an evaluation
     cells = []
     for cell in fn.__closure__:
         try:
-            cells.append(types.CellType(copy.deepcopy(cell.cell_contents, memo)))
+            contents = cell.cell_contents
         except ValueError:  # an empty cell (the variable was not assigned yet)
             cells.append(types.CellType())
+            continue
+        try:
+            cells.append(types.CellType(copy.deepcopy(contents, memo)))
+        except Exception:  # a module, a lock, a file: shared, as it was
+            cells.append(types.CellType(contents))
     new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, tuple(cells))
     new.__kwdefaults__ = fn.__kwdefaults__
     new.__dict__.update(fn.__dict__)
@@ -907,7 +918,7 @@ def main(job_path: str) -> int:
         run_env = {k: str(v) for k, v in (job.get("run_env") or {}).items() if k in session.prepared.knobs}
         out["run_env"] = run_env
         env = dict(run_env)
-        env.update(knob_values(session.prepared.knobs, session.settings, paths, run_env))
+        env.update(knob_values(session.prepared.knobs, session.settings, paths, run_env, text))
         session.applied_knobs = env
         out["knobs"] = env
         os.environ.update(env)

@@ -27,6 +27,9 @@ from typing import Any
 
 #: Programs whose output scripts only log: they get an empty answer instead of an error.
 HARMLESS_PROGRAMS = frozenset({"nvidia-smi", "nvcc", "hostname", "uname", "lscpu", "free", "df"})
+#: Programs that only transform their input for a size estimate (a minifier sizing the code):
+#: they answer with their input unchanged.
+ECHO_PROGRAMS = frozenset({"pyminify", "python-minifier"})
 
 NETWORK_EVENTS = frozenset({
     "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
@@ -165,17 +168,21 @@ class Guard:
         class FakePopen:
             def __init__(self, args: Any, *a: Any, **kwargs: Any) -> None:
                 name = program(args)
-                if name not in HARMLESS_PROGRAMS:
+                if name not in HARMLESS_PROGRAMS and name not in ECHO_PROGRAMS:
                     guard.refuse("process", f"subprocess {_short((args,))}")
-                guard.note("process", f"subprocess {_short((args,))} answered with empty output", blocked=False)
+                what = "its input back" if name in ECHO_PROGRAMS else "empty output"
+                guard.note("process", f"subprocess {_short((args,))} answered with {what}", blocked=False)
                 self.args = args
+                self.echo = name in ECHO_PROGRAMS
                 self.returncode = 0
                 self.pid = -1
                 text = kwargs.get("text") or kwargs.get("universal_newlines") or kwargs.get("encoding")
                 self._empty = "" if text else b""
                 self.stdout = self.stderr = self.stdin = None
 
-            def communicate(self, *a: Any, **k: Any) -> tuple[Any, Any]:
+            def communicate(self, input: Any = None, *a: Any, **k: Any) -> tuple[Any, Any]:  # noqa: A002
+                if self.echo and input is not None:
+                    return input, self._empty
                 return self._empty, self._empty
 
             def wait(self, *a: Any, **k: Any) -> int:
@@ -197,10 +204,11 @@ class Guard:
 
         def run(args: Any, *a: Any, **kwargs: Any) -> subprocess.CompletedProcess:
             proc = FakePopen(args, **kwargs)
-            return subprocess.CompletedProcess(args, 0, proc._empty, proc._empty)
+            out, err = proc.communicate(kwargs.get("input"))
+            return subprocess.CompletedProcess(args, 0, out, err)
 
         def check_output(args: Any, *a: Any, **kwargs: Any) -> Any:
-            return FakePopen(args, **kwargs)._empty
+            return FakePopen(args, **kwargs).communicate(kwargs.get("input"))[0]
 
         def call(args: Any, *a: Any, **kwargs: Any) -> int:
             FakePopen(args, **kwargs)
@@ -233,11 +241,14 @@ def redirect_host_temp(workdir: str, guard: Guard | None = None) -> None:
 
     work = os.path.realpath(workdir)
     target = os.path.join(work, "tmp", "host")
+    # the Python installation may itself live under /tmp: its files are never moved
+    installed = tuple(os.path.realpath(p) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
 
     def moved(path: Any) -> Any:
         if isinstance(path, (str, os.PathLike)) and not isinstance(path, bytes):
             text = os.fspath(path)
-            if os.path.isabs(text) and not (text == work or text.startswith(work + "/")):
+            if os.path.isabs(text) and not (text == work or text.startswith(work + "/")) and not any(
+                    text == p or text.startswith(p + "/") for p in installed):
                 for root in HOST_TEMP:
                     if text == root or text.startswith(root + "/"):
                         new = os.path.join(target, root.strip("/").replace("/", "_"), text[len(root):].lstrip("/"))

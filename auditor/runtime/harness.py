@@ -154,7 +154,7 @@ def run_env_from_readme(text: str, script_name: str = "train_gpt.py") -> dict[st
 
 #: Settings of a README command that are about files, machines or partial reruns, not the model.
 UNUSABLE_KNOB = re.compile(r"ONLY|SKIP|PATH|_DIR$|DIR_|FILE|CHECKPOINT|RESUME|LOAD|SAVE|NCCL|CUDA|TORCH|OMP_|"
-                           r"MASTER_|NPROC|WORLD|RANK|HF_|WANDB|LOG_", re.I)
+                           r"MASTER_|NPROC|WORLD|RANK|HF_|WANDB|LOG_|SCHEDULE", re.I)
 
 
 def usable_run_env(env: dict[str, str]) -> dict[str, str]:

@@ -192,6 +192,18 @@ def _install_cuda() -> None:
         cuda.amp.autocast = _cuda_autocast  # type: ignore[attr-defined]
     except AttributeError:
         pass
+    original_generator = torch.Generator
+
+    class Generator(original_generator):  # type: ignore[misc,valid-type]
+        """``torch.Generator(device="cuda")`` as a CPU generator."""
+
+        def __new__(cls, device: Any = None) -> Any:
+            return super().__new__(cls, device="cpu")
+
+        def __init__(self, device: Any = None) -> None:
+            pass
+
+    torch.Generator = Generator  # type: ignore[misc]
     accelerator = getattr(torch, "accelerator", None)
     if accelerator is not None:  # a CUDA build must not go looking for its (absent) driver
         accelerator.current_accelerator = _distinct(lambda *a, **k: None, "current_accelerator")
