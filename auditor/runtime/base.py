@@ -6,9 +6,10 @@ same cached :class:`auditor.runtime.harness.Causality`, so the submission runs o
 many rules look at it.
 
 :func:`reconcile` is the step after all checks ran: runtime evidence for a tag supersedes a
-static hypothesis with that tag. A static finding whose pattern the probes exercised without a
+static hypothesis with that tag. A static warning whose pattern the probes exercised without a
 leak is downgraded to a note that carries the probe evidence ("pattern present, no leak at the
-chunk boundaries"); one whose leak the probes reproduced is confirmed (high confidence).
+chunk boundaries"; an error becomes a low-confidence warning for review); one whose leak the
+probes reproduced is confirmed (high confidence).
 """
 
 from __future__ import annotations
@@ -128,8 +129,10 @@ def reconcile(findings: list[Finding], bundle: Bundle, codes: set[str] | None = 
         elif result.status == "pass" and all(any(p in passed for p in CLEARED_BY[t]) for t in tags):
             probes_run = sorted({p for t in tags for p in CLEARED_BY[t] if p in passed})
             details = [r.detail for r in result.rows if r.status == "pass" and r.probe in probes_run][:3]
+            # a warning-level hypothesis becomes a note; an error asks for review instead of failing
+            lowered = Severity.WARNING if f.severity is Severity.ERROR else Severity.NOTE
             out.append(replace(
-                f, severity=Severity.NOTE, confidence=Confidence.LOW,
+                f, severity=lowered, confidence=Confidence.LOW,
                 message=f"{f.message}; pattern present, but the runtime probes found no leak "
                         f"({', '.join(probes_run)} passed on the script's own evaluation)",
                 evidence={**f.evidence, "runtime": {"status": "pass", "probes": probes_run, "details": details}},

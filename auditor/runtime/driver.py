@@ -883,12 +883,25 @@ def probe_snapshots(session: Session) -> None:
             chunk_tokens=s.chunk if chunked else None, plan=plan, deadline=time.monotonic() + share,
             score_at=lambda stream, t, sn=snap: session.replay_at(sn, stream, t), seq_len=s.seq_len,
             score_upto=lambda stream, cut, sn=snap: session.replay_upto(sn, stream, cut),
+            cost=_cost_of(pr),
         )
         base = pr.scored()
         runner.run(base)
         session.checkpoint()
         entry["noise"] = runner.noise
         entry["probes"] = [r.to_dict() for r in runner.results]
+
+
+def _cost_of(pr: PassResult) -> Any:
+    """Share of a full replay needed before a target's score exists (from the record order)."""
+    assert pr.positions is not None and pr.ordinals is not None
+    last = {int(p): int(o) for p, o in zip(pr.positions.tolist(), pr.ordinals.tolist())}
+    top = max(last.values(), default=0) + 1
+
+    def cost(position: int) -> float:
+        return (last.get(position, top) + 1) / top
+
+    return cost
 
 
 def main(job_path: str) -> int:

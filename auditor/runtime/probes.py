@@ -207,6 +207,7 @@ class ProbeRunner:
     seq_len: int | None = None  # sequence length of plain evaluation (its window starts)
     score_at: ScoreAtFn | None = None  # the NLL of one target (may stop the scorer early)
     score_upto: Callable[[np.ndarray, int], Scored] | None = None  # NLLs of targets <= a cut (stops early)
+    cost: Callable[[int], float] | None = None  # share of a full run needed to score a target (0..1)
     results: list[ProbeResult] = field(default_factory=list)
     noise: float = 0.0
     base: Scored | None = None
@@ -373,6 +374,15 @@ class ProbeRunner:
                 picks.append(cands[0])
         if not picks:
             picks.append(regular[len(regular) // 2])
+        if self.cost is not None:
+            # Where the scorer does not go left to right (documents sorted by length), the cheapest
+            # target with state behind it (past the first chunk, a fifth into the stream) comes first.
+            floor = structure.chunk_starts[0] if structure.chunk_starts else int(0.2 * n)
+            later = [p for p in regular if p >= floor]
+            if later:
+                cheapest = min(later, key=self.cost)
+                if self.cost(cheapest) < 0.5 * min(self.cost(p) for p in picks):
+                    picks.insert(0, cheapest)
         return list(dict.fromkeys(picks))[: self.plan.substitution_positions]
 
     def substitution(self, structure: Structure) -> None:
