@@ -140,17 +140,14 @@ def run_child(files: dict[str, bytes], job: dict[str, Any], limits: Limits | Non
                 return ChildResult(None, None, time.monotonic() - started, problem=f"could not start Python: {exc}")
             timed_out = False
             deadline = started + limits.wall_s
-            while True:
-                try:
-                    proc.wait(timeout=0.5 if progress else max(0.0, deadline - time.monotonic()))
-                    break
-                except subprocess.TimeoutExpired:
-                    if time.monotonic() >= deadline:
-                        timed_out = True
-                        _kill_group(proc)
-                        break
-                    if progress is not None:
-                        progress(time.monotonic() - started, _peek(workdir / "result.json"))
+            try:
+                _wait(proc, deadline, progress, workdir)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill_group(proc)
+            except BaseException:  # interrupted: the child does not outlive its parent's wish
+                _kill_group(proc)
+                raise
         seconds = time.monotonic() - started
         stderr_tail = _tail(stderr_path)
         result_path = workdir / "result.json"
@@ -172,6 +169,20 @@ def run_child(files: dict[str, bytes], job: dict[str, Any], limits: Limits | Non
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wait(proc: subprocess.Popen, deadline: float, progress: Any, workdir: Path) -> None:
+    """Wait for the child, reporting progress; TimeoutExpired at the deadline."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise subprocess.TimeoutExpired(proc.args, 0)
+        try:
+            proc.wait(timeout=min(left, 0.5) if progress else left)
+            return
+        except subprocess.TimeoutExpired:
+            if progress is not None:
+                progress(time.monotonic(), _peek(workdir / "result.json"))
 
 
 def _peek(path: Path) -> dict[str, Any] | None:
