@@ -36,8 +36,8 @@ STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="records folder(s) or train_gpt.py script(s)")
-    parser.add_argument("--budget", type=float, default=110.0, help="seconds of probing per submission")
-    parser.add_argument("--timeout", type=float, default=150.0, help="wall-clock limit of the sandbox, seconds")
+    parser.add_argument("--budget", type=float, default=100.0, help="seconds of probing per submission")
+    parser.add_argument("--timeout", type=float, default=140.0, help="wall-clock limit of the sandbox, seconds")
     parser.add_argument("--memory-gb", type=float, default=8.0, help="address-space limit of the sandbox")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of the sandboxed run (tiny ops: one is fastest)")
     parser.add_argument("--vocab", type=int, default=64, help="vocabulary size of the shrunk run (64-256)")
