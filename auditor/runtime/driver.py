@@ -126,6 +126,8 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
             chosen = (run_env or {}).get(name, default or "")
             if re.search(r"lrzip|pergroup|zpaq|xz_cli", chosen, re.I):
                 value = default if default and not re.search(r"lrzip|pergroup", default, re.I) else "lzma"
+        if value is None and knob.multi_gpu_default is not None and name not in (run_env or {}):
+            value = knob.multi_gpu_default  # the default the 8-GPU run had ("1" if world_size > 1)
         if value is not None:
             out[name] = str(value)
     for name in ("DATA_PATH", "TOKENIZER_PATH", "DATA_DIR"):
@@ -203,6 +205,12 @@ def _floats(value: Any, depth: int = 0) -> list[float]:
     return [x for x in out if math.isfinite(x)]
 
 
+def _has_number(value: Any) -> bool:
+    if isinstance(value, (tuple, list)):
+        return any(_has_number(v) for v in value[:8])
+    return isinstance(value, (float, np.floating)) or (isinstance(value, torch.Tensor) and value.numel() == 1)
+
+
 def _matches(total: float, count: int, returned: list[float]) -> float | None:
     """The returned number that is the mean (or the sum) of the captured losses, if any."""
     mean = total / count
@@ -237,6 +245,8 @@ def select_scored(pass_id: int, returned: list[float]) -> tuple[str, list[track.
     if provs:
         union = frozenset().union(*provs)
         candidates.append(("provenance-union", lambda: [records[r] for r in sorted(union) if r in records]))
+    for acc in sorted({r.acc for r in records.values() if r.acc}):  # scalars added to one accumulator
+        candidates.append(("accumulator", lambda acc=acc: [r for _, r in sorted(records.items()) if r.acc == acc]))
     no_grad = [r for _, r in sorted(records.items()) if not r.grad]
     candidates.append(("no-grad", lambda: no_grad))
     candidates.append(("no-grad-latest", lambda: _latest(no_grad)))
@@ -256,7 +266,7 @@ def select_scored(pass_id: int, returned: list[float]) -> tuple[str, list[track.
             return strategy, chosen, loss, ""
         tried.append(f"{strategy}: mean {float(values.sum()) / counted:.6g} over {counted}")
     return "", [], None, (f"no set of captured per-token losses averages to the returned value(s) "
-                          f"{', '.join(f'{r:.6g}' for r in returned[:3])} ({'; '.join(tried[:3])})")
+                          f"{', '.join(f'{r:.6g}' for r in returned[:3])} ({'; '.join(tried[-4:])})")
 
 
 def _latest(chosen: list[track.Record]) -> list[track.Record]:
@@ -396,6 +406,8 @@ class Session:
     def _read_pass(self, pass_id: int, name: str, index: int, depth: int, seconds: float, result: Any) -> PassResult:
         returned = _floats(result)
         strategy, records, loss, why = select_scored(pass_id, returned)
+        if not returned and _has_number(result):
+            why = "the evaluation returned a non-finite loss (the shrunk model diverged)"
         pr = PassResult(name, index, depth, seconds, returned, bool(records), why, strategy)
         if records:
             positions = np.concatenate([r.positions for r in records])

@@ -37,6 +37,23 @@ class Knob:
     name: str
     default: str | None  # the literal default as text, None when it is not a literal
     line: int
+    #: The default on the challenge's 8 GPUs when it depends on the world size
+    #: (``_default = "1" if world_size > 1 else "0"``), else None.
+    multi_gpu_default: str | None = None
+
+
+WORLD = re.compile(r"world_size|distributed|WORLD_SIZE|nproc|num_gpus|n_gpus", re.I)
+
+
+def _multi_gpu_value(node: ast.AST, assignments: dict[str, ast.AST]) -> str | None:
+    """The value of a default expression on several GPUs, if it is ``a if <world test> else b``."""
+    if isinstance(node, ast.Name) and node.id in assignments:
+        node = assignments[node.id]
+    if isinstance(node, ast.IfExp) and WORLD.search(ast.unparse(node.test)):
+        test = ast.unparse(node.test).replace(" ", "")
+        many = not re.search(r"==1\b|<=1\b|<2\b|\bnot\b", test)  # "world_size > 1", "distributed"
+        return _literal(node.body if many else node.orelse)
+    return None
 
 
 @dataclass
@@ -84,6 +101,10 @@ def _literal(node: ast.AST) -> str | None:
 def scan_knobs(tree: ast.AST) -> dict[str, Knob]:
     """Environment variables the script reads, with their literal defaults."""
     knobs: dict[str, Knob] = {}
+    assignments: dict[str, ast.AST] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            assignments.setdefault(node.targets[0].id, node.value)
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or not node.args:
             continue
@@ -101,7 +122,8 @@ def scan_knobs(tree: ast.AST) -> dict[str, Knob]:
         key = node.args[0]
         if isinstance(key, ast.Constant) and isinstance(key.value, str):
             default = _literal(node.args[1]) if len(node.args) > 1 else None
-            knobs.setdefault(key.value, Knob(key.value, default, node.lineno))
+            multi = _multi_gpu_value(node.args[1], assignments) if len(node.args) > 1 and default is None else None
+            knobs.setdefault(key.value, Knob(key.value, default, node.lineno, multi))
     for node in ast.walk(tree):  # os.environ["NAME"]
         if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "environ"
                 and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)):

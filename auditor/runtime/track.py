@@ -45,6 +45,7 @@ class Record:
     grad: bool  # computed with autograd recording (an optimisation loss, not a score)
     passes: tuple[int, ...] = ()
     ordinal: int = 0  # how many records the outermost open pass had made before this one
+    acc: int = 0  # for scalar additions: which accumulator tensor received them (its id)
 
 
 class StopReplay(BaseException):
@@ -70,8 +71,11 @@ class Tracker:
     counters: dict[int, int] = field(default_factory=dict)
     watch: int | None = None  # ordinal of the record that ends a replay early
     max_records: int = 2_000_000
+    #: Stream position of the last tagged scalar read with .item() (loops that score token by
+    #: token in Python: ``nll[i, t].item()`` ... ``loss_sum += scored``).
+    last_item_pos: int | None = None
 
-    def record(self, positions: np.ndarray, values: np.ndarray, kind: str, grad: bool) -> int | None:
+    def record(self, positions: np.ndarray, values: np.ndarray, kind: str, grad: bool, acc: int = 0) -> int | None:
         if not self.open_passes:
             return None
         rid = next(self.ids)
@@ -79,7 +83,8 @@ class Tracker:
         ordinal = self.counters.get(outer, 0)
         self.counters[outer] = ordinal + 1
         rec = Record(rid, positions.astype(np.int64, copy=False).reshape(-1),
-                     values.astype(np.float64, copy=False).reshape(-1), kind, grad, tuple(self.open_passes), ordinal)
+                     values.astype(np.float64, copy=False).reshape(-1), kind, grad, tuple(self.open_passes), ordinal,
+                     acc)
         if len(self.records) < self.max_records:
             self.records[rid] = rec
         if self.watch is not None and ordinal == self.watch:
@@ -253,6 +258,8 @@ class TrackMode(TorchFunctionMode):
         if not (_any_tagged(args) or _any_tagged(kwargs.values())):
             if name in ("tensor", "as_tensor", "asarray") and args and isinstance(args[0], (TArr, _ProvScalar)):
                 return _factory(func, name, args, kwargs)
+            if name in ("__iadd__", "add_") and TRACKER.last_item_pos is not None and TRACKER.open_passes:
+                return _inplace(func, name, args, kwargs)  # a Python-loop score added to an accumulator
             return func(*args, **kwargs)
         try:
             handler = _HANDLERS.get(name)
@@ -309,8 +316,9 @@ def _shape_op(func, name, args, kwargs):
         except Exception:  # an op the shadow cannot follow (view as another dtype, ...)
             out_pos = None
         _assign(out, out_pos, prov)
-    elif name == "__getitem__" and len(args) > 1:
-        # An untagged table indexed with tagged targets: table[arange, y] -> y's positions.
+    elif name == "__getitem__" and len(args) > 1 and isinstance(src, torch.Tensor) and src.dim() >= 2:
+        # An untagged table of scores indexed with tagged targets: log_probs[arange, y] -> y's
+        # positions. A 1-D table is a per-token constant (bytes per token), not a score.
         index = args[1] if isinstance(args[1], tuple) else (args[1],)
         tagged = [pos_of(i) for i in index if pos_of(i) is not None]
         if len(tagged) == 1 and isinstance(out, torch.Tensor):
@@ -379,6 +387,14 @@ def _inplace(func, name, args, kwargs):
     out = func(*args, **kwargs)
     others = _tensor_args(args[1:], kwargs)
     prov = _union_prov(others)
+    if (name in ("__iadd__", "add_") and len(args) > 1 and isinstance(args[1], (float, int)) and not isinstance(
+            args[1], bool) and isinstance(dest, torch.Tensor) and dest.numel() == 1 and _as_float(dest)
+            and TRACKER.open_passes and TRACKER.last_item_pos is not None):
+        # a Python number added to a scalar accumulator right after a tagged score was read
+        rid = TRACKER.record(np.array([TRACKER.last_item_pos]), np.array([float(args[1])]), "scalar-add",
+                             False, acc=id(dest))
+        if rid:
+            prov = prov | {rid}
     if isinstance(dest, torch.Tensor):
         if pos_of(dest) is None:
             candidates = [b for b in (_broadcast_pos(pos_of(t), dest.shape) for t in others if pos_of(t) is not None)
@@ -599,6 +615,9 @@ def _item(func, name, args, kwargs):
     out = func(*args, **kwargs)
     src = args[0]
     prov = prov_of(src)
+    pos = pos_of(src)
+    if pos is not None and pos.numel() == 1 and _as_float(src) and int(pos.reshape(-1)[0]) >= 0:
+        TRACKER.last_item_pos = int(pos.reshape(-1)[0])
     if prov and isinstance(src, torch.Tensor) and src.numel() == 1:
         TRACKER.item(out if not isinstance(out, list) else (out[0] if out else 0.0), prov)
     return out
@@ -821,7 +840,7 @@ class TArr(np.ndarray):
                 pos = self._pg_pos[raw_index]
             except (IndexError, ValueError):
                 pos = None
-        else:
+        elif self.ndim >= 2:  # a 1-D table is a per-token constant, not a score
             parts = index if isinstance(index, tuple) else (index,)
             tagged = [_npos(p) for p in parts if _npos(p) is not None]
             if len(tagged) == 1 and tagged[0].shape == result.shape:

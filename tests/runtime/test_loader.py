@@ -92,3 +92,19 @@ def test_wrapped_fixture_is_current():
     bundle = discover([FIXTURES / "wrapped_legal"])[0]
     assert bundle.main_source.is_decoded
     assert bundle.main_source.text == (FIXTURES / "legal_sliding" / "train_gpt.py").read_text()
+
+
+def test_a_default_that_depends_on_the_world_size_is_read_for_eight_gpus():
+    import ast
+
+    source = textwrap.dedent('''
+        import os
+        _ngram_default = "1" if world_size > 1 else "0"
+        use_ngram = bool(int(os.environ.get("NGRAM_CACHE", _ngram_default)))
+        single = os.environ.get("SINGLE", "a" if world_size == 1 else "b")
+        plain = os.environ.get("PLAIN", "3")
+    ''')
+    knobs = loader.scan_knobs(ast.parse(source))
+    assert knobs["NGRAM_CACHE"].multi_gpu_default == "1"
+    assert knobs["SINGLE"].multi_gpu_default == "b"
+    assert knobs["PLAIN"].default == "3" and knobs["PLAIN"].multi_gpu_default is None
