@@ -45,6 +45,7 @@ KNOWN_TAGS = frozenset(
         "target_gated",
         "dynamic_code",
         "consistency",
+        "hardware",
         "tool",
     }
 )
