@@ -63,8 +63,8 @@ class PrResult:
     failure: str = ""
 
 
-def audit_one(args: tuple[str, dict, bool]) -> PrResult:
-    repo_path, row, runtime = args
+def audit_one(args: tuple[str, dict, bool, list[str] | None]) -> PrResult:
+    repo_path, row, runtime, select = args
     labels = {group(t) for t in row["violations"]}
     result = PrResult(row["pr"], row["verdict"], labels)
     start = time.perf_counter()
@@ -75,7 +75,7 @@ def audit_one(args: tuple[str, dict, bool]) -> PrResult:
                 bundle = build_bundle(GitTreeStore(repo, row["head_sha"], folder))
                 bundle.head_sha, bundle.pr = row["head_sha"], row["pr"]
                 bundles.append(bundle)
-            report = audit_bundles(bundles, AuditOptions(runtime=runtime))
+            report = audit_bundles(bundles, AuditOptions(runtime=runtime, select=select))
     except Exception as exc:  # a benchmark reports failures instead of stopping
         result.failure = f"{type(exc).__name__}: {exc}"
         result.seconds = time.perf_counter() - start
@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="parallel worker processes")
     parser.add_argument("--runtime", action="store_true", help="also run the runtime harness")
     parser.add_argument("--json", type=Path, help="write per-PR results and scores here")
+    parser.add_argument("--select", help="only these codes or prefixes, comma-separated (e.g. PG3 for the records checks)")
     args = parser.parse_args(argv)
 
     rows = [json.loads(line) for line in args.labels.read_text().splitlines() if line.strip()]
@@ -135,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         wanted = {int(p) for p in args.prs.split(",")}
         rows = [r for r in rows if r["pr"] in wanted]
     start = time.perf_counter()
-    work = [(args.repo, row, args.runtime) for row in rows]
+    select = [c.strip().upper() for c in args.select.split(",")] if args.select else None
+    work = [(args.repo, row, args.runtime, select) for row in rows]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
             results = list(pool.map(audit_one, work))

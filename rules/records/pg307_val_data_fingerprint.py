@@ -24,7 +24,6 @@ class ValDataFingerprint(BundleRule):
       kept its default `--val-docs 10000`, so that training starts at document 10,000 and
       contains 40,000 of the 50,000 validation documents (Issue #2127). The canonical data
       has 80 training shards;
-    - a doubled `…/datasets/datasets/…caseops…` data path, the same preparation's tell;
     - GPTQ calibrated on validation data (`source=val`), reported as a warning: it is
       disputed rather than ruled.
 
@@ -75,15 +74,6 @@ class ValDataFingerprint(BundleRule):
                     evidence={"seed": row.seed, "log": row.path, "line": shards.line, "train_shards": shards.value,
                               "canonical_train_shards": 80},
                     key=f"shards:{row.key}",
-                )
-            elif run.double_datasets is not None:
-                at = run.double_datasets
-                yield self.finding(
-                    f"{seed_label(row)}: the data path has a doubled datasets/datasets component, the tell of a local "
-                    "CaseOps preparation that may put validation documents into training (Issue #2127)",
-                    at_log(row, at.line), snippet=at.text,
-                    evidence={"seed": row.seed, "log": row.path, "line": at.line},
-                    confidence=Confidence.LOW, key=f"path:{row.key}",
                 )
             if run.val_calibration is not None:
                 at = run.val_calibration

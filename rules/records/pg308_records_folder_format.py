@@ -22,16 +22,16 @@ ENVIRONMENT = frozenset(
 
 
 def third_party_imports(tree: ast.Module, local: set[str]) -> dict[str, int]:
-    """Top-level modules imported outside ``try`` blocks that are neither stdlib, the
-    environment's packages nor files of the folder: ``{name: first line}``."""
+    """Modules imported at the top level of a script (outside ``try`` blocks, which usually
+    hold optional fallbacks) that are neither stdlib, the environment's packages nor files of
+    the folder: ``{name: first line}``."""
     found: dict[str, int] = {}
-    guarded: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Try):
-            for inner in ast.walk(node):
-                guarded.add(id(inner))
-    for node in ast.walk(tree):
-        if id(node) in guarded:
+    pending = list(tree.body)
+    while pending:
+        node = pending.pop(0)
+        if isinstance(node, (ast.If, ast.With)):
+            pending.extend(node.body)
+            pending.extend(getattr(node, "orelse", []))
             continue
         names: list[str] = []
         if isinstance(node, ast.Import):

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from auditor.bundle import Bundle
 from auditor.findings import Confidence, Finding, Severity
 from auditor.records import constants as C
 from auditor.records import samples as S
-from auditor.records.analysis import analysis
+from auditor.records.analysis import SeedRow, analysis
 from auditor.records.base import at_log, b, seed_label
 from auditor.rule import BundleRule, Invalid, Valid
+
+LN2 = math.log(2.0)
+
+
+def implied_bytes(row: SeedRow) -> float | None:
+    """Bytes the score was divided by: loss / (bpb · ln 2) × the run's val_tokens."""
+    score, tokens = row.score, row.run.val_tokens
+    if score is None or score.loss is None or not score.bpb or tokens is None:
+        return None
+    return score.loss / (score.bpb * LN2) * tokens.value
 
 _SUBSET_MIX = "ppm_mix bytes=10982035 mix_bpb=1.000307 ppm_only=2.380212 nn_only=1.077557\nppm_mix_time:47.1s subset=3000000 tokens\n"
 
@@ -19,8 +30,9 @@ class PartialValidation(BundleRule):
     """
     ## What it does
     Checks that the score a seed reports covers the whole validation set: the scored line's
-    own counts (`bytes=…`, `tokens=…`, `subset=… tokens`) and the run's `val_tokens` must
-    not describe a part of it. A run on the first 10,000 documents (`val_tokens: 9662464`,
+    own counts (`bytes=…`, `tokens=…`, `subset=… tokens`), the run's `val_tokens`, and the
+    bytes the score divides by (`val_loss / (val_bpb · ln 2) × val_tokens`, ~151.08 M for the
+    full set) must not describe a part of it. A run on the first 10,000 documents (`val_tokens: 9662464`,
     the default of a local CaseOps preparation) or a mixture scored on a 3 M- or 8 M-token
     subset is reported with the share of the set it covers.
 
@@ -54,6 +66,9 @@ class PartialValidation(BundleRule):
     VALID = (Valid(files=S.folder({"train_seed42.log": S.modern_log(42)}, {"val_bpb": 1.0612})),)
     INVALID = (
         Invalid(files=S.folder({"train_seed42.log": S.modern_log(42, val_tokens=9_662_464)}, {"val_bpb": 1.0612})),
+        Invalid(files=S.folder({"train_seed0.log": S.modern_log(0, val_tokens=9_661_440, bytes_per_token=3.09967)},
+                               {"val_bpb": 1.0612}),
+                note="10,000 documents at another sequence length: 29.9 M bytes scored"),
         Invalid(files=S.folder({"train_seed1337.log": S.modern_log(1337, after_eval=_SUBSET_MIX)},
                                {"val_bpb": 1.0003, "seed_results": {"1337": {"val_bpb": 1.000307}}}),
                 note="the claimed score is a mixture measured on a 3 M-token subset"),
@@ -78,7 +93,11 @@ class PartialValidation(BundleRule):
                 continue
             share = None
             what = ""
-            if score.scored_bytes is not None and score.scored_bytes < C.SUBSET_SHARE * C.CANONICAL_VAL_BYTES:
+            implied = implied_bytes(row)
+            if implied is not None and implied < C.SUBSET_SHARE * C.CANONICAL_VAL_BYTES:
+                share = implied / C.CANONICAL_VAL_BYTES
+                what = f"{b(tokens.value)} tokens worth {b(implied)} bytes (val_tokens, line {tokens.line})"  # type: ignore[union-attr]
+            elif score.scored_bytes is not None and score.scored_bytes < C.SUBSET_SHARE * C.CANONICAL_VAL_BYTES:
                 share = score.scored_bytes / C.CANONICAL_VAL_BYTES
                 what = f"{b(score.scored_bytes)} bytes"
             elif score.scored_tokens is not None and tokens is not None and score.scored_tokens < C.SUBSET_SHARE * tokens.value:
