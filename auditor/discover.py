@@ -30,10 +30,10 @@ MAIN_SCRIPT_NAMES = ("train_gpt.py",)
 _SUBMISSION_MARKERS = re.compile(r"^(train\w*\.py|submission\w*\.json|.*\.log)$", re.I)
 
 
-def display_path(path: Path) -> str:
-    """A path as the user should see it: relative to the working directory when inside it."""
+def display_path(path: Path, root: Path | None = None) -> str:
+    """A path as the user should see it: relative to ``root`` (default: the working directory)."""
     try:
-        rel = path.resolve().relative_to(Path.cwd().resolve())
+        rel = path.resolve().relative_to((root or Path.cwd()).resolve())
         return rel.as_posix() or "."
     except ValueError:
         return path.as_posix()
@@ -62,10 +62,11 @@ def _submission_folders(folder: Path, depth: int = 3) -> list[Path]:
     return found
 
 
-def discover(paths: Iterable[str | Path]) -> list[Bundle]:
+def discover(paths: Iterable[str | Path], root: Path | None = None) -> list[Bundle]:
     """Bundles for the given command-line paths, in the order given.
 
-    Raises :class:`UsageError` for a path that does not exist; everything else that goes wrong
+    Paths are shown relative to ``root`` (default: the working directory). Raises
+    :class:`UsageError` for a path that does not exist; everything else that goes wrong
     (unreadable files, undecodable text) is reported as findings inside the bundles.
     """
     bundles: list[Bundle] = []
@@ -77,13 +78,13 @@ def discover(paths: Iterable[str | Path]) -> list[Bundle]:
         if path.is_dir():
             folders = _submission_folders(path)
             if not folders:
-                bundles.append(build_bundle(DirectoryStore(path, display_path(path))))
+                bundles.append(build_bundle(DirectoryStore(path, display_path(path, root))))
             for folder in folders:
-                bundles.append(build_bundle(DirectoryStore(folder, display_path(folder))))
+                bundles.append(build_bundle(DirectoryStore(folder, display_path(folder, root))))
         else:
             loose[path.parent].append(path.name)
     for parent, names in loose.items():
-        store = DirectoryStore(parent, display_path(parent), only=sorted(set(names)))
+        store = DirectoryStore(parent, display_path(parent, root), only=sorted(set(names)))
         single = len(names) == 1 and names[0].endswith(".py")
         bundles.append(build_bundle(store, single_file=single))
     return bundles

@@ -40,9 +40,12 @@ class AuditOptions:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-def audit(paths: Iterable[str | Path], options: AuditOptions | None = None) -> Report:
-    """Audit the given paths (records folders, scripts). Raises ``UsageError`` for missing paths."""
-    return audit_bundles(discover(paths), options)
+def audit(paths: Iterable[str | Path], options: AuditOptions | None = None, root: Path | None = None) -> Report:
+    """Audit the given paths (records folders, scripts), shown relative to ``root``.
+
+    Raises ``UsageError`` for missing paths.
+    """
+    return audit_bundles(discover(paths, root), options)
 
 
 def audit_bundles(bundles: Iterable[Bundle], options: AuditOptions | None = None) -> Report:

@@ -111,6 +111,15 @@ class Rule:
         return inspect.cleandoc(cls.__doc__ or "")
 
     @classmethod
+    def section(cls, title: str) -> str:
+        """The text of one documentation section ("Use instead", "Why is this bad?" …), or ""."""
+        doc = cls.doc()
+        marker = f"## {title}"
+        if marker not in doc:
+            return ""
+        return doc.split(marker, 1)[1].split("\n## ", 1)[0].strip()
+
+    @classmethod
     def summary(cls) -> str:
         """The first sentence of "What it does", for tables."""
         doc = cls.doc()

@@ -420,7 +420,8 @@ def unpack(text: str, path: str, *, _depth: int = 1, _outer: Origin | None = Non
 
     for call in _exec_calls(tree, _Interpreter(aliases, names)):
         interp = _Interpreter(aliases, names)
-        snippet = lines[call.lineno - 1].strip()[:200] if call.lineno <= len(lines) else ""
+        snippet = lines[call.lineno - 1].strip() if call.lineno <= len(lines) else ""
+        snippet = snippet if len(snippet) <= 200 else snippet[:199] + "…"
         try:
             value = interp.eval(call.args[0])
         except _NotLiteral:

@@ -1,0 +1,91 @@
+"""``pgolf-audit ci``: the gate a pull request's CI (or a pre-commit hook) runs.
+
+    pgolf-audit ci --base BASE_SHA --head HEAD_SHA --out-dir OUT    # in a pull request
+    pgolf-audit ci records/track_10min_16mb/2026-05-01_X/train_gpt.py  # pre-commit: staged files
+
+It audits the records folders the change adds (or that hold the given files), once, and
+writes workflow annotations to stdout (GitHub Actions) or the console report elsewhere,
+appends the review comment to ``$GITHUB_STEP_SUMMARY`` when set, and writes report.json,
+report.sarif, report.md and pr.json to ``--out-dir``. The exit code follows ``--fail-level``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from auditor.ci import added_folders, folders_of, run_gate
+from auditor.commands.check import add_audit_arguments, options_from, summary_line
+from auditor.findings import Severity
+from auditor.report.console import ConsoleReporter
+from auditor.report.review import ReviewContext
+
+NAME = "ci"
+HELP = "gate a change: audit the records folders it adds and write every CI output"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="*", metavar="FILE", help="changed files (pre-commit); their records folders are audited")
+    parser.add_argument("--repo", type=Path, default=Path("."), help="repository root")
+    parser.add_argument("--base", help="base commit of the change (with --head: audit the folders it adds)")
+    parser.add_argument("--head", default="HEAD", help="head commit of the change")
+    parser.add_argument("--pr", type=int, help="pull request number, for links in the comment")
+    parser.add_argument("--out-dir", type=Path, help="write report.json, report.sarif, report.md and pr.json here")
+    parser.add_argument(
+        "--fail-level", choices=[s.value for s in Severity], default=Severity.ERROR.value,
+        help="exit with 1 when an active finding is at or above this severity",
+    )
+    parser.add_argument("--annotations", type=int, default=10, help="annotations per level (GitHub shows ten)")
+    parser.add_argument(
+        "--format", choices=["auto", "github", "console"], default="auto",
+        help="stdout format: GitHub annotations inside GitHub Actions, the console report elsewhere",
+    )
+    add_audit_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    root = args.repo.resolve()
+    if args.base:
+        folders = added_folders(root, args.base, args.head)
+        head_sha = _rev(root, args.head)
+    else:
+        folders = folders_of(_relative(Path(f), root) for f in args.files)
+        head_sha = None
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    reproduce = f"pgolf-audit pr {args.pr} --repo <clone of openai/parameter-golf>" if args.pr else ""
+    result, annotations = run_gate(
+        folders,
+        root=root,
+        options=options_from(args),
+        fail_level=args.fail_level,
+        out_dir=args.out_dir,
+        annotation_cap=args.annotations,
+        context=ReviewContext(reproduce=reproduce),
+        summary_file=Path(summary) if summary else None,
+        pr=args.pr,
+        head_sha=head_sha,
+    )
+    in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
+    if args.format == "github" or (args.format == "auto" and in_actions):
+        print(annotations)
+    else:
+        ConsoleReporter().write(result.report, sys.stdout, color=sys.stdout.isatty())
+    folders_text = ", ".join(result.folders) or "no records folder added"
+    print(f"{summary_line(result.report)} [{folders_text}]", file=sys.stderr)
+    return result.exit_code
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _rev(root: Path, rev: str) -> str | None:
+    import subprocess
+
+    done = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "--quiet", rev], capture_output=True, text=True)
+    return done.stdout.strip() or None

@@ -1,0 +1,291 @@
+"""The review comment a maintainer posts on a pull request.
+
+It states a verdict and the figures behind it first (claimed val_bpb against the logs, seeds,
+worst per-seed artifact bytes against 16,000,000, scored eval time against 600 s), then the
+per-seed table, then each finding with what it is, the rule or ruling it breaks (linked), the
+evidence (permalinks at the head commit, decoded-line references for wrappers, probe numbers)
+and the legal alternative. What was considered and not counted (code switched off by its
+defaults, hypotheses refuted by runtime evidence, waived findings) is listed separately, as
+is everything that was checked. Nothing in it is made up: a figure the logs do not give is
+shown as "—", and the comment never recommends merging or closing.
+
+A hidden marker lets a bot find and update its own comment instead of posting a new one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from auditor import registry
+from auditor.findings import Finding, Severity, Status, Verdict
+from auditor.report.base import Reporter, source_url
+from auditor.results import Report, SubmissionReport
+
+MARKER = "<!-- pgolf-audit:review -->"
+REPO_URL = "https://github.com/openai/parameter-golf"
+BYTE_CAP = 16_000_000
+EVAL_CAP_S = 600.0
+
+VERDICT_HEAD = {
+    Verdict.VIOLATION: "❌ violation",
+    Verdict.REVIEW: "⚠️ needs review",
+    Verdict.CLEAN: "✅ clean",
+}
+SEVERITY_ICON = {Severity.ERROR: "❌", Severity.WARNING: "⚠️", Severity.NOTE: "ℹ️"}
+STATUS_TITLE = {
+    Status.INACTIVE: "present in the code but switched off by its defaults",
+    Status.SUPPRESSED: "waived or suppressed, with the reason given",
+}
+
+
+@dataclass(frozen=True)
+class ReviewContext:
+    """Where the audited code lives, for links, and how to reproduce the audit."""
+
+    repo_url: str = REPO_URL
+    reproduce: str = ""  # e.g. "pgolf-audit pr 825 --repo <clone of openai/parameter-golf>"
+
+
+def _num(value: Any, digits: int = 0) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, (int, float)):
+        return f"{value:,.{digits}f}" if digits else f"{value:,}"
+    return str(value)
+
+
+def _bpb(value: Any) -> str:
+    return f"{value:.8f}".rstrip("0").rstrip(".") if isinstance(value, (int, float)) else "—"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def permalink(sub: SubmissionReport, ctx: ReviewContext, path: str, line: int | None) -> str:
+    """A link to a line at the head commit, or plain ``path:line`` without a commit."""
+    where = f"{path}#L{line}" if line else path
+    if sub.head_sha:
+        return f"[`{path}{f':{line}' if line else ''}`]({ctx.repo_url}/blob/{sub.head_sha}/{where})"
+    return f"`{path}{f':{line}' if line else ''}`"
+
+
+def _sources(finding: Finding) -> str:
+    links = []
+    for source in finding.sources:
+        url = source_url(source)
+        links.append(f"[{source}]({url})" if url else source)
+    return ", ".join(links)
+
+
+def _seed_value(seed: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if seed.get(key) not in (None, ""):
+            return seed[key]
+    return None
+
+
+def _worst(seeds: list[dict[str, Any]], *keys: str) -> tuple[Any, Any]:
+    """(largest value, its seed) over seeds for the first key that has values."""
+    values = [(v, s.get("seed")) for s in seeds if isinstance(v := _seed_value(s, *keys), (int, float))]
+    return max(values, key=lambda p: p[0]) if values else (None, None)
+
+
+def headline(sub: SubmissionReport) -> list[str]:
+    """The verdict and the four figures a reviewer looks at first."""
+    facts = sub.facts
+    seeds = sub.seeds
+    bpbs = [v for s in seeds if isinstance(v := _seed_value(s, "val_bpb"), (int, float))]
+    logs_bpb = "—"
+    if bpbs:
+        mean = sum(bpbs) / len(bpbs)
+        spread = f" ({_bpb(min(bpbs))}–{_bpb(max(bpbs))})" if len(bpbs) > 1 else ""
+        logs_bpb = f"{_bpb(mean)} mean of {len(bpbs)} seed{'s' if len(bpbs) > 1 else ''}{spread}"
+    worst_bytes, worst_bytes_seed = _worst(seeds, "total_bytes_submitted", "total_bytes_logged", "total_bytes")
+    bytes_cell = "—"
+    if worst_bytes is not None:
+        mark = "❌ over" if worst_bytes > BYTE_CAP else "within"
+        bytes_cell = f"{_num(worst_bytes)} (seed {worst_bytes_seed}) — {mark} {BYTE_CAP:,}"
+    worst_eval, worst_eval_seed = _worst(seeds, "scored_eval_s")
+    eval_cell = "—"
+    if worst_eval is not None:
+        mark = "❌ over" if worst_eval > EVAL_CAP_S else "within"
+        eval_cell = f"{worst_eval:,.1f} s (seed {worst_eval_seed}) — {mark} {EVAL_CAP_S:.0f} s"
+    claimed_seeds = facts.get("claimed_seeds")
+    rows = [
+        "| | claimed (submission.json) | from the logs |",
+        "|---|---|---|",
+        f"| val_bpb | {_bpb(facts.get('claimed_val_bpb'))} | {logs_bpb} |",
+        f"| seeds | {_num(len(claimed_seeds)) if isinstance(claimed_seeds, list) else '—'} | {len(seeds) or '—'} |",
+        f"| artifact bytes, worst seed | {_num(facts.get('claimed_bytes_total'))} | {bytes_cell} |",
+        f"| scored eval time, worst seed | — | {eval_cell} |",
+    ]
+    return rows
+
+
+def seed_table(sub: SubmissionReport) -> list[str]:
+    """One row per seed, from the logs."""
+    if not sub.seeds:
+        return ["No seed logs were parsed."]
+    rows = [
+        "| seed | log | val_bpb | stage | artifact bytes (submitted code) | logged total | train s | scored eval s | GPUs |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for seed in sub.seeds:
+        rows.append(
+            "| "
+            + " | ".join(
+                _cell(x)
+                for x in (
+                    str(seed.get("seed", "—")),
+                    f"`{seed['log']}`" if seed.get("log") else "—",
+                    _bpb(seed.get("val_bpb")),
+                    str(seed.get("val_bpb_stage") or "—"),
+                    _num(_seed_value(seed, "total_bytes_submitted")),
+                    _num(_seed_value(seed, "total_bytes_logged", "total_bytes")),
+                    _num(seed.get("train_s"), 1) if isinstance(seed.get("train_s"), (int, float)) else "—",
+                    _num(seed.get("scored_eval_s"), 1) if isinstance(seed.get("scored_eval_s"), (int, float)) else "—",
+                    _num(seed.get("world_size")),
+                )
+            )
+            + " |"
+        )
+    return rows
+
+
+def _evidence_lines(finding: Finding) -> list[str]:
+    lines = []
+    for key, value in finding.to_dict()["evidence"].items():
+        if key in ("decoded", "wrapper_line"):
+            continue
+        text = _cell(str(value))
+        lines.append(f"  - {key}: `{text if len(text) <= 300 else text[:299] + '…'}`")
+    return lines
+
+
+def _first_paragraph(text: str) -> str:
+    return " ".join(text.split("\n\n", 1)[0].split())
+
+
+def _use_instead(code: str) -> str:
+    try:
+        rule = registry.get(code)
+    except KeyError:
+        return ""
+    text = rule.section("Use instead")
+    # keep prose, drop code blocks: the comment links to the full rule documentation
+    prose = re.sub(r"```.*?```", "", text, flags=re.S).strip()
+    return _first_paragraph(prose)
+
+
+def finding_block(sub: SubmissionReport, finding: Finding, ctx: ReviewContext) -> list[str]:
+    """What the finding is, why it breaks the rule, the evidence, and the legal alternative."""
+    loc = finding.location
+    if loc.decoded_from is not None:
+        where = (
+            f"{permalink(sub, ctx, loc.path, loc.decoded_from.line)} → decoded payload line {loc.line} "
+            f"({' → '.join(loc.decoded_from.layers)})"
+        )
+    else:
+        where = permalink(sub, ctx, loc.path, loc.line)
+    lines = [
+        f"#### {SEVERITY_ICON[finding.severity]} {finding.code} {finding.name} — {finding.severity}, "
+        f"{finding.confidence} confidence",
+        "",
+        f"**What:** {finding.message}",
+        "",
+        f"**Where:** {where}",
+    ]
+    if finding.snippet:
+        lines += ["", "```python", finding.snippet, "```"]
+    try:
+        why = _first_paragraph(registry.get(finding.code).section("Why is this bad?"))
+    except KeyError:
+        why = ""
+    if why or finding.sources:
+        lines += ["", f"**Why it matters:** {why}" + (f" Rule: {_sources(finding)}." if finding.sources else "")]
+    evidence = _evidence_lines(finding)
+    if evidence:
+        lines += ["", "**Evidence:**", *evidence]
+    alternative = _use_instead(finding.code)
+    if alternative:
+        lines += ["", f"**Legal alternative:** {alternative}"]
+    lines.append("")
+    return lines
+
+
+def _considered(sub: SubmissionReport, ctx: ReviewContext) -> list[str]:
+    groups: dict[Status, list[Finding]] = {}
+    for finding in sub.findings:
+        if finding.status is not Status.ACTIVE:
+            groups.setdefault(finding.status, []).append(finding)
+    if not groups:
+        return []
+    lines = ["### Considered and not counted", ""]
+    for status, findings in groups.items():
+        title = STATUS_TITLE.get(status, status.value)
+        lines.append(f"<details><summary>{len(findings)} {title}</summary>")
+        lines.append("")
+        for finding in findings:
+            loc = finding.location
+            line = loc.decoded_from.line if loc.decoded_from else loc.line
+            lines.append(
+                f"- {finding.code} {finding.name} at {permalink(sub, ctx, loc.path, line)}: {finding.message}"
+                + (f" — *{finding.status_reason}*" if finding.status_reason else "")
+            )
+        lines += ["", "</details>", ""]
+    return lines
+
+
+def _checked(sub: SubmissionReport) -> list[str]:
+    if not sub.checked:
+        return []
+    return [
+        f"<details><summary>What was checked ({len(sub.checked)} rules)</summary>",
+        "",
+        *(f"- {item}" for item in sub.checked),
+        "",
+        "</details>",
+        "",
+    ]
+
+
+def review_markdown(sub: SubmissionReport, ctx: ReviewContext, version: str) -> str:
+    """The review comment of one submission."""
+    lines = [MARKER, f"## pgolf-audit review: {VERDICT_HEAD[sub.verdict]}", ""]
+    title = f"**`{sub.path}`**"
+    if sub.head_sha:
+        title += f" at [`{sub.head_sha[:12]}`]({ctx.repo_url}/commit/{sub.head_sha})"
+    if sub.pr is not None:
+        title += f" (PR [#{sub.pr}]({ctx.repo_url}/pull/{sub.pr}))"
+    lines += [title, "", *headline(sub), "", "### Per-seed figures from the logs", "", *seed_table(sub), ""]
+    active = [f for f in sub.findings if f.counts]
+    if active:
+        ordered = sorted(active, key=lambda f: (-f.severity.rank, -f.confidence.rank, f.code))
+        lines += [f"### Findings ({len(active)})", ""]
+        for finding in ordered:
+            lines += finding_block(sub, finding, ctx)
+    else:
+        lines += ["### Findings", "", "None of the checks below found a problem.", ""]
+    lines += _considered(sub, ctx)
+    lines += _checked(sub)
+    footer = f"<sub>pgolf-audit {version}"
+    if ctx.reproduce:
+        footer += f" · reproduce with `{ctx.reproduce}`"
+    footer += " · every figure above comes from the submission's own files; a finding is not a ruling.</sub>"
+    lines.append(footer)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+class ReviewReporter(Reporter):
+    """One review comment per submission, separated by a rule when there are several."""
+
+    def __init__(self, ctx: ReviewContext | None = None) -> None:
+        self.ctx = ctx or ReviewContext()
+
+    def render(self, report: Report) -> str:
+        parts: Iterable[str] = (review_markdown(s, self.ctx, report.tool_version) for s in report.submissions)
+        return "\n---\n\n".join(parts)
