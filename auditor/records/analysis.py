@@ -172,7 +172,7 @@ class RecordsAnalysis:
             "track_source": self.track_source,
             "claimed_val_bpb": c.val_bpb.value if c and c.val_bpb else None,
             "claimed_val_loss": c.val_loss.value if c and c.val_loss else None,
-            "claimed_bytes_total": c.bytes_total.value if c and c.bytes_total else None,
+            "claimed_bytes_total": int(c.bytes_total.value) if c and c.bytes_total else None,
             "claimed_seeds": c.seeds if c and c.seeds else None,
             "logs": len(self.logs),
             "duplicate_logs": {e.file.path: e.duplicate_of for e in self.logs if e.duplicate_of} or None,
