@@ -232,7 +232,8 @@ def _read_logs(bundle: Bundle) -> tuple[list[LogEntry], list[tuple[BundleFile, s
     entries: list[LogEntry] = []
     errors: list[tuple[BundleFile, str]] = []
     seen: dict[str, str] = {}
-    for f in sorted(bundle.logs, key=lambda f: f.rel):
+    # seed-named logs first, so that a train.log copying one is the duplicate, not the original
+    for f in sorted(bundle.logs, key=lambda f: (not re.search(r"seed", f.rel, re.I), f.rel.count("/"), f.rel)):
         try:
             parse = parse_lines(f.rel, bundle.iter_lines(f.rel))
         except FileStoreError as exc:

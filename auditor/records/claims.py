@@ -33,8 +33,10 @@ def number(value: Any) -> float | None:
     """A JSON value as a finite number (numbers, numeric strings), else None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
+    if isinstance(value, int):
+        return value  # type: ignore[return-value]  # keep byte counts integral
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, str):
         text = value.strip().replace(",", "").replace("_", "")
         try:
