@@ -61,6 +61,9 @@ class PrResult:
     auditor_verdict: str = ""
     seconds: float = 0.0
     failure: str = ""
+    #: (label per-seed figures, auditor per-seed rows) for the records parser comparison
+    seeds: list[dict] = field(default_factory=list)
+    labeled_seeds: dict = field(default_factory=dict)
 
 
 def audit_one(args: tuple[str, dict, bool, list[str] | None]) -> PrResult:
@@ -82,6 +85,8 @@ def audit_one(args: tuple[str, dict, bool, list[str] | None]) -> PrResult:
         return result
     result.seconds = time.perf_counter() - start
     result.auditor_verdict = ",".join(s.verdict.value for s in report.submissions)
+    result.seeds = [seed for s in report.submissions for seed in s.seeds]
+    result.labeled_seeds = row.get("per_seed") or {}
     for finding in report.findings:
         tags = {group(t) for t in finding.tags}
         if finding.status is Status.INACTIVE:
@@ -114,6 +119,53 @@ def score(results: list[PrResult]) -> dict[str, dict[str, float]]:
             "recall": tp / (tp + fn) if tp + fn else float("nan"),
         }
     return table
+
+
+#: Per-seed figures of the labels and the auditor's names for them, with a tolerance.
+SEED_FIGURES = (
+    ("total_bytes", "total_bytes_logged", 0),
+    ("model_bytes", "model_bytes", 0),
+    ("model_plus_submitted_code_bytes", "total_bytes_submitted", 0),
+    ("train_s", "train_s", 0.0015),
+    ("val_bpb", "val_bpb", 1e-8),
+    ("world_size", "world_size", 0),
+)
+
+
+def print_seed_agreement(results: list[PrResult]) -> None:
+    """How often the records parser reads the same per-seed figure as the labels' own parse.
+
+    The labels' figures come from the PR logs (``per_seed`` in dev.jsonl); rows are matched by
+    log file name. Disagreements are listed: some are the labels' misreads (a stage picked
+    from an epoch prefix, a mean where a seed's value is meant), some are the auditor's.
+    """
+    counts: dict[str, list[int]] = {name: [0, 0] for _, name, _ in SEED_FIGURES}
+    diffs: list[str] = []
+    for r in results:
+        mine = {s.get("log", "").rsplit("/", 1)[-1]: s for s in r.seeds}
+        for key, labeled in r.labeled_seeds.items():
+            ours = mine.get(labeled.get("log", ""))
+            for theirs_name, our_name, tolerance in SEED_FIGURES:
+                tol = tolerance
+                if theirs_name not in labeled:
+                    continue
+                counts[our_name][1] += 1
+                value = ours.get(our_name) if ours else None
+                theirs = labeled[theirs_name]
+                if our_name == "val_bpb" and "." in repr(theirs):  # labels often kept 4 decimals
+                    tol = 0.5 * 10 ** -len(repr(theirs).split(".")[1]) + 1e-12
+                if value is not None and abs(float(value) - float(theirs)) <= tol:
+                    counts[our_name][0] += 1
+                elif len(diffs) < 60:
+                    diffs.append(f"  #{r.pr} {labeled.get('log')}: {our_name} auditor={value} labels={labeled[theirs_name]}")
+    print()
+    print("per-seed figures, auditor vs the labels' parse of the same logs (agree / compared):")
+    for name, (agree, total) in counts.items():
+        if total:
+            print(f"  {name:<24}{agree:>5} / {total:<5} {agree / total:.0%}")
+    if diffs:
+        print("  disagreements (first 60):")
+        print("\n".join(diffs))
 
 
 def _fmt(x: float) -> str:
@@ -184,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         print("audits that failed:")
         for r in failures:
             print(f"  #{r.pr}: {r.failure}")
+
+    print_seed_agreement(results)
 
     times = sorted(r.seconds for r in results)
     if times:

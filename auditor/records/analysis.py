@@ -80,6 +80,9 @@ class SeedRow:
     train: At | None = None
     world: At | None = None
     hardware: str | None = None
+    #: False for another run of a seed whose claimed score a different log of the folder shows
+    #: (an ablation or an earlier attempt kept beside the evidence).
+    evidence: bool = True
 
     @property
     def path(self) -> str:
@@ -88,6 +91,14 @@ class SeedRow:
     @property
     def eval_sum_s(self) -> float:
         return sum(s.seconds for s in self.stages)
+
+    def work_after_stop(self) -> dict[str, float] | None:
+        """GPTQ calibration that ran after the training stop line, and when it ended."""
+        after = [g for g in self.run.gptq if g.after_stop and g.seconds is not None]
+        if not after or self.train is None:
+            return None
+        seconds = sum(g.seconds for g in after if g.seconds is not None)
+        return {"gptq_s": round(seconds, 3), "ends_at_s": round(self.train.value + seconds, 3)}
 
     def bytes_per_token(self) -> float | None:
         s = self.score
@@ -115,12 +126,15 @@ class SeedRow:
             "val_bpb_line": self.score.line if self.score else None,
             "val_loss": self.score.loss if self.score else None,
             "score_reason": self.score_reason or None,
+            "evidence": None if self.evidence else False,
             "total_bytes_logged": self.total_logged.bytes if self.total_logged else None,
             "model_bytes": self.model.bytes if self.model else None,
             "code_bytes_logged": self.code_logged.value if self.code_logged else None,
             "submitted_code_bytes": self.code_counted,
             "submitted_code_counted_as": self.code_counted_how or None,
             "total_bytes_submitted": self.submitted_total,
+            "total_bytes": self.submitted_total if self.submitted_total is not None else (
+                self.total_logged.bytes if self.total_logged else None),
             "helper_code_bytes": self.helper_bytes or None,
             "total_bytes_with_helpers": self.with_helpers_total if self.helper_bytes else None,
             "train_s": round(self.train.value, 3) if self.train else None,
@@ -129,6 +143,7 @@ class SeedRow:
             "eval_sum_s": round(self.eval_sum_s, 3) if self.stages else None,
             "outside_timer_s": {a.value[0]: a.value[1] for a in run.outside_timer} or None,
             "total_eval_time_s": run.total_eval.value if run.total_eval else None,
+            "work_after_stop_s": self.work_after_stop(),
             "world_size": self.world.value if self.world else None,
             "hardware": self.hardware,
             "val_tokens": run.val_tokens.value if run.val_tokens else None,
@@ -220,6 +235,7 @@ def _analyse(bundle: Bundle) -> RecordsAnalysis:
     )
     result.rows = _rows(result)
     _choose_scores(result)
+    _mark_evidence(result)
     for row in result.rows:
         _fill_row(result, row)
     result.family, result.family_source = _family(result)
@@ -380,6 +396,20 @@ def _choose_scores(result: RecordsAnalysis) -> None:
                         row.score = _exact_twin(row.run, s)
                         row.score_reason = f"stage whose mean over seeds matches submission.json {target.key}"
                 break
+
+
+def _mark_evidence(result: RecordsAnalysis) -> None:
+    """A seed with several logs: those whose score is not the claimed one are other runs."""
+    by_seed: dict[str, list[SeedRow]] = {}
+    for row in result.rows:
+        by_seed.setdefault(row.seed, []).append(row)
+    for rows in by_seed.values():
+        if len(rows) < 2:
+            continue
+        matched = [r for r in rows if "matches submission.json" in r.score_reason]
+        if matched:
+            for row in rows:
+                row.evidence = row in matched
 
 
 def _exact_twin(run: Run, score: Score) -> Score:

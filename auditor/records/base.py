@@ -36,3 +36,10 @@ def line_evidence(row: SeedRow, at: At | Any | None, what: str = "line") -> dict
 
 def seed_label(row: SeedRow) -> str:
     return f"seed {row.seed}" if row.seed.isdigit() else row.path.rsplit("/", 1)[-1]
+
+
+def other_run_note(row: SeedRow) -> str:
+    """A suffix for findings on a log that is not the claim's evidence."""
+    if row.evidence:
+        return ""
+    return " (another run of this seed: its score is not the claimed one, which a different log shows)"

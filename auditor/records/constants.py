@@ -34,8 +34,8 @@ UNKNOWN_GPU_ALLOWANCE = 4.0
 #: CaseOps sidecar 151,074,498; raw text 151,073,604-151,074,309 in review threads).
 CANONICAL_VAL_BYTES = 151_077_000
 #: Relative distance from CANONICAL_VAL_BYTES within which a byte count is correct. Correct
-#: counts differ by < 0.01 %; the broken ones seen differ by 1 % (PPM byte spreading) to 27 %.
-VAL_BYTES_TOLERANCE = 0.003
+#: counts differ by < 0.01 %; the broken ones seen differ by 0.9 % (PPM byte spreading) to 31 %.
+VAL_BYTES_TOLERANCE = 0.005
 #: Below this share of the validation bytes a score is a subset score, not a full-val score.
 SUBSET_SHARE = 0.9
 

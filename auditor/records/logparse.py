@@ -278,6 +278,7 @@ class _Builder:
         self.python_lines = 0
         self.code_start: int | None = None
         self.first_python: int | None = None
+        self.last_python: int | None = None
 
     # segments ------------------------------------------------------------------------------
 
@@ -286,8 +287,11 @@ class _Builder:
         cut = None
         if is_code:
             cut = self.code_start if self.code_start is not None else self.first_python
+        last = self.last_python if self.last_python is not None else 0
         for line_no, event in self.pending:
-            if cut is not None and line_no >= cut:
+            # a dumped script spans its first to its last Python line; a log without a separator
+            # continues right after it
+            if cut is not None and cut <= line_no <= last:
                 self.parse.code_lines_dropped += 1
                 continue
             event()
@@ -297,6 +301,7 @@ class _Builder:
         self.python_lines = 0
         self.code_start = None
         self.first_python = None
+        self.last_python = None
 
     def maybe_new_run(self, line_no: int) -> None:
         if self.run.has_progress:
@@ -328,6 +333,7 @@ class _Builder:
         if first in "ifdc@":
             if P.PYTHON_LINE.match(line):
                 self.python_lines += 1
+                self.last_python = line_no
                 if self.first_python is None:
                     self.first_python = line_no
         if self.code_start is None and first in "\"'rf#i" and CODE_START.match(line):
@@ -423,7 +429,7 @@ class _Builder:
         if line.startswith("Serialized model"):
             m = P.MODEL.match(line)
             if m:
-                run.models.append(SizeLine(m.group("fmt"), int(m.group("bytes")), n, t))
+                run.models.append(SizeLine(m.group("fmt").strip(" +") or None, int(m.group("bytes")), n, t))
             return
         if line.startswith("Total submission"):
             m = P.TOTAL.match(line)
@@ -613,7 +619,7 @@ class _Builder:
 
 
 _KV = re.compile(r"([A-Za-z_][\w\-]*)[:=]\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
-_LABEL_WORD = re.compile(r"^[A-Za-z\[][\w\-.:/\[\]()]*$")
+_LABEL_WORD = re.compile(r"^[A-Za-z\[][\w\-.:/\[\]()+]*$")
 #: bpb keys that are never a score: running estimates and the components of a mixture.
 _NOT_SCORE_KEYS = ("running", "ppm_only", "nn_only", "only_bpb", "delta", "gain", "pre_", "baseline", "best_", "target")
 

@@ -56,7 +56,7 @@ def _p(name: str, regex: str, example: str) -> Pattern:
 #: A final or stage metric line: ``<label> [stride:N] val_loss:X val_bpb:Y [tail]``.
 STAGE = _p(
     "stage",
-    r"^(?P<label>[A-Za-z\[][\w\-.:/\[\] ]*?)\s+(?:stride:\d+\s+)?(?:sliding\s+)?val_loss[:=]\s*(?P<loss>" + NUM + r")"
+    r"^(?P<label>[A-Za-z\[][\w\-.:/\[\]+ ]*?)\s+(?:stride:\d+\s+)?(?:sliding\s+)?val_loss[:=]\s*(?P<loss>" + NUM + r")"
     r"\s*,?\s+(?:sliding\s+)?val_bpb[:=]\s*(?P<bpb>" + NUM + r")(?P<tail>.*)$",
     "final_int6_sliding_window val_loss:1.9000 val_bpb:1.1253 stride:64 eval_time:75214ms",
 )
@@ -122,7 +122,7 @@ SEED = _p("seed", r"^(?:seed|SEED)\s*[:=]\s*(?P<seed>\d+)\s*$|^SEED=(?P<seed2>\d
 #: ``Serialized model <fmt>: N bytes`` (compressed) and ``Serialized model: N bytes`` (raw).
 MODEL = _p(
     "model_bytes",
-    r"^Serialized model(?: (?P<fmt>[^:]+?))?:\s*(?P<bytes>\d+) bytes",
+    r"^Serialized model(?P<fmt>[^:]*?):\s*(?P<bytes>\d+) bytes",
     "Serialized model int8+zlib: 15815847 bytes (payload:17178912 raw_torch:17224025 payload_ratio:3.91x)",
 )
 CODE = _p(

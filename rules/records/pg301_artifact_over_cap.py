@@ -9,7 +9,7 @@ from auditor.findings import Confidence, Finding, Location, Severity
 from auditor.records import constants as C
 from auditor.records import samples as S
 from auditor.records.analysis import analysis
-from auditor.records.base import at_log, b, seed_label
+from auditor.records.base import at_log, b, other_run_note, seed_label
 from auditor.rule import BundleRule, Invalid, Valid
 
 
@@ -84,13 +84,14 @@ class ArtifactOverCap(BundleRule):
             total = row.submitted_total
             if total is None or total <= C.ARTIFACT_CAP:
                 continue
+            row_severity = severity if row.evidence else Severity.NOTE
             line = row.model.line if row.model else (row.total_logged.line if row.total_logged else None)
             parts = f"model {b(row.model.bytes)} + code {b(row.code_counted)}" if row.model else f"logged total with code {b(row.code_counted)}"
             logged = f"; the log's own total is {b(row.total_logged.bytes)}" if row.total_logged else ""
             json_note = f"; submission.json says {b(claimed)}" if claimed is not None else ""
             yield self.finding(
                 f"{seed_label(row)}: the artifact is {b(total)} bytes ({parts}, {row.code_counted_how}), "
-                f"{b(total - C.ARTIFACT_CAP)} over the 16,000,000-byte cap{logged}{json_note}{track_note}",
+                f"{b(total - C.ARTIFACT_CAP)} over the 16,000,000-byte cap{logged}{json_note}{track_note}{other_run_note(row)}",
                 at_log(row, line),
                 snippet=row.model.text if row.model else (row.total_logged.text if row.total_logged else ""),
                 evidence={
@@ -107,7 +108,7 @@ class ArtifactOverCap(BundleRule):
                     "cap": C.ARTIFACT_CAP,
                     "over_by": total - C.ARTIFACT_CAP,
                 },
-                severity=severity,
+                severity=row_severity,
                 key=f"seed:{row.key}",
             )
         # a seed claimed in submission.json without a log that shows its size

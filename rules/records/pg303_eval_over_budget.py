@@ -9,7 +9,7 @@ from auditor.findings import Confidence, Finding, Severity
 from auditor.records import constants as C
 from auditor.records import samples as S
 from auditor.records.analysis import SeedRow, analysis
-from auditor.records.base import at_log, seed_label
+from auditor.records.base import at_log, other_run_note, seed_label
 from auditor.rule import BundleRule, Invalid, Valid
 
 
@@ -101,9 +101,10 @@ class EvalOverBudget(BundleRule):
         }
         head = f"{seed_label(row)}: the scored pass ({stage}) took {seconds:,.1f} s"
         loc = at_log(row, line)
-        if not record_track:
+        if not record_track or not row.evidence:
+            why = "non-record track: reported only" if not record_track else other_run_note(row).strip(" ()")
             return self.finding(
-                f"{head}, over the 600 s evaluation budget (non-record track: reported only)",
+                f"{head}, over the 600 s evaluation budget ({why})",
                 loc, snippet=text, evidence=evidence, severity=Severity.NOTE, key=f"seed:{row.key}",
             )
         if world is None:

@@ -9,7 +9,7 @@ from auditor.findings import Confidence, Finding, Severity
 from auditor.records import constants as C
 from auditor.records import samples as S
 from auditor.records.analysis import SeedRow, analysis
-from auditor.records.base import at_log, seed_label
+from auditor.records.base import at_log, other_run_note, seed_label
 from auditor.rule import BundleRule, Invalid, Valid
 
 #: Training with less than this left of the 600 s used the whole budget.
@@ -90,9 +90,10 @@ class TrainOverBudget(BundleRule):
             if train.value - resolution_s / 2 > limit:
                 cap = row.run.wallclock_cap_s()
                 cap_note = f" (the script's cap is {cap:,.0f} s)" if cap and cap > C.TRAIN_BUDGET_S else ""
-                if not a.record_track:
+                if not a.record_track or not row.evidence:
+                    why = "non-record track: reported only" if not a.record_track else other_run_note(row).strip(" ()")
                     yield self.finding(
-                        f"{seed_label(row)}: trained for {train.value:,.3f} s{cap_note} (non-record track: reported only)",
+                        f"{seed_label(row)}: trained for {train.value:,.3f} s{cap_note} ({why})",
                         at_log(row, train.line), snippet=train.text, evidence=evidence, severity=Severity.NOTE,
                         key=f"train:{row.key}",
                     )
@@ -103,7 +104,7 @@ class TrainOverBudget(BundleRule):
                         at_log(row, train.line), snippet=train.text, evidence=evidence,
                         confidence=Confidence.HIGH if row.run.stop else Confidence.MEDIUM, key=f"train:{row.key}",
                     )
-            finding = self._gptq(row, a.record_track)
+            finding = self._gptq(row, a.record_track and row.evidence)
             if finding is not None:
                 yield finding
 

@@ -22,8 +22,10 @@ class ValDataFingerprint(BundleRule):
 
     - `train_shards: 1499` (or 1502): the shard count of a local CaseOps preparation that
       kept its default `--val-docs 10000`, so that training starts at document 10,000 and
-      contains 40,000 of the 50,000 validation documents (Issue #2127). The canonical data
-      has 80 training shards;
+      contains 40,000 of the 50,000 validation documents (Issue #2127), while the run is
+      scored on the full 50,000 (a run scored on its own first 10,000 documents did not train
+      on them; PG311 reports that it is a partial score). The canonical data has 80 training
+      shards;
     - GPTQ calibrated on validation data (`source=val`), reported as a warning: it is
       disputed rather than ruled.
 
@@ -66,7 +68,8 @@ class ValDataFingerprint(BundleRule):
         for row in a.rows:
             run = row.run
             shards = run.train_shards
-            if shards is not None and shards.value in C.LEAKY_TRAIN_SHARDS:
+            subset = run.val_tokens is not None and run.val_tokens.value in C.SUBSET_VAL_TOKENS
+            if shards is not None and shards.value in C.LEAKY_TRAIN_SHARDS and not subset:
                 yield self.finding(
                     f"{seed_label(row)}: train_shards {shards.value}: {C.LEAKY_TRAIN_SHARDS[shards.value]}, which puts "
                     "validation documents into the training data",

@@ -17,7 +17,10 @@ from auditor.source import Role
 #: import names; anything else a script imports should be listed in requirements.txt.
 ENVIRONMENT = frozenset(
     {"numpy", "tqdm", "torch", "huggingface_hub", "kernels", "setuptools", "typing_extensions", "datasets",
-     "tiktoken", "sentencepiece", "triton", "pkg_resources", "_distutils_hack"}
+     "tiktoken", "sentencepiece", "triton", "pkg_resources", "_distutils_hack",
+     # FlashAttention is installed on the evaluation machines outside pip (accepted records import
+     # it without a requirements.txt; #1855's says "must be installed separately")
+     "flash_attn", "flash_attn_interface", "flash_attn_3"}
 )
 
 

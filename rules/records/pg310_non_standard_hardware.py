@@ -81,5 +81,5 @@ class NonStandardHardware(BundleRule):
                 at_log(row, line), snippet=text,
                 evidence={"seed": row.seed, "log": row.path, "line": line,
                           "world_size": row.world.value if row.world else None, "hardware": row.hardware},
-                severity=severity, key=f"hw:{row.key}",
+                severity=severity if row.evidence else Severity.NOTE, key=f"hw:{row.key}",
             )

@@ -76,7 +76,9 @@ class PartialValidation(BundleRule):
 
     def check(self, bundle: Bundle) -> Iterable[Finding]:
         a = analysis(bundle)
+        track_severity = Severity.ERROR if a.record_track else Severity.WARNING
         for row in a.rows:
+            severity = track_severity if row.evidence else Severity.NOTE
             run = row.run
             tokens = run.val_tokens
             score = row.score
@@ -86,7 +88,7 @@ class PartialValidation(BundleRule):
                     f"{tokens.value / 47_851_520:.0%} of the validation set; the score is not a full-validation score",
                     at_log(row, tokens.line), snippet=tokens.text,
                     evidence={"seed": row.seed, "log": row.path, "line": tokens.line, "val_tokens": tokens.value},
-                    key=f"tokens:{row.key}",
+                    key=f"tokens:{row.key}", severity=severity,
                 )
                 continue
             if score is None:
@@ -112,5 +114,5 @@ class PartialValidation(BundleRule):
                 evidence={"seed": row.seed, "log": row.path, "line": score.line, "stage": score.raw_label,
                           "scored_bytes": score.scored_bytes, "scored_tokens": score.scored_tokens,
                           "val_tokens": tokens.value if tokens else None, "share": round(share, 4)},
-                key=f"subset:{row.key}",
+                key=f"subset:{row.key}", severity=severity,
             )
