@@ -14,10 +14,11 @@ import sys
 from auditor.bundle import Bundle
 from auditor.commands.check import add_audit_arguments, add_output_arguments, emit, options_from
 from auditor.discover import build_bundle
-from auditor.engine import audit_bundles
+from auditor.engine import AuditOptions, audit_bundles
 from auditor.errors import UsageError
 from auditor.gitrepo import GitRepo, GitTreeStore
 from auditor.pulls import PullFolders, PullIndex, main_ref, pull_heads
+from auditor.records.analysis import analysis
 
 NAME = "pr"
 HELP = "audit the records folders a pull request adds (read from a clone at the PR's head commit)"
@@ -33,6 +34,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_repo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", default=".", metavar="DIR", help="clone of openai/parameter-golf with the PR heads")
     parser.add_argument("--base", metavar="REF", help="the main branch to diff against (default: main, then origin/main)")
+    parser.add_argument(
+        "--baseline-pr", type=int, metavar="N",
+        help="significance (PG309) against the per-seed scores in the logs of PR N (the previous record)",
+    )
+
+
+def apply_baseline_pr(args: argparse.Namespace, options: AuditOptions, repo: GitRepo, index: PullIndex,
+                      heads: dict[int, str]) -> None:
+    """Put the per-seed scores of ``--baseline-pr`` into the significance context."""
+    number = getattr(args, "baseline_pr", None)
+    if number is None:
+        return
+    head = heads.get(number)
+    if head is None:
+        raise UsageError("--baseline-pr: " + missing_head(number, repo))
+    found = index.folders_of(number, head)
+    scores = [r.score.bpb for b in pull_bundles(repo, found) for r in analysis(b).rows if r.score is not None and r.evidence]
+    if not scores:
+        raise UsageError(f"--baseline-pr {number}: no per-seed score in its logs ({found.problem or 'no scored log'})")
+    significance = dict(options.context.get("significance") or {})
+    significance.update(baseline=scores, baseline_value=None, source=f"the logs of PR #{number} at {head[:12]}")
+    options.context = {**options.context, "significance": significance}
 
 
 def pull_bundles(repo: GitRepo, found: PullFolders) -> list[Bundle]:
@@ -60,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         main = main_ref(repo, args.base)
         heads = pull_heads(repo)
         index = PullIndex(repo, main)
+        apply_baseline_pr(args, options, repo, index, heads)
         bundles: list[Bundle] = []
         problems: list[str] = []
         for number in args.numbers:

@@ -29,7 +29,7 @@ from rich.table import Table
 
 from auditor import cache as cache_mod
 from auditor.commands.check import add_audit_arguments, options_from
-from auditor.commands.pr import add_repo_arguments
+from auditor.commands.pr import add_repo_arguments, apply_baseline_pr
 from auditor.engine import AuditOptions, audit_bundle
 from auditor.errors import UsageError
 from auditor.findings import Verdict
@@ -435,6 +435,9 @@ def summary(outcome: Outcome, console: Console, top: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options = options_from(args)
+    if args.baseline_pr is not None:
+        with GitRepo(args.repo) as repo:
+            apply_baseline_pr(args, options, repo, PullIndex(repo, main_ref(repo, args.base)), pull_heads(repo))
     cache_root = None if args.no_cache else (args.cache or cache_mod.default_dir())
     err = Console(stderr=True)
     show = not args.no_progress and err.is_terminal

@@ -273,6 +273,28 @@ def _claims(bundle: Bundle) -> tuple[Claims | None, BundleFile | None]:
     return None, None
 
 
+def records_relative(bundle: Bundle) -> tuple[str, ...] | None:
+    """The folder's path from the ``records`` folder of a parameter-golf tree on, or None.
+
+    A git tree is read repository-relative; a folder on disk counts when the folder holding
+    its ``records`` is a checkout (it has ``train_gpt.py``, ``data/`` or ``.git``), so that a
+    ``records`` folder elsewhere (a fixture collection) is not taken for the challenge's.
+    """
+    store = bundle.store
+    prefix = getattr(store, "prefix", None)
+    if isinstance(prefix, str):
+        parts = tuple(p for p in prefix.split("/") if p)
+        return parts if parts[:1] == ("records",) else None
+    parts = folder_parts(bundle)
+    if "records" not in parts:
+        return None
+    i = len(parts) - 1 - parts[::-1].index("records")
+    root = Path(*parts[:i]) if i else Path(".")
+    if any((root / marker).exists() for marker in ("train_gpt.py", "data", ".git")):
+        return parts[i:]
+    return None
+
+
 def folder_parts(bundle: Bundle) -> tuple[str, ...]:
     """The submission folder's path components (repository-relative for a git tree)."""
     store = bundle.store

@@ -33,7 +33,8 @@ class EvalOverBudget(BundleRule):
     and work printed outside the timer (compile warm-up, decompression) go to the per-seed
     report.
 
-    A scored pass over 600 s on 8 GPUs is a violation. When the log does not say how many
+    A scored pass over 600 s on 8 GPUs is a violation; another final (not diagnostic) pass
+    over 600 s is a warning. When the log does not say how many
     GPUs ran it, 8 is assumed (the record track's setup) and the confidence is medium. On
     fewer GPUs the time is scaled to 8 assuming perfect scaling (and, for hardware slower
     than or unknown relative to an H100, a 4x faster GPU): only a pass still over 600 s
@@ -83,9 +84,22 @@ class EvalOverBudget(BundleRule):
         budget = C.EVAL_BUDGET_S
         for row in a.rows:
             t = row.score_time
-            if row.score is None or t is None or t.value <= budget:
+            if row.score is not None and t is not None and t.value > budget:
+                yield self._judge(row, t.value, t.line, t.text, a.record_track)
+            if not (a.record_track and row.evidence):
                 continue
-            yield self._judge(row, t.value, t.line, t.text, a.record_track)
+            for stage in row.stages:  # other passes over the validation set: reported, not judged
+                if stage.seconds <= budget or not stage.final or (t is not None and stage.line == t.line):
+                    continue
+                yield self.finding(
+                    f"{seed_label(row)}: another evaluation pass ({stage.label}) took {stage.seconds:,.1f} s; the score "
+                    f"comes from {row.score.raw_label if row.score else 'no stage'}, but a pass this long would not fit "
+                    "the budget if it is part of the evaluation",
+                    at_log(row, stage.line), snippet=stage.text,
+                    evidence={"seed": row.seed, "log": row.path, "line": stage.line, "stage": stage.label,
+                              "seconds": stage.seconds, "budget_s": budget},
+                    severity=Severity.WARNING, key=f"stage:{row.key}:{stage.line}",
+                )
 
     def _judge(self, row: SeedRow, seconds: float, line: int, text: str, record_track: bool) -> Finding:
         budget = C.EVAL_BUDGET_S

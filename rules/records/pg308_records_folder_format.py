@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from auditor.bundle import Bundle
 from auditor.findings import Confidence, Finding, Location, Severity
 from auditor.records import samples as S
-from auditor.records.analysis import FOLDER_NAME, TRACKS, analysis
+from auditor.records.analysis import FOLDER_NAME, TRACKS, analysis, records_relative
 from auditor.rule import BundleRule, Invalid, Valid
 from auditor.source import Role
 
@@ -83,10 +83,16 @@ class RecordsFolderFormat(BundleRule):
     SOURCES = ("README", "R-SUBMIT-FILES", "R-FOLDER-NAME", "R-TRACKS", "#561")
     TAGS = ("format",)
     VALID = (
-        Valid(files={f"records/track_10min_16mb/2026-04-01_Sample/{k}": v
-                     for k, v in S.folder({"train_seed42.log": S.baseline_log(42)}, {"val_bpb": 1.2247}).items()}),
+        Valid(files={"data/README.md": "shards go here\n"}
+              | {f"records/track_10min_16mb/2026-04-01_Sample/{k}": v
+                 for k, v in S.folder({"train_seed42.log": S.baseline_log(42)}, {"val_bpb": 1.2247}).items()},
+              note="a checkout of the challenge (data/ beside records/)"),
     )
     INVALID = (
+        Invalid(files={"data/README.md": "shards go here\n"}
+                | {f"records/my_run/{k}": v
+                   for k, v in S.folder({"train_seed42.log": S.baseline_log(42)}, {"val_bpb": 1.2247}).items()},
+                note="no track folder, no date in the name"),
         Invalid(files={"records/track_10min_16mb/my_run/train_gpt.py": S.SCRIPT,
                        "records/track_10min_16mb/my_run/train.log": S.baseline_log(1)}),
         Invalid(files=S.folder({"train_seed42.log": S.baseline_log(42)}, {"val_bpb": 1.2247},
@@ -99,15 +105,15 @@ class RecordsFolderFormat(BundleRule):
         a = analysis(bundle)
         root = Location(bundle.path)
         parts = a.folder_parts
-        if "records" in parts:
-            i = len(parts) - 1 - parts[::-1].index("records")
-            below = parts[i + 1:]
+        rel = records_relative(bundle)
+        if rel is not None:
+            below = rel[1:]
             name = below[-1] if below else ""
             if len(below) != 2 or below[0] not in TRACKS:
                 yield self.finding(
                     f"the folder is records/{'/'.join(below)}: a submission belongs directly under "
                     "records/track_10min_16mb or records/track_non_record_16mb",
-                    root, evidence={"path": "/".join(parts[i:]), "tracks": list(TRACKS)}, key="track",
+                    root, evidence={"path": "/".join(rel), "tracks": list(TRACKS)}, key="track",
                 )
             if name and not FOLDER_NAME.match(name):
                 yield self.finding(
@@ -126,7 +132,7 @@ class RecordsFolderFormat(BundleRule):
         if "train_gpt.py" not in top:
             missing.append("train_gpt.py")
         # a folder of code alone, outside records/, is a script being checked, not a submission
-        is_submission = "records" in parts or bundle.pr is not None or bool(bundle.logs or bundle.submission_jsons)
+        is_submission = rel is not None or bundle.pr is not None or bool(bundle.logs or bundle.submission_jsons)
         if missing and is_submission:
             yield self.finding(
                 f"the folder lacks {', '.join(missing)}", root, evidence={"missing": missing, "files": sorted(top)},
