@@ -125,7 +125,7 @@ class Hyperparameters:
             iterations=200, warmdown_iters=60, warmup_steps=0, train_batch_tokens=1024,
             grad_accum_steps=1, max_wallclock_seconds=0.0, val_loss_every=50, train_log_every=25,
             val_batch_size=8192, muon_momentum_warmup_steps=100, device="cpu",
-            final_evals="sliding,ttt,ngram", eval_stride=32, ttt_chunk_tokens=1024, ttt_epochs=1,
+            final_evals="sliding,ngram,ttt", eval_stride=32, ttt_chunk_tokens=1024, ttt_epochs=1,
             ttt_batch_seqs=8, ngram_order=3, run_id="smoke",
         )
         return cls(**{**base, **overrides})

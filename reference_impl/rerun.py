@@ -100,30 +100,23 @@ def parse_log(path: str | Path) -> LogFacts:
 def compare(rerun_log: Path, record_log: Path) -> str:
     """A side-by-side table of a rerun and a record: val_bpb, bytes, step time, train time."""
     ours, theirs = parse_log(rerun_log), parse_log(record_log)
-    rows = [
-        ("final stage", ours.final["label"], theirs.final["label"], None),
-        ("val_bpb", ours.final["val_bpb"], theirs.final["val_bpb"], "{:+.8f}"),
-        ("val_loss", ours.final["val_loss"], theirs.final["val_loss"], "{:+.8f}"),
-        ("bytes_total", ours.total_bytes, theirs.total_bytes, "{:+,d}"),
-        ("bytes_model", ours.model_bytes, theirs.model_bytes, "{:+,d}"),
-        ("bytes_code", ours.code_bytes, theirs.code_bytes, "{:+,d}"),
-        ("steps", ours.steps, theirs.steps, "{:+,d}"),
-        ("step_avg_ms", ours.step_avg_ms, theirs.step_avg_ms, "{:+.2f}"),
-        ("train_time_ms", ours.train_time_ms, theirs.train_time_ms, "{:+,d}"),
-        ("eval_time_ms", ours.final["eval_ms"], theirs.final["eval_ms"], "{:+,d}"),
+    rows = [  # (name, rerun, record, format of a value, format of the difference)
+        ("final stage", ours.final["label"], theirs.final["label"], "{}", None),
+        ("val_bpb", ours.final["val_bpb"], theirs.final["val_bpb"], "{:.8f}", "{:+.8f}"),
+        ("val_loss", ours.final["val_loss"], theirs.final["val_loss"], "{:.8f}", "{:+.8f}"),
+        ("bytes_total", ours.total_bytes, theirs.total_bytes, "{:,d}", "{:+,d}"),
+        ("bytes_model", ours.model_bytes, theirs.model_bytes, "{:,d}", "{:+,d}"),
+        ("bytes_code", ours.code_bytes, theirs.code_bytes, "{:,d}", "{:+,d}"),
+        ("steps", ours.steps, theirs.steps, "{:,d}", "{:+,d}"),
+        ("step_avg_ms", ours.step_avg_ms, theirs.step_avg_ms, "{:.2f}", "{:+.2f}"),
+        ("train_time_ms", ours.train_time_ms, theirs.train_time_ms, "{:,d}", "{:+,d}"),
+        ("eval_time_ms", ours.final["eval_ms"], theirs.final["eval_ms"], "{:,d}", "{:+,d}"),
     ]
-
-    def show(value) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, float):
-            return f"{value:.8f}" if value < 100 else f"{value:.2f}"
-        return f"{value:,}" if isinstance(value, int) else str(value)
-
     lines = [f"{'':<14}{'rerun':>28}{'record':>28}{'delta':>16}"]
-    for name, a, b, delta in rows:
+    for name, a, b, shown, delta in rows:
+        cells = ["-" if v is None else shown.format(v) for v in (a, b)]
         diff = delta.format(a - b) if delta and a is not None and b is not None else ""
-        lines.append(f"{name:<14}{show(a):>28}{show(b):>28}{diff:>16}")
+        lines.append(f"{name:<14}{cells[0]:>28}{cells[1]:>28}{diff:>16}")
     return "\n".join(lines)
 
 

@@ -48,10 +48,11 @@ BOS_ID = 1
 
 
 def load_sentencepiece(path_or_processor):
-    """A SentencePieceProcessor from a .model path (or the processor itself)."""
+    """A SentencePieceProcessor from a .model path; a processor (or any object with its
+    vocab_size/id_to_piece/is_* methods) is returned as it is."""
     import sentencepiece as spm
 
-    if isinstance(path_or_processor, spm.SentencePieceProcessor):
+    if hasattr(path_or_processor, "id_to_piece"):
         return path_or_processor
     path = Path(path_or_processor)
     if path.suffix != ".model":
