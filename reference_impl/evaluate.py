@@ -332,7 +332,8 @@ class EvalResult:
         """The challenge's stage line (4 decimals, eval time) and its `_exact` twin (8 decimals)."""
         tail = f"{tail} " if tail else ""
         return [
-            f"{label} val_loss:{self.val_loss:.4f} val_bpb:{self.val_bpb:.4f} {tail}eval_time:{1000 * self.seconds:.0f}ms",
+            f"{label} val_loss:{self.val_loss:.4f} val_bpb:{self.val_bpb:.4f} "
+            f"{tail}eval_time:{1000 * self.seconds:.0f}ms",
             f"{label}_exact val_loss:{self.val_loss:.8f} val_bpb:{self.val_bpb:.8f}",
         ]
 

@@ -181,7 +181,8 @@ class GPT(nn.Module):
         num_skips = min(self.num_encoder_layers, self.num_decoder_layers)
         self.skip_weights = nn.Parameter(torch.ones(num_skips, config.model_dim, dtype=torch.float32))
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
-        self.lm_head = None if config.tie_embeddings else CastedLinear(config.model_dim, config.vocab_size, zero_init=True)
+        self.lm_head = (None if config.tie_embeddings
+                        else CastedLinear(config.model_dim, config.vocab_size, zero_init=True))
         self.rotary = Rotary(config.model_dim // config.num_heads, config.rope_base)
         self._init_weights()
 

@@ -48,7 +48,8 @@ def tensor_nbytes(t: Tensor) -> int:
     return t.numel() * t.element_size()
 
 
-def quantize_rows(w: Tensor, bits: int = 8, clip_quantiles: tuple[float, ...] = (INT8_CLIP_QUANTILE,)) -> tuple[Tensor, Tensor]:
+def quantize_rows(w: Tensor, bits: int = 8,
+                  clip_quantiles: tuple[float, ...] = (INT8_CLIP_QUANTILE,)) -> tuple[Tensor, Tensor]:
     """Symmetric per-row quantization of a 2-D tensor: (q int8 [R, C], scale fp16 [R]).
 
     With several clip quantiles, each row keeps the one whose dequantized row has the least
@@ -115,7 +116,9 @@ def quantize_state_dict(state_dict: dict[str, Tensor], fmt: str = "int8+zlib") -
             bits = matrix_bits if name.startswith("blocks.") else 8  # int6 only for the block matrices
             quantiles = (INT8_CLIP_QUANTILE,) if bits == 8 else INT6_CLIP_QUANTILES
             q, s = quantize_rows(t, bits, quantiles)
-            qmeta[name] = {"scheme": "per_row", "axis": 0} if bits == 8 else {"scheme": "per_row", "axis": 0, "bits": bits}
+            qmeta[name] = {"scheme": "per_row", "axis": 0}
+            if bits != 8:  # int8 entries keep the challenge's exact metadata (and thus its byte count)
+                qmeta[name]["bits"] = bits
         else:
             q, s = quantize_tensor(t)
         quantized[name], scales[name] = q, s

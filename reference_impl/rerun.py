@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .hparams import Hyperparameters
@@ -144,7 +144,7 @@ def write_record(record_dir: Path, log_path: Path, hp: Hyperparameters, *, name:
         "github_id": "pgolf-audit",
         "name": name,
         "blurb": blurb,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "track": track,
         "val_loss": final["val_loss"],
         "val_bpb": final["val_bpb"],
@@ -269,7 +269,7 @@ def run_full(data_dir: Path, tokenizer: Path, out_dir: Path, *, nproc: int | Non
     if not data_dir.is_dir():
         raise FileNotFoundError(f"data directory not found: {data_dir}")
     nproc = nproc or max(torch.cuda.device_count(), 1)
-    run_id = (env or {}).get("RUN_ID") or f"reference_rerun_{datetime.now(timezone.utc):%Y%m%d_%H%M%S}"
+    run_id = (env or {}).get("RUN_ID") or f"reference_rerun_{datetime.now(UTC):%Y%m%d_%H%M%S}"
     run_dir = out_dir / "run"
     variables = {"DATA_PATH": str(data_dir), "TOKENIZER_PATH": str(tokenizer), "OUT_DIR": str(run_dir),
                  "RUN_ID": run_id, **(env or {})}

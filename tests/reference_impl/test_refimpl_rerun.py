@@ -45,7 +45,7 @@ def test_parse_log_reads_the_final_exact_stage_sizes_and_times(tmp_path):
     empty = tmp_path / "empty.log"
     empty.write_text("nothing here\n")
     with pytest.raises(ValueError, match="no final"):
-        rerun.parse_log(empty).final
+        _ = rerun.parse_log(empty).final
 
 
 def test_compare_prints_both_runs_and_the_differences(tmp_path):
