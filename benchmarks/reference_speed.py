@@ -3,14 +3,18 @@ smoke and the baseline configuration, and (with --smoke-rerun) the wall time of 
 
     python benchmarks/reference_speed.py                 # about a minute on 2 cores
     python benchmarks/reference_speed.py --smoke-rerun   # plus the end-to-end smoke rerun
+    python benchmarks/reference_speed.py --threads 2     # torch intra-op threads (default 1)
 
 Training steps use the real optimizers (Muon + Adam) on random tokens; evaluation scores a random
-stream with each evaluator. Numbers on a shared machine vary with its load: run it twice.
+stream with each evaluator. Numbers on a shared machine vary with its load (the script prints the
+load average): run it twice. One thread is the default because several OpenMP threads on a machine
+whose cores are busy with other work can be many times slower than one.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -61,8 +65,11 @@ def eval_tokens_per_second(config: GPTConfig, num_targets: int, evaluators: dict
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke-rerun", action="store_true", help="also time the full smoke rerun end to end")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     args = parser.parse_args(argv)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    torch.set_num_threads(args.threads)
+    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} CPUs, load average {load}")
 
     smoke = GPTConfig.smoke()
     smoke_hp = Hyperparameters.smoke()

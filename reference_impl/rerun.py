@@ -234,6 +234,8 @@ def build_smoke_data(out_dir: Path, corpus_dir: Path = CORPUS_DIR, vocab_size: i
 def run_smoke(out_dir: Path, *, corpus_dir: Path = CORPUS_DIR, console: bool = True, **overrides) -> Path:
     """The smoke rerun on CPU; keyword overrides change Hyperparameters.smoke() fields.
     Returns the records-style folder."""
+    import torch
+
     from .train import run
 
     out_dir = Path(out_dir)
@@ -243,7 +245,14 @@ def run_smoke(out_dir: Path, *, corpus_dir: Path = CORPUS_DIR, console: bool = T
                                **overrides)
     log_path = Path(hp.out_dir) / "logs" / f"{hp.run_id}.txt"
     log_path.unlink(missing_ok=True)  # the log is appended to: start from an empty one
-    run(hp, console=console)
+    threads = torch.get_num_threads()
+    # One thread: as fast as several for this small model, and immune to the 10-100x slowdown of OpenMP
+    # threads spin-waiting for each other when other processes share the cores.
+    torch.set_num_threads(1)
+    try:
+        run(hp, console=console)
+    finally:
+        torch.set_num_threads(threads)
     record = write_record(
         out_dir / "record", log_path, hp, name="Reference smoke rerun", track="non_record_16mb",
         blurb=(f"CPU smoke run of the reference pipeline on the project's own small corpus "

@@ -15,6 +15,9 @@ from reference_impl.tokenizer import ByteTables, load_sentencepiece
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end runs of several seconds (still part of the default run)")
+    # The test models are tiny: one thread is as fast as two, and on a loaded machine two OpenMP threads
+    # spin-waiting on each other make every small op wait for a scheduler slice (100x slower).
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
