@@ -286,7 +286,9 @@ def score_ngram_mixer(model, tokens: Tensor, seq_len: int, stride: int, order: i
     whole vocabulary. The n-gram counts see only targets scored in earlier chunks (plus tokens[0],
     which is an input before anything is scored). Returns nll [len(tokens) - 1]."""
     device = _device(model)
-    vocab_size = vocab_size or model.config.vocab_size
+    vocab_size = vocab_size or getattr(getattr(model, "config", None), "vocab_size", None)
+    if vocab_size is None:
+        raise ValueError("score_ngram_mixer needs vocab_size (the model has no config to read it from)")
     num_targets = tokens.numel() - 1
     mixer = NgramMixer(vocab_size, order, alpha, backoff, max_buckets, device)
     stream = tokens.to(device, torch.int64)

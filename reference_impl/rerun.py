@@ -287,7 +287,7 @@ def run_full(data_dir: Path, tokenizer: Path, out_dir: Path, *, nproc: int | Non
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                    "-m", "reference_impl.train"]
     subprocess.run(command, env={**os.environ, **variables}, check=True)
-    hp = Hyperparameters.from_env(variables)
+    hp = Hyperparameters.from_env({**os.environ, **variables})  # what the training processes saw
     shown = " ".join(f"{k}={v}" for k, v in variables.items() if k not in ("OUT_DIR",))
     launcher = (f"torchrun --standalone --nproc_per_node={nproc} -m reference_impl.train" if nproc > 1
                 else "python -m reference_impl.train")
@@ -308,13 +308,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output folder (default runs/smoke or runs/full)")
     parser.add_argument("--nproc", type=int, help="processes for torchrun (default: visible GPUs)")
     parser.add_argument("--compare", type=Path, metavar="RECORD_LOG", help="print the rerun beside this record log")
+    parser.add_argument("--corpus", type=Path, default=CORPUS_DIR,
+                        help="folder of *.txt documents for --smoke (default: the clone's fixtures/text)")
     args = parser.parse_args(argv)
     if args.smoke == bool(args.data):
         parser.error("give either --smoke or --data (with --tokenizer)")
     if args.data and not args.tokenizer:
         parser.error("--data needs --tokenizer")
     if args.smoke:
-        record = run_smoke(args.out or Path("runs/smoke"))
+        record = run_smoke(args.out or Path("runs/smoke"), corpus_dir=args.corpus)
     else:
         record = run_full(args.data, args.tokenizer, args.out or Path("runs/full"), nproc=args.nproc)
     print(f"records folder: {record}")
