@@ -30,9 +30,8 @@ TOKEN_BYTES = 2  # uint16
 MAX_TOKENS_PER_SHARD = 2**31 - 1  # header[2] is an int32
 
 TRAIN_GLOB = "fineweb_train_*.bin"
-VAL_GLOB = "fineweb_val_*.bin"
-VAL_BYTES_GLOB = "fineweb_val_bytes_*.bin"  # CaseOps byte sidecars
-SIDECAR_MARKER = "_bytes_"
+VAL_GLOB = "fineweb_val_*.bin"  # also matches the CaseOps byte sidecars fineweb_val_bytes_*.bin ...
+SIDECAR_MARKER = "_bytes_"  # ... which are told apart by this part of their name
 
 
 class ShardError(ValueError):

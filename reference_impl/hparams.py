@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from .data import TRAIN_GLOB, VAL_GLOB
 from .model import GPTConfig
 
 EVALUATORS = ("sliding", "ttt", "ngram")  # optional stages after the plain int8 roundtrip eval
@@ -103,14 +104,17 @@ class Hyperparameters:
             raw = env.get(f.name.upper())
             if raw is None:
                 continue
-            if f.type in ("bool", bool):
-                values[f.name] = bool(int(raw))  # TIE_EMBEDDINGS=1 / 0, as in the challenge
-            elif f.type in ("int", int):
-                values[f.name] = int(raw)
-            elif f.type in ("float", float):
-                values[f.name] = float(raw)
-            else:
-                values[f.name] = raw
+            try:
+                if f.type in ("bool", bool):
+                    values[f.name] = bool(int(raw))  # TIE_EMBEDDINGS=1 / 0, as in the challenge
+                elif f.type in ("int", int):
+                    values[f.name] = int(raw)
+                elif f.type in ("float", float):
+                    values[f.name] = float(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError:
+                raise ValueError(f"{f.name.upper()}={raw!r} is not a valid {f.type}") from None
         hp = cls(**{**values, **overrides})
         return hp if hp.run_id else replace(hp, run_id=str(uuid.uuid4()))
 
@@ -126,7 +130,7 @@ class Hyperparameters:
             grad_accum_steps=1, max_wallclock_seconds=0.0, val_loss_every=50, train_log_every=25,
             val_batch_size=8192, muon_momentum_warmup_steps=100, device="cpu",
             final_evals="sliding,ngram,ttt", eval_stride=32, ttt_chunk_tokens=1024, ttt_epochs=1,
-            ttt_batch_seqs=8, ngram_order=3, run_id="smoke",
+            ttt_batch_seqs=8, ngram_order=3, ngram_max_buckets=4096, run_id="smoke",
         )
         return cls(**{**base, **overrides})
 
@@ -143,11 +147,11 @@ class Hyperparameters:
 
     @property
     def train_files(self) -> str:
-        return str(Path(self.data_path) / "fineweb_train_*.bin")
+        return str(Path(self.data_path) / TRAIN_GLOB)
 
     @property
     def val_files(self) -> str:
-        return str(Path(self.data_path) / "fineweb_val_*.bin")
+        return str(Path(self.data_path) / VAL_GLOB)
 
     @property
     def eval_len(self) -> int:
@@ -170,6 +174,3 @@ class Hyperparameters:
         if not self.tokenizer_path.endswith(".model"):
             raise ValueError(f"TOKENIZER_PATH must be a SentencePiece .model file: {self.tokenizer_path}")
         self.evaluators  # noqa: B018 -- raises on unknown names
-
-    def to_dict(self) -> dict:
-        return asdict(self)

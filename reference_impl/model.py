@@ -17,7 +17,7 @@ shapes match the challenge's train_gpt.py, so its state dicts load here and vice
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -71,9 +71,6 @@ class GPTConfig:
         """The smoke rerun's model: 4x128, vocab 512, seq 128 (about 0.5M parameters)."""
         return replace(cls(vocab_size=512, num_layers=4, model_dim=128, num_heads=4, num_kv_heads=2, seq_len=128),
                        **overrides)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class CastedLinear(nn.Linear):

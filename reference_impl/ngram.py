@@ -42,7 +42,6 @@ class NgramMixer:
         self.buckets = [min(vocab_size**k, max_buckets) for k in range(1, order)]
         self.tables = [torch.zeros(b, vocab_size, dtype=torch.int32, device=self.device) for b in self.buckets]
         self.history = torch.zeros(0, dtype=torch.int64, device=self.device)  # last order-1 tokens seen
-        self.tokens_seen = 0
 
     def _bucket(self, contexts: Tensor, k: int) -> Tensor:
         """Row index of each length-k context ([N, k] int64 -> [N]); Horner's rule, mod the table size."""
@@ -75,7 +74,6 @@ class NgramMixer:
             self.tables[k - 1].index_put_((rows, targets), torch.ones_like(targets, dtype=torch.int32),
                                           accumulate=True)
         self.history = stream[-(self.order - 1):] if self.order > 1 else self.history
-        self.tokens_seen += new.numel()
 
     def ngram_probs(self, contexts: Tensor, context_lengths: Tensor) -> Tensor:
         """p_ngram for N positions: contexts [N, order-1] (the last column is the token right before

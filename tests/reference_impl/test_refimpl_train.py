@@ -104,6 +104,8 @@ def test_hyperparameters_read_the_challenges_environment_variables():
     assert hp.model_config() == GPTConfig(tie_embeddings=False)
     with pytest.raises(ValueError, match="unknown evaluator"):
         Hyperparameters.from_env({"FINAL_EVALS": "slot"}).validate()
+    with pytest.raises(ValueError, match="ITERATIONS='ten' is not a valid int"):
+        Hyperparameters.from_env({"ITERATIONS": "ten"})
     with pytest.raises(ValueError, match="QUANT_FORMAT"):
         Hyperparameters(quant_format="int4").validate()
 
