@@ -30,7 +30,7 @@ from pathlib import Path
 from .hparams import Hyperparameters
 
 CORPUS_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "text"
-SMOKE_VOCAB_SIZE = 512
+SMOKE_VOCAB_SIZE = Hyperparameters.smoke().vocab_size
 SMOKE_VAL_FRACTION = 0.12
 
 # -----------------------------------------------------------------------------

@@ -215,12 +215,13 @@ def run(hp: Hyperparameters, *, console: bool = True) -> RunSummary:
             (loss / grad_accum_steps).backward()
         return total / grad_accum_steps
 
+    # Plain eval batches: VAL_BATCH_SIZE tokens per eval step globally, split like a training batch.
+    val_batch_seqs = hp.val_batch_size // (world_size * grad_accum_steps) // hp.train_seq_len
+    if val_batch_seqs < 1:
+        raise ValueError(f"VAL_BATCH_SIZE={hp.val_batch_size} gives less than one sequence per rank")
+
     def validate() -> ev.EvalResult:
-        local_tokens = hp.val_batch_size // (world_size * grad_accum_steps)
-        if local_tokens < hp.train_seq_len:
-            raise ValueError(f"VAL_BATCH_SIZE={hp.val_batch_size} gives less than one sequence per rank")
-        return ev.evaluate("plain", base_model, val_tokens, tables, seq_len=hp.train_seq_len,
-                           batch_seqs=local_tokens // hp.train_seq_len)
+        return ev.evaluate("plain", base_model, val_tokens, tables, seq_len=hp.train_seq_len, batch_seqs=val_batch_seqs)
 
     # ---- warmup: prime compilation, then reset everything ----------------------------------------
     if hp.warmup_steps > 0:
@@ -315,8 +316,7 @@ def run(hp: Hyperparameters, *, console: bool = True) -> RunSummary:
     base_model.load_state_dict(load_artifact(summary.artifact_path, hp.quant_format), strict=True)
 
     label = ROUNDTRIP_LABELS[hp.quant_format]
-    result = ev.evaluate("plain", base_model, val_tokens, tables, seq_len=hp.train_seq_len,
-                         batch_seqs=max(hp.val_batch_size // (world_size * grad_accum_steps) // hp.train_seq_len, 1))
+    result = validate()
     summary.stages.append((label, result))
     for line in result.log_lines(label):
         log(line)
