@@ -16,7 +16,8 @@ the embedding and everything else as in int8; compressed with lzma preset 9.
 Artifact bytes = compressed model file + code bytes. The reference is a package, so its code bytes
 are the UTF-8 bytes of every module a run executes: all reference_impl/*.py except rerun.py (the
 driver that builds corpora and compares logs, like the challenge's data scripts, is not part of a
-submission). See `submission_code_files()`.
+submission), plus the two-line `train_gpt.py` entry script a records folder runs them through
+(`ENTRY_SCRIPT`). See `submission_code_files()`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ KEEP_FLOAT_MAX_NUMEL = 65_536
 INT8_CLIP_QUANTILE = 0.9999984  # 99.99984th percentile of |W| per row
 INT6_CLIP_QUANTILES = (0.999, 0.9995, 0.9999, 0.99999, 1.0)
 NOT_SUBMITTED = ("rerun.py",)  # reference_impl modules that a training run never executes
+#: The records folder's train_gpt.py: it runs the package, and its bytes count as code too.
+ENTRY_SCRIPT = 'from reference_impl.train import main\n\nif __name__ == "__main__":\n    main()\n'
+
 
 FORMATS = {  # format name -> (container tag, row bits of the block matrices, compress, decompress)
     "int8+zlib": ("int8_clean_per_row_v1", 8, lambda b: zlib.compress(b, level=9), zlib.decompress),
@@ -212,5 +216,10 @@ def submission_code_files() -> list[Path]:
 
 
 def code_bytes(files: list[Path] | None = None) -> int:
-    """Summed byte size of the code files (UTF-8 source, counted as stored)."""
-    return sum(len(p.read_bytes()) for p in (submission_code_files() if files is None else files))
+    """Summed byte size of the code files (UTF-8 source, counted as stored).
+
+    Without ``files``: the submitted code, i.e. the package modules plus the entry script.
+    """
+    if files is not None:
+        return sum(len(p.read_bytes()) for p in files)
+    return sum(len(p.read_bytes()) for p in submission_code_files()) + len(ENTRY_SCRIPT.encode("utf-8"))

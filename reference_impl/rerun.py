@@ -127,7 +127,7 @@ def compare(rerun_log: Path, record_log: Path) -> str:
 def write_record(record_dir: Path, log_path: Path, hp: Hyperparameters, *, name: str, track: str, blurb: str,
                  commands: list[str]) -> Path:
     """train.log, submission.json, README.md and the counted code, all from the log of one run."""
-    from .quantize import submission_code_files
+    from .quantize import ENTRY_SCRIPT, submission_code_files
 
     facts = parse_log(log_path)
     final = facts.final
@@ -139,6 +139,7 @@ def write_record(record_dir: Path, log_path: Path, hp: Hyperparameters, *, name:
     code_dir.mkdir(exist_ok=True)
     for source in submission_code_files():
         shutil.copyfile(source, code_dir / source.name)  # byte for byte: these are the counted code bytes
+    (record_dir / "train_gpt.py").write_text(ENTRY_SCRIPT, encoding="utf-8")
     submission = {
         "author": "pgolf-audit reference implementation",
         "github_id": "pgolf-audit",
@@ -174,7 +175,8 @@ last evaluation stage in `train.log`; every number below and in `submission.json
   (step_avg {facts.step_avg_ms} ms){', stopped by the wallclock cap' if facts.stopped_early else ''}.
 - Artifact ({facts.fmt}): model {facts.model_bytes:,} bytes + code {facts.code_bytes:,} bytes
   = **{facts.total_bytes:,} bytes** (cap 16,000,000).
-- Code bytes are the files in `reference_impl/` here ({code_list}), copied byte for byte.
+- Code bytes are `train_gpt.py` (which runs the package) and the files in `reference_impl/` here
+  ({code_list}), copied byte for byte.
 
 ## Configuration
 

@@ -13,6 +13,7 @@ import torch
 
 from reference_impl.model import GPT, GPTConfig, cast_for_bf16
 from reference_impl.quantize import (
+    ENTRY_SCRIPT,
     INT6_CLIP_QUANTILES,
     code_bytes,
     dequantize_state_dict,
@@ -132,7 +133,7 @@ def test_code_bytes_are_the_modules_a_run_executes():
     files = submission_code_files()
     names = {p.name for p in files}
     assert "rerun.py" not in names and {"train.py", "model.py", "evaluate.py", "quantize.py"} <= names
-    assert code_bytes() == sum(p.stat().st_size for p in files)
+    assert code_bytes() == sum(p.stat().st_size for p in files) + len(ENTRY_SCRIPT.encode())
     # Every reference_impl module that a training run imports must be counted.
     probe = ("import sys, reference_impl.train; "
              "print(' '.join(sorted(m for m in sys.modules if m.startswith('reference_impl.'))))")

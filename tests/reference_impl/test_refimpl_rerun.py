@@ -9,7 +9,7 @@ import re
 import pytest
 
 from reference_impl import rerun
-from reference_impl.quantize import code_bytes, submission_code_files
+from reference_impl.quantize import ENTRY_SCRIPT, code_bytes, submission_code_files
 
 # A made-up log in the challenge's formats (console capture: noise lines first, other ranks' lines mixed in).
 RECORD_LOG = """\
@@ -67,12 +67,19 @@ def test_main_rejects_incomplete_arguments(capsys):
         assert info.value.code == 2
 
 
-@pytest.mark.slow
-def test_shortened_smoke_rerun_writes_a_consistent_records_folder(tmp_path):
+@pytest.fixture(scope="module")
+def smoke_record(tmp_path_factory):
     # The full smoke (200 steps) is measured by benchmarks/reference_speed.py; this is the same
     # pipeline with fewer steps so that the test suite stays fast.
-    record = rerun.run_smoke(tmp_path, console=False, iterations=40, val_loss_every=20, ttt_epochs=1)
-    assert sorted(p.name for p in record.iterdir()) == ["README.md", "reference_impl", "submission.json", "train.log"]
+    return rerun.run_smoke(tmp_path_factory.mktemp("smoke"), console=False, iterations=40, val_loss_every=20,
+                           ttt_epochs=1)
+
+
+@pytest.mark.slow
+def test_shortened_smoke_rerun_writes_a_consistent_records_folder(smoke_record):
+    record = smoke_record
+    assert sorted(p.name for p in record.iterdir()) == ["README.md", "reference_impl", "submission.json", "train.log",
+                                                        "train_gpt.py"]
     submission = json.loads((record / "submission.json").read_text())
     assert {"author", "name", "date", "val_bpb", "val_loss", "bytes_total", "bytes_code", "track", "seeds"} \
         <= set(submission)
@@ -89,6 +96,27 @@ def test_shortened_smoke_rerun_writes_a_consistent_records_folder(tmp_path):
     assert submission["seeds"] == [1337] and submission["track"] == "non_record_16mb"
     copied = {p.name: p.read_bytes() for p in (record / "reference_impl").iterdir()}
     assert copied == {p.name: p.read_bytes() for p in submission_code_files()}
-    assert sum(len(b) for b in copied.values()) == submission["bytes_code"]
+    entry = (record / "train_gpt.py").read_bytes()
+    assert entry == ENTRY_SCRIPT.encode()
+    assert sum(len(b) for b in copied.values()) + len(entry) == submission["bytes_code"]
     readme = (record / "README.md").read_text()
     assert f"{submission['val_bpb']:.8f}" in readme and "python -m reference_impl.rerun --smoke" in readme
+
+
+@pytest.mark.slow
+def test_the_smoke_record_is_audited_clean_with_its_code_counted(smoke_record):
+    """`pgolf-audit check` reads the rerun's folder like any submission, and finds nothing."""
+    from auditor.engine import audit
+
+    record = smoke_record
+    report = audit([record])
+    (sub,) = report.submissions
+    assert sub.verdict.value == "clean", [f"{f.code} {f.message}" for f in sub.findings]
+    from auditor.discover import discover
+
+    (bundle,) = discover([record])
+    counted = {f.rel for f in bundle.code_files}
+    assert counted == {"train_gpt.py"} | {f"reference_impl/{p.name}" for p in submission_code_files()}
+    submission = json.loads((record / "submission.json").read_text())
+    assert sum(f.size for f in bundle.code_files) == submission["bytes_code"]
+
