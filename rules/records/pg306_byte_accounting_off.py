@@ -54,8 +54,8 @@ class ByteAccountingOff(BundleRule):
     151,078,222; CaseOps 151,074,498). Without T, `B/T` is compared with the constant of the
     tokenizer family (sp1024 2.4359301, sp4096 3.319681, sp8192 3.726631, CaseOps
     3.157152). Explicit counts on a scoring line (`tokens=… bytes=…`) are compared too.
-    Off by more than 0.5 % (1 % for B/T alone) is an error — a warning on the non-record
-    track: correct logs agree to 0.005 %; the broken ones seen are 1 % to 31 % off. A score
+    Off by more than 0.5 % (1 % for B/T alone) is an error — a note on the non-record
+    track, which claims no record: correct logs agree to 0.005 %; the broken ones seen are 1 % to 31 % off. A score
     over a different or partial token set shows up the same way, and is just as little a
     full-validation score.
 
@@ -152,13 +152,13 @@ class ByteAccountingOff(BundleRule):
             f"{seed_label(row)}: {what}: the bytes are not counted the canonical way, or the score is not over the "
             "canonical validation tokens" + ("" if a.record_track else " (non-record track)"),
             at_log(row, score.line), snippet=score.text, evidence=evidence, key=f"ratio:{row.key}",
-            severity=(Severity.ERROR if a.record_track else Severity.WARNING) if row.evidence else Severity.NOTE,
+            severity=Severity.ERROR if a.record_track and row.evidence else Severity.NOTE,
         )
 
     def _explicit(self, row: SeedRow, record_track: bool) -> Iterable[Finding]:
         """``tokens=N bytes=M`` on a full-validation pass must give the canonical bytes."""
         tokens_full = row.run.val_tokens.value if row.run.val_tokens else None
-        severity = (Severity.ERROR if record_track else Severity.WARNING) if row.evidence else Severity.NOTE
+        severity = Severity.ERROR if record_track and row.evidence else Severity.NOTE
         for at in row.run.byte_counts:
             tokens, nbytes = at.value
             if tokens_full is None or tokens != tokens_full:
