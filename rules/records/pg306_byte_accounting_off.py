@@ -55,9 +55,9 @@ class ByteAccountingOff(BundleRule):
     tokenizer family (sp1024 2.4359301, sp4096 3.319681, sp8192 3.726631, CaseOps
     3.157152). Explicit counts on a scoring line (`tokens=… bytes=…`) are compared too.
     Off by more than 0.5 % (1 % for B/T alone) is an error — a note on the non-record
-    track, which claims no record: correct logs agree to 0.005 %; the broken ones seen are 1 % to 31 % off. A score
-    over a different or partial token set shows up the same way, and is just as little a
-    full-validation score.
+    track, which claims no record. Correct logs agree to 0.005 %; the broken ones seen are
+    1 % to 31 % off. A score over a different or partial token set shows up the same way,
+    and is just as little a full-validation score.
 
     ## Why is this bad?
     val_bpb divides the loss by the number of UTF-8 bytes of the validation text. A
