@@ -34,6 +34,8 @@ MAX_SCORES = 400
 MAX_STEP_VALS = 200
 #: Lines longer than this are not parsed (a serialized blob or a minified dump).
 MAX_LINE = 4000
+#: Events buffered per segment before they are applied anyway (bounded memory on huge logs).
+MAX_PENDING = 20_000
 #: Python source lines a segment needs before it counts as a dumped script.
 CODE_LINES_MIN = 3
 CODE_START = re.compile(r"^(?:\"\"\"|'''|r\"\"\"|#!/|from __future__ import|import \w|from [\w.]+ import )")
@@ -369,6 +371,13 @@ class _Builder:
         if not _has_trigger(line):
             return
         self.pending.append((line_no, lambda n=line_no, t=line: self._line(n, t)))
+        if len(self.pending) > MAX_PENDING and self.python_lines < CODE_LINES_MIN:
+            self._flush()  # a long stretch of log lines is no dumped script: apply them now
+
+    def _flush(self) -> None:
+        for _, event in self.pending:
+            event()
+        self.pending = []
 
     # events (run when the segment is known not to be a dumped script) -----------------------
 
@@ -402,7 +411,7 @@ class _Builder:
         t = line[:300]
         # training progress first: the most frequent lines
         if line.startswith("step:") or line[:1].isdigit():
-            m = P.STEP_VAL.match(line)
+            m = P.STEP_VAL.match(line) if "val_loss" in line else None
             if m:
                 if len(run.step_vals) < MAX_STEP_VALS:
                     run.step_vals.append(At((int(m.group("step")), float(m.group("loss")), float(m.group("bpb"))), n, t))
@@ -411,7 +420,7 @@ class _Builder:
                 if m.group("ms"):
                     run.last_train = At((float(m.group("ms")), int(m.group("step")), int(m.group("iters")), 1.0), n, t)
                 return
-            m = P.STEP_TRAIN_MS.match(line)
+            m = P.STEP_TRAIN_MS.match(line) if line[0] == "s" else None
             if m:
                 run.steps_seen += 1
                 run.last_train = At((float(m.group("ms")), int(m.group("step")), int(m.group("iters")), 1.0), n, t)

@@ -141,3 +141,13 @@ def test_step_val_lines_are_not_scores():
     run = parse_text("a.log", S.baseline_log(1)).main_run
     assert all(not s.raw_label.startswith("step") for s in run.scores)
     assert run.step_vals and run.step_vals[0].value[0] == 0
+
+
+def test_long_logs_are_applied_in_bounded_batches():
+    from auditor.records import logparse
+
+    steps = "".join(f"step:{i}/20000 train_loss:2.0 train_time:{i * 43}ms step_avg:43.00ms\n" for i in range(1, 30_001))
+    head, tail = S.baseline_log(3).split("step:1/20000", 1)
+    parse = logparse.parse_text("long.log", head + steps + "step:1/20000" + tail)
+    run = parse.main_run
+    assert run.steps_seen >= 30_000 and run.train_time().value == 600.021 and run.seed.value == 3
