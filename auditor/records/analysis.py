@@ -77,6 +77,8 @@ class SeedRow:
     submitted_total: int | None = None
     helper_bytes: int = 0
     with_helpers_total: int | None = None
+    #: Bytes the log's total counts besides the model and the code (a paid-prefix blob …).
+    extra_bytes: int = 0
     train: At | None = None
     world: At | None = None
     hardware: str | None = None
@@ -136,6 +138,7 @@ class SeedRow:
             "total_bytes": self.submitted_total if self.submitted_total is not None else (
                 self.total_logged.bytes if self.total_logged else None),
             "helper_code_bytes": self.helper_bytes or None,
+            "other_artifact_bytes": self.extra_bytes or None,
             "total_bytes_with_helpers": self.with_helpers_total if self.helper_bytes else None,
             "train_s": round(self.train.value, 3) if self.train else None,
             "eval_s": eval_s,
@@ -505,9 +508,13 @@ def _fill_row(result: RecordsAnalysis, row: SeedRow) -> None:
     elif result.main_bytes is not None:
         row.code_counted = result.main_bytes
         row.code_counted_how = "the main script as shipped"
+    if row.model is not None and row.total_logged is not None and row.code_logged is not None:
+        # what the log's total holds besides the model and the code it counted (a paid-prefix
+        # blob, a packed table) is part of the artifact too
+        row.extra_bytes = max(0, row.total_logged.bytes - row.model.bytes - int(row.code_logged.value))
     if row.code_counted is not None:
         if row.model is not None:
-            row.submitted_total = row.model.bytes + row.code_counted
+            row.submitted_total = row.model.bytes + row.code_counted + row.extra_bytes
         elif row.total_logged is not None and row.code_logged is not None:
             row.submitted_total = row.total_logged.bytes - int(row.code_logged.value) + row.code_counted
     row.helper_bytes = result.helper_bytes

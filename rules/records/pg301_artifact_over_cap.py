@@ -87,6 +87,8 @@ class ArtifactOverCap(BundleRule):
             row_severity = severity if row.evidence else Severity.NOTE
             line = row.model.line if row.model else (row.total_logged.line if row.total_logged else None)
             parts = f"model {b(row.model.bytes)} + code {b(row.code_counted)}" if row.model else f"logged total with code {b(row.code_counted)}"
+            if row.extra_bytes:
+                parts += f" + {b(row.extra_bytes)} more the log counts"
             logged = f"; the log's own total is {b(row.total_logged.bytes)}" if row.total_logged else ""
             json_note = f"; submission.json says {b(claimed)}" if claimed is not None else ""
             yield self.finding(

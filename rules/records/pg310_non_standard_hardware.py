@@ -64,20 +64,23 @@ class NonStandardHardware(BundleRule):
         a = analysis(bundle)
         severity = Severity.WARNING if a.record_track else Severity.NOTE
         for row in a.rows:
-            problems = []
             line = None
             text = ""
-            if row.world is not None and row.world.value != C.STANDARD_WORLD_SIZE:
-                problems.append(f"{row.world.value} GPU{'s' if row.world.value != 1 else ''}")
-                line, text = row.world.line, row.world.text
-            if row.hardware and not standard_gpu(row.hardware):
-                problems.append(row.hardware)
-                if line is None and row.run.gpu_line is not None:
-                    line, text = row.run.gpu_line, ""
-            if not problems:
+            odd_world = row.world is not None and row.world.value != C.STANDARD_WORLD_SIZE
+            odd_gpu = bool(row.hardware) and not standard_gpu(row.hardware or "")
+            if not odd_world and not odd_gpu:
                 continue
+            if odd_world:
+                line, text = row.world.line, row.world.text  # type: ignore[union-attr]
+            elif row.run.gpu_line is not None:
+                line = row.run.gpu_line
+            count = row.world.value if row.world is not None else None
+            if odd_gpu:
+                what = f"{count}x {row.hardware}" if count else str(row.hardware)
+            else:
+                what = f"{count} GPU{'s' if count != 1 else ''}"
             yield self.finding(
-                f"{seed_label(row)} ran on {' x '.join(problems) if len(problems) == 2 else problems[0]}, not 8xH100 SXM",
+                f"{seed_label(row)} ran on {what}, not 8xH100 SXM",
                 at_log(row, line), snippet=text,
                 evidence={"seed": row.seed, "log": row.path, "line": line,
                           "world_size": row.world.value if row.world else None, "hardware": row.hardware},
