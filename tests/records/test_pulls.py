@@ -143,3 +143,13 @@ def test_parse_prs():
     assert parse_prs("12-", available) == [12, 40]
     with pytest.raises(UsageError):
         parse_prs("x-y", available)
+
+
+def test_pr_significance_against_another_pr(clone, tmp_path):
+    out = tmp_path / "r.json"
+    result = run_cli("pr", "2", "--repo", clone, "--baseline-pr", "1", "--significance", "welch",
+                     "--select", "PG309", "-f", "json", "-o", out, "-q")
+    assert result.code == 0, result.stderr
+    sub = json.loads(out.read_text())["submissions"][0]
+    significance = sub["facts"]["significance"]
+    assert significance["rule"] == "welch" and "PR #1" in significance["baseline_source"]
