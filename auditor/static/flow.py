@@ -102,10 +102,21 @@ _AUG_TO_BIN = {
 _MAX_TRAIL = 4
 
 
+#: Parts of a ``val_…`` name that make it a metric or a setting rather than validation data.
+_NOT_VAL_DATA = frozenset(
+    {"loss", "losses", "bpb", "nll", "ce", "acc", "accuracy", "score", "time", "ms", "every", "freq", "steps", "step",
+     "size", "len", "count", "n", "num", "bits", "ppl", "perplexity", "interval", "lr", "bytes", "byte", "files",
+     "file", "path", "pattern", "dir", "stride", "ratio", "frac", "fraction", "max", "min", "docs", "shards",
+     "metric", "metrics", "log", "results", "stats", "mode"}
+)
+
+
 def is_val_name(name: str) -> bool:
     """Whether an identifier names validation data (``val_tokens``, ``val_np``, ``all_val``)."""
     parts = name.lower().split("_")
-    return "val" in parts or "validation" in parts or name.lower().startswith("val_") or name in ("vt", "valtoks", "val")
+    if not ("val" in parts or "validation" in parts or name in ("vt", "valtoks")):
+        return False
+    return not (set(parts) & _NOT_VAL_DATA)
 
 
 def is_tgt_name(name: str) -> bool:
@@ -281,7 +292,7 @@ def index_base(node: cst.BaseExpression | None, scope: Scope, depth: int = 0) ->
         if left[1] < 0:
             return left
         value = _int_value(node.right)
-        return (left[0], 1 if value is not None and value > 0 else left[1] or 1)
+        return (left[0], 1 if value is not None and value > 0 else left[1])
     return None
 
 

@@ -39,6 +39,8 @@ class Activity:
 
     def evidence(self) -> dict:
         if self.active:
+            if self.env:  # off by default, switched on by the submission's own run commands or logs
+                return {"enabled_by": [e.describe() for e in self.env]}
             return {}
         out: dict = {"inactive_because": self.reason}
         if self.env:
@@ -81,6 +83,8 @@ class Program:
                 configs[id(index)] = config
             self.scenarios.append(configs)
         self.configs = defaults
+        #: Derived facts about the whole program, computed once (scoring functions, …).
+        self.cache: dict[str, object] = {}
         self.by_name: dict[str, list[Scope]] = {}
         self.classes: dict[str, list] = {}
         self.referrers: dict[str, list[Stmt]] = {}
@@ -95,6 +99,7 @@ class Program:
             for name, info in index.classes.items():
                 self.classes.setdefault(name, []).append(info)
         self._dead: dict[int, tuple[Guard, tuple[EnvValue, ...]] | None] = {}
+        self._enabled: dict[int, tuple[EnvValue, ...]] = {}
         self.live: dict[int, Stmt | None] = {}
         self._compute_live()
 
@@ -110,18 +115,23 @@ class Program:
         if key not in self._dead:
             found = None
             index_key = id(self.index_of_scope[id(stmt.scope)])
+            enabled: list[EnvValue] = []
             for guard in stmt.guards:
                 verdicts = []
                 for configs in self.scenarios:
                     truth = configs[index_key].truth(guard.test, stmt.scope, guard.kind)
                     verdicts.append(truth)
                     if not truth.known or truth.value is guard.polarity:
+                        if len(verdicts) > 1:  # off by default, on in a shipped run command or log
+                            enabled.extend(e for e in truth.env if e.origin != "default")
                         break
                 else:
                     env = verdicts[0].env
                     found = (guard, env)
                     break
             self._dead[key] = found
+            if enabled and found is None:
+                self._enabled[key] = tuple(enabled)
         return self._dead[key]
 
     # liveness -----------------------------------------------------------------------------
@@ -201,15 +211,27 @@ class Program:
         if dead is not None:
             reason, code = self._describe_guard(dead[0], dead[1], stmt.scope)
             return Activity(False, reason, dead[1], code)
+        enabled = list(self._enabled.get(id(stmt), ()))
         scope: Scope | None = stmt.scope
-        while scope is not None and not scope.is_module:
+        seen = 0
+        while scope is not None and not scope.is_module and seen < 12:
+            seen += 1
             if not self.is_live(scope):
                 return self._why_dead_scope(scope)
             if scope.def_stmt is not None:
                 dead = self.dead_guard(scope.def_stmt)
                 if dead is not None:
                     return self._why_dead_scope(scope)
-            scope = scope.parent
+            witness = self.live.get(id(scope))
+            if witness is not None:
+                self.dead_guard(witness)
+                enabled.extend(self._enabled.get(id(witness), ()))
+                scope = witness.scope if not witness.scope.is_module else None
+            else:
+                scope = scope.parent
+        if enabled:
+            unique = tuple({e.name: e for e in enabled}.values())
+            return Activity(True, env=unique)
         return ACTIVE
 
     def activity_of_scope(self, scope: Scope) -> Activity:
