@@ -333,6 +333,7 @@ class Flow:
         self._flows: dict[int, FunctionFlow] = {}
         self._summaries: dict[int, Summary] = {}
         self._in_progress: set[int] = set()
+        self._analysing: set[int] = set()
         #: callee name -> candidate scopes (defaults to this source's functions)
         self._resolve = resolve or (lambda name: index.by_name.get(name, []))
         self._current: FunctionFlow | None = None
@@ -345,7 +346,11 @@ class Flow:
         key = id(scope)
         flow = self._flows.get(key)
         if flow is None:
-            flow = self._analyse(scope, marks=False)
+            self._analysing.add(key)
+            try:
+                flow = self._analyse(scope, marks=False)
+            finally:
+                self._analysing.discard(key)
             self._flows[key] = flow
         return flow
 
@@ -453,6 +458,9 @@ class Flow:
             known = flow.names.get(node.value)
             if known is not None:
                 return known
+            outer = self._enclosing(flow.scope, node.value)
+            if outer is not None:
+                return outer
             return seed(node.value) if node.value not in ("self", "True", "False", "None") else EMPTY
         if isinstance(node, cst.Attribute):
             path = dotted(node)
@@ -501,6 +509,21 @@ class Flow:
         if isinstance(node, cst.StarredElement):
             return ev(node.value)
         return EMPTY
+
+    def _enclosing(self, scope: Scope, name: str) -> Fact | None:
+        """A free variable of a nested function (a closure): its fact in the enclosing function."""
+        parent = scope.parent
+        if parent is None or parent.is_module or name in scope.param_names:
+            return None
+        if id(parent) in self._in_progress or id(parent) in self._analysing:
+            return None
+        flow = self._flows.get(id(parent))
+        if flow is None:
+            if any(True for _ in parent.assigned(name)) or name in parent.param_names:
+                flow = self.of(parent)
+            else:
+                return None
+        return flow.names.get(name)
 
     def _subscript(self, node: cst.Subscript, flow: FunctionFlow, depth: int) -> Fact:
         base = self._expr(node.value, flow, depth + 1)
@@ -590,9 +613,12 @@ class Flow:
             return inner
         if last in ("Parameter",) and name.endswith("Parameter"):
             return with_label(union(*(ev(a) for a in args)), "grad", self.index.code(node, 80))
-        if last in FRESH and name not in flow.names:
-            if last in ("max", "min", "sum") and not name.startswith(("np.", "torch.", "numpy.")):
+        module_call = isinstance(func, cst.Name) or (name.split(".")[0] in ("np", "numpy", "torch", "math", "time", "os", "F"))
+        if last in FRESH and name not in flow.names and module_call:
+            if last in ("max", "min", "sum") and isinstance(func, cst.Name):
                 return union(*(ev(a) for a in args))
+            if last in ("max", "min", "sum", "where"):
+                return demote(union(*(ev(a) for a in args)))
             return EMPTY
         if last == "hash" and name == "hash":
             return with_label(union(*(ev(a) for a in args)), "hash", "hash()")

@@ -173,7 +173,7 @@ class ValTrainedBeforeScored(StaticRule):
                 return eval_val(model, val_tokens)
             main(None, None, None)
             """,
-            lines=(7,),
+            lines=(6,),
             status=Status.INACTIVE,
         ),
     )
