@@ -368,7 +368,12 @@ class Config:
             assigned = current.assigned(name)
             if assigned:
                 if len(assigned) == 1 and assigned[0].kind in ("assign", "ann") and assigned[0].value is not None and assigned[0].position is None:
-                    return self.evaluate(assigned[0].value, current, depth + 1)
+                    result = self.evaluate(assigned[0].value, current, depth + 1)
+                    # Only configuration decides: a local computed from nothing in the
+                    # environment (a list that is appended to later, a counter) is unknown.
+                    if not result.env or isinstance(result.value, (list, tuple, dict, set)):
+                        return Evaluated(UNKNOWN, result.env)
+                    return result
                 return Evaluated(UNKNOWN)
             if name in current.param_names:
                 return Evaluated(UNKNOWN)
@@ -376,7 +381,10 @@ class Config:
         value = self.constants.get(name)
         if value is None:
             return Evaluated(UNKNOWN)
-        return self.evaluate(value, self.index.module_scope, depth + 1)
+        result = self.evaluate(value, self.index.module_scope, depth + 1)
+        if isinstance(result.value, (list, tuple, dict, set)) and not result.env:
+            return Evaluated(UNKNOWN)
+        return result
 
     def _attribute(self, name: str, scope: Scope | None, depth: int) -> Evaluated:
         values = self.attributes.get(name)

@@ -61,7 +61,7 @@ FRESH = frozenset(
     {
         "zeros", "ones", "empty", "full", "arange", "zeros_like", "ones_like", "empty_like", "full_like",
         "range", "len", "linspace", "eye", "rand", "randn", "randint", "randperm", "tensor_like", "isinstance",
-        "perf_counter", "time", "print", "log0", "log", "getattr", "hasattr", "max", "min", "sum", "enumerate",
+        "perf_counter", "print", "log0", "getattr", "hasattr", "max", "min", "sum", "enumerate",
     }
 )
 #: Methods that return (a view or copy of) their receiver's data.
