@@ -107,7 +107,7 @@ class TargetGatedMixing(StaticRule):
                 return loss_sum
             score(None, None, None, 0.1)
             """,
-            lines=(8,),
+            lines=(7,),
         ),
         Invalid(
             code="""
