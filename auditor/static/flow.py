@@ -328,8 +328,12 @@ class FunctionFlow:
 class Flow:
     """Labels for the functions of one source, computed on demand and cached."""
 
-    def __init__(self, index: SourceIndex, resolve=None) -> None:  # noqa: ANN001
+    def __init__(self, index: SourceIndex, resolve=None, dead=None) -> None:  # noqa: ANN001
         self.index = index
+        #: ``dead(stmt)`` is true for statements switched off by their guards under the
+        #: submission's defaults; their assignments give nothing (a branch that is off).
+        self._dead = dead or (lambda stmt: False)
+        self._live_targets: dict[int, set[str]] = {}
         self._flows: dict[int, FunctionFlow] = {}
         self._summaries: dict[int, Summary] = {}
         self._in_progress: set[int] = set()
@@ -415,6 +419,8 @@ class Flow:
         value = assignment.value
         if value is None:
             return False
+        if self._dead(assignment.stmt) and self._has_live_alternative(flow.scope, assignment):
+            return False  # an alternative branch that is off: the live assignment decides
         self._stmt = assignment.stmt
         fact = self._expr(value, flow)
         if assignment.kind in ("comp", "for"):
@@ -447,6 +453,26 @@ class Flow:
             if value is not None and not isinstance(target, cst.Subscript):
                 fact = renamed(fact, name, self.index.code(value, 70))
         return self._store(flow, name, fact)
+
+    def _has_live_alternative(self, scope: Scope, assignment: Assignment) -> bool:
+        """Whether the target of a switched-off assignment is also assigned by code that runs.
+
+        ``if args.calib_val: toks = val[...] else: toks = generate(...)`` gives ``toks``
+        the labels of the branch that runs; code that is entirely off keeps its labels, so
+        that its findings are still reported (as inactive).
+        """
+        key = dotted(assignment.target) if isinstance(assignment.target, (cst.Name, cst.Attribute)) else None
+        if key is None:
+            return False
+        live = self._live_targets.get(id(scope))
+        if live is None:
+            live = set()
+            for other in scope.assignments:
+                name = dotted(other.target) if isinstance(other.target, (cst.Name, cst.Attribute)) else None
+                if name is not None and not self._dead(other.stmt):
+                    live.add(name)
+            self._live_targets[id(scope)] = live
+        return key in live
 
     # expressions -------------------------------------------------------------------------
 
@@ -498,6 +524,8 @@ class Flow:
             return Fact(fact.labels, fact.why, fact.key_node, fact.key_stmt, items)
         if isinstance(node, cst.IfExp):
             return union(ev(node.body), ev(node.orelse))
+        if isinstance(node, cst.Dict):
+            return union(*(ev(e.value) for e in node.elements))
         if isinstance(node, (cst.Comparison, cst.BooleanOperation)):
             parts = [node.left] + ([c.comparator for c in node.comparisons] if isinstance(node, cst.Comparison) else [node.right])
             fact = union(*(ev(p) for p in parts))
@@ -737,5 +765,16 @@ def depends(scope: Scope, roots: Iterable[str], limit: int = 400) -> set[str]:
 
 
 def flow_of(index: SourceIndex) -> Flow:
-    """The flow analysis of a source's index (cached on the index)."""
-    return index.cached("flow", lambda: Flow(index))
+    """The flow analysis of a source's index (cached on the index).
+
+    Assignments in branches that are off under the submission's defaults and every shipped
+    run configuration are ignored (see :mod:`auditor.static.reach`).
+    """
+
+    def build() -> Flow:
+        from auditor.static.reach import program_for
+
+        program = program_for(index.source)
+        return Flow(index, dead=lambda stmt: program.dead_guard(stmt) is not None)
+
+    return index.cached("flow", build)
