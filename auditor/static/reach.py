@@ -102,6 +102,7 @@ class Program:
         self._enabled: dict[int, tuple[EnvValue, ...]] = {}
         self.live: dict[int, Stmt | None] = {}
         self._compute_live()
+        self._live_without_entry()
 
     # guards -------------------------------------------------------------------------------
 
@@ -163,6 +164,28 @@ class Program:
                         continue
                     self.live[id(target)] = witness
                     queue.append(target)
+
+    def _live_without_entry(self) -> None:
+        """A source with no entry point (nothing it defines is used at its module level, nor by
+        another source) is a library or a snippet: its functions are treated as live."""
+        for index in self.indexes:
+            if not index.functions or any(id(f) in self.live for f in index.functions):
+                continue
+            names = {f.name for f in index.functions} | set(index.classes)
+            entry = any(name in index.module_scope.refs for name in names) or any(
+                stmt.scope.is_module for name in names for stmt in self.referrers.get(name, ())
+            )
+            if not entry:
+                for f in index.functions:
+                    self.live[id(f)] = None
+
+    @staticmethod
+    def _inside(scope: Scope, outer: Scope) -> bool:
+        while scope is not None:
+            if scope is outer:
+                return True
+            scope = scope.parent
+        return False
 
     def is_live(self, scope: Scope) -> bool:
         return id(scope) in self.live
