@@ -11,6 +11,7 @@ from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
+from auditor.static.flow import is_val_name
 from auditor.static.index import Scope, SourceIndex
 from auditor.static.names import dotted
 from auditor.static.training import training_sites
@@ -126,7 +127,7 @@ class ValInTrain(StaticRule):
                 if _CALIBRATE.search(name) and not _CALIBRATE.search(scope.name) and call.node.args:
                     for arg in call.node.args:
                         fact = flow.fact(arg.value, scope)
-                        if fact.has("val") and fact.has("tok", "tgt") and not fact.has("grad"):
+                        if fact.has("val") and self._raw_val(arg.value, scope) and not fact.has("grad"):
                             yield self.report(
                                 source, call.node, call.stmt,
                                 f"`{name}` calibrates quantization on validation data ({index.code(arg.value, 60)}); "
@@ -146,7 +147,7 @@ class ValInTrain(StaticRule):
                         )
                 elif call.qualified in _SERIALIZE and call.node.args:
                     fact = flow.fact(call.node.args[0].value, scope)
-                    if fact.has("val") and fact.has("tok", "tgt") and not fact.has("tgtdep", "tokdep"):
+                    if fact.has("val") and self._raw_val(call.node.args[0].value, scope):
                         yield self.report(
                             source, call.node, call.stmt,
                             f"validation tokens are serialized with `{call.qualified}` ({fact.reason('val') or 'validation data'})",
@@ -162,6 +163,37 @@ class ValInTrain(StaticRule):
                             f"the training files are set to the validation files (`{index.code(assignment.stmt.node, 80)}`)",
                             evidence={"assignment": index.code(assignment.stmt.node, 120)},
                         )
+
+    @classmethod
+    def _raw_val(cls, node: cst.BaseExpression, scope: Scope, depth: int = 0) -> bool:
+        """Whether an expression holds validation tokens themselves (a slice of them, in a
+        dict or tuple, through names and dtype/device conversions), not something computed
+        from them."""
+        if depth > 8:
+            return False
+        if isinstance(node, (cst.Dict,)):
+            return any(cls._raw_val(e.value, scope, depth + 1) for e in node.elements)
+        if isinstance(node, (cst.Tuple, cst.List)):
+            return any(cls._raw_val(e.value, scope, depth + 1) for e in node.elements)
+        if isinstance(node, (cst.ListComp, cst.GeneratorExp)):
+            return cls._raw_val(node.elt, scope, depth + 1)
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "unsqueeze":
+            return cls._raw_val(node.func.value, scope, depth + 1)
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in (
+            "to", "cpu", "numpy", "astype", "clone", "contiguous", "view", "reshape", "long", "int", "short", "tolist",
+        ):
+            return cls._raw_val(node.func.value, scope, depth + 1)
+        if isinstance(node, cst.Subscript):
+            return cls._raw_val(node.value, scope, depth + 1)
+        name = dotted(node) if isinstance(node, (cst.Name, cst.Attribute)) else None
+        if name is None:
+            return False
+        if is_val_name(name.rsplit(".", 1)[-1]):
+            return True
+        if isinstance(node, cst.Name):
+            assigned = [a for a in scope.assigned(name) if a.value is not None]
+            return any(cls._raw_val(a.value, scope, depth + 1) for a in assigned[:4])
+        return False
 
     @staticmethod
     def _used_for_training(index: SourceIndex, scope: Scope, call, trains: set[int]) -> str:  # noqa: ANN001
