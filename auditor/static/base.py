@@ -49,7 +49,7 @@ class StaticRule(Rule):
         return program_for(source)
 
     @classmethod
-    def report(
+    def report(  # noqa: PLR0913 - a finding has many parts
         cls,
         source: PythonSource,
         node: cst.CSTNode,
@@ -63,18 +63,19 @@ class StaticRule(Rule):
         key: str = "",
         activity: Activity | None = None,
     ) -> Finding:
-        """A finding at ``node`` (whose statement is ``stmt``), inactive when the code does not run."""
+        """A finding at the statement ``stmt`` (``node`` is the part of it that matters; the
+        location is the statement's first line), inactive when the code does not run."""
         index = index_of(source)
-        index.line(node)  # positions of every recorded node, in one pass
+        line, column = index.stmt_position(stmt)
         activity = activity if activity is not None else program_for(source).activity(stmt)
         where = stmt.scope.qualname if not stmt.scope.is_module else "<module>"
         merged: dict[str, Any] = {"function": where, **(evidence or {}), **activity.evidence(), **source.evidence_base()}
         status = Status.ACTIVE if activity.active else Status.INACTIVE
-        location: Location = source.location(node)
+        location = Location(path=source.path, line=line, column=column, decoded_from=source.origin)
         return cls.finding(
             message,
             location,
-            snippet=source.snippet(node),
+            snippet=source.snippet(line=line),
             evidence=merged,
             severity=severity,
             confidence=confidence,

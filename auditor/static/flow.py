@@ -132,7 +132,7 @@ class Fact:
     """Labels of a value and, for each label, one reason."""
 
     labels: frozenset[str] = frozenset()
-    why: tuple[tuple[str, str], ...] = ()
+    why: tuple[tuple[str, object], ...] = ()  # (label, reason): a str or a Lazy
     #: The expression where a ``key`` was formed, and the statement it is in.
     key_node: cst.CSTNode | None = None
     key_stmt: Stmt | None = None
@@ -145,7 +145,7 @@ class Fact:
     def reason(self, label: str) -> str:
         for name, text in self.why:
             if name == label:
-                return text
+                return str(text)
         return ""
 
     def prefixed(self, prefix: str) -> list[str]:
@@ -206,14 +206,41 @@ def with_label(fact: Fact, label: str, reason: str) -> Fact:
     return Fact(fact.labels | {label}, fact.why + ((label, reason),), fact.key_node, fact.key_stmt, fact.items)
 
 
-def renamed(fact: Fact, name: str, code: str) -> Fact:
-    """The fact of ``name = code``: the target's reason gains a step of the alias chain."""
+class Lazy:
+    """A reason rendered only when a finding shows it (rendering code costs a codegen)."""
+
+    __slots__ = ("_make", "_text", "name", "depth")
+
+    def __init__(self, make, name: str = "", depth: int = 0) -> None:  # noqa: ANN001
+        self._make = make
+        self._text: str | None = None
+        self.name = name
+        self.depth = depth
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = self._make()
+        return self._text
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def renamed(fact: Fact, name: str, code) -> Fact:  # noqa: ANN001
+    """The fact of ``name = <value>``: the target's reason gains a step of the alias chain.
+
+    ``code`` renders the assigned value (called only if the reason is ever shown).
+    """
     if not fact.labels:
         return fact
     why = []
     for label, text in fact.why:
-        if label in ("tgt", "val") and text.count("←") < _MAX_TRAIL and not text.startswith(name + " "):
-            text = f"{name} = {code} ← {text}" if text else f"{name} = {code}"
+        if label in ("tgt", "val") and getattr(text, "depth", 0) < _MAX_TRAIL and getattr(text, "name", None) != name:
+            text = Lazy(
+                (lambda prev=text: f"{name} = {code()} ← {prev}" if str(prev) else f"{name} = {code()}"),
+                name,
+                getattr(text, "depth", 0) + 1,
+            )
         why.append((label, text))
     return Fact(fact.labels, tuple(why), fact.key_node, fact.key_stmt)
 
@@ -451,7 +478,7 @@ class Flow:
         if isinstance(target, cst.Name):
             fact = union(fact, seed(name)) if is_tgt_name(name) or is_val_name(name) else fact
             if value is not None and not isinstance(target, cst.Subscript):
-                fact = renamed(fact, name, self.index.code(value, 70))
+                fact = renamed(fact, name, lambda v=value: self.index.code(v, 70))
         return self._store(flow, name, fact)
 
     def _has_live_alternative(self, scope: Scope, assignment: Assignment) -> bool:
@@ -567,11 +594,13 @@ class Flow:
                 based = index_base(lower, flow.scope)
                 next_token = (is_slice and value == 1) or (based is not None and based[1] > 0 and not isinstance(lower, cst.Integer))
                 if next_token and base.has("val"):
-                    fact = with_label(fact, "tgt", f"{self.index.code(node, 60)} (the next token of {stream or 'the validation stream'})")
+                    fact = with_label(
+                        fact, "tgt", Lazy(lambda: f"{self.index.code(node, 60)} (the next token of {stream or 'the validation stream'})")
+                    )
                 elif based is not None and stream is not None and len(elements) == 1:
                     sign = based[1]
                     label = f"ctx:{stream}:{based[0]}" if sign < 0 else f"cur:{stream}:{based[0]}"
-                    fact = with_label(fact, label, self.index.code(node, 60))
+                    fact = with_label(fact, label, Lazy(lambda: self.index.code(node, 60)))
         return fact
 
     def _combine(self, op: cst.BaseBinaryOp, left: Fact, right: Fact, node, where, left_node, right_node) -> Fact:  # noqa: ANN001
@@ -633,14 +662,14 @@ class Flow:
         args = [a.value for a in node.args]
         kw = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
         if "requires_grad" in kw and isinstance(kw["requires_grad"], cst.Name) and kw["requires_grad"].value == "True":
-            return with_label(Fact(frozenset(), ()), "grad", self.index.code(node, 80))
+            return with_label(Fact(frozenset(), ()), "grad", Lazy(lambda: self.index.code(node, 80)))
         if last in ("requires_grad_",) and isinstance(func, cst.Attribute):
             inner = ev(func.value)
             if not node.args or (isinstance(node.args[0].value, cst.Name) and node.args[0].value.value == "True"):
-                return with_label(inner, "grad", self.index.code(node, 80))
+                return with_label(inner, "grad", Lazy(lambda: self.index.code(node, 80)))
             return inner
         if last in ("Parameter",) and name.endswith("Parameter"):
-            return with_label(union(*(ev(a) for a in args)), "grad", self.index.code(node, 80))
+            return with_label(union(*(ev(a) for a in args)), "grad", Lazy(lambda: self.index.code(node, 80)))
         module_call = isinstance(func, cst.Name) or (name.split(".")[0] in ("np", "numpy", "torch", "math", "time", "os", "F"))
         if last in FRESH and name not in flow.names and module_call:
             if last in ("max", "min", "sum") and isinstance(func, cst.Name):
