@@ -63,8 +63,11 @@ class DynamicCode(StaticRule):
     def check(self, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
         bundled = self._bundled_names(source)
+        reported: set[int] = set()
         for scope in index.scopes:
             for call in scope.calls:
+                if id(call.stmt) in reported:
+                    continue  # exec(compile(...)): one finding per statement
                 if call.qualified not in _DYNAMIC or not isinstance(call.node.func, (cst.Name, cst.Attribute)):
                     continue
                 if isinstance(call.node.func, cst.Attribute) and not call.name.startswith("builtins."):
@@ -79,6 +82,7 @@ class DynamicCode(StaticRule):
                     continue  # exec of a file of the submission, which is analysed
                 if call.node.args and isinstance(call.node.args[0].value, (cst.SimpleString, cst.ConcatenatedString)):
                     continue  # a literal: visible in the source
+                reported.add(id(call.stmt))
                 yield self.report(
                     source, call.node, call.stmt,
                     f"`{call.name}` runs code that cannot be read statically ({index.code(call.node, 80)})",
