@@ -627,6 +627,7 @@ class Flow:
                 ):
                     labels.add("key")
                     why["key"] = "context combined with the target"
+                    why["key_target"] = dict(side.why).get("tgt", "")
                     if not hashed:
                         labels.add("exact")
                     key_node, key_stmt = node, self._stmt

@@ -238,7 +238,7 @@ class TargetInKey(StaticRule):
         exact = fact.has("exact") and not fact.has("hash")
         key_code = index.code(fact.key_node, 120) if fact.key_node is not None else index.code(key_expr, 120)
         key_line = index.line(fact.key_stmt.node) if fact.key_stmt is not None else None
-        target = fact.reason("tgt") or "the target"
+        target = fact.reason("key_target") or fact.reason("tgt") or "the target"
         table = index.code(node.value, 60) if isinstance(node, cst.Subscript) else index.code(node.func, 60)
         evidence = {
             "key": key_code,
