@@ -54,7 +54,9 @@ class TargetInKey(StaticRule):
     ## Known problems
     A table keyed on (context, target) *without* hashing (a dict of exact tuples) is a
     normalized conditional distribution when its denominator is the context count; such
-    keys are reported as warnings, and the runtime normalization probe decides. A lookup in
+    keys are reported as warnings, only when the target comes from validation data (an exact
+    bigram table read while training, to weight the loss, is not reported), and the runtime
+    normalization probe decides. A lookup in
     code switched off by its environment defaults is reported `inactive`.
 
     ## References
@@ -232,6 +234,8 @@ class TargetInKey(StaticRule):
                 structural = fact.has("structural") and "named like" not in fact.reason("tgt")
                 if in_module and structural:
                     continue  # a model's own input hashing (BigramHash-style), not a cache read
+                if fact.has("exact") and not fact.has("hash") and not fact.has("val"):
+                    continue  # an exact (context, target) table of training batches: counting, not scoring
                 yield self._finding(source, index, node, stmt, fact, key_expr)
 
     def _finding(self, source, index, node, stmt, fact: Fact, key_expr) -> Finding:  # noqa: ANN001
