@@ -608,7 +608,6 @@ class Flow:
         labels = set(fact.labels)
         why = dict(fact.why)
         key_node, key_stmt = fact.key_node, fact.key_stmt
-        flow = self._current
         if isinstance(op, cst.BitXor) and (left.tokenish or right.tokenish):
             labels.add("hash")
             why.setdefault("hash", "XOR")
@@ -645,14 +644,13 @@ class Flow:
                             labels.add("structural")
                             key_node, key_stmt = node, self._stmt
                             break
-                # a summary's parameters combined inside the callee: recorded for the call site
-                if self._param_marks:
-                    lp, rp = left.prefixed("param:"), right.prefixed("param:")
-                    if lp and rp and isinstance(op, (cst.BitXor,)) or (lp and rp and (left.has("hash") or right.has("hash"))):
-                        for a in lp:
-                            for b in rp:
-                                labels.add(f"combo:{a[6:]}:{b[6:]}")
-                                key_node, key_stmt = node, self._stmt
+                # A summary's parameters combined inside the callee: the call site decides.
+                lp, rp = left.prefixed("param:"), right.prefixed("param:")
+                if self._param_marks and lp and rp and (isinstance(op, cst.BitXor) or left.has("hash") or right.has("hash")):
+                    for a in lp:
+                        for b in rp:
+                            labels.add(f"combo:{a[6:]}:{b[6:]}")
+                            key_node, key_stmt = node, self._stmt
         return Fact(frozenset(labels), tuple(why.items()), key_node, key_stmt)
 
     def _call(self, node: cst.Call, flow: FunctionFlow, depth: int) -> Fact:

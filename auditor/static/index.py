@@ -194,7 +194,7 @@ class ClassInfo:
     node: cst.ClassDef
     name: str
     bases: tuple[str, ...]
-    methods: dict[str, FunctionInfo] = field(default_factory=dict)
+    methods: dict[str, Scope] = field(default_factory=dict)
     #: Class-level ``name = value`` assignments (Hyperparameters-style configuration).
     attributes: dict[str, cst.BaseExpression] = field(default_factory=dict)
     is_module: bool = False  # a torch.nn.Module subclass

@@ -19,8 +19,6 @@ import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import libcst as cst
-
 from auditor.source import PythonSource, Role
 from auditor.static.env import Config, EnvValue, log_scenarios, run_scenarios
 from auditor.static.index import Guard, Scope, SourceIndex, Stmt, index_of
@@ -308,7 +306,3 @@ def program_for(source: PythonSource) -> Program:
 
 
 _LONE: weakref.WeakKeyDictionary[PythonSource, Program] = weakref.WeakKeyDictionary()
-
-
-def node_stmt(index: SourceIndex, node: cst.CSTNode) -> Stmt | None:
-    return index.stmt_of.get(node)

@@ -241,12 +241,3 @@ def looks_like_warmup(index: SourceIndex, site: TrainSite) -> str:
     text = " ".join(texts)
     match = WARMUP.search(text)
     return match.group(0) if match else ""
-
-
-def optimizer_params_local(scope: Scope, site: TrainSite) -> bool:
-    """Whether the training updates only tensors created in the loop (SLOT-style parameters)."""
-    return site.fact.has("grad")
-
-
-def flow_for(index: SourceIndex) -> Flow:
-    return flow_of(index)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import libcst as cst
 
-from auditor.findings import Confidence, Finding, Severity, Status
+from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
@@ -368,5 +368,3 @@ class SlotOnScoredTargets(StaticRule):
                     return index.line(stmt.node)
         return None
 
-
-__all__ = ["SlotOnScoredTargets", "Status"]

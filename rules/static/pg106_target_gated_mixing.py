@@ -189,5 +189,3 @@ class TargetGatedMixing(StaticRule):
     def _report(self, source: PythonSource, index: SourceIndex, node, stmt, message: str) -> Finding:  # noqa: ANN001
         return self.report(source, node, stmt, message + "; the choice depends on the token being scored", evidence={"expression": index.code(node, 140)})
 
-
-__all__ = ["TargetGatedMixing", "Confidence"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import libcst as cst
-
 from auditor.static.flow import flow_of, is_tgt_name, is_val_name
 
 from .helpers import function, indexed
