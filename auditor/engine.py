@@ -98,7 +98,7 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
 def audit_bundle(bundle: Bundle, options: AuditOptions) -> SubmissionReport:
     """Run every selected check on one submission."""
     codes = registry.select(options.select, options.ignore)
-    rules = {code: registry.get(code) for code in codes}
+    rules = {code: registry.get(code) for code in sorted(codes)}
     findings: list[Finding] = [f for f in bundle.problems if f.code in codes]
     checked: list[str] = []
 
