@@ -152,8 +152,9 @@ class Config:
     constants: dict[str, cst.BaseExpression] = field(default_factory=dict)
     env_helpers: set[str] = field(default_factory=set)
     config_classes: set[str] = field(default_factory=set)
-    _memo: dict[int, Evaluated] = field(default_factory=dict)
-    _active: set[int] = field(default_factory=set)
+    # Keyed by the identities of (expression, scope): both live as long as the module does.
+    _memo: dict[tuple[int, int], Evaluated] = field(default_factory=dict)
+    _active: set[tuple[int, int]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         index = self.index
@@ -268,7 +269,7 @@ class Config:
 
     def evaluate(self, node: cst.BaseExpression, scope: Scope | None = None, depth: int = 0) -> Evaluated:
         """The value of an expression with every environment variable at its default."""
-        key = id(node) ^ (id(scope) << 1)
+        key = (id(node), id(scope))  # a pair: a combined integer could collide between pairs
         if key in self._memo:
             return self._memo[key]
         if depth > 12 or key in self._active:
