@@ -101,7 +101,7 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
 def audit_bundle(bundle: Bundle, options: AuditOptions) -> SubmissionReport:
     """Run every selected check on one submission."""
     codes = registry.select(options.select, options.ignore)
-    rules = {code: registry.get(code) for code in sorted(codes)}  # a stable order for reports
+    rules = {code: registry.get(code) for code in sorted(codes)}
     for key, value in options.context.items():
         bundle.put(key, value)
     findings: list[Finding] = [f for f in bundle.problems if f.code in codes]

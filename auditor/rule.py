@@ -44,6 +44,7 @@ KNOWN_TAGS = frozenset(
         "significance",
         "target_gated",
         "dynamic_code",
+        "train_data_at_eval",
         "consistency",
         "hardware",
         "tool",
