@@ -86,6 +86,9 @@ class PrResult:
     auditor_verdict: str = ""
     seconds: float = 0.0
     failure: str = ""
+    #: the auditor's per-seed rows and the labels' per-seed figures, for the records parser comparison
+    seeds: list[dict] = field(default_factory=list)
+    labeled_seeds: dict = field(default_factory=dict)
 
 
 def _labels(row: dict) -> tuple[set[str], set[str], dict[str, list[tuple[str, int, bool]]]]:
@@ -102,8 +105,8 @@ def _labels(row: dict) -> tuple[set[str], set[str], dict[str, list[tuple[str, in
     return labels, code & set(lines), lines
 
 
-def audit_one(args: tuple[str, dict, bool]) -> PrResult:
-    repo_path, row, runtime = args
+def audit_one(args: tuple[str, dict, bool, list[str] | None]) -> PrResult:
+    repo_path, row, runtime, select = args
     labels, code_labels, lines = _labels(row)
     result = PrResult(row["pr"], row["verdict"], labels, code_labels, lines)
     start = time.perf_counter()
@@ -114,13 +117,15 @@ def audit_one(args: tuple[str, dict, bool]) -> PrResult:
                 bundle = build_bundle(GitTreeStore(repo, row["head_sha"], folder))
                 bundle.head_sha, bundle.pr = row["head_sha"], row["pr"]
                 bundles.append(bundle)
-            report = audit_bundles(bundles, AuditOptions(runtime=runtime))
+            report = audit_bundles(bundles, AuditOptions(runtime=runtime, select=select))
     except Exception as exc:  # a benchmark reports failures instead of stopping
         result.failure = f"{type(exc).__name__}: {exc}"
         result.seconds = time.perf_counter() - start
         return result
     result.seconds = time.perf_counter() - start
     result.auditor_verdict = ",".join(s.verdict.value for s in report.submissions)
+    result.seeds = [seed for s in report.submissions for seed in s.seeds]
+    result.labeled_seeds = row.get("per_seed") or {}
     for finding in report.findings:
         tags = tuple(sorted({group(t) for t in finding.tags}))
         loc = finding.location
@@ -180,6 +185,53 @@ def score(results: list[PrResult]) -> dict[str, dict[str, float]]:
     return table
 
 
+#: Per-seed figures of the labels and the auditor's names for them, with a tolerance.
+SEED_FIGURES = (
+    ("total_bytes", "total_bytes_logged", 0),
+    ("model_bytes", "model_bytes", 0),
+    ("model_plus_submitted_code_bytes", "total_bytes_submitted", 0),
+    ("train_s", "train_s", 0.0015),
+    ("val_bpb", "val_bpb", 1e-8),
+    ("world_size", "world_size", 0),
+)
+
+
+def print_seed_agreement(results: list[PrResult]) -> None:
+    """How often the records parser reads the same per-seed figure as the labels' own parse.
+
+    The labels' figures come from the PR logs (``per_seed`` in dev.jsonl); rows are matched by
+    log file name. Disagreements are listed: some are the labels' misreads (a stage picked
+    from an epoch prefix, a mean where a seed's value is meant), some are the auditor's.
+    """
+    counts: dict[str, list[int]] = {name: [0, 0] for _, name, _ in SEED_FIGURES}
+    diffs: list[str] = []
+    for r in results:
+        mine = {s.get("log", "").rsplit("/", 1)[-1]: s for s in r.seeds}
+        for key, labeled in r.labeled_seeds.items():
+            ours = mine.get(labeled.get("log", ""))
+            for theirs_name, our_name, tolerance in SEED_FIGURES:
+                tol = tolerance
+                if theirs_name not in labeled:
+                    continue
+                counts[our_name][1] += 1
+                value = ours.get(our_name) if ours else None
+                theirs = labeled[theirs_name]
+                if our_name == "val_bpb" and "." in repr(theirs):  # labels often kept 4 decimals
+                    tol = 0.5 * 10 ** -len(repr(theirs).split(".")[1]) + 1e-12
+                if value is not None and abs(float(value) - float(theirs)) <= tol:
+                    counts[our_name][0] += 1
+                elif len(diffs) < 60:
+                    diffs.append(f"  #{r.pr} {labeled.get('log')}: {our_name} auditor={value} labels={labeled[theirs_name]}")
+    print()
+    print("per-seed figures, auditor vs the labels' parse of the same logs (agree / compared):")
+    for name, (agree, total) in counts.items():
+        if total:
+            print(f"  {name:<24}{agree:>5} / {total:<5} {agree / total:.0%}")
+    if diffs:
+        print("  disagreements (first 60):")
+        print("\n".join(diffs))
+
+
 def _fmt(x: float) -> str:
     return "  -  " if x != x else f"{x:.2f}"
 
@@ -202,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="parallel worker processes")
     parser.add_argument("--runtime", action="store_true", help="also run the runtime harness")
     parser.add_argument("--json", type=Path, help="write per-PR results and scores here")
+    parser.add_argument("--select", help="only these codes or prefixes, comma-separated (e.g. PG3 for the records checks)")
     args = parser.parse_args(argv)
 
     rows = [json.loads(line) for line in args.labels.read_text().splitlines() if line.strip()]
@@ -209,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         wanted = {int(p) for p in args.prs.split(",")}
         rows = [r for r in rows if r["pr"] in wanted]
     start = time.perf_counter()
-    work = [(args.repo, row, args.runtime) for row in rows]
+    select = [c.strip().upper() for c in args.select.split(",")] if args.select else None
+    work = [(args.repo, row, args.runtime, select) for row in rows]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
             results = list(pool.map(audit_one, work))
@@ -261,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         print("audits that failed:")
         for r in failures:
             print(f"  #{r.pr}: {r.failure}")
+
+    print_seed_agreement(results)
 
     times = sorted(r.seconds for r in results)
     if times:
