@@ -253,21 +253,32 @@ def _read_python(bundle: Bundle) -> None:
             )
 
 
-def _names_in(source: PythonSource) -> tuple[set[str], set[str]]:
-    """Module names imported by a source, and the string literals it contains."""
+def _names_in(source: PythonSource, rel: str) -> tuple[set[str], set[str]]:
+    """Absolute dotted names of the modules a source imports, and its string literals.
+
+    ``rel`` is the source's path in the submission; relative imports (``from .model import
+    GPT`` in ``pkg/train.py``) are resolved against it.
+    """
     modules: set[str] = set()
     strings: set[str] = set()
     tree = source.ast_tree
     if tree is None:
         return modules, strings
+    package = rel.split("/")[:-1]
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.module:
-                modules.add(node.module)
-            if node.level or not node.module:
-                modules.update(alias.name for alias in node.names)
+            base: list[str] = []
+            if node.level:
+                if node.level - 1 > len(package):
+                    continue  # beyond the submission folder
+                base = package[: len(package) - (node.level - 1)]
+            prefix = ".".join(base + ([node.module] if node.module else []))
+            if prefix:
+                modules.add(prefix)
+            for alias in node.names:  # "from pkg import module" imports a module too
+                modules.add(f"{prefix}.{alias.name}" if prefix else alias.name)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 300:
             strings.add(node.value)
     return modules, strings
@@ -282,6 +293,7 @@ def _link_references(bundle: Bundle) -> None:
             by_module[dotted] = f
             if dotted.endswith(".__init__"):
                 by_module[dotted[: -len(".__init__")]] = f
+    rel_of = {f.path: f.rel for f in bundle.files}
     queue = [s for s in bundle.sources if s.role is Role.MAIN]
     seen: set[int] = set()
     while queue:
@@ -289,15 +301,15 @@ def _link_references(bundle: Bundle) -> None:
         if id(source) in seen:
             continue
         seen.add(id(source))
-        modules, strings = _names_in(source)
+        modules, strings = _names_in(source, rel_of.get(source.path, ""))
         newly: list[BundleFile] = []
         for name in modules:
+            # "a.b.c" runs a/__init__.py, a/b/__init__.py and a/b/c.py: every one that exists
             parts = name.split(".")
-            for end in range(len(parts), 0, -1):
+            for end in range(1, len(parts) + 1):
                 target = by_module.get(".".join(parts[:end]))
                 if target is not None:
                     newly.append(target)
-                    break
         for f in bundle.files:
             if f.kind in (FileKind.PYTHON, FileKind.NATIVE) and not f.referenced:
                 base = f.rel.rsplit("/", 1)[-1]

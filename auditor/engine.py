@@ -35,6 +35,9 @@ class AuditOptions:
     waivers: Sequence[Waiver] = field(default_factory=tuple)
     #: Honour ``# pgolf-audit: ignore[...]`` comments in the audited code.
     inline_suppressions: bool = True
+    #: Values put on every bundle before the checks run (``bundle.get(key)``), e.g. the
+    #: significance baseline the records checks test a claim against.
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 def audit(paths: Iterable[str | Path], options: AuditOptions | None = None, root: Path | None = None) -> Report:
@@ -112,7 +115,9 @@ def _reconciled(findings: list[Finding], bundle: Bundle, codes: set[str], debug:
 def audit_bundle(bundle: Bundle, options: AuditOptions) -> SubmissionReport:
     """Run every selected check on one submission."""
     codes = registry.select(options.select, options.ignore)
-    rules = {code: registry.get(code) for code in codes}
+    rules = {code: registry.get(code) for code in sorted(codes)}
+    for key, value in options.context.items():
+        bundle.put(key, value)
     findings: list[Finding] = [f for f in bundle.problems if f.code in codes]
     checked: list[str] = []
 

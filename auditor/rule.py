@@ -44,8 +44,10 @@ KNOWN_TAGS = frozenset(
         "significance",
         "target_gated",
         "dynamic_code",
+        "train_data_at_eval",
         "consistency",
         "causality",
+        "hardware",
         "tool",
     }
 )

@@ -80,7 +80,7 @@ class PythonSource:
             return cst.parse_module(self.text), None
         except cst.ParserSyntaxError as exc:
             return None, _describe_syntax_error(self.text, exc)
-        except (RecursionError, MemoryError, ValueError) as exc:
+        except (RecursionError, MemoryError, ValueError, cst.CSTValidationError) as exc:
             return None, f"the parser gave up: {type(exc).__name__}"
 
     @cached_property

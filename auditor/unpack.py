@@ -325,10 +325,12 @@ class _Interpreter:
         name = self.qualname(func)
         if name is None:
             raise _NotLiteral
+        if name in {"compile", "builtins.compile"} and node.args:
+            # compile(source, filename, "exec") -> the source; the file name may be anything
+            # (wrappers often pass __file__ + ".decompressed.py")
+            return self.eval(node.args[0])
         args = [self.eval(a) for a in node.args if not isinstance(a, ast.Starred)]
         kwargs = {kw.arg: self.eval(kw.value) for kw in node.keywords if kw.arg is not None}
-        if name in {"compile", "builtins.compile"} and args:
-            return args[0]  # compile(source, filename, "exec") -> the source
         if name in {"str", "builtins.str"} and args:
             if isinstance(args[0], bytes) and len(args) >= 2:
                 return args[0].decode(*args[1:])

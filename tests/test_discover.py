@@ -102,3 +102,19 @@ def test_main_script_choice(in_tmp):
     assert a.main_script.rel == "train_gpt.py"
     assert b.main_script.rel == "train_gpt_v2.py"
     assert c.main_script.rel == "model.py"
+
+
+def test_relative_imports_and_packages_are_linked(in_tmp):
+    _write(in_tmp / "rec", {
+        "train_gpt.py": "from pkg.train import main\nmain()\n",
+        "pkg/__init__.py": "",
+        "pkg/train.py": "from .model import GPT\nfrom . import util\n",
+        "pkg/model.py": "GPT = 1\n",
+        "pkg/util.py": "X = 1\n",
+        "pkg/unused.py": "Y = 1\n",
+        "submission.json": "{}",
+    })
+    (bundle,) = discover(["rec"])
+    assert {f.rel for f in bundle.code_files} == {
+        "train_gpt.py", "pkg/__init__.py", "pkg/train.py", "pkg/model.py", "pkg/util.py",
+    }

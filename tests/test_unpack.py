@@ -66,6 +66,20 @@ def test_data_through_a_module_level_name_and_concatenation():
     assert result.payloads[0].origin.line == 4
 
 
+def test_compile_with_a_computed_file_name_and_the_source_in_a_variable():
+    blob = base64.b85encode(lzma.compress(PAYLOAD.encode())).decode()
+    text = (
+        "import lzma as L, base64 as B, linecache as C\n"
+        f"S = L.decompress(B.b85decode({blob!r})).decode()\n"
+        "F = __file__ + '.__decompressed__.py'\n"
+        "C.cache[F] = (len(S), None, S.splitlines(True), F)\n"
+        "exec(compile(S, F, 'exec'))\n"
+    )
+    result = unpack(text, "w.py")
+    assert [p.text for p in result.payloads] == [PAYLOAD]
+    assert result.payloads[0].origin.line == 5
+
+
 def test_committed_wrapper_fixtures_decode_to_their_sources():
     for name in ("lzma_b85", "nested"):
         wrapper = (FIXTURES / "wrappers" / name / "train_gpt.py").read_text()

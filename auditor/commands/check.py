@@ -8,6 +8,7 @@ from pathlib import Path
 
 from auditor.engine import AuditOptions, audit, count_at_or_above
 from auditor.findings import Severity
+from auditor.records import options as records_options
 from auditor.report import Format
 from auditor.results import Report
 from auditor.suppress import load_waivers
@@ -52,6 +53,7 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         help="ignore '# pgolf-audit: ignore[...]' comments in the audited code (for maintainers' gates)",
     )
     parser.add_argument("--debug", action="store_true", help="let internal errors raise with a traceback")
+    records_options.add_arguments(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +72,7 @@ def options_from(args: argparse.Namespace) -> AuditOptions:
         debug=args.debug,
         waivers=waivers,
         inline_suppressions=not args.no_inline_suppressions,
+        context=records_options.context_from(args),
     )
 
 

@@ -17,6 +17,20 @@ def source_url(source: str) -> str | None:
     return None
 
 
+def sources_markdown(sources: tuple[str, ...] | list[str]) -> str:
+    """Rule sources as Markdown, issue and PR numbers linked: ``[#779](…), README``."""
+    parts = []
+    for source in sources:
+        url = source_url(source)
+        parts.append(f"[{source}]({url})" if url else source)
+    return ", ".join(parts)
+
+
+def md_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 class Reporter(ABC):
     """Turns a report into text in one format."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from auditor.findings import Finding, Status, Verdict
-from auditor.report.base import Reporter, source_url
+from auditor.report.base import Reporter, md_cell, sources_markdown
 from auditor.results import Report, SubmissionReport
 
 VERDICT_TEXT = {
@@ -14,16 +14,6 @@ VERDICT_TEXT = {
 MARKER = "<!-- pgolf-audit -->"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _sources(finding: Finding) -> str:
-    parts = []
-    for source in finding.sources:
-        url = source_url(source)
-        parts.append(f"[{source}]({url})" if url else source)
-    return ", ".join(parts)
 
 
 def _where(finding: Finding) -> str:
@@ -38,7 +28,7 @@ def _where(finding: Finding) -> str:
 
 def _evidence(finding: Finding) -> list[str]:
     data = finding.to_dict()["evidence"]
-    return [f"  - {key}: `{_cell(str(value))[:300]}`" for key, value in data.items()]
+    return [f"  - {key}: `{md_cell(str(value))[:300]}`" for key, value in data.items()]
 
 
 def _finding_block(finding: Finding) -> list[str]:
@@ -47,10 +37,10 @@ def _finding_block(finding: Finding) -> list[str]:
         f"  {finding.message}",
     ]
     if finding.snippet:
-        lines.append(f"  `{_cell(finding.snippet)}`")
+        lines.append(f"  `{md_cell(finding.snippet)}`")
     lines.extend(_evidence(finding))
     if finding.sources:
-        lines.append(f"  - rule source: {_sources(finding)}")
+        lines.append(f"  - rule source: {sources_markdown(finding.sources)}")
     if finding.status_reason:
         lines.append(f"  - {finding.status.value}: {finding.status_reason}")
     return lines
@@ -67,7 +57,7 @@ def submission_markdown(sub: SubmissionReport) -> list[str]:
         out.append("| " + " | ".join(keys) + " |")
         out.append("|" + "---|" * len(keys))
         for seed in sub.seeds:
-            out.append("| " + " | ".join(_cell(str(seed.get(k, ""))) for k in keys) + " |")
+            out.append("| " + " | ".join(md_cell(str(seed.get(k, ""))) for k in keys) + " |")
         out.append("")
     active = [f for f in sub.findings if f.counts]
     inactive = [f for f in sub.findings if f.status is Status.INACTIVE]

@@ -21,7 +21,7 @@ from typing import Any
 
 from auditor import registry
 from auditor.findings import Finding, Severity, Status, Verdict
-from auditor.report.base import Reporter, source_url
+from auditor.report.base import Reporter, md_cell, sources_markdown
 from auditor.results import Report, SubmissionReport
 
 MARKER = "<!-- pgolf-audit:review -->"
@@ -61,9 +61,6 @@ def _bpb(value: Any) -> str:
     return f"{value:.8f}".rstrip("0").rstrip(".") if isinstance(value, (int, float)) else "—"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
 
 def permalink(sub: SubmissionReport, ctx: ReviewContext, path: str, line: int | None) -> str:
     """A link to a line at the head commit, or plain ``path:line`` without a commit."""
@@ -72,13 +69,6 @@ def permalink(sub: SubmissionReport, ctx: ReviewContext, path: str, line: int | 
         return f"[`{path}{f':{line}' if line else ''}`]({ctx.repo_url}/blob/{sub.head_sha}/{where})"
     return f"`{path}{f':{line}' if line else ''}`"
 
-
-def _sources(finding: Finding) -> str:
-    links = []
-    for source in finding.sources:
-        url = source_url(source)
-        links.append(f"[{source}]({url})" if url else source)
-    return ", ".join(links)
 
 
 def _seed_value(seed: dict[str, Any], *keys: str) -> Any:
@@ -138,7 +128,7 @@ def seed_table(sub: SubmissionReport) -> list[str]:
         rows.append(
             "| "
             + " | ".join(
-                _cell(x)
+                md_cell(x)
                 for x in (
                     str(seed.get("seed", "—")),
                     f"`{seed['log']}`" if seed.get("log") else "—",
@@ -161,7 +151,7 @@ def _evidence_lines(finding: Finding) -> list[str]:
     for key, value in finding.to_dict()["evidence"].items():
         if key in ("decoded", "wrapper_line"):
             continue
-        text = _cell(str(value))
+        text = md_cell(str(value))
         lines.append(f"  - {key}: `{text if len(text) <= 300 else text[:299] + '…'}`")
     return lines
 
@@ -206,7 +196,7 @@ def finding_block(sub: SubmissionReport, finding: Finding, ctx: ReviewContext) -
     except KeyError:
         why = ""
     if why or finding.sources:
-        lines += ["", f"**Why it matters:** {why}" + (f" Rule: {_sources(finding)}." if finding.sources else "")]
+        lines += ["", f"**Why it matters:** {why}" + (f" Rule: {sources_markdown(finding.sources)}." if finding.sources else "")]
     evidence = _evidence_lines(finding)
     if evidence:
         lines += ["", "**Evidence:**", *evidence]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import ClassVar
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
-from auditor.findings import Finding
+import libcst as cst
+
+from auditor.findings import Confidence, Finding, Location, Severity, Status
 from auditor.rule import Rule
 from auditor.source import PythonSource, Role
+from auditor.static.flow import Flow, flow_of
+from auditor.static.index import SourceIndex, Stmt, index_of
+from auditor.static.reach import Activity, Program, program_for
 
 
 class StaticRule(Rule):
@@ -16,6 +21,11 @@ class StaticRule(Rule):
     ``check`` receives a source that parsed; it reports findings located with
     ``source.location(node)``. ``ROLES`` says which sources the rule looks at: by default the
     main script and the modules it uses, not auxiliary scripts that never run at eval time.
+
+    Rules share one :class:`~auditor.static.index.SourceIndex` per source (one walk of the
+    tree), the dataflow of :mod:`auditor.static.flow` and the reachability of
+    :mod:`auditor.static.reach`; :meth:`report` turns a hit into a finding whose status says
+    whether the code runs under the submission's defaults.
     """
 
     KIND: ClassVar[str] = "static"
@@ -23,3 +33,54 @@ class StaticRule(Rule):
 
     def check(self, source: PythonSource) -> Iterable[Finding]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    # shared helpers ---------------------------------------------------------------------
+
+    @staticmethod
+    def index(source: PythonSource) -> SourceIndex:
+        return index_of(source)
+
+    @staticmethod
+    def flow(source: PythonSource) -> Flow:
+        return flow_of(index_of(source))
+
+    @staticmethod
+    def program(source: PythonSource) -> Program:
+        return program_for(source)
+
+    @classmethod
+    def report(  # noqa: PLR0913 - a finding has many parts
+        cls,
+        source: PythonSource,
+        node: cst.CSTNode,
+        stmt: Stmt,
+        message: str,
+        *,
+        evidence: Mapping[str, Any] | None = None,
+        severity: Severity | None = None,
+        confidence: Confidence | None = None,
+        sources: Iterable[str] = (),
+        key: str = "",
+        activity: Activity | None = None,
+    ) -> Finding:
+        """A finding at the statement ``stmt`` (``node`` is the part of it that matters; the
+        location is the statement's first line), inactive when the code does not run."""
+        index = index_of(source)
+        line, column = index.stmt_position(stmt)
+        activity = activity if activity is not None else program_for(source).activity(stmt)
+        where = stmt.scope.qualname if not stmt.scope.is_module else "<module>"
+        merged: dict[str, Any] = {"function": where, **(evidence or {}), **activity.evidence(), **source.evidence_base()}
+        status = Status.ACTIVE if activity.active else Status.INACTIVE
+        location = Location(path=source.path, line=line, column=column, decoded_from=source.origin)
+        return cls.finding(
+            message,
+            location,
+            snippet=source.snippet(line=line),
+            evidence=merged,
+            severity=severity,
+            confidence=confidence,
+            status=status,
+            status_reason=activity.reason,
+            sources=sources,
+            key=key or where,
+        )

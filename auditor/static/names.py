@@ -8,8 +8,6 @@ libcst's QualifiedNameProvider, which costs about a second on a large script.
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import libcst as cst
 
 
@@ -61,16 +59,3 @@ class ImportTable(cst.CSTVisitor):
             base = self.aliases[head]
             return f"{base}.{rest}" if rest else base
         return name
-
-
-class ModuleIndex:
-    """Facts about one module that many rules share, computed once."""
-
-    def __init__(self, module: cst.Module) -> None:
-        self.module = module
-
-    @cached_property
-    def imports(self) -> ImportTable:
-        table = ImportTable()
-        self.module.visit(table)
-        return table

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import libcst as cst
-
-from auditor.findings import Confidence, Finding, Severity
+from auditor.findings import Confidence, Finding, Severity, Status
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
-from auditor.static.names import ModuleIndex
 
 #: Calls that reach the network (prefix match on the qualified name).
 NETWORK_CALLS = (
@@ -61,9 +58,11 @@ class NetworkAccess(StaticRule):
     a separate script that is not run at evaluation time.
 
     ## Known problems
-    The check does not yet tell the evaluation path from data preparation done before
-    training; a download in a helper that only prepares the dataset is reported too, with
-    this rule's medium confidence.
+    The check does not tell the evaluation path from data preparation done before training;
+    a download in a helper of the main script that only prepares the dataset is reported
+    too, with this rule's medium confidence. Scripts of the folder that the main script
+    never uses are not checked, and a download switched off by its environment defaults is
+    reported `inactive`.
 
     ## References
     - README, "Restrictions on evaluation": no external downloads or network calls.
@@ -83,34 +82,40 @@ class NetworkAccess(StaticRule):
         Invalid(code="import urllib.request as ur\nblob = ur.urlopen('https://example.com/x').read()\n", lines=(2,)),
         Invalid(code="from huggingface_hub import hf_hub_download as get\nw = get('a/b', 'c.pt')\n", lines=(2,)),
         Invalid(code="import subprocess\nsubprocess.run('curl -O https://x/y.bin', shell=True)\n", lines=(2,)),
+        Invalid(
+            code=(
+                "import os, urllib.request\n"
+                "if int(os.environ.get('FETCH_EXTRA', '0')):\n"
+                "    urllib.request.urlretrieve('https://x/extra.bin', 'extra.bin')\n"
+            ),
+            lines=(3,),
+            status=Status.INACTIVE,
+        ),
     )
 
     def check(self, source: PythonSource) -> Iterable[Finding]:
-        assert source.module is not None
-        index = ModuleIndex(source.module)
-        calls: list[tuple[cst.Call, str, str]] = []
-
-        class Calls(cst.CSTVisitor):
-            def visit_Call(self, node: cst.Call) -> None:
-                name = index.imports.qualify(node.func)
-                if name is None:
-                    return
+        index = self.index(source)
+        for scope in index.scopes:
+            for call in scope.calls:
+                name = call.qualified
+                if not name:
+                    continue
+                what = None
                 if any(name == p or (p.endswith(".") and name.startswith(p)) for p in NETWORK_CALLS):
-                    calls.append((node, name, name))
+                    what = name
                 elif name in SHELL_CALLS:
-                    text = source.code_for(node)
+                    text = index.code(call.node, 400)
                     for program in NETWORK_PROGRAMS:
                         if f"'{program}" in text or f'"{program}' in text:
-                            calls.append((node, name, program))
+                            what = program
                             break
-
-        source.module.visit(Calls())
-        source.resolve_positions(node for node, _, _ in calls)
-        for node, name, what in calls:
-            yield self.finding(
-                f"network access through {what}: the evaluation must not download anything",
-                source.location(node),
-                snippet=source.snippet(node),
-                evidence={"call": name, "reaches": what, **source.evidence_base()},
-                key=name,
-            )
+                if what is None:
+                    continue
+                yield self.report(
+                    source,
+                    call.node,
+                    call.stmt,
+                    f"network access through {what}: the evaluation must not download anything",
+                    evidence={"call": name, "reaches": what},
+                    key=name,
+                )

@@ -1,0 +1,308 @@
+"""Does a statement run when the submission runs with its defaults?
+
+Code that is present but switched off is common: an n-gram eval behind
+``if args.ngram_eval_order >= 2`` with ``NGRAM_EVAL_ORDER`` defaulting to 0 (openai/parameter-golf
+PR #1120, #1458), a pre-quantization TTT whose epoch count defaults to 0. A finding in such code
+is reported ``inactive`` and names the variable that would switch it on.
+
+A statement is active when none of the guards around it is false with the environment at its
+defaults (see :mod:`auditor.static.env`) and its function is *live*: referenced, outside
+false guards, from the module level of the main script or of a module it uses, or from
+another live function. References are resolved by name across the submission's sources
+(``self.mixer.update(...)`` makes every function named ``update`` live), which errs towards
+calling code live. A guard that cannot be evaluated never makes code inactive.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from auditor.source import PythonSource, Role
+from auditor.static.env import Config, EnvValue, log_scenarios, run_scenarios
+from auditor.static.index import Guard, Scope, SourceIndex, Stmt, index_of
+
+_IMPLICIT = ("__init__", "__call__", "forward", "__post_init__", "__enter__", "__exit__", "__iter__", "__next__", "__getitem__", "__len__")
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Whether a statement runs under the defaults, and if not, why."""
+
+    active: bool
+    reason: str = ""
+    env: tuple[EnvValue, ...] = ()
+    guard: str = ""  # code of the guard that decides
+
+    def evidence(self) -> dict:
+        if self.active:
+            if self.env:  # off by default, switched on by the submission's own run commands or logs
+                return {"enabled_by": [e.describe() for e in self.env]}
+            return {}
+        out: dict = {"inactive_because": self.reason}
+        if self.env:
+            out["env"] = {e.name: e.value for e in self.env}
+        if self.guard:
+            out["guard"] = self.guard
+        return out
+
+
+ACTIVE = Activity(True)
+
+
+class Program:
+    """The Python sources of one submission that run together, with one call graph."""
+
+    def __init__(
+        self,
+        sources: Iterable[PythonSource],
+        texts: dict[str, str] | None = None,
+        logs: dict[str, str] | None = None,
+    ) -> None:
+        self.sources = [s for s in sources if s.module is not None]
+        self.indexes: list[SourceIndex] = [index_of(s) for s in self.sources]
+        # Scenario 0 is the defaults; the others are the settings of the run commands and
+        # logs shipped with the submission. Code is inactive only when no scenario runs it.
+        defaults = {id(index): Config(index, main=source.role is Role.MAIN) for source, index in zip(self.sources, self.indexes)}
+        self.scenarios: list[dict[int, Config]] = [defaults]
+        wanted = {name for c in defaults.values() for name in c.read_names()}
+        extra = run_scenarios(texts or {}, wanted)
+        if logs:
+            attributes: dict[str, str] = {}
+            for config in defaults.values():
+                attributes.update(config.attribute_env())
+            extra += log_scenarios(logs, attributes)
+        for settings in extra:
+            configs = {}
+            for source, index in zip(self.sources, self.indexes):
+                config = Config(index, main=source.role is Role.MAIN)
+                config.add_overrides(settings)
+                configs[id(index)] = config
+            self.scenarios.append(configs)
+        self.configs = defaults
+        #: Derived facts about the whole program, computed once (scoring functions, …).
+        self.cache: dict[str, object] = {}
+        self.by_name: dict[str, list[Scope]] = {}
+        self.classes: dict[str, list] = {}
+        self.referrers: dict[str, list[Stmt]] = {}
+        self.index_of_scope: dict[int, SourceIndex] = {}
+        for index in self.indexes:
+            for scope in index.scopes:
+                self.index_of_scope[id(scope)] = index
+                for name, stmts in scope.refs.items():
+                    self.referrers.setdefault(name, []).extend(stmts)
+            for name, scopes in index.by_name.items():
+                self.by_name.setdefault(name, []).extend(scopes)
+            for name, info in index.classes.items():
+                self.classes.setdefault(name, []).append(info)
+        self._dead: dict[int, tuple[Guard, tuple[EnvValue, ...]] | None] = {}
+        self._enabled: dict[int, tuple[EnvValue, ...]] = {}
+        self.live: dict[int, Stmt | None] = {}
+        self._compute_live()
+        self._live_without_entry()
+
+    # guards -------------------------------------------------------------------------------
+
+    def config_for(self, scope: Scope) -> Config:
+        return self.configs[id(self.index_of_scope[id(scope)])]
+
+    def dead_guard(self, stmt: Stmt) -> tuple[Guard, tuple[EnvValue, ...]] | None:
+        """The first guard around a statement that is false under the defaults and under
+        every shipped run configuration, if any (with the defaults' evidence)."""
+        key = id(stmt)
+        if key not in self._dead:
+            found = None
+            index_key = id(self.index_of_scope[id(stmt.scope)])
+            enabled: list[EnvValue] = []
+            for guard in stmt.guards:
+                verdicts = []
+                for configs in self.scenarios:
+                    truth = configs[index_key].truth(guard.test, stmt.scope, guard.kind)
+                    verdicts.append(truth)
+                    if not truth.known or truth.value is guard.polarity:
+                        if len(verdicts) > 1:  # off by default, on in a shipped run command or log
+                            enabled.extend(e for e in truth.env if e.origin != "default")
+                        break
+                else:
+                    env = verdicts[0].env
+                    found = (guard, env)
+                    break
+            self._dead[key] = found
+            if enabled and found is None:
+                self._enabled[key] = tuple(enabled)
+        return self._dead[key]
+
+    # liveness -----------------------------------------------------------------------------
+
+    def _targets(self, name: str) -> list[Scope]:
+        found = list(self.by_name.get(name, ()))
+        for info in self.classes.get(name, ()):
+            found.extend(m for n, m in info.methods.items() if n in _IMPLICIT or (n.startswith("__") and n.endswith("__")))
+        return found
+
+    def _compute_live(self) -> None:
+        queue: list[Scope] = []
+        for index in self.indexes:
+            self.live[id(index.module_scope)] = None
+            queue.append(index.module_scope)
+        while queue:
+            scope = queue.pop()
+            for name, stmts in scope.refs.items():
+                targets = self._targets(name)
+                if not targets:
+                    continue
+                witness = next((s for s in stmts if self.dead_guard(s) is None), None)
+                if witness is None:
+                    continue
+                for target in targets:
+                    if id(target) in self.live or target is scope:
+                        continue
+                    if target.def_stmt is not None and self.dead_guard(target.def_stmt) is not None:
+                        continue
+                    self.live[id(target)] = witness
+                    queue.append(target)
+
+    def _live_without_entry(self) -> None:
+        """A source with no entry point (nothing it defines is used at its module level, nor by
+        another source) is a library or a snippet: its functions are treated as live."""
+        for index in self.indexes:
+            if not index.functions or any(id(f) in self.live for f in index.functions):
+                continue
+            names = {f.name for f in index.functions} | set(index.classes)
+            entry = any(name in index.module_scope.refs for name in names) or any(
+                stmt.scope.is_module for name in names for stmt in self.referrers.get(name, ())
+            )
+            if not entry:
+                for f in index.functions:
+                    self.live[id(f)] = None
+
+    @staticmethod
+    def _inside(scope: Scope, outer: Scope) -> bool:
+        while scope is not None:
+            if scope is outer:
+                return True
+            scope = scope.parent
+        return False
+
+    def is_live(self, scope: Scope) -> bool:
+        return id(scope) in self.live
+
+    # explanations -------------------------------------------------------------------------
+
+    def _describe_guard(self, guard: Guard, env: tuple[EnvValue, ...], scope: Scope) -> tuple[str, str]:
+        index = self.index_of_scope[id(scope)]
+        code = index.code(guard.test, 100)
+        settings = "; ".join(e.describe() for e in env)
+        if guard.kind == "range":
+            what = f"the loop `range({code})` runs zero times"
+        elif guard.kind == "exit":
+            what = f"the function returns early because `{code}` is true"
+        else:
+            what = f"`{code}` is {'false' if guard.polarity else 'true'}"
+        names = ", ".join(e.name for e in env)
+        hint = f"; set {names} to enable this path" if names else ""
+        return (f"{what} ({settings}){hint}" if settings else what + hint), code
+
+    def _why_dead_scope(self, scope: Scope, depth: int = 0) -> Activity:
+        if scope.def_stmt is not None:
+            dead = self.dead_guard(scope.def_stmt)
+            if dead is not None:
+                reason, code = self._describe_guard(dead[0], dead[1], scope.def_stmt.scope)
+                return Activity(False, f"{scope.qualname} is only defined when {reason}", dead[1], code)
+        refs = [s for s in self.referrers.get(scope.name, ()) if s.scope is not scope]
+        if not refs:
+            return Activity(False, f"{scope.qualname} is never called")
+        if depth < 4:
+            for stmt in refs:
+                dead = self.dead_guard(stmt)
+                if dead is not None:
+                    reason, code = self._describe_guard(dead[0], dead[1], stmt.scope)
+                    where = "the module level" if stmt.scope.is_module else stmt.scope.qualname
+                    return Activity(False, f"{scope.qualname} is only called from {where} where {reason}", dead[1], code)
+            for stmt in refs:
+                if not self.is_live(stmt.scope):
+                    inner = self._why_dead_scope(stmt.scope, depth + 1)
+                    return Activity(False, f"{scope.qualname} is only called from {stmt.scope.qualname}, and {inner.reason}", inner.env, inner.guard)
+        return Activity(False, f"{scope.qualname} is not called from code that runs")
+
+    def activity(self, stmt: Stmt) -> Activity:
+        """Whether ``stmt`` runs under the defaults; when not, the reason and the variables."""
+        dead = self.dead_guard(stmt)
+        if dead is not None:
+            reason, code = self._describe_guard(dead[0], dead[1], stmt.scope)
+            return Activity(False, reason, dead[1], code)
+        enabled = list(self._enabled.get(id(stmt), ()))
+        scope: Scope | None = stmt.scope
+        seen = 0
+        while scope is not None and not scope.is_module and seen < 12:
+            seen += 1
+            if not self.is_live(scope):
+                return self._why_dead_scope(scope)
+            if scope.def_stmt is not None:
+                dead = self.dead_guard(scope.def_stmt)
+                if dead is not None:
+                    return self._why_dead_scope(scope)
+            witness = self.live.get(id(scope))
+            if witness is not None:
+                self.dead_guard(witness)
+                enabled.extend(self._enabled.get(id(witness), ()))
+                scope = witness.scope if not witness.scope.is_module else None
+            else:
+                scope = scope.parent
+        if enabled:
+            unique = tuple({e.name: e for e in enabled}.values())
+            return Activity(True, env=unique)
+        return ACTIVE
+
+    def activity_of_scope(self, scope: Scope) -> Activity:
+        if scope.is_module:
+            return ACTIVE
+        if not self.is_live(scope):
+            return self._why_dead_scope(scope)
+        return ACTIVE if scope.def_stmt is None else self.activity(scope.def_stmt)
+
+
+def _submission_texts(source: PythonSource) -> tuple[dict[str, str], dict[str, str]]:
+    """Run commands (shell scripts, README) and logs of the submission."""
+    bundle = source.bundle
+    if bundle is None:
+        return {}, {}
+    texts, logs = {}, {}
+    for f in bundle.files:
+        name = f.rel.rsplit("/", 1)[-1].lower()
+        if (name.endswith(".sh") or name == "readme.md") and f.size < 400_000:
+            text = bundle.try_read_text(f.rel)
+            if text:
+                texts[f.rel] = text
+        elif f.kind.value == "log" and f.size < 4_000_000 and len(logs) < 4:
+            text = bundle.try_read_text(f.rel)
+            if text:
+                logs[f.rel] = text
+    return texts, logs
+
+
+def program_for(source: PythonSource) -> Program:
+    """The program a source belongs to (cached per submission)."""
+    bundle = source.bundle
+    if bundle is None:
+        program = _LONE.get(source)
+        if program is None:
+            program = _LONE[source] = Program([source])
+        return program
+
+    def build(b) -> Program:  # noqa: ANN001
+        members = [s for s in b.sources if s.role in (Role.MAIN, Role.MODULE) and s.parse_error is None]
+        if source not in members:
+            members.append(source)
+        texts, logs = _submission_texts(source)
+        return Program(members, texts, logs)
+
+    program = bundle.cached("static:program", build)
+    if source not in program.sources and source.module is not None:
+        program = Program([*program.sources, source])
+        bundle.put("static:program", program)
+    return program
+
+
+_LONE: weakref.WeakKeyDictionary[PythonSource, Program] = weakref.WeakKeyDictionary()

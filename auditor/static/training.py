@@ -1,0 +1,243 @@
+"""Gradient steps and scoring passes, and their order: the facts behind the TTT rules.
+
+A *training site* is a ``loss.backward()`` (or ``torch.autograd.grad``) call; what it trains
+on is the dataflow of its loss (:mod:`auditor.static.flow`): ``val`` when the batch was
+sliced from validation tokens, ``grad`` when the loss depends on a fresh tensor created
+with ``requires_grad`` (SLOT's per-window delta). A *scoring event* is the accumulation of
+a loss for reporting under ``no_grad``/``inference_mode`` (``loss_sum += nll.sum()``), or a
+call to a function of the submission that scores (one that accumulates such a loss and never
+trains). Score-first test-time training scores a chunk and then trains on it inside the same
+loop; pre-quantization TTT trains on the validation tokens in a pass of its own, and the
+scoring comes after.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import libcst as cst
+
+from auditor.static.flow import Fact, Flow, flow_of
+from auditor.static.index import CallSite, Scope, SourceIndex, Stmt
+from auditor.static.names import dotted
+from auditor.static.reach import Program
+
+NO_GRAD = ("no_grad", "inference_mode")
+SCORE_NAME = re.compile(r"(loss|nll|bits|bpb|score|ce_sum|logprob|lp_sum|total_nats|nats)", re.I)
+SCORER_NAME = re.compile(r"(^|_)(eval|evaluate|score|scoring)(_|$)", re.I)
+WARMUP = re.compile(r"warm", re.I)
+#: What a scored loss is computed with.
+SCORE_VALUE = re.compile(r"cross_entropy|nll_loss|log_softmax|logsumexp|nll|loss|log\(|\blogits\b|forward_logits", re.I)
+
+
+@dataclass(eq=False)
+class TrainSite:
+    """A gradient computation: ``loss.backward()`` and the facts of its loss."""
+
+    call: CallSite
+    loss: cst.BaseExpression
+    fact: Fact
+
+    @property
+    def stmt(self) -> Stmt:
+        return self.call.stmt
+
+    @property
+    def scope(self) -> Scope:
+        return self.call.stmt.scope
+
+
+@dataclass(eq=False)
+class ScoreEvent:
+    stmt: Stmt
+    node: cst.CSTNode
+    what: str  # "accumulates …" or "calls eval_val"
+    #: Without gradients (no_grad/inference_mode, or a call to a scoring function); else an
+    #: accumulation that counts as scoring only when it is not the training loss itself.
+    certain: bool = True
+    names: frozenset[str] = frozenset()  # what an accumulated value is computed from
+
+
+def in_no_grad(stmt: Stmt) -> bool:
+    if any(any(w.endswith(n) for n in NO_GRAD) for w in stmt.withs):
+        return True
+    scope = stmt.scope
+    return any(any(d.endswith(n) for n in NO_GRAD) for d in scope.decorators)
+
+
+def training_sites(index: SourceIndex) -> list[TrainSite]:
+    def compute() -> list[TrainSite]:
+        flow = flow_of(index)
+        sites = []
+        for scope in index.scopes:
+            for call in scope.calls:
+                loss = None
+                if call.method == "backward" and isinstance(call.node.func, cst.Attribute):
+                    loss = call.node.func.value
+                elif call.qualified in ("torch.autograd.grad", "torch.autograd.backward") and call.node.args:
+                    loss = call.node.args[0].value
+                if loss is None:
+                    continue
+                sites.append(TrainSite(call, loss, flow.fact(loss, scope)))
+        return sites
+
+    return index.cached("training_sites", compute)
+
+
+def score_events(index: SourceIndex, scope: Scope, program: Program | None = None, any_context: bool = False) -> list[ScoreEvent]:
+    """Where a function scores: loss accumulations under no_grad, and calls to scoring functions.
+
+    ``any_context`` counts accumulations without gradients being switched off (for helper
+    functions that never train, whose caller computed the loss).
+    """
+    events = []
+    for assignment in scope.assignments:
+        if assignment.kind != "aug" or assignment.op is not cst.AddAssign:
+            continue
+        name = dotted(assignment.target) if isinstance(assignment.target, (cst.Name, cst.Attribute)) else None
+        if name is None or not SCORE_NAME.search(name.rsplit(".", 1)[-1]):
+            continue
+        certain = any_context or in_no_grad(assignment.stmt) or _computed_without_grad(scope, assignment.value)
+        from auditor.static.flow import depends, names_in
+
+        names = frozenset(depends(scope, names_in(assignment.value), limit=80)) if not certain else frozenset()
+        what = f"accumulates `{name}`" + (" without gradients" if certain else "")
+        events.append(ScoreEvent(assignment.stmt, assignment.stmt.node, what, certain, names))
+    if program is not None:
+        scorers = scoring_functions(program)
+        for call in scope.calls:
+            target = call.method
+            if target in scorers and call.stmt.scope is scope:
+                events.append(ScoreEvent(call.stmt, call.node, f"calls {target}"))
+    events.sort(key=lambda e: e.stmt.order)
+    return events
+
+
+def _computed_without_grad(scope: Scope, value: cst.BaseExpression) -> bool:
+    """Whether a value is computed from a loss that was computed under no_grad/inference_mode."""
+    from auditor.static.flow import depends, names_in
+
+    needed = depends(scope, names_in(value), limit=60)
+    for assignment in scope.assignments:
+        target = assignment.target
+        if isinstance(target, cst.Name) and target.value in needed and in_no_grad(assignment.stmt):
+            if assignment.value is not None and SCORE_VALUE.search(_code(assignment.value)):
+                return True
+    return False
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
+
+
+def scoring_functions(program: Program) -> set[str]:
+    """Names of the submission's functions that score (and do not train)."""
+
+    def compute() -> set[str]:
+        names: set[str] = set()
+        trains: set[str] = set()
+        for index in program.indexes:
+            for site in training_sites(index):
+                trains.add(site.scope.name)
+        for index in program.indexes:
+            for scope in index.functions:
+                if scope.name in trains:
+                    continue
+                if score_events(index, scope, any_context=True) or (SCORER_NAME.search(scope.name) and scope.returns):
+                    names.add(scope.name)
+        return names
+
+    if "scoring_functions" not in program.cache:
+        program.cache["scoring_functions"] = compute()
+    return program.cache["scoring_functions"]
+
+
+def common_loop(a: Stmt, b: Stmt):  # noqa: ANN201
+    """The innermost loop around both statements (same scope), or None."""
+    shared = None
+    for la, lb in zip(a.loops, b.loops):
+        if la is lb:
+            shared = la
+        else:
+            break
+    return shared
+
+
+def is_epoch_loop(loop) -> bool:  # noqa: ANN001
+    """A loop over epochs (``for epoch in range(args.ttt_epochs)``): each pass covers the whole set."""
+    if not isinstance(loop, cst.For):
+        return False
+    text = " ".join(filter(None, (dotted(loop.target), _code(loop.iter))))
+    return bool(re.search(r"epoch|(^|_)ep(_|$|s\b)", text, re.I))
+
+
+def _counts(event: ScoreEvent, loss: frozenset[str] | None) -> bool:
+    """Whether an event scores, for a training step whose loss is computed from ``loss``."""
+    if event.certain:
+        return True
+    return loss is not None and not (event.names & loss)
+
+
+def scored_before(site: Stmt, events: list[ScoreEvent], loss: frozenset[str] | None = None) -> ScoreEvent | None:
+    """A scoring event that runs before ``site`` in each iteration of a loop around both."""
+    for event in events:
+        if event.stmt.order < site.order and common_loop(event.stmt, site) is not None and _counts(event, loss):
+            return event
+    return None
+
+
+def scored_after(site: Stmt, events: list[ScoreEvent], loss: frozenset[str] | None = None) -> ScoreEvent | None:
+    for event in events:
+        if event.stmt.order > site.order and _counts(event, loss):
+            return event
+    return None
+
+
+def loss_names(site: TrainSite) -> frozenset[str]:
+    """The names in a training step's loss expression (``loss`` in ``loss.backward()``)."""
+    from auditor.static.flow import names_in
+
+    return frozenset(names_in(site.loss))
+
+
+def val_source(index: SourceIndex, flow: Flow, scope: Scope) -> tuple[str, Stmt] | None:
+    """The first statement of a function that slices validation tokens (for the evidence)."""
+    for assignment in scope.assignments:
+        value = assignment.value
+        if value is None or assignment.kind not in ("assign", "ann"):
+            continue
+        if not any(isinstance(n, cst.Subscript) for n in _shallow(value)):
+            continue
+        fact = flow.fact(value, scope)
+        if fact.has("val"):
+            return index.code(assignment.stmt.node, 120), assignment.stmt
+    return None
+
+
+def _shallow(node: cst.CSTNode):  # noqa: ANN202
+    from auditor.static.index import walk
+
+    for i, child in enumerate(walk(node)):
+        if i > 40:
+            return
+        yield child
+
+
+def looks_like_warmup(index: SourceIndex, site: TrainSite) -> str:
+    """A compile warm-up rather than adaptation: names or log text around the loop say so."""
+    scope = site.scope
+    texts = []
+    for loop in site.stmt.loops:
+        texts.append(index.code(loop.target if isinstance(loop, cst.For) else loop.test, 80))
+        if isinstance(loop, cst.For):
+            texts.append(index.code(loop.iter, 80))
+    lo = site.stmt.loops[0] if site.stmt.loops else None
+    if lo is not None:
+        start = index.stmt_of.get(lo)
+        if start is not None:
+            for stmt in scope.stmts[max(0, start.order - 8) : start.order + 1]:
+                texts.append(index.code(stmt.node, 200))
+    text = " ".join(texts)
+    match = WARMUP.search(text)
+    return match.group(0) if match else ""

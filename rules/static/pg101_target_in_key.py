@@ -1,0 +1,266 @@
+"""PG101 target-in-key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import libcst as cst
+
+from auditor.findings import Confidence, Finding, Severity, Status
+from auditor.rule import Invalid, Valid
+from auditor.source import PythonSource
+from auditor.static.base import StaticRule
+from auditor.static.flow import Fact
+
+#: Calls that read a table at a key: ``d.get(k)``, ``np.take(t, k)``, ``t.index_select(0, k)``.
+READ_METHODS = {"get": 0, "take": 1, "index_select": 1, "__getitem__": 0}
+
+
+class TargetInKey(StaticRule):
+    """
+    ## What it does
+    Finds lookups, while scoring, in count tables or caches whose key is built from the
+    context *and* the token being predicted: a hash such as
+    `ctx_hash ^ (tgt * primes[k])`, a product or shift combination, or a tuple key
+    `(context, target)`. The target is followed through assignments and aliases inside the
+    function (`y_np = y_batch.cpu().numpy()`, `tgt = y[:, 1:]`, `val_np[j + 1]`), through the
+    submission's helper functions (a `_hash_full(ctx, target)` called while scoring), and
+    through the n-gram shape `tokens[pos - k] … tokens[pos]`, where the token after the
+    context is the one being predicted. Counting (context, target) pairs into a table after
+    the tokens are scored is not reported: only reads are.
+
+    ## Why is this bad?
+    The looked-up count exists only for the realized target, so the "probability" it yields
+    is computed for the true token alone and is not a distribution over the vocabulary: in
+    the hash-collision limit it drives P(correct) towards 1. Maintainers disallowed the
+    whole family (PR #779, PR #982): such caches "do not renormalize correctly … look ahead
+    to the target token to mix probabilities and therefore leak eval tokens". Summed over
+    the vocabulary the implied distribution reaches about 277 (#886). Issue #1017 names the
+    conditions it violates: C1 (the score depends on x_t) and C2 (not normalized).
+
+    ## Example
+    ```python
+    full_key = ((ctx_hash ^ (y_np.astype(np.uint64) * primes[cw])) & mask).astype(np.int64)
+    full_c = full_counts[full_key]              # the count of the true next token only
+    p_ngram = np.minimum(full_c, ctx_c) / np.maximum(ctx_c, 1.0)
+    ```
+
+    ## Use instead
+    Score every candidate token: build the n-gram distribution over the whole vocabulary
+    from the context alone (`ctx_hash ^ (np.arange(V) * prime)`), normalize it, mix it with
+    the model's distribution, then read the target's probability. Or use the closed-form
+    token tilt of PR #1514, whose hint comes from a prefix-only table.
+
+    ## Known problems
+    A table keyed on (context, target) *without* hashing (a dict of exact tuples) is a
+    normalized conditional distribution when its denominator is the context count; such
+    keys are reported as warnings, only when the target comes from validation data (an exact
+    bigram table read while training, to weight the loss, is not reported), and the runtime
+    normalization probe decides. A lookup in
+    code switched off by its environment defaults is reported `inactive`.
+
+    ## References
+    - R-NGRAM-TARGET-KEY; PR #779 (valerio-oai's ruling), PR #982 (closing text), PR #886.
+    - Issue #1017, conditions C1 and C2.
+    """
+
+    CODE = "PG101"
+    NAME = "target-in-key"
+    SEVERITY = Severity.ERROR
+    CONFIDENCE = Confidence.HIGH
+    SOURCES = ("#779", "#982", "#1017", "R-NGRAM-TARGET-KEY")
+    TAGS = ("target_in_key",)
+    VALID = (
+        Valid(
+            code="""
+            import numpy as np
+            def update(table, tokens, primes, mask):
+                ctx = tokens[:-1].astype(np.uint64) * primes[0]
+                tgt = tokens[1:].astype(np.uint64)
+                key = (ctx ^ (tgt * primes[1])) & mask
+                np.add.at(table, key, 1)          # counting after scoring: a write
+            """,
+            note="counting (context, target) pairs is how the table is built",
+        ),
+        Valid(
+            code="""
+            import numpy as np
+            def score(full_counts, ctx_counts, ctx_hash, y, primes, mask, V):
+                cand = (ctx_hash[:, None] ^ (np.arange(V)[None, :] * primes[1])) & mask
+                dist = full_counts[cand] / np.maximum(ctx_counts[ctx_hash & mask], 1)[:, None]
+                dist = dist / dist.sum(axis=1, keepdims=True)
+                return dist[np.arange(len(y)), y]
+            """,
+            note="a full-vocabulary distribution from the context, normalized, then read at y",
+        ),
+        Valid(
+            code="""
+            def bytes_of(base_bytes_lut, has_space_lut, is_boundary_lut, tgt, prev):
+                b = base_bytes_lut[tgt]
+                b += has_space_lut[tgt] & ~is_boundary_lut[prev]
+                return b
+            """,
+            note="byte accounting indexes lookup tables with the target alone",
+        ),
+        Valid(
+            code="""
+            import torch
+            class BigramHash(torch.nn.Module):
+                def forward(self, input_ids):
+                    prev = input_ids[:, :-1]
+                    cur = input_ids[:, 1:]
+                    h = (prev * 92821) ^ (cur * 1000003)
+                    return self.table[h % 4096]
+            """,
+            note="BigramHash input embeddings key on (previous, current) input tokens",
+        ),
+        Valid(
+            code="""
+            import os
+            import numpy as np
+            ORDER = int(os.environ.get("NGRAM_ORDER", "0"))
+            def lookup(table, ctx_hash, y_np, prime):
+                return table[(ctx_hash ^ (y_np * prime)) & 1023]
+            def main():
+                if ORDER > 0:
+                    lookup(np.zeros(1024), np.zeros(4, dtype=np.uint64), np.zeros(4, dtype=np.uint64), 36313)
+            if __name__ == "__main__":
+                main()
+            """,
+            note="switched off by its default: reported inactive, not active",
+        ),
+    )
+    INVALID = (
+        Invalid(
+            code="""
+            import numpy as np
+            def mix_and_score(full_counts, ctx_counts, x_batch, y_batch, primes, mask):
+                x_np = x_batch.cpu().numpy().astype(np.uint64)
+                y_np = y_batch.cpu().numpy()
+                ctx_hash = x_np * primes[0]
+                full_key = ((ctx_hash ^ (y_np.astype(np.uint64) * primes[1])) & mask).astype(np.int64)
+                full_c = full_counts[full_key.reshape(-1)]
+                return full_c / np.maximum(ctx_counts[ctx_hash & mask], 1)
+            mix_and_score(None, None, None, None, None, None)
+            """,
+            lines=(7,),
+        ),
+        Invalid(
+            code="""
+            class Cache:
+                PRIMES = [36313, 27191, 51647]
+                def _hash_full(self, ctx_hash, target, w):
+                    return (ctx_hash ^ (target * self.PRIMES[w % 3])) & self.mask
+                def predict(self, ctx_h, target, w):
+                    full_h = self._hash_full(ctx_h, target, w)
+                    return self.full_tables[w][full_h] / max(self.ctx_tables[w][ctx_h], 1)
+            Cache().predict(0, 0, 1)
+            """,
+            lines=(7,),
+        ),
+        Invalid(
+            code="""
+            import numpy as np
+            def ngram_keys(tokens_np, pos, order, mask, primes):
+                h = np.zeros(pos.size, dtype=np.uint64)
+                for k in range(order - 1):
+                    h ^= tokens_np[pos - (order - 1 - k)].astype(np.uint64) * primes[k]
+                return h & mask, (h ^ (tokens_np[pos].astype(np.uint64) * primes[order])) & mask
+            def eval_ngram(val_np, gj, tables, mask, primes):
+                ck, fk = ngram_keys(val_np, gj, 3, mask, primes)
+                return tables[1][fk] / np.maximum(tables[0][ck], 1)
+            eval_ngram(None, None, None, None, None)
+            """,
+            lines=(9,),
+        ),
+        Invalid(
+            code="""
+            def eval_cache(val_tokens, counts, starts):
+                total = 0.0
+                for j in starts:
+                    ctx = (int(val_tokens[j - 1]), int(val_tokens[j]))
+                    nxt = int(val_tokens[j + 1])
+                    total += counts.get((ctx, nxt), 0)
+                return total
+            eval_cache([], {}, [])
+            """,
+            lines=(6,),
+        ),
+        Invalid(
+            code="""
+            import os
+            import numpy as np
+            ORDER = int(os.environ.get("NGRAM_ORDER", "0"))
+            def lookup(table, ctx_hash, y_np, prime):
+                return table[(ctx_hash ^ (y_np * prime)) & 1023]
+            if ORDER > 0:
+                lookup(np.zeros(1024), np.zeros(4, dtype=np.uint64), np.zeros(4, dtype=np.uint64), 36313)
+            """,
+            lines=(5,),
+            status=Status.INACTIVE,
+        ),
+    )
+
+    def check(self, source: PythonSource) -> Iterable[Finding]:
+        index = self.index(source)
+        flow = self.flow(source)
+        for scope in index.scopes:
+            reads: list[tuple[cst.CSTNode, object, Fact, cst.CSTNode]] = []
+            for site in scope.subscripts:
+                if site.store:
+                    continue
+                for element in site.node.slice:
+                    inner = element.slice
+                    if not isinstance(inner, cst.Index):
+                        continue
+                    fact = flow.fact(inner.value, scope)
+                    if fact.has("key"):
+                        reads.append((site.node, site.stmt, fact, inner.value))
+                        break
+            for call in scope.calls:
+                position = READ_METHODS.get(call.method)
+                if position is None or not isinstance(call.node.func, cst.Attribute):
+                    continue
+                arg = call.arg(position)
+                if arg is None:
+                    continue
+                fact = flow.fact(arg, scope)
+                if fact.has("key"):
+                    reads.append((call.node, call.stmt, fact, arg))
+            if not reads:
+                continue
+            in_module = scope.cls is not None and scope.cls.is_module
+            for node, stmt, fact, key_expr in reads:
+                structural = fact.has("structural") and "named like" not in fact.reason("tgt")
+                if in_module and structural:
+                    continue  # a model's own input hashing (BigramHash-style), not a cache read
+                if fact.has("exact") and not fact.has("hash") and not fact.has("val"):
+                    continue  # an exact (context, target) table of training batches: counting, not scoring
+                yield self._finding(source, index, node, stmt, fact, key_expr)
+
+    def _finding(self, source, index, node, stmt, fact: Fact, key_expr) -> Finding:  # noqa: ANN001
+        exact = fact.has("exact") and not fact.has("hash")
+        key_code = index.code(fact.key_node, 120) if fact.key_node is not None else index.code(key_expr, 120)
+        key_line = index.line(fact.key_stmt.node) if fact.key_stmt is not None else None
+        target = fact.reason("key_target") or fact.reason("tgt") or "the target"
+        table = index.code(node.value, 60) if isinstance(node, cst.Subscript) else index.code(node.func, 60)
+        evidence = {
+            "key": key_code,
+            "key_line": key_line,
+            "target": target,
+            "table": table,
+            "hashed": not exact,
+        }
+        if exact:
+            message = (
+                f"`{table}` is read with a key of the context and the target ({key_code}); an exact table "
+                "is only legal when its probabilities are normalized over the vocabulary"
+            )
+            return self.report(
+                source, node, stmt, message, evidence=evidence, severity=Severity.WARNING, confidence=Confidence.MEDIUM
+            )
+        message = (
+            f"`{table}` is read with a hash key that includes the token being predicted "
+            f"({key_code}, line {key_line}); the target comes from {target}"
+        )
+        return self.report(source, node, stmt, message, evidence=evidence)

@@ -1,0 +1,80 @@
+"""Environment defaults, configuration attributes, and the settings of shipped run commands."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from auditor.static.env import UNKNOWN, Config, log_scenarios, run_scenarios
+
+from .helpers import function, indexed
+
+
+def _value(code: str, expr: str, scope_name: str | None = None, overrides=None):  # noqa: ANN001, ANN202
+    _, index = indexed(code)
+    config = Config(index)
+    if overrides:
+        config.add_overrides(overrides)
+    scope = function(index, scope_name) if scope_name else index.module_scope
+    return config.evaluate(cst.parse_expression(expr), scope)
+
+
+CONFIG = """
+import os
+def _env(name, default):
+    return type(default)(os.environ.get(name, default))
+class Hyperparameters:
+    ngram_eval_order = int(os.environ.get("NGRAM_EVAL_ORDER", 0))
+    ttt_enabled = bool(int(os.getenv("TTT_ENABLED", "1")))
+    slot = os.environ.get("SLOT", "0") == "1"
+    mode = os.environ.get("MODE", "Legal").lower()
+    epochs = _env("EPOCHS", 3)
+class Cache:
+    def __init__(self):
+        self.total_tokens = 0
+ORDER = int(os.environ.get("ORDER", "7"))
+def main(args):
+    order = args.ngram_eval_order
+    return order
+"""
+
+
+def test_env_reads_and_config_attributes_evaluate_at_their_defaults():
+    assert _value(CONFIG, "args.ngram_eval_order >= 2").value is False
+    assert _value(CONFIG, "args.ttt_enabled").value is True
+    assert _value(CONFIG, "h.slot").value is False
+    assert _value(CONFIG, "args.mode == 'legal'").value is True
+    assert _value(CONFIG, "args.epochs").value == 3
+    assert _value(CONFIG, "ORDER > 0 and args.ttt_enabled").value is True
+    result = _value(CONFIG, "order > 0", "main")
+    assert result.value is False and [e.name for e in result.env] == ["NGRAM_EVAL_ORDER"]
+
+
+def test_instance_state_is_not_configuration():
+    assert _value(CONFIG, "self.total_tokens < 100", "main").value is UNKNOWN
+    assert _value(CONFIG, "model.training").value is UNKNOWN
+
+
+def test_overrides_win_over_defaults():
+    from auditor.static.env import EnvValue
+
+    result = _value(CONFIG, "args.ngram_eval_order >= 2", overrides={"NGRAM_EVAL_ORDER": EnvValue("NGRAM_EVAL_ORDER", "7", "run.sh")})
+    assert result.value is True
+    assert result.env[0].describe() == "NGRAM_EVAL_ORDER=7 in run.sh"
+
+
+def test_run_commands_give_one_scenario_each():
+    texts = {
+        "run.sh": "export TTT_ENABLED=1\nNGRAM_EVAL_ORDER=7 SEED=1 \\\n  torchrun --nproc_per_node=8 train_gpt.py\nSEED=2 torchrun train_gpt.py\n",
+        "README.md": "Run `NGRAM_EVAL_ORDER=0 python train_gpt.py` for the baseline.\nSet NGRAM_EVAL_ORDER=9 to try more.\n",
+    }
+    scenarios = run_scenarios(texts, {"TTT_ENABLED", "NGRAM_EVAL_ORDER"})
+    values = [{k: v.value for k, v in s.items()} for s in scenarios]
+    assert {"TTT_ENABLED": "1", "NGRAM_EVAL_ORDER": "7"} in values
+    assert {"TTT_ENABLED": "1"} in values
+    assert {"NGRAM_EVAL_ORDER": "0"} in values
+    assert all(v.get("NGRAM_EVAL_ORDER") != "9" for v in values), "prose is not a command"
+
+
+def test_logs_give_the_settings_they_print():
+    scenarios = log_scenarios({"train.log": "ngram_cache:enabled orders=2-9\nttt_epochs: 3\n"}, {"ngram_cache": "NGRAM_CACHE", "ttt_epochs": "TTT_EPOCHS"})
+    assert {k: v.value for k, v in scenarios[0].items()} == {"NGRAM_CACHE": "1", "TTT_EPOCHS": "3"}

@@ -1,0 +1,91 @@
+"""Dataflow labels: targets through aliases, keys, demotion, summaries and closures."""
+
+from __future__ import annotations
+
+from auditor.static.flow import flow_of, is_tgt_name, is_val_name
+
+from .helpers import function, indexed
+
+
+def _labels(code: str, fn: str, name: str) -> set[str]:
+    _, index = indexed(code)
+    return set(flow_of(index).name(function(index, fn), name).labels)
+
+
+def test_names():
+    assert is_tgt_name("y_batch") and is_tgt_name("tgt_np") and is_tgt_name("targets") and is_tgt_name("next_tok")
+    assert not is_tgt_name("y_pred") and not is_tgt_name("nll") and not is_tgt_name("byte")
+    assert is_val_name("val_tokens") and is_val_name("val_np") and not is_val_name("val_loss") and not is_val_name("interval")
+
+
+def test_target_through_numpy_and_torch_aliases():
+    code = """
+    import numpy as np
+    def f(y_batch, val_np, j, chunk):
+        y_np = y_batch.cpu().numpy().astype(np.uint64)
+        fy = y_np.reshape(-1)
+        nxt = val_np[j + 1]
+        return fy
+    """
+    assert "tgt" in _labels(code, "f", "fy")
+    assert "tgt" in _labels(code, "f", "nxt")
+
+
+def test_next_token_of_a_validation_chunk():
+    code = """
+    def f(val_tokens, ws, end):
+        chunk = val_tokens[ws:end + 1]
+        x = chunk[:-1]
+        y = chunk[1:]
+        return x, y
+    """
+    assert "tgt" not in _labels(code, "f", "x")
+    assert "tgt" in _labels(code, "f", "y") and "val" in _labels(code, "f", "y")
+
+
+def test_a_key_needs_the_target_and_the_context():
+    code = """
+    import numpy as np
+    def f(x_np, y_np, primes, mask, V):
+        ctx_hash = x_np * primes[0]
+        full_key = (ctx_hash ^ (y_np * primes[1])) & mask
+        cand = ctx_hash ^ (np.arange(V) * primes[1])
+        lut = y_np * 3
+        return full_key
+    """
+    assert "key" in _labels(code, "f", "full_key")
+    assert "key" not in _labels(code, "f", "cand")
+    assert "key" not in _labels(code, "f", "lut")
+
+
+def test_scores_are_demoted():
+    code = """
+    import torch.nn.functional as F
+    def f(logits, y):
+        nll = F.cross_entropy(logits, y)
+        return nll
+    """
+    labels = _labels(code, "f", "nll")
+    assert "tgtdep" in labels and "tgt" not in labels
+
+
+def test_helper_summaries_and_closures():
+    code = """
+    import torch
+    class C:
+        def _full(self, ctx_hash, t, w):
+            return ctx_hash ^ (t * self.PRIMES[w])
+        def predict(self, ctx_h, target):
+            full_h = self._full(ctx_h, target, 1)
+            return full_h
+    def slot(hidden, y):
+        delta = torch.zeros(1, 1, 8, requires_grad=True)
+        def closure():
+            loss = (hidden + delta).sum()
+            return loss
+        return closure
+    """
+    assert "key" in _labels(code, "predict", "full_h")
+    _, index = indexed(code)
+    closure = next(s for s in index.functions if s.name == "closure")
+    assert "grad" in flow_of(index).name(closure, "loss").labels
