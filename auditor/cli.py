@@ -14,7 +14,7 @@ from auditor import __version__
 from auditor.errors import UsageError
 
 #: Subcommand modules under auditor.commands, in the order ``--help`` lists them.
-COMMANDS = ("check", "review", "ci", "pr", "triage", "rerun", "rules", "explain")
+COMMANDS = ("check", "causality", "review", "ci", "pr", "triage", "rerun", "rules", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -98,6 +98,20 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
     return out
 
 
+def _reconciled(findings: list[Finding], bundle: Bundle, codes: set[str], debug: bool) -> list[Finding]:
+    """Runtime evidence supersedes static hypotheses with the same tag (auditor.runtime.base)."""
+    try:
+        from auditor.runtime.base import reconcile
+
+        return reconcile(findings, bundle, codes)
+    except Exception as exc:  # the runtime step must not end the audit
+        if debug:
+            raise
+        return [*findings, registry.get("PG907").finding(
+            f"the runtime reconciliation step failed ({type(exc).__name__}: {exc})", Location(bundle.path),
+            evidence={"check": "runtime", "error": f"{type(exc).__name__}: {exc}"}, key="runtime-reconcile")]
+
+
 def audit_bundle(bundle: Bundle, options: AuditOptions) -> SubmissionReport:
     """Run every selected check on one submission."""
     codes = registry.select(options.select, options.ignore)
@@ -131,6 +145,8 @@ def audit_bundle(bundle: Bundle, options: AuditOptions) -> SubmissionReport:
             findings.extend(_guarded(rule, lambda r=rule: r.check(bundle), bundle.path, options.debug))
             checked.append(f"{cls.CODE} {cls.NAME}")
 
+    if options.runtime:
+        findings = _reconciled(findings, bundle, codes, options.debug)
     findings = apply_suppressions(_dedupe(findings), bundle, options.waivers, options.inline_suppressions)
     return SubmissionReport(
         path=bundle.path,

@@ -46,6 +46,7 @@ KNOWN_TAGS = frozenset(
         "dynamic_code",
         "train_data_at_eval",
         "consistency",
+        "causality",
         "hardware",
         "tool",
     }

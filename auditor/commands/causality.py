@@ -1,0 +1,118 @@
+"""``pgolf-audit causality PATH...``: run the submission's own evaluation and probe it.
+
+Runs the runtime causality harness (``auditor.runtime``) on each submission: the script runs
+on the CPU in a sandbox at a tiny scale, every evaluation it makes is captured per position
+and probed (determinism, future perturbation, target substitution, score before update).
+The console output is the probe table and the verdict with its reasons; the other formats
+carry the PG2xx findings and PG908, like ``check --runtime --select PG2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from auditor.commands.check import add_output_arguments, emit
+from auditor.discover import discover
+from auditor.engine import AuditOptions, audit_bundle
+from auditor.report import Format
+from auditor.results import Report
+from auditor.runtime import base as runtime_base
+from auditor.runtime.harness import CACHE_KEY, PROBE_LABELS, PROGRESS_KEY, Causality
+from auditor.runtime.sandbox import Limits
+
+NAME = "causality"
+HELP = "run a submission's evaluation in a sandbox and probe causality and normalization (C1-C4)"
+
+STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "skipped": "dim"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="records folder(s) or train_gpt.py script(s)")
+    parser.add_argument("--budget", type=float, default=100.0, help="seconds of probing per submission")
+    parser.add_argument("--timeout", type=float, default=140.0, help="wall-clock limit of the sandbox, seconds")
+    parser.add_argument("--memory-gb", type=float, default=8.0, help="address-space limit of the sandbox")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of the sandboxed run (tiny ops: one is fastest)")
+    parser.add_argument("--vocab", type=int, default=64, help="vocabulary size of the shrunk run (64-256)")
+    parser.add_argument("--val-tokens", type=int, default=2048, help="validation tokens of the shrunk run")
+    parser.add_argument("--debug", action="store_true", help="let internal errors raise with a traceback")
+    add_output_arguments(parser)
+
+
+def settings_from(args: argparse.Namespace) -> dict[str, Any]:
+    return {"budget_s": args.budget, "vocab": args.vocab, "val_tokens": args.val_tokens,
+            "chunk": max(64, args.val_tokens // 4)}
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    return Limits(wall_s=args.timeout, memory_bytes=int(args.memory_gb * 2**30), threads=args.threads)
+
+
+def probe_table(result: Causality, title: str) -> Table:
+    table = Table(title=title, show_lines=False)
+    table.add_column("evaluation", overflow="fold")
+    table.add_column("probe")
+    table.add_column("result")
+    table.add_column("evidence", overflow="fold")
+    for row in result.rows:
+        table.add_row(
+            f"{row.scorer}()", PROBE_LABELS.get(row.probe, row.probe),
+            Text(row.status, style=STATUS_STYLE.get(row.status, "")), row.detail,
+        )
+    return table
+
+
+def print_result(console: Console, path: str, result: Causality) -> None:
+    if result.rows:
+        console.print(probe_table(result, f"runtime probes: {path}"))
+    verdict = Text(f"{path}: ", style="bold")
+    verdict.append(result.status.upper(), style=STATUS_STYLE.get(result.status, ""))
+    verdict.append(f"  ({result.seconds:.0f} s)", style="dim")
+    console.print(verdict)
+    for reason in result.reasons:
+        console.print(Text(f"  - {reason}", style="yellow" if result.status != "fail" else "dim"))
+    if result.run_env:
+        shown = " ".join(f"{k}={v}" for k, v in sorted(result.run_env.items()))
+        console.print(Text(f"  run with the README's settings: {shown}", style="dim"))
+    if result.adjustments:
+        console.print(Text("  adjusted for the CPU run: " + "; ".join(result.adjustments[:5]), style="dim"))
+    console.print()
+
+
+def run(args: argparse.Namespace) -> int:
+    bundles = discover(args.paths)
+    options = AuditOptions(select=["PG2", "PG908"], runtime=True, debug=args.debug)
+    console_out = args.format is Format.CONSOLE and not args.output
+    console = Console(file=sys.stderr if not console_out else sys.stdout,
+                      force_terminal=args.color == "always" or None, no_color=args.color == "never")
+    submissions = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=Console(file=sys.stderr), transient=True, disable=args.quiet) as progress:
+        for bundle in bundles:
+            task = progress.add_task(f"{bundle.path}: starting the sandbox", total=None)
+            started = time.monotonic()
+
+            def report(elapsed: float, checkpoint: dict[str, Any] | None, task=task, path=bundle.path) -> None:
+                phase = (checkpoint or {}).get("phase") or "importing the script"
+                progress.update(task, description=f"{path}: {phase}")
+
+            bundle.put(PROGRESS_KEY, report)
+            bundle.put(runtime_base.SETTINGS_KEY, settings_from(args))
+            bundle.put(runtime_base.LIMITS_KEY, limits_from(args))
+            submissions.append(audit_bundle(bundle, options))
+            progress.update(task, description=f"{bundle.path}: done in {time.monotonic() - started:.0f} s")
+            progress.remove_task(task)
+    report = Report(submissions=submissions)
+    if console_out:
+        for bundle in bundles:
+            result = bundle.get(CACHE_KEY)
+            if result is not None:
+                print_result(console, bundle.path, result)
+    return emit(report, args)

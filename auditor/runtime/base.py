@@ -1,0 +1,142 @@
+"""What the PG2xx rules share: one harness run per submission, and how its rows become findings.
+
+A runtime rule is a :class:`auditor.rule.BundleRule` of kind ``runtime``: the engine runs it
+only with ``--runtime`` (it executes the submission's code in the sandbox). All of them read the
+same cached :class:`auditor.runtime.harness.Causality`, so the submission runs once however
+many rules look at it.
+
+:func:`reconcile` is the step after all checks ran: runtime evidence for a tag supersedes a
+static hypothesis with that tag. A static warning whose pattern the probes exercised without a
+leak is downgraded to a note that carries the probe evidence ("pattern present, no leak at the
+chunk boundaries"; an error becomes a low-confidence warning for review); one whose leak the
+probes reproduced is confirmed (high confidence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from auditor.findings import Confidence, Finding, Location, Severity
+from auditor.rule import BundleRule
+
+if TYPE_CHECKING:
+    from auditor.bundle import Bundle
+    from auditor.runtime.harness import Causality, Row
+
+#: Options for the harness (tests and the causality command put them on the bundle).
+SETTINGS_KEY = "runtime.settings"
+LIMITS_KEY = "runtime.limits"
+
+#: Static tags a runtime pass speaks to, and the probes whose pass clears them.
+CLEARED_BY = {
+    "boundary_plus1": ("future", "substitution", "score_before_update"),
+    "slot": ("future",),
+    "prequant_ttt": ("pipeline_future",),
+    "ttt_before_score": ("future", "score_before_update"),
+    "target_in_key": ("substitution",),
+    "target_gated": ("substitution",),
+}
+
+
+class RuntimeRule(BundleRule):
+    """A rule decided by the runtime causality harness."""
+
+    KIND: ClassVar[str] = "runtime"
+
+    @staticmethod
+    def causality(bundle: Bundle) -> Causality:
+        from auditor.runtime.harness import causality_of
+
+        return causality_of(bundle, bundle.get(SETTINGS_KEY), bundle.get(LIMITS_KEY))
+
+    @staticmethod
+    def location(bundle: Bundle, result: Causality, scorer: str | None = None) -> Location:
+        """The main script, at the definition of the evaluation function when it is known."""
+        main = bundle.main_script
+        path = main.path if main is not None else bundle.path
+        line = result.script_lines.get(scorer or "") if scorer else None
+        if line is None:
+            return Location(path, decoded_from=result.decoded_from) if result.decoded_from else Location(path)
+        return Location(path, line=line, decoded_from=result.decoded_from)
+
+    def rows(self, bundle: Bundle, probes: Iterable[str]) -> tuple[Causality, list[Row]]:
+        result = self.causality(bundle)
+        wanted = set(probes)
+        return result, [r for r in result.rows if r.probe in wanted and r.status == "fail"]
+
+
+def evidence_of(row: Row, result: Causality) -> dict[str, Any]:
+    out: dict[str, Any] = {"probe": row.probe, "scorer": row.scorer, **row.evidence}
+    out["settings"] = {k: v for k, v in result.knobs.items() if k in (
+        "VOCAB_SIZE", "TRAIN_SEQ_LEN", "EVAL_SEQ_LEN", "EVAL_STRIDE", "TTT_CHUNK_TOKENS", "TTT_EPOCHS")}
+    if result.run_env:
+        out["run_env"] = result.run_env
+    return out
+
+
+def inconclusive_finding(bundle: Bundle, result: Causality) -> Finding | None:
+    """PG908 when the harness could not conclude (a tool result, raised after the runtime rules)."""
+    from auditor import registry
+
+    if result.status != "inconclusive":
+        return None
+    reasons = result.reasons or ["no reason recorded"]
+    return registry.get("PG908").finding(
+        "the runtime harness could not decide causality and normalization: " + "; ".join(reasons[:4]),
+        RuntimeRule.location(bundle, result),
+        evidence={"reasons": reasons, "seconds": round(result.seconds, 1),
+                  "probes": [r.to_dict() for r in result.rows][:40]},
+        key="inconclusive",
+    )
+
+
+def reconcile(findings: list[Finding], bundle: Bundle, codes: set[str] | None = None) -> list[Finding]:
+    """After the runtime rules: add PG908 when inconclusive, and confirm or downgrade static
+    hypotheses (PG1xx) with the runtime evidence on this bundle."""
+    from auditor.runtime.harness import CACHE_KEY
+
+    result = bundle.get(CACHE_KEY)
+    if result is None and codes is not None and "PG908" in codes:
+        result = RuntimeRule.causality(bundle)
+    if result is None:
+        return findings
+    if codes is None or "PG908" in codes:
+        extra = inconclusive_finding(bundle, result)
+        if extra is not None:
+            findings = [*findings, extra]
+    runtime_tags = {t for f in findings if f.code.startswith("PG2") and f.counts for t in f.tags}
+    passed = {(r.probe) for r in result.rows if r.status == "pass"}
+    out = []
+    for f in findings:
+        if not f.code.startswith("PG1") or not f.counts:
+            out.append(f)
+            continue
+        tags = set(f.tags) & set(CLEARED_BY)
+        if not tags:
+            out.append(f)
+            continue
+        if result.status == "fail" and tags & runtime_tags:
+            failing = [r for r in result.failures]
+            summary = failing[0].detail if failing else ""
+            out.append(replace(
+                f, confidence=Confidence.HIGH,
+                message=f"{f.message}; confirmed at runtime: {summary}",
+                evidence={**f.evidence, "runtime": {"status": "fail", "probe": failing[0].probe if failing else "",
+                                                    "detail": summary}},
+            ))
+        elif result.status == "pass" and all(any(p in passed for p in CLEARED_BY[t]) for t in tags):
+            probes_run = sorted({p for t in tags for p in CLEARED_BY[t] if p in passed})
+            details = [r.detail for r in result.rows if r.status == "pass" and r.probe in probes_run][:3]
+            # a warning-level hypothesis becomes a note; an error asks for review instead of failing
+            lowered = Severity.WARNING if f.severity is Severity.ERROR else Severity.NOTE
+            out.append(replace(
+                f, severity=lowered, confidence=Confidence.LOW,
+                message=f"{f.message}; pattern present, but the runtime probes found no leak "
+                        f"({', '.join(probes_run)} passed on the script's own evaluation)",
+                evidence={**f.evidence, "runtime": {"status": "pass", "probes": probes_run, "details": details}},
+            ))
+        else:
+            out.append(f)
+    return out

@@ -1,0 +1,367 @@
+"""From a submission to a causality verdict (parent side; no torch needed here).
+
+:func:`causality_of` copies the submission into the sandbox, tells the driver which script to
+run and with which of its own settings (the environment assignments of the run command in its
+README, e.g. ``TTT_ENABLED=1 ... torchrun ... train_gpt.py``: the configuration the claimed
+score came from), and turns the driver's report into a :class:`Causality`:
+
+- ``fail``: a probe failed beyond the measured noise floor; the rows say where, by how much;
+- ``pass``: every evaluation the script made was captured completely, and determinism,
+  whole-pipeline future perturbation, per-evaluation future perturbation and target
+  substitution all ran and passed;
+- ``inconclusive``: anything else, with the reasons (the import failed, the run stopped at a
+  line, an evaluation was not captured, the time budget ran out ...). Never a pass by default.
+
+The result is cached on the bundle, so the PG2xx rules and PG908 share one sandbox run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from auditor.runtime.sandbox import ChildResult, Limits, run_child
+
+if TYPE_CHECKING:
+    from auditor.bundle import Bundle
+
+CACHE_KEY = "runtime.causality"
+#: Files not copied into the sandbox (the run does not need logs; huge files are refused).
+MAX_COPY_BYTES = 64 * 2**20
+SKIP_SUFFIXES = (".log", ".out")
+
+# Probe names as the report shows them, and the rule each failure becomes.
+PROBE_LABELS = {
+    "determinism": "determinism",
+    "pipeline_future": "future perturbation (whole pipeline)",
+    "future": "future perturbation",
+    "score_before_update": "score before update",
+    "substitution": "target substitution",
+    "capture": "capture",
+    "replay": "replay",
+}
+
+
+@dataclass
+class Row:
+    """One line of the probe table."""
+
+    scorer: str
+    probe: str
+    status: str  # pass | fail | inconclusive | skipped
+    detail: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scorer": self.scorer, "probe": self.probe, "status": self.status, "detail": self.detail,
+                "evidence": self.evidence, "seconds": self.seconds}
+
+
+@dataclass
+class Causality:
+    """What the runtime harness concluded about one submission."""
+
+    status: str  # fail | pass | inconclusive
+    reasons: list[str] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    passes: list[dict[str, Any]] = field(default_factory=list)
+    sandbox_events: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    script: str = ""
+    script_lines: dict[str, int] = field(default_factory=dict)  # evaluation function -> line of its def
+    decoded_from: Any = None  # Origin of the decoded payload when the script is a wrapper
+    run_env: dict[str, str] = field(default_factory=dict)
+    knobs: dict[str, str] = field(default_factory=dict)
+    adjustments: list[str] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    hashed_tables: bool = False
+    raw: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def failures(self) -> list[Row]:
+        return [r for r in self.rows if r.status == "fail"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status, "reasons": self.reasons, "rows": [r.to_dict() for r in self.rows],
+            "passes": self.passes, "sandbox_events": self.sandbox_events, "seconds": round(self.seconds, 2),
+            "script": self.script, "run_env": self.run_env, "knobs": self.knobs, "adjustments": self.adjustments,
+            "error": self.error,
+        }
+
+
+# -- the run command in the README -----------------------------------------------------------
+
+ASSIGN = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
+RUNNERS = ("torchrun", "python", "python3", "accelerate", "srun", "deepspeed")
+
+
+def run_env_from_readme(text: str, script_name: str = "train_gpt.py") -> dict[str, str]:
+    """Environment assignments of the command(s) in a README that run the script.
+
+    ``KEY=value`` words before ``torchrun``/``python`` on a (backslash-continued) command line,
+    and ``export KEY=value`` lines just before it, later commands overriding earlier ones.
+    """
+    env: dict[str, str] = {}
+    pending: dict[str, str] = {}
+    lines = text.replace("\\\r\n", " ").replace("\\\n", " ").splitlines()
+    for raw in lines:
+        line = raw.strip().lstrip("$> ").strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            continue
+        if not words:
+            continue
+        if words[0] == "export":
+            for w in words[1:]:
+                m = ASSIGN.match(w)
+                if m:
+                    pending[m.group(1)] = m.group(2)
+            continue
+        assigns: dict[str, str] = {}
+        i = 0
+        while i < len(words) and ASSIGN.match(words[i]):
+            m = ASSIGN.match(words[i])
+            assert m is not None
+            assigns[m.group(1)] = m.group(2)
+            i += 1
+        rest = words[i:]
+        if rest and rest[0] == "env":
+            rest = rest[1:]
+            while rest and ASSIGN.match(rest[0]):
+                m = ASSIGN.match(rest[0])
+                assert m is not None
+                assigns[m.group(1)] = m.group(2)
+                rest = rest[1:]
+        runs_script = bool(rest) and rest[0].split("/")[-1] in RUNNERS and any(
+            w.endswith(".py") and (w.split("/")[-1] == script_name or "train" in w) for w in rest)
+        if runs_script:
+            env.update(pending)
+            env.update(assigns)
+            pending = {}
+        elif not rest and assigns:
+            pending.update(assigns)  # "KEY=value" lines of a block, then the command
+    return env
+
+
+#: Settings of a README command that are about files, machines or partial reruns, not the model.
+UNUSABLE_KNOB = re.compile(r"ONLY|SKIP|PATH|_DIR$|DIR_|FILE|CHECKPOINT|RESUME|LOAD|SAVE|NCCL|CUDA|TORCH|OMP_|"
+                           r"MASTER_|NPROC|WORLD|RANK|HF_|WANDB|LOG_|SCHEDULE", re.I)
+
+
+def usable_run_env(env: dict[str, str]) -> dict[str, str]:
+    """The README settings that choose what the script computes (paths, reruns from saved files,
+    machine and launcher settings left out)."""
+    return {k: v for k, v in env.items()
+            if not UNUSABLE_KNOB.search(k) and not re.search(r"[/\\]|\.(pt|ptz|bin|model|npz|json)$", v)}
+
+
+def runtime_python(text: str) -> str | None:
+    """The interpreter for the sandbox: this one, or ``PGOLF_AUDIT_RUNTIME_PYTHON`` when the script
+    needs a newer Python (PEP 701 f-strings need 3.12) and that variable names one."""
+    try:
+        compile(text, "<script>", "exec")
+        return None
+    except SyntaxError:
+        return os.environ.get("PGOLF_AUDIT_RUNTIME_PYTHON") or None
+    except (ValueError, RecursionError, MemoryError):
+        return None
+
+
+# -- running --------------------------------------------------------------------------------
+
+HASH_SIGNS = re.compile(r"primes?\[|_PRIME|\bprime\b|BUCKETS|bucket|hash", re.I)
+TABLE_SIGNS = re.compile(r"np\.add\.at|bincount|index_add_|scatter_add_|\.at\[")
+
+
+def _job_files(bundle: Bundle) -> tuple[dict[str, bytes], str, str, list[str]]:
+    """The files to copy, the script to run (decoded payload for wrappers), its __file__, notes."""
+    files: dict[str, bytes] = {}
+    notes: list[str] = []
+    for f in bundle.files:
+        if f.size > MAX_COPY_BYTES or f.rel.lower().endswith(SKIP_SUFFIXES):
+            continue
+        try:
+            files[f.rel] = bundle.read_bytes(f.rel, None)
+        except OSError as exc:
+            notes.append(f"{f.rel} could not be read ({exc})")
+    main = bundle.main_script
+    source = bundle.main_source
+    if main is None or source is None:
+        return files, "", "", notes
+    script = main.rel
+    if source.is_decoded:
+        folder = script.rsplit("/", 1)[0] + "/" if "/" in script else ""
+        decoded = f"{folder}__pg_decoded__{script.rsplit('/', 1)[-1]}"
+        files[decoded] = source.text.encode("utf-8")
+        return files, decoded, script, notes
+    return files, script, script, notes
+
+
+PROGRESS_KEY = "runtime.progress"
+
+
+def causality_of(bundle: Bundle, settings: dict[str, Any] | None = None, limits: Limits | None = None) -> Causality:
+    """Run the harness on a bundle once and keep the result on it."""
+    key = CACHE_KEY
+    cached = bundle.get(key)
+    if cached is not None:
+        return cached
+    result = _run(bundle, settings or {}, limits, bundle.get(PROGRESS_KEY))
+    bundle.put(key, result)
+    return result
+
+
+def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progress: Any = None) -> Causality:
+    started = time.monotonic()
+    files, script, file_name, notes = _job_files(bundle)
+    if not script:
+        return Causality("inconclusive", ["no main script (train_gpt.py) to run"], seconds=time.monotonic() - started)
+    source = bundle.main_source
+    text = source.text if source is not None else ""
+    readme = bundle.readme
+    run_env: dict[str, str] = {}
+    if readme is not None:
+        readme_text = bundle.try_read_text(readme.rel) or ""
+        run_env = usable_run_env(run_env_from_readme(readme_text, file_name.rsplit("/", 1)[-1]))
+    limits = limits or Limits()
+    python = runtime_python(text)
+    if python and not limits.python:
+        limits = Limits(**{**limits.__dict__, "python": python})
+    budget = float(settings.get("budget_s", max(20.0, limits.wall_s - 25.0)))
+    job = {"script": script, "file": file_name, "run_env": run_env,
+           "settings": {**settings, "budget_s": budget, "threads": limits.threads}}
+    child = run_child(files, job, limits, progress=progress)
+    out = interpret(child, text)
+    out.script = script
+    out.run_env = run_env
+    out.reasons[:0] = notes
+    out.seconds = time.monotonic() - started
+    out.decoded_from = source.origin if source is not None else None
+    out.script_lines = _def_lines(text)
+    return out
+
+
+def _def_lines(text: str) -> dict[str, int]:
+    lines: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        m = re.match(r"\s*def\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(", line)
+        if m and m.group(1) not in lines:
+            lines[m.group(1)] = number
+    return lines
+
+
+def _rows_from(raw: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for c in raw.get("pipeline") or []:
+        detail = c.get("detail") or (
+            f"whole pipeline rerun with every token after index {c.get('cut')} changed: "
+            + (f"{c.get('positions_changed')} earlier target(s) moved, largest |dNLL| {c.get('max_abs_delta'):.4g} "
+               f"at target {c.get('at_position')}" if c.get("status") == "fail" else
+               f"no earlier NLL moved ({c.get('positions_compared')} targets compared)"))
+        evidence = {k: v for k, v in c.items() if k not in ("status", "detail", "pass", "index")}
+        evidence["call"] = c.get("index")
+        rows.append(Row(c.get("pass", "?"), "pipeline_future", c.get("status", "inconclusive"), detail, evidence))
+    for scorer in raw.get("scorers") or []:
+        for p in scorer.get("probes") or []:
+            rows.append(Row(scorer.get("name", "?"), p.get("probe", "?"), p.get("status", "inconclusive"),
+                            p.get("detail", ""), p.get("evidence") or {}, float(p.get("seconds") or 0.0)))
+    return rows
+
+
+REQUIRED = ("determinism", "future", "substitution")
+
+
+def interpret(child: ChildResult, source_text: str = "") -> Causality:
+    """The verdict from the driver's report (see the module docstring for the rules)."""
+    raw = child.result
+    if raw is None:
+        reason = child.problem or "the harness produced no result"
+        if child.stderr_tail.strip():
+            last = child.stderr_tail.strip().splitlines()[-1]
+            reason += f" ({last[:200]})"
+        return Causality("inconclusive", [reason], seconds=child.seconds)
+    rows = _rows_from(raw)
+    runs = raw.get("runs") or []
+    base = runs[0] if runs else None
+    passes = base.get("passes", []) if base else []
+    out = Causality("inconclusive", rows=rows, passes=passes, sandbox_events=raw.get("sandbox_events") or [],
+                    knobs=raw.get("knobs") or {}, adjustments=raw.get("adjustments") or [],
+                    error=raw.get("error") or (base or {}).get("error"), raw=raw)
+    scaled = any("BUCKET" in k.upper() for k in out.knobs) or any("scaled" in a for a in out.adjustments)
+    out.hashed_tables = bool(HASH_SIGNS.search(source_text) and TABLE_SIGNS.search(source_text))
+    reasons: list[str] = []
+    if child.timed_out:
+        reasons.append(f"the harness hit its {child.seconds:.0f} s wall-clock limit")
+    if raw.get("error"):
+        e = raw["error"]
+        reasons.append(f"{_kind(e)}: {e.get('type')}: {e.get('message')}")
+    if base is None:
+        reasons.append("the script was not run")
+    elif base.get("error"):
+        e = base["error"]
+        where = f" at line {e['line']}" if e.get("line") and e.get("in_submission") else ""
+        reasons.append(f"the run stopped{where} ({_kind(e)}): {e.get('type')}: {e.get('message')}")
+    top = [p for p in passes if p.get("depth", 0) == 0]
+    if base is not None and not top:
+        wrapped = raw.get("wrapped") or []
+        reasons.append("no evaluation function was called" if wrapped else
+                       "entry point not found: no evaluation function (eval_*) in the script")
+    for p in top:
+        if not p.get("complete"):
+            reasons.append(f"capture incomplete for {p['name']} (call {p['index'] + 1}): {p.get('reason')}")
+    # a refused network access is a finding (PG205) and leaves the run unproven; other refusals
+    # (a program, a file outside the folder) matter only when they stopped the run, which the
+    # run's error then says
+    for e in [e for e in out.sandbox_events if e.get("blocked") and e.get("kind") == "network"][:1]:
+        reasons.append(f"the sandbox refused network access: {e.get('detail')}")
+    if out.failures:
+        out.status = "fail"
+        out.reasons = reasons
+        return out
+    if top and not raw.get("pipeline"):
+        reasons.append("the whole-pipeline future perturbation did not run (time budget)")
+    for r in rows:
+        if r.probe == "pipeline_future" and r.status != "pass":
+            reasons.append(f"{PROBE_LABELS['pipeline_future']} on {r.scorer}: {r.status} ({r.detail})")
+    names = {p["name"] for p in top if p.get("complete")}
+    scorers = raw.get("scorers") or []
+    final = next((sc["name"] for sc in scorers if sc.get("final")), None)
+    twins = {sc["name"]: sc["same_as"] for sc in scorers if sc.get("same_as")}
+    for name in sorted(names):
+        mine = [r for r in rows if r.scorer == twins.get(name, name)]
+        # the evaluation whose number is reported must pass every probe; the others (diagnostic
+        # evaluations of the same model) determinism and future perturbation, and substitution
+        # where it ran
+        required = REQUIRED if final in (name, twins.get(name)) or any(
+            r.probe == "substitution" and r.status == "pass" for r in mine) \
+            else ("determinism", "future")
+        for probe in required:
+            got = [r for r in mine if r.probe == probe]
+            if not got:
+                why = "; ".join(f"{r.probe}: {r.detail}" for r in mine if r.status != "pass") or "not run"
+                reasons.append(f"{PROBE_LABELS[probe]} on {name}: {why}")
+            elif any(r.status != "pass" for r in got):
+                bad = next(r for r in got if r.status != "pass")
+                reasons.append(f"{PROBE_LABELS[probe]} on {name}: {bad.status} ({bad.detail})")
+    if out.hashed_tables and not scaled and not reasons:
+        reasons.append("the script keeps hashed count tables whose size the harness could not scale to the load of a "
+                       "full validation run, so target substitution on a short stream cannot clear it")
+    out.reasons = reasons
+    out.status = "pass" if not reasons and names else "inconclusive"
+    if out.status == "inconclusive" and not reasons:
+        out.reasons = ["nothing was captured"]
+    return out
+
+
+def _kind(error: dict[str, Any]) -> str:
+    return {"import": "import failed", "file": "a file was missing", "kernel": "a GPU-only kernel was needed",
+            "memory": "out of memory", "harness": "harness error"}.get(error.get("kind", ""), "error")

@@ -1,0 +1,956 @@
+"""Which stream position each number of an evaluation belongs to (runs inside the sandbox).
+
+Evaluation loops return aggregates (val_loss, val_bpb); the probes need the NLL of every
+scored position. This module recovers them without knowing the loop:
+
+- every tensor (and NumPy array) holding validation tokens carries ``_pg_pos``: for each
+  element, the index in the validation stream of the token it holds (-1 for none);
+- the tags follow the data through slicing, indexing, reshaping, concatenation, dtype and
+  device moves, element-wise arithmetic, ``__setitem__`` and ``copy_``, and across the
+  NumPy boundary (``.numpy()``, ``torch.from_numpy``);
+- a cross-entropy (or a ``gather`` from log-probabilities) whose *target* is tagged yields
+  per-element losses tagged with their target's stream index;
+- a sum or mean over tagged losses becomes a :class:`Record` (positions, values), and the
+  scalar it returns carries ``_pg_prov``, the ids of the records it came from; provenance
+  follows the scalar through accumulation (``loss_sum += ...``), division and ``.item()``.
+
+After the evaluation returns, the driver finds the records whose provenance reached the
+returned loss and checks that their mean equals it (capture completeness). Nothing here
+changes a computed value: the tags live beside the data.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.overrides import TorchFunctionMode
+
+POS = "_pg_pos"
+PROV = "_pg_prov"
+
+
+@dataclass
+class Record:
+    """A reduction over tagged values: what was summed, and where each term came from."""
+
+    rid: int
+    positions: np.ndarray  # int64, -1 where an element belongs to no stream position
+    values: np.ndarray  # float64
+    kind: str  # "sum", "mean", "ce-mean", "np-sum" ...
+    grad: bool  # computed with autograd recording (an optimisation loss, not a score)
+    passes: tuple[int, ...] = ()
+    ordinal: int = 0  # how many records the outermost open pass had made before this one
+    acc: int = 0  # for scalar additions: which accumulator tensor received them (its id)
+
+
+class StopReplay(BaseException):
+    """Raised inside a replay once the watched record exists (the rest of the pass is not needed).
+
+    A BaseException, so that a submission's ``except Exception`` does not swallow it.
+    """
+
+    def __init__(self, record: Record, earlier: list[Record]) -> None:
+        super().__init__("watched record reached")
+        self.record = record
+        self.earlier = earlier  # every record of the pass so far, the watched one included
+
+
+@dataclass
+class Tracker:
+    """Records and ``.item()`` values of the evaluation passes that are open."""
+
+    records: dict[int, Record] = field(default_factory=dict)
+    items: list[tuple[float, frozenset[int], tuple[int, ...]]] = field(default_factory=list)
+    open_passes: list[int] = field(default_factory=list)
+    ids: Any = field(default_factory=lambda: itertools.count(1))
+    counters: dict[int, int] = field(default_factory=dict)
+    watch: int | None = None  # ordinal of the record that ends a replay early
+    max_records: int = 2_000_000
+    #: Stream position of the last tagged scalar read with .item() (loops that score token by
+    #: token in Python: ``nll[i, t].item()`` ... ``loss_sum += scored``).
+    last_item_pos: int | None = None
+
+    def record(self, positions: np.ndarray, values: np.ndarray, kind: str, grad: bool, acc: int = 0) -> int | None:
+        if not self.open_passes:
+            return None
+        rid = next(self.ids)
+        outer = self.open_passes[0]
+        ordinal = self.counters.get(outer, 0)
+        self.counters[outer] = ordinal + 1
+        rec = Record(rid, positions.astype(np.int64, copy=False).reshape(-1),
+                     values.astype(np.float64, copy=False).reshape(-1), kind, grad, tuple(self.open_passes), ordinal,
+                     acc)
+        if len(self.records) < self.max_records:
+            self.records[rid] = rec
+        if self.watch is not None and ordinal == self.watch:
+            raise StopReplay(rec, [r for r in self.records.values() if outer in r.passes])
+        return rid
+
+    def item(self, value: Any, prov: frozenset[int]) -> None:
+        if self.open_passes and prov:
+            try:
+                self.items.append((float(value), prov, tuple(self.open_passes)))
+            except (TypeError, ValueError):
+                pass
+
+    def forget(self, pass_id: int) -> None:
+        """Drop what only this pass needed (called once the pass has been read)."""
+        self.records = {k: r for k, r in self.records.items() if r.passes != (pass_id,)}
+        self.items = [i for i in self.items if i[2] != (pass_id,)]
+        self.counters.pop(pass_id, None)
+
+
+TRACKER = Tracker()
+
+
+# -- tags on tensors -------------------------------------------------------------------------
+
+
+def pos_of(x: Any) -> torch.Tensor | None:
+    return getattr(x, POS, None) if isinstance(x, torch.Tensor) else None
+
+
+def prov_of(x: Any) -> frozenset[int]:
+    return getattr(x, PROV, frozenset()) if isinstance(x, (torch.Tensor, np.ndarray)) else frozenset()
+
+
+def tag(t: torch.Tensor, positions: torch.Tensor | None, prov: frozenset[int] = frozenset()) -> torch.Tensor:
+    """Attach tags to a tensor (positions must have its shape)."""
+    try:
+        if positions is not None and tuple(positions.shape) == tuple(t.shape):
+            setattr(t, POS, positions)
+        if prov:
+            setattr(t, PROV, prov_of(t) | prov)
+    except (AttributeError, RuntimeError):
+        pass
+    return t
+
+
+def tag_stream(t: torch.Tensor, offset: int = 0) -> torch.Tensor:
+    """Tag a 1-D tensor of stream tokens starting at stream index ``offset``."""
+    return tag(t, torch.arange(offset, offset + t.numel(), dtype=torch.int64).reshape(t.shape))
+
+
+def _tagged(x: Any) -> bool:
+    return isinstance(x, (torch.Tensor, TArr)) and (getattr(x, POS, None) is not None or bool(getattr(x, PROV, None)))
+
+
+def _any_tagged(args: Iterable[Any]) -> bool:
+    for a in args:
+        if _tagged(a):
+            return True
+        if isinstance(a, (list, tuple)):
+            for b in a:
+                if _tagged(b):
+                    return True
+                if isinstance(b, (list, tuple)) and any(_tagged(c) for c in b):
+                    return True
+    return False
+
+
+def _union_prov(args: Iterable[Any]) -> frozenset[int]:
+    out: frozenset[int] = frozenset()
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            out |= _union_prov(a)
+        else:
+            out |= prov_of(a)
+    return out
+
+
+def _broadcast_pos(pos: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
+    if tuple(pos.shape) == tuple(shape):
+        return pos
+    try:
+        return torch.broadcast_to(pos, shape)
+    except RuntimeError:
+        return None
+
+
+def _combine(candidates: list[torch.Tensor]) -> torch.Tensor | None:
+    if not candidates:
+        return None
+    out = candidates[0]
+    for other in candidates[1:]:
+        if other is out:
+            continue
+        out = torch.where(out == other, out, torch.where(out < 0, other, torch.where(other < 0, out, -2)))
+    return out
+
+
+def _as_float(x: Any) -> bool:
+    return isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex())
+
+
+SHAPE_OPS = frozenset({
+    "__getitem__", "reshape", "view", "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose",
+    "t", "expand", "repeat", "repeat_interleave", "narrow", "select", "flip", "roll", "movedim", "moveaxis",
+    "swapaxes", "swapdims", "unfold", "index_select", "take", "masked_select", "split", "chunk", "unbind",
+    "tensor_split", "view_as", "reshape_as", "expand_as", "ravel", "diagonal", "tile", "broadcast_to",
+    "T", "mT", "narrow_copy", "atleast_1d", "atleast_2d", "split_with_sizes", "hsplit", "vsplit",
+})
+SAME_SHAPE_OPS = frozenset({
+    "to", "type", "float", "double", "half", "bfloat16", "long", "int", "short", "char", "byte", "bool",
+    "cpu", "cuda", "type_as", "contiguous", "clone", "detach", "requires_grad_", "detach_", "pin_memory",
+    "share_memory_", "data", "__get__", "coalesce", "cfloat",
+})
+ELEMENTWISE = frozenset({
+    "add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "floor_divide", "remainder",
+    "fmod", "neg", "negative", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sigmoid", "tanh",
+    "abs", "absolute", "pow", "sqrt", "rsqrt", "square", "clamp", "clamp_min", "clamp_max", "clip", "minimum",
+    "maximum", "fmin", "fmax", "where", "lerp", "nan_to_num", "reciprocal", "sign", "relu", "softplus",
+    "logaddexp", "logaddexp2", "masked_fill", "float_power", "xlogy", "eq", "ne", "lt", "le", "gt", "ge",
+    "logical_not", "logical_and", "logical_or", "logical_xor", "bitwise_xor", "bitwise_and", "bitwise_or",
+    "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "round", "floor", "ceil", "trunc", "frac",
+    "addcmul", "addcdiv", "isnan", "isinf", "isfinite", "logit", "erf", "sin", "cos", "lgamma", "digamma",
+    "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
+    "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__neg__", "__pos__", "__pow__", "__rpow__",
+    "__abs__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__and__", "__or__", "__xor__",
+    "__rand__", "__ror__", "__rxor__", "__invert__", "__lshift__", "__rshift__", "__rlshift__", "__rrshift__",
+    "__matmul_scalar__", "rsub", "sinh", "cosh", "hardtanh", "leaky_relu", "elu", "silu", "gelu", "softsign",
+    "heaviside", "hypot", "copysign", "positive", "conj",
+})
+INPLACE = frozenset({
+    "add_", "sub_", "mul_", "div_", "clamp_", "clamp_min_", "clamp_max_", "exp_", "log_", "neg_", "pow_",
+    "masked_fill_", "lerp_", "addcmul_", "addcdiv_", "sqrt_", "abs_", "sigmoid_", "tanh_", "relu_",
+    "nan_to_num_", "floor_", "ceil_", "round_", "remainder_", "fmod_", "bitwise_xor_", "bitwise_and_",
+    "bitwise_or_", "__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloordiv__", "__imod__",
+    "__ipow__", "__iand__", "__ior__", "__ixor__", "__ilshift__", "__irshift__", "reciprocal_", "log1p_",
+    "expm1_", "minimum_", "maximum_", "clip_", "true_divide_", "logical_not_",
+})
+REDUCTIONS = frozenset({"sum", "mean", "nansum", "nanmean"})
+ITEMS = frozenset({"item", "__float__", "__int__", "tolist", "__index__"})
+CE = frozenset({"cross_entropy", "nll_loss"})
+
+
+class TrackMode(TorchFunctionMode):
+    """Propagates stream-position tags and records reductions of tagged losses."""
+
+    def __init__(self, cpu: bool = False) -> None:
+        super().__init__()
+        self.cpu = cpu  # also run CUDA device requests on the CPU (see auditor.runtime.stubs)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: A002
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name == "__get__":
+            name = getattr(getattr(func, "__self__", None), "__name__", "__get__")
+        if self.cpu:
+            if "device" in kwargs or kwargs.get("pin_memory"):
+                kwargs = dict(kwargs)
+                if "device" in kwargs:
+                    kwargs["device"] = _cpu_device(kwargs["device"])
+                if kwargs.get("pin_memory"):
+                    kwargs["pin_memory"] = False
+            if name in ("cuda", "pin_memory"):
+                return args[0]
+            if name == "is_pinned":
+                return False
+            if name == "to" and len(args) > 1:
+                first = args[1]
+                if isinstance(first, (torch.device, str)) or (isinstance(first, int) and not isinstance(first, bool)):
+                    args = (args[0], _cpu_device(first), *args[2:])
+        if not (_any_tagged(args) or _any_tagged(kwargs.values())):
+            if name in ("tensor", "as_tensor", "asarray") and args and isinstance(args[0], (TArr, _ProvScalar)):
+                return _factory(func, name, args, kwargs)
+            if name in ("__iadd__", "add_") and TRACKER.last_item_pos is not None and TRACKER.open_passes:
+                return _inplace(func, name, args, kwargs)  # a Python-loop score added to an accumulator
+            return func(*args, **kwargs)
+        try:
+            handler = _HANDLERS.get(name)
+            if handler is None:
+                if name in SHAPE_OPS:
+                    handler = _shape_op
+                elif name in SAME_SHAPE_OPS:
+                    handler = _same_shape
+                elif name in ELEMENTWISE:
+                    handler = _elementwise
+                elif name in INPLACE or (name.endswith("_") and name[:-1] in ELEMENTWISE):
+                    handler = _inplace
+                elif name in REDUCTIONS:
+                    handler = _reduction
+                elif name in ITEMS:
+                    handler = _item
+            if handler is None:
+                out = func(*args, **kwargs)
+                prov = _union_prov(args) | _union_prov(kwargs.values())
+                if prov and isinstance(out, torch.Tensor) and out.numel() == 1:
+                    tag(out, None, prov)
+                return out
+            return handler(func, name, args, kwargs)
+        except _Passthrough:
+            return func(*args, **kwargs)
+
+
+class _Passthrough(Exception):
+    pass
+
+
+_CPU = torch.device("cpu")
+
+
+def _cpu_device(value: Any) -> Any:
+    """The CPU in place of any CUDA device spec; other values unchanged."""
+    if isinstance(value, torch.device):
+        return _CPU if value.type == "cuda" else value
+    if isinstance(value, str) and value.startswith("cuda"):
+        return _CPU
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _CPU  # .to(0) / device=0 means the first GPU
+    return value
+
+
+def _shape_op(func, name, args, kwargs):
+    out = func(*args, **kwargs)
+    src = args[0] if args else None
+    pos = pos_of(src)
+    prov = prov_of(src)
+    if pos is not None:
+        try:
+            out_pos = func(pos, *args[1:], **kwargs)
+        except Exception:  # an op the shadow cannot follow (view as another dtype, ...)
+            out_pos = None
+        _assign(out, out_pos, prov)
+    elif name == "__getitem__" and len(args) > 1 and isinstance(src, torch.Tensor) and src.dim() >= 2:
+        # An untagged table of scores indexed with tagged targets: log_probs[arange, y] -> y's
+        # positions. A 1-D table is a per-token constant (bytes per token), not a score.
+        index = args[1] if isinstance(args[1], tuple) else (args[1],)
+        tagged = [pos_of(i) for i in index if pos_of(i) is not None]
+        if len(tagged) == 1 and isinstance(out, torch.Tensor):
+            _assign(out, _broadcast_pos(tagged[0], out.shape), prov)
+        elif prov:
+            _assign(out, None, prov)
+    elif prov:
+        _assign(out, None, prov)
+    return out
+
+
+def _assign(out: Any, out_pos: Any, prov: frozenset[int]) -> None:
+    if isinstance(out, torch.Tensor):
+        tag(out, out_pos if isinstance(out_pos, torch.Tensor) else None, prov)
+    elif isinstance(out, (tuple, list)) and isinstance(out_pos, (tuple, list)) and len(out) == len(out_pos):
+        for o, p in zip(out, out_pos):
+            if isinstance(o, torch.Tensor):
+                tag(o, p if isinstance(p, torch.Tensor) else None, prov)
+
+
+def _same_shape(func, name, args, kwargs):
+    out = func(*args, **kwargs)
+    src = args[0] if args else None
+    if isinstance(out, torch.Tensor) and isinstance(src, torch.Tensor):
+        pos = pos_of(src)
+        tag(out, pos if pos is not None and tuple(pos.shape) == tuple(out.shape) else None, prov_of(src))
+    return out
+
+
+def _tensor_args(args, kwargs) -> list[Any]:
+    found = [a for a in args if isinstance(a, torch.Tensor)]
+    found += [v for v in kwargs.values() if isinstance(v, torch.Tensor)]
+    return found
+
+
+def _elementwise(func, name, args, kwargs):
+    out = func(*args, **kwargs)
+    if not isinstance(out, torch.Tensor):
+        return out
+    inputs = _tensor_args(args, kwargs)
+    if name == "where" and len(args) >= 3:
+        inputs = [a for a in args[1:3] if isinstance(a, torch.Tensor)]
+        cond = args[0]
+        pa = pos_of(args[1]) if isinstance(args[1], torch.Tensor) else None
+        pb = pos_of(args[2]) if isinstance(args[2], torch.Tensor) else None
+        if pa is not None and pb is not None:
+            try:
+                tag(out, torch.where(cond, _broadcast_pos(pa, out.shape), _broadcast_pos(pb, out.shape)),
+                    _union_prov(inputs))
+                return out
+            except Exception:
+                pass
+    candidates = []
+    for t in inputs:
+        p = pos_of(t)
+        if p is not None:
+            b = _broadcast_pos(p, out.shape)
+            if b is not None:
+                candidates.append(b)
+    tag(out, _combine(candidates), _union_prov(inputs))
+    return out
+
+
+def _inplace(func, name, args, kwargs):
+    dest = args[0]
+    out = func(*args, **kwargs)
+    others = _tensor_args(args[1:], kwargs)
+    prov = _union_prov(others)
+    if (name in ("__iadd__", "add_") and len(args) > 1 and isinstance(args[1], (float, int)) and not isinstance(
+            args[1], bool) and isinstance(dest, torch.Tensor) and dest.numel() == 1 and _as_float(dest)
+            and TRACKER.open_passes and TRACKER.last_item_pos is not None):
+        # a Python number added to a scalar accumulator right after a tagged score was read
+        rid = TRACKER.record(np.array([TRACKER.last_item_pos]), np.array([float(args[1])]), "scalar-add",
+                             False, acc=id(dest))
+        if rid:
+            prov = prov | {rid}
+    if isinstance(dest, torch.Tensor):
+        if pos_of(dest) is None:
+            candidates = [b for b in (_broadcast_pos(pos_of(t), dest.shape) for t in others if pos_of(t) is not None)
+                          if b is not None]
+            tag(dest, _combine(candidates), prov)
+        elif prov:
+            tag(dest, None, prov)
+    return out
+
+
+def _copy(func, name, args, kwargs):
+    dest, src = args[0], args[1] if len(args) > 1 else kwargs.get("src")
+    out = func(*args, **kwargs)
+    if isinstance(dest, torch.Tensor):
+        sp = pos_of(src)
+        if sp is not None:
+            b = _broadcast_pos(sp, dest.shape)
+            tag(dest, b.clone() if b is not None else None, prov_of(src))
+        elif pos_of(dest) is not None and not _as_float(dest):
+            setattr(dest, POS, torch.full(tuple(dest.shape), -1, dtype=torch.int64))
+        elif prov_of(src):
+            tag(dest, None, prov_of(src))
+    return out
+
+
+def _fill(func, name, args, kwargs):
+    dest = args[0]
+    out = func(*args, **kwargs)
+    if isinstance(dest, torch.Tensor) and pos_of(dest) is not None and not _as_float(dest):
+        setattr(dest, POS, torch.full(tuple(dest.shape), -1, dtype=torch.int64))
+    return out
+
+
+def _setitem(func, name, args, kwargs):
+    dest, index, value = args[0], args[1], args[2]
+    out = func(*args, **kwargs)
+    vpos = pos_of(value)
+    dpos = pos_of(dest)
+    prov = prov_of(value)
+    if vpos is None and dpos is None:
+        if prov:
+            tag(dest, None, prov)
+        return out
+    if dpos is None:
+        dpos = torch.full(tuple(dest.shape), -1, dtype=torch.int64)
+    else:
+        dpos = dpos.clone()
+    try:
+        if vpos is not None:
+            dpos[index] = vpos
+        elif not _as_float(dest):
+            dpos[index] = -1
+    except Exception:
+        dpos = None
+    if dpos is not None:
+        setattr(dest, POS, dpos)
+    if prov:
+        tag(dest, None, prov)
+    return out
+
+
+def _index_put(func, name, args, kwargs):
+    dest = args[0]
+    indices = args[1] if len(args) > 1 else kwargs.get("indices")
+    values = args[2] if len(args) > 2 else kwargs.get("values")
+    out = func(*args, **kwargs)
+    vpos = pos_of(values)
+    target = out if name == "index_put" else dest
+    if vpos is not None and isinstance(target, torch.Tensor):
+        base = pos_of(dest)
+        base = base.clone() if base is not None else torch.full(tuple(dest.shape), -1, dtype=torch.int64)
+        try:
+            base.index_put_(tuple(indices), torch.broadcast_to(vpos, values.shape))
+            tag(target, base, prov_of(values))
+        except Exception:
+            pass
+    return out
+
+
+def _scatter(func, name, args, kwargs):
+    dest = args[0]
+    out = func(*args, **kwargs)
+    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    index = args[2] if len(args) > 2 else kwargs.get("index")
+    src = args[3] if len(args) > 3 else kwargs.get("src", kwargs.get("value"))
+    spos = pos_of(src)
+    target = dest if name.endswith("_") else out
+    if spos is not None and isinstance(target, torch.Tensor) and "add" not in name and "reduce" not in name:
+        base = pos_of(dest)
+        base = base.clone() if base is not None else torch.full(tuple(dest.shape), -1, dtype=torch.int64)
+        try:
+            tag(target, base.scatter_(dim, index, spos), prov_of(src))
+        except Exception:
+            pass
+    return out
+
+
+def _gather(func, name, args, kwargs):
+    out = func(*args, **kwargs)
+    src = args[0]
+    if name == "take_along_dim":
+        index = args[1] if len(args) > 1 else kwargs.get("indices")
+        dim = args[2] if len(args) > 2 else kwargs.get("dim")
+    else:
+        dim = args[1] if len(args) > 1 else kwargs.get("dim")
+        index = args[2] if len(args) > 2 else kwargs.get("index")
+    spos, ipos = pos_of(src), pos_of(index)
+    if spos is not None:
+        try:
+            out_pos = torch.gather(spos, dim, index) if name == "gather" else torch.take_along_dim(spos, index, dim)
+            tag(out, out_pos, prov_of(src))
+        except Exception:
+            pass
+    elif ipos is not None and isinstance(out, torch.Tensor):
+        tag(out, _broadcast_pos(ipos, out.shape), prov_of(src))
+    return out
+
+
+def _cat(func, name, args, kwargs):
+    out = func(*args, **kwargs)
+    tensors = args[0] if args else kwargs.get("tensors")
+    if not isinstance(tensors, (list, tuple)):
+        return out
+    if any(pos_of(t) is not None for t in tensors):
+        shadows = [pos_of(t) if pos_of(t) is not None else torch.full(tuple(t.shape), -1, dtype=torch.int64)
+                   for t in tensors]
+        try:
+            out_pos = func(shadows, *args[1:], **kwargs) if args else func(tensors=shadows, **{
+                k: v for k, v in kwargs.items() if k != "tensors"})
+            tag(out, out_pos, _union_prov(tensors))
+        except Exception:
+            pass
+    else:
+        tag(out, None, _union_prov(tensors))
+    return out
+
+
+def _record_tensor(x: torch.Tensor, kind: str) -> int | None:
+    pos = pos_of(x)
+    if pos is None:
+        return None
+    with torch.no_grad():
+        values = x.detach().to(torch.float64).reshape(-1).cpu().numpy()
+    grad = bool(x.requires_grad)
+    return TRACKER.record(pos.reshape(-1).numpy(), values, kind, grad)
+
+
+def _reduction(func, name, args, kwargs):
+    out = func(*args, **kwargs)
+    src = args[0]
+    if not isinstance(src, torch.Tensor):
+        return out
+    prov = prov_of(src)
+    pos = pos_of(src)
+    if pos is None or not _as_float(src):
+        if prov and isinstance(out, torch.Tensor):
+            tag(out, None, prov)
+        return out
+    dim = args[1] if len(args) > 1 and not isinstance(args[1], torch.dtype) else kwargs.get("dim")
+    if dim is not None and isinstance(out, torch.Tensor):
+        dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        reduced = pos
+        constant = True
+        for d in sorted((d % pos.dim() for d in dims), reverse=True):
+            first = reduced.select(d, 0) if reduced.size(d) else None
+            if first is None or not bool((reduced == first.unsqueeze(d)).all()):
+                constant = False
+                break
+            reduced = first
+        if constant:
+            keepdim = bool(kwargs.get("keepdim", False) or (len(args) > 2 and args[2] is True))
+            if keepdim:
+                for d in sorted(d % pos.dim() for d in dims):
+                    reduced = reduced.unsqueeze(d)
+            tag(out, reduced if tuple(reduced.shape) == tuple(out.shape) else None, prov)
+            return out
+    rid = _record_tensor(src, name)
+    if isinstance(out, torch.Tensor):
+        tag(out, None, prov | ({rid} if rid else frozenset()))
+    return out
+
+
+def _cross_entropy(func, name, args, kwargs):
+    target = args[1] if len(args) > 1 else kwargs.get("target")
+    tpos = pos_of(target)
+    if tpos is None:
+        raise _Passthrough
+    inp = args[0] if args else kwargs.get("input")
+    reduction = kwargs.get("reduction", "mean")
+    if len(args) > 6 and isinstance(args[6], str):
+        reduction = args[6]
+    ignore_index = kwargs.get("ignore_index", -100)
+    if len(args) > 4 and isinstance(args[4], int):
+        ignore_index = args[4]
+    if kwargs.get("reduce") is False or kwargs.get("size_average") is not None:
+        raise _Passthrough
+    rest = {k: v for k, v in kwargs.items() if k not in ("reduction", "input", "target", "reduce", "size_average")}
+    pos = torch.where(target == ignore_index, torch.full_like(tpos, -1), tpos)
+    if reduction == "none":
+        out = func(inp, target, *args[2:6], **rest, reduction="none") if len(args) > 2 else func(
+            inp, target, **rest, reduction="none")
+        tag(out, _broadcast_pos(pos, out.shape))
+        return out
+    out = func(*args, **kwargs)
+    with torch.no_grad():
+        per = func(inp.detach(), target, *args[2:6], **rest, reduction="none") if len(args) > 2 else func(
+            inp.detach(), target, **rest, reduction="none")
+    values = per.to(torch.float64).reshape(-1).cpu().numpy()
+    keep = (target != ignore_index).reshape(-1).numpy()
+    grad = bool(torch.is_grad_enabled() and inp.requires_grad)
+    rid = TRACKER.record(pos.reshape(-1).numpy()[keep], values[keep], f"ce-{reduction}", grad)
+    if rid:
+        tag(out, None, frozenset({rid}))
+    return out
+
+
+def _item(func, name, args, kwargs):
+    out = func(*args, **kwargs)
+    src = args[0]
+    prov = prov_of(src)
+    pos = pos_of(src)
+    if pos is not None and pos.numel() == 1 and _as_float(src) and int(pos.reshape(-1)[0]) >= 0:
+        TRACKER.last_item_pos = int(pos.reshape(-1)[0])
+    if prov and isinstance(src, torch.Tensor) and src.numel() == 1:
+        TRACKER.item(out if not isinstance(out, list) else (out[0] if out else 0.0), prov)
+    return out
+
+
+def _numpy(func, name, args, kwargs):
+    out = func(*args, **kwargs)
+    src = args[0]
+    if isinstance(out, np.ndarray):
+        pos = pos_of(src)
+        return to_tarr(out, pos.numpy() if pos is not None else None, prov_of(src))
+    return out
+
+
+def _from_tarr(out: Any, arr: TArr) -> Any:
+    if isinstance(out, torch.Tensor):
+        pos = arr._pg_pos
+        tag(out, torch.from_numpy(np.array(pos, dtype=np.int64)).reshape(out.shape) if pos is not None and pos.size == out.numel()
+            else None, arr._pg_prov)
+    return out
+
+
+def _factory(func, name, args, kwargs):
+    out = func(*args, **kwargs)
+    if args and isinstance(args[0], TArr):
+        return _from_tarr(out, args[0])
+    if args and isinstance(args[0], _ProvScalar) and isinstance(out, torch.Tensor):
+        return tag(out, None, args[0]._pg_prov)
+    if args and isinstance(args[0], torch.Tensor):
+        src = args[0]
+        pos = pos_of(src)
+        tag(out, pos if pos is not None and tuple(pos.shape) == tuple(out.shape) else None, prov_of(src))
+    return out
+
+
+_HANDLERS = {
+    "__setitem__": _setitem,
+    "copy_": _copy,
+    "fill_": _fill,
+    "zero_": _fill,
+    "index_put_": _index_put,
+    "index_put": _index_put,
+    "scatter": _scatter,
+    "scatter_": _scatter,
+    "gather": _gather,
+    "take_along_dim": _gather,
+    "cat": _cat,
+    "concat": _cat,
+    "concatenate": _cat,
+    "stack": _cat,
+    "hstack": _cat,
+    "vstack": _cat,
+    "cross_entropy": _cross_entropy,
+    "nll_loss": _cross_entropy,
+    "numpy": _numpy,
+    "__array__": _numpy,
+    "tensor": _factory,
+    "as_tensor": _factory,
+    "asarray": _factory,
+}
+
+
+# -- NumPy ---------------------------------------------------------------------------------
+
+
+def to_tarr(arr: np.ndarray, pos: np.ndarray | None, prov: frozenset[int] = frozenset()) -> np.ndarray:
+    if pos is None and not prov:
+        return arr
+    out = arr.view(TArr)
+    out._pg_pos = pos if pos is not None and pos.shape == arr.shape else None
+    out._pg_prov = frozenset(prov)
+    return out
+
+
+def _raw(x: Any) -> Any:
+    if isinstance(x, TArr):
+        return x.view(np.ndarray)
+    if isinstance(x, tuple):
+        return tuple(_raw(v) for v in x)
+    if isinstance(x, list):
+        return [_raw(v) for v in x]
+    return x
+
+
+def _npos(x: Any) -> np.ndarray | None:
+    return getattr(x, "_pg_pos", None) if isinstance(x, TArr) else None
+
+
+def _np_combine(cands: list[np.ndarray]) -> np.ndarray | None:
+    if not cands:
+        return None
+    out = cands[0]
+    for other in cands[1:]:
+        if other is out:
+            continue
+        out = np.where(out == other, out, np.where(out < 0, other, np.where(other < 0, out, -2)))
+    return out
+
+
+NP_SUMS = (np.sum, np.mean, np.nansum, np.nanmean)
+NP_JOIN = (np.concatenate, np.stack, np.hstack, np.vstack)
+
+
+class TArr(np.ndarray):
+    """An ndarray that carries stream positions (``_pg_pos``) and provenance (``_pg_prov``)."""
+
+    _pg_pos: np.ndarray | None = None
+    _pg_prov: frozenset[int] = frozenset()
+
+    def __array_finalize__(self, obj: Any) -> None:
+        if obj is None:
+            return
+        pos = getattr(obj, "_pg_pos", None)
+        self._pg_pos = pos if pos is not None and pos.shape == self.shape else None
+        self._pg_prov = getattr(obj, "_pg_prov", frozenset())
+
+    def _wrap(self, result: Any, pos: np.ndarray | None, prov: frozenset[int]) -> Any:
+        if isinstance(result, np.ndarray) and not isinstance(result, TArr):
+            return to_tarr(result, pos, prov)
+        if isinstance(result, TArr):
+            result._pg_pos = pos if pos is not None and pos.shape == result.shape else None
+            result._pg_prov = prov
+        return result
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        raw_inputs = [_raw(x) for x in inputs]
+        if out is not None:
+            kwargs["out"] = tuple(_raw(o) for o in out)
+        result = getattr(ufunc, method)(*raw_inputs, **kwargs)
+        prov = frozenset().union(*(getattr(x, "_pg_prov", frozenset()) for x in inputs if isinstance(x, TArr)))
+        if method == "__call__":
+            shape = np.shape(result[0] if isinstance(result, tuple) else result)
+            cands = []
+            for x in inputs:
+                p = _npos(x)
+                if p is not None:
+                    try:
+                        cands.append(np.broadcast_to(p, shape))
+                    except ValueError:
+                        pass
+            pos = _np_combine(cands)
+            if out is not None:
+                for o in out:
+                    if isinstance(o, TArr) and o._pg_pos is None and pos is not None and pos.shape == o.shape:
+                        o._pg_pos = np.array(pos)
+                    if isinstance(o, TArr):
+                        o._pg_prov = o._pg_prov | prov
+                return out[0] if len(out) == 1 else out
+            if isinstance(result, tuple):
+                return tuple(self._wrap(r, pos, prov) for r in result)
+            return self._wrap(result, pos, prov)
+        if method == "reduce" and ufunc is np.add and inputs and isinstance(inputs[0], TArr):
+            src = inputs[0]
+            rid = None
+            if src._pg_pos is not None and np.issubdtype(src.dtype, np.floating):
+                axis = kwargs.get("axis", 0)
+                if axis is None or src.ndim <= 1:
+                    rid = TRACKER.record(src._pg_pos, np.asarray(raw_inputs[0], dtype=np.float64), "np-sum", False)
+                else:
+                    rid = TRACKER.record(src._pg_pos, np.asarray(raw_inputs[0], dtype=np.float64), "np-sum-axis", False)
+            prov = prov | ({rid} if rid else frozenset())
+            if isinstance(result, np.ndarray):
+                return to_tarr(result, None, prov)
+            if prov:
+                return to_tarr(np.asarray(result), None, prov)[()] if False else _ProvScalar.make(result, prov)
+            return result
+        return result
+
+    def __array_function__(self, func, types, args, kwargs):
+        raw_args = tuple(_raw(a) for a in args)
+        raw_kwargs = {k: _raw(v) for k, v in kwargs.items()}
+        if func in NP_SUMS and args and isinstance(args[0], TArr):
+            src = args[0]
+            result = func(*raw_args, **raw_kwargs)
+            rid = None
+            axis = raw_kwargs.get("axis", raw_args[1] if len(raw_args) > 1 else None)
+            if src._pg_pos is not None and np.issubdtype(src.dtype, np.floating) and (axis is None or src.ndim <= 1):
+                rid = TRACKER.record(src._pg_pos, np.asarray(raw_args[0], dtype=np.float64), "np-" + func.__name__, False)
+            prov = src._pg_prov | ({rid} if rid else frozenset())
+            if isinstance(result, np.ndarray) and result.ndim:
+                return to_tarr(result, None, prov)
+            return _ProvScalar.make(result, prov) if prov else result
+        result = func(*raw_args, **raw_kwargs)
+        prov = frozenset().union(*(getattr(a, "_pg_prov", frozenset()) for a in _flat(args)))
+        if func in NP_JOIN and args:
+            seq = args[0]
+            if isinstance(seq, (list, tuple)) and any(_npos(s) is not None for s in seq):
+                shadows = [_npos(s) if _npos(s) is not None else np.full(np.shape(s), -1, dtype=np.int64) for s in seq]
+                try:
+                    pos = func(shadows, *raw_args[1:], **raw_kwargs)
+                except Exception:
+                    pos = None
+                return self._wrap(result, pos, prov)
+        if func is np.where and len(args) == 3:
+            cands = []
+            pa, pb = _npos(args[1]), _npos(args[2])
+            shape = np.shape(result)
+            if pa is not None and pb is not None:
+                return self._wrap(result, np.where(raw_args[0], np.broadcast_to(pa, shape), np.broadcast_to(pb, shape)), prov)
+            for p in (pa, pb):
+                if p is not None:
+                    cands.append(np.broadcast_to(p, shape))
+            return self._wrap(result, _np_combine(cands), prov)
+        if isinstance(result, np.ndarray):
+            for a in args:
+                p = _npos(a)
+                if p is not None and p.shape == result.shape:
+                    return self._wrap(result, p, prov)
+            return self._wrap(result, None, prov) if prov else result
+        return result
+
+    def __getitem__(self, index: Any) -> Any:
+        raw_index = _raw(index)
+        result = self.view(np.ndarray)[raw_index]
+        if not isinstance(result, np.ndarray):
+            return result
+        pos = None
+        if self._pg_pos is not None:
+            try:
+                pos = self._pg_pos[raw_index]
+            except (IndexError, ValueError):
+                pos = None
+        elif self.ndim >= 2:  # a 1-D table is a per-token constant, not a score
+            parts = index if isinstance(index, tuple) else (index,)
+            tagged = [_npos(p) for p in parts if _npos(p) is not None]
+            if len(tagged) == 1 and tagged[0].shape == result.shape:
+                pos = tagged[0]
+        return to_tarr(result, pos, self._pg_prov) if (pos is not None or self._pg_prov) else result
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        raw_index = _raw(index)
+        self.view(np.ndarray)[raw_index] = _raw(value)
+        vpos = _npos(value)
+        if vpos is None and self._pg_pos is None:
+            return
+        dpos = np.array(self._pg_pos) if self._pg_pos is not None else np.full(self.shape, -1, dtype=np.int64)
+        try:
+            if vpos is not None:
+                dpos[raw_index] = vpos
+            elif not np.issubdtype(self.dtype, np.floating):
+                dpos[raw_index] = -1
+        except (IndexError, ValueError):
+            return
+        self._pg_pos = dpos
+        self._pg_prov = self._pg_prov | getattr(value, "_pg_prov", frozenset())
+
+    def _shape_method(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        result = getattr(self.view(np.ndarray), name)(*args, **kwargs)
+        pos = getattr(self._pg_pos, name)(*args, **kwargs) if self._pg_pos is not None else None
+        return to_tarr(result, pos, self._pg_prov) if (pos is not None or self._pg_prov) else result
+
+    def reshape(self, *args: Any, **kwargs: Any) -> Any:
+        return self._shape_method("reshape", *args, **kwargs)
+
+    def ravel(self, *args: Any, **kwargs: Any) -> Any:
+        return self._shape_method("ravel", *args, **kwargs)
+
+    def flatten(self, *args: Any, **kwargs: Any) -> Any:
+        return self._shape_method("flatten", *args, **kwargs)
+
+    def transpose(self, *args: Any, **kwargs: Any) -> Any:
+        return self._shape_method("transpose", *args, **kwargs)
+
+    def squeeze(self, *args: Any, **kwargs: Any) -> Any:
+        return self._shape_method("squeeze", *args, **kwargs)
+
+    @property
+    def T(self) -> Any:  # noqa: N802
+        return self._shape_method("transpose")
+
+    def sum(self, *args: Any, **kwargs: Any) -> Any:
+        return np.sum(self, *args, **kwargs)
+
+    def mean(self, *args: Any, **kwargs: Any) -> Any:
+        return np.mean(self, *args, **kwargs)
+
+    def item(self, *args: Any) -> Any:
+        value = self.view(np.ndarray).item(*args)
+        if self._pg_prov and self.size == 1:
+            TRACKER.item(value, self._pg_prov)
+        return value
+
+    def __float__(self) -> float:
+        value = float(self.view(np.ndarray))
+        if self._pg_prov and self.size == 1:
+            TRACKER.item(value, self._pg_prov)
+        return value
+
+    def __reduce__(self):  # pickling drops the tags
+        return self.view(np.ndarray).__reduce__()
+
+
+def _flat(args: Any) -> list[Any]:
+    out = []
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            out.extend(a)
+        else:
+            out.append(a)
+    return out
+
+
+class _ProvScalar(float):
+    """A float (the result of summing tagged values) that remembers its provenance."""
+
+    _pg_prov: frozenset[int] = frozenset()
+
+    @classmethod
+    def make(cls, value: Any, prov: frozenset[int]) -> Any:
+        try:
+            out = cls(float(value))
+        except (TypeError, ValueError):
+            return value
+        out._pg_prov = prov
+        return out
+
+    def __float__(self) -> float:
+        TRACKER.item(float.__float__(self), self._pg_prov)
+        return float.__float__(self)
+
+    def item(self) -> float:
+        TRACKER.item(float.__float__(self), self._pg_prov)
+        return float.__float__(self)
+
+
+def from_numpy(original):
+    """``torch.from_numpy`` that carries the tags of a tracked array over to the tensor."""
+
+    def wrapper(arr):
+        if isinstance(arr, TArr):
+            out = original(arr.view(np.ndarray))
+            return _from_tarr(out, arr)
+        return original(arr)
+
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    return wrapper

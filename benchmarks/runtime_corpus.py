@@ -1,0 +1,195 @@
+"""Measure the runtime causality harness on labeled pull requests of openai/parameter-golf.
+
+Usage::
+
+    python benchmarks/runtime_corpus.py --repo PATH/TO/parameter-golf [--labels corpus/dev.jsonl]
+        [--prs 549,825,1321] [--jobs 1] [--budget 110] [--timeout 150] [--json out.json]
+        [--resume out.json]
+
+Each labeled PR's records folder is read at its head commit straight from git (wrappers are
+decoded), run through the sandboxed harness (``auditor.runtime.harness.causality_of``) and
+the verdict is compared with the labels:
+
+- *conclusive* means the harness said ``fail`` or ``pass``; ``inconclusive`` comes with reasons,
+  which are tallied;
+- PRs with an eval-time adaptive part (n-gram cache, TTT, SLOT: by label, or by the script's
+  evaluation functions and knobs) and PRs labeled ``legal`` get their own conclusive rates;
+- a failed probe on a PR labeled ``legal`` is listed (there should be none);
+- among conclusive PRs labeled target_in_key, slot or prequant_ttt, the share that fails a
+  probe is reported per label;
+- per-PR wall time (sandbox start to verdict) gives the median and p90.
+
+With ``--jobs`` above 1 several sandboxes run at once: verdicts are unchanged, timings are not
+comparable to a one-at-a-time run on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from auditor.discover import build_bundle
+from auditor.gitrepo import GitRepo, GitTreeStore
+from auditor.runtime.harness import causality_of
+from auditor.runtime.sandbox import Limits
+
+DEFAULT_LABELS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "dev.jsonl"
+LEAK_LABELS = ("target_in_key", "slot", "prequant_ttt", "ttt_before_score")
+ADAPTIVE_SOURCE = re.compile(
+    r"def\s+\w*(ttt|slot|ngram|n_gram|cache|mixer|lora|phased|backoff|ppm|tilt)\w*\s*\(|TTT_ENABLED|SLOT_ENABLED|NGRAM_"
+    r"|class\s+\w*(Ngram|NGram|Mixer|Cache)\w*", re.I)
+
+
+def adaptive(row: dict[str, Any], text: str) -> bool:
+    return bool(set(row["violations"]) & set(LEAK_LABELS)) or bool(ADAPTIVE_SOURCE.search(text))
+
+
+def reason_class(reason: str) -> str:
+    """A short class for an inconclusive reason (for the tally)."""
+    r = reason.lower()
+    for key, label in (
+        ("import failed", "import failed"), ("no module named", "import failed"),
+        ("gpu-only kernel", "GPU-only kernel on the path"), ("triton", "GPU-only kernel on the path"),
+        ("entry point not found", "entry point not found"), ("no evaluation function was called", "no evaluation called"),
+        ("capture incomplete", "capture incomplete"), ("time budget", "time budget"),
+        ("wall-clock limit", "time budget"), ("run stopped", "run stopped (error)"),
+        ("sandbox refused", "sandbox refused an action"), ("hashed count tables", "hashed tables not scaled"),
+        ("not run", "probe not run"), ("inconclusive", "probe inconclusive"),
+    ):
+        if key in r:
+            return label
+    return "other"
+
+
+def run_one(args: tuple[str, dict[str, Any], dict[str, Any], Limits]) -> dict[str, Any]:
+    repo_path, row, settings, limits = args
+    out: dict[str, Any] = {"pr": row["pr"], "verdict_label": row["verdict"], "labels": row["violations"]}
+    started = time.monotonic()
+    try:
+        with GitRepo(repo_path) as repo:
+            bundle = build_bundle(GitTreeStore(repo, row["head_sha"], row["record_dirs"][0]))
+        text = bundle.main_source.text if bundle.main_source is not None else ""
+        out["adaptive"] = adaptive(row, text)
+        result = causality_of(bundle, settings, limits)
+    except Exception as exc:  # a benchmark reports failures instead of stopping
+        out.update(status="inconclusive", reasons=[f"benchmark error: {type(exc).__name__}: {exc}"], failures=[],
+                   seconds=time.monotonic() - started, adaptive=out.get("adaptive", False))
+        return out
+    out.update(
+        status=result.status, reasons=result.reasons,
+        failures=[{"probe": r.probe, "scorer": r.scorer, "detail": r.detail} for r in result.failures],
+        passed=sorted({f"{r.scorer}:{r.probe}" for r in result.rows if r.status == "pass"}),
+        seconds=time.monotonic() - started, run_env=result.run_env,
+        passes=[{k: p.get(k) for k in ("name", "index", "complete", "seconds", "reason")} for p in result.passes],
+    )
+    return out
+
+
+def summarize(results: list[dict[str, Any]]) -> str:
+    lines: list[str] = []
+
+    def rate(rows: list[dict[str, Any]]) -> str:
+        if not rows:
+            return "-"
+        conclusive = [r for r in rows if r["status"] in ("fail", "pass")]
+        return f"{len(conclusive)}/{len(rows)} ({100 * len(conclusive) / len(rows):.0f} %)"
+
+    lines.append(f"{len(results)} PRs")
+    lines.append("")
+    lines.append(f"{'group':<34}{'PRs':>5}{'fail':>6}{'pass':>6}{'inconcl.':>10}   conclusive")
+    groups: list[tuple[str, list[dict[str, Any]]]] = [
+        ("all", results),
+        ("eval-time adaptive part", [r for r in results if r.get("adaptive")]),
+        ("labeled legal", [r for r in results if r["verdict_label"] == "legal"]),
+        ("labeled illegal", [r for r in results if r["verdict_label"] == "illegal"]),
+    ]
+    for label in LEAK_LABELS:
+        groups.append((f"label {label}", [r for r in results if label in r["labels"]]))
+    for name, rows in groups:
+        c = Counter(r["status"] for r in rows)
+        lines.append(f"{name:<34}{len(rows):>5}{c['fail']:>6}{c['pass']:>6}{c['inconclusive']:>10}   {rate(rows)}")
+    lines.append("")
+    lines.append("where conclusive, share of labeled PRs that fail a probe:")
+    for label in ("target_in_key", "slot", "prequant_ttt"):
+        rows = [r for r in results if label in r["labels"] and r["status"] in ("fail", "pass")]
+        failed = [r for r in rows if r["status"] == "fail"]
+        share = f"{100 * len(failed) / len(rows):.0f} %" if rows else "-"
+        lines.append(f"  {label:<16}{len(failed)}/{len(rows)}  {share}")
+    bad = [r for r in results if r["verdict_label"] == "legal" and r["status"] == "fail"]
+    lines.append("")
+    lines.append(f"legal PRs with a failed probe: {len(bad)}")
+    for r in bad:
+        for f in r["failures"]:
+            lines.append(f"  #{r['pr']} {f['scorer']} {f['probe']}: {f['detail'][:160]}")
+    lines.append("")
+    lines.append("inconclusive reasons (first reason per PR):")
+    tally = Counter(reason_class(r["reasons"][0]) if r["reasons"] else "none given"
+                    for r in results if r["status"] == "inconclusive")
+    for reason, n in tally.most_common():
+        lines.append(f"  {n:>3}  {reason}")
+    times = sorted(r["seconds"] for r in results)
+    if times:
+        lines.append("")
+        lines.append(f"time per PR: median {statistics.median(times):.0f} s, p90 {times[int(0.9 * (len(times) - 1))]:.0f} s, "
+                     f"max {times[-1]:.0f} s")
+    lines.append("")
+    lines.append("per PR:")
+    for r in sorted(results, key=lambda r: r["pr"]):
+        what = ",".join(r["labels"]) or r["verdict_label"]
+        detail = (f"{r['failures'][0]['probe']} on {r['failures'][0]['scorer']}" if r["status"] == "fail" and r["failures"]
+                  else (r["reasons"][0][:110] if r["reasons"] else ""))
+        lines.append(f"  #{r['pr']:<5} {what:<28} {r['status']:<13} {r['seconds']:>5.0f} s  {detail}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repo", required=True, help="clone of openai/parameter-golf with the PR heads")
+    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="labeled PRs (JSONL)")
+    parser.add_argument("--prs", help="only these PR numbers, comma-separated")
+    parser.add_argument("--jobs", type=int, default=1, help="sandboxes run at once")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per sandbox")
+    parser.add_argument("--budget", type=float, default=100.0, help="seconds of probing per PR")
+    parser.add_argument("--timeout", type=float, default=140.0, help="wall-clock limit per PR")
+    parser.add_argument("--json", type=Path, help="write per-PR results here (updated after each PR)")
+    parser.add_argument("--resume", type=Path, help="skip PRs already in this results file")
+    args = parser.parse_args(argv)
+
+    rows = [json.loads(line) for line in args.labels.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("record_dirs")]
+    if args.prs:
+        wanted = {int(p) for p in args.prs.split(",")}
+        rows = [r for r in rows if r["pr"] in wanted]
+    done: list[dict[str, Any]] = []
+    if args.resume and args.resume.exists():
+        done = json.loads(args.resume.read_text())["results"]
+        seen = {r["pr"] for r in done}
+        rows = [r for r in rows if r["pr"] not in seen]
+    settings = {"budget_s": args.budget}
+    limits = Limits(wall_s=args.timeout, threads=args.threads)
+    work = [(str(args.repo), row, settings, limits) for row in rows]
+    results = list(done)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        for result in pool.map(run_one, work):
+            results.append(result)
+            print(f"#{result['pr']}: {result['status']} in {result['seconds']:.0f} s"
+                  + (f" ({result['reasons'][0][:100]})" if result["reasons"] and result["status"] != "fail" else ""),
+                  file=sys.stderr, flush=True)
+            if args.json:
+                args.json.write_text(json.dumps({"results": results}, indent=1, default=str))
+    print(f"wall time {time.monotonic() - started:.0f} s with {args.jobs} job(s) of {args.threads} thread(s)")
+    print(summarize(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Loading scripts for a CPU run: knobs, entry point, wrapped evaluations, scaled tables, README env."""
+
+from __future__ import annotations
+
+import textwrap
+
+from auditor.discover import discover
+from auditor.runtime import loader
+from auditor.runtime.harness import run_env_from_readme
+
+from .conftest import FIXTURES
+
+SCRIPT = textwrap.dedent('''
+    import os
+    class Hyperparameters:
+        vocab_size = int(os.environ.get("VOCAB_SIZE", 1024))
+        buckets = int(os.getenv("NGRAM_BUCKETS", "4194304"))
+    BUCKETS = 4_194_304
+    TABLE_SIZE = 1 << 22
+    OTHER = 4_194_304
+    def eval_val(x):
+        return x
+    def eval_val_sliding_ttt(x, buckets=1 << 22):
+        def score_chunks(y):
+            return y
+        return score_chunks(x)
+    def collect_hessians(x):
+        return x
+    class Block:
+        def eval_something(self):
+            self.use_fused = True
+            return 1
+    def main():
+        return eval_val(1)
+    if __name__ == "__main__":
+        main()
+''')
+
+
+def test_knobs_entry_wrapping_and_scaling():
+    prepared = loader.prepare(SCRIPT, "train_gpt.py", bucket_scale=1e-4)
+    assert {"VOCAB_SIZE", "NGRAM_BUCKETS"} <= set(prepared.knobs)
+    assert prepared.knobs["VOCAB_SIZE"].default == "1024"
+    assert prepared.has_entry
+    assert prepared.wrapped == ["eval_val", "score_chunks", "eval_val_sliding_ttt"]
+    calls = []
+    namespace = {loader.WRAP: lambda fn, name: (calls.append(name), fn)[1]}
+    exec(prepared.code, namespace)
+    assert namespace["BUCKETS"] == 512 and namespace["TABLE_SIZE"] == 512 and namespace["OTHER"] == 4_194_304
+    assert namespace["eval_val_sliding_ttt"].__defaults__ == (512,)
+    block = namespace["Block"]()
+    block.eval_something()
+    assert block.use_fused is False
+    assert "main" in namespace and "__pg_entry__" in namespace
+    assert any("use_fused" in a for a in prepared.adjustments)
+
+
+def test_bare_main_call_moves_into_the_entry():
+    prepared = loader.prepare("def main():\n    raise SystemExit(3)\nmain()\n", "x.py")
+    namespace = {loader.WRAP: lambda fn, name: fn}
+    exec(prepared.code, namespace)  # importing does not run main()
+    assert prepared.has_entry
+
+
+def test_scaled_buckets_keep_the_load():
+    assert loader.scaled_buckets(4_194_304, 2048 / 50_000_000) == 128
+    assert loader.scaled_buckets(16_777_216, 2048 / 50_000_000) == 512
+    assert loader.scaled_buckets(4096, 1e-6) == 64
+
+
+def test_readme_run_command():
+    readme = textwrap.dedent('''
+        ## Run
+        ```bash
+        NUM_LAYERS=11 TTT_ENABLED=1 TTT_LR=0.002 \\
+        TTT_EPOCHS=3 SEED=1337 \\
+        torchrun --standalone --nproc_per_node=8 train_gpt.py
+        ```
+        ```bash
+        export SLOT_ENABLED=0
+        python3 train_gpt.py
+        ```
+        Some prose with A=1 in it.
+    ''')
+    env = run_env_from_readme(readme)
+    assert env == {"NUM_LAYERS": "11", "TTT_ENABLED": "1", "TTT_LR": "0.002", "TTT_EPOCHS": "3", "SEED": "1337",
+                   "SLOT_ENABLED": "0"}
+    assert run_env_from_readme("nothing to see") == {}
+
+
+def test_wrapped_fixture_is_current():
+    bundle = discover([FIXTURES / "wrapped_legal"])[0]
+    assert bundle.main_source.is_decoded
+    assert bundle.main_source.text == (FIXTURES / "legal_sliding" / "train_gpt.py").read_text()
+
+
+def test_a_default_that_depends_on_the_world_size_is_read_for_eight_gpus():
+    import ast
+
+    source = textwrap.dedent('''
+        import os
+        _ngram_default = "1" if world_size > 1 else "0"
+        use_ngram = bool(int(os.environ.get("NGRAM_CACHE", _ngram_default)))
+        single = os.environ.get("SINGLE", "a" if world_size == 1 else "b")
+        plain = os.environ.get("PLAIN", "3")
+    ''')
+    knobs = loader.scan_knobs(ast.parse(source))
+    assert knobs["NGRAM_CACHE"].multi_gpu_default == "1"
+    assert knobs["SINGLE"].multi_gpu_default == "b"
+    assert knobs["PLAIN"].default == "3" and knobs["PLAIN"].multi_gpu_default is None

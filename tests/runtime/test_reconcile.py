@@ -1,0 +1,57 @@
+"""Runtime evidence over static hypotheses: a pass downgrades, a matching failure confirms."""
+
+from __future__ import annotations
+
+from auditor.findings import Confidence, Finding, Location, Severity
+from auditor.runtime.base import reconcile
+from auditor.runtime.harness import CACHE_KEY, Causality, Row, runtime_python, usable_run_env
+
+from ..conftest import EXAMPLE
+
+
+def static(tag: str) -> Finding:
+    return Finding(code="PG102", name="boundary-plus-one", severity=Severity.WARNING, confidence=Confidence.MEDIUM,
+                   message="cache update slice ends one past the chunk", location=Location("train_gpt.py", 10),
+                   tags=(tag,))
+
+
+def bundle_with(result: Causality):
+    from auditor.discover import discover
+
+    bundle = discover([EXAMPLE])[0]
+    bundle.put(CACHE_KEY, result)
+    return bundle
+
+
+def test_a_runtime_pass_downgrades_the_static_hypothesis():
+    rows = [Row("eval_val_sliding_ttt", p, "pass", f"{p} ok") for p in ("future", "substitution", "score_before_update")]
+    out = reconcile([static("boundary_plus1")], bundle_with(Causality("pass", rows=rows)), {"PG102", "PG908"})
+    assert out[0].severity is Severity.NOTE and out[0].confidence is Confidence.LOW
+    assert "no leak" in out[0].message and out[0].evidence["runtime"]["status"] == "pass"
+
+
+def test_a_matching_runtime_failure_confirms_it():
+    fail = Row("eval_val_sliding_ttt", "substitution", "fail", "sum 33.8")
+    runtime = Finding(code="PG203", name="unnormalized-scores", severity=Severity.ERROR, confidence=Confidence.HIGH,
+                      message="x", location=Location("train_gpt.py"), tags=("target_in_key",))
+    out = reconcile([static("target_in_key"), runtime], bundle_with(Causality("fail", rows=[fail])), {"PG102"})
+    assert out[0].confidence is Confidence.HIGH and "confirmed at runtime" in out[0].message
+
+
+def test_inconclusive_adds_pg908_and_leaves_static_findings_alone():
+    out = reconcile([static("slot")], bundle_with(Causality("inconclusive", reasons=["import failed"])),
+                    {"PG102", "PG908"})
+    assert out[0].severity is Severity.WARNING
+    assert any(f.code == "PG908" and "import failed" in f.message for f in out)
+
+
+def test_readme_settings_about_files_and_launchers_are_dropped():
+    env = usable_run_env({"TTT_ENABLED": "1", "EVAL_ONLY_PATH": "runs/x.pt", "ARTIFACT_DIR": "runs/v",
+                          "DATA_PATH": "./data", "NCCL_NET": "Socket", "PREQUANT_ONLY": "1", "SEED": "42"})
+    assert env == {"TTT_ENABLED": "1", "SEED": "42"}
+
+
+def test_a_newer_python_is_chosen_only_when_the_script_needs_it(monkeypatch):
+    monkeypatch.setenv("PGOLF_AUDIT_RUNTIME_PYTHON", "/opt/python3.12/bin/python")
+    assert runtime_python("x = 1\n") is None
+    assert runtime_python("def f(:\n") == "/opt/python3.12/bin/python"  # does not compile here

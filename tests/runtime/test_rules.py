@@ -1,0 +1,110 @@
+"""The PG2xx rules and PG908 on the fixture submissions: each fixture is caught by the right probe.
+
+Each fixture runs once (session fixture); every rule's VALID and INVALID cases then go through
+the engine with the cached harness result, as ``check --runtime`` would.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from auditor import registry
+from auditor.discover import discover
+from auditor.engine import AuditOptions, audit_bundle
+from auditor.findings import Severity
+from auditor.runtime.harness import CACHE_KEY
+
+from ..conftest import REPO_ROOT
+from .conftest import FIXTURES, tree_digest
+
+RUNTIME_RULES = [r for r in registry.all_rules().values() if r.KIND == "runtime"]
+CASES = [
+    pytest.param(rule, case, valid, id=f"{rule.CODE}-{'valid' if valid else 'invalid'}-{case.folder.rsplit('/', 1)[-1]}")
+    for rule in RUNTIME_RULES
+    for valid, cases in ((True, rule.VALID), (False, rule.INVALID))
+    for case in cases
+]
+
+
+def findings_for(folder: str, results, codes: list[str]):
+    name = folder.rsplit("/", 1)[-1]
+    bundle = discover([REPO_ROOT / folder])[0]
+    bundle.put(CACHE_KEY, results[name])
+    return audit_bundle(bundle, AuditOptions(select=codes, runtime=True)).findings
+
+
+@pytest.mark.parametrize(("rule", "case", "valid"), CASES)
+def test_case(rule, case, valid, runtime_results):
+    own = [f for f in findings_for(case.folder, runtime_results, [rule.CODE]) if f.code == rule.CODE and f.counts]
+    if valid:
+        assert not own, [f.message for f in own]
+    else:
+        assert own, f"{rule.CODE} not raised on {case.folder}: {runtime_results[case.folder.rsplit('/', 1)[-1]].to_dict()}"
+
+
+@pytest.mark.parametrize("name", ["legal_sliding", "legal_ttt", "cache_plus1_825"])
+def test_legal_fixtures_pass_every_probe(name, runtime_results):
+    result = runtime_results[name]
+    assert result.status == "pass", result.reasons
+    probes = {r.probe for r in result.rows if r.status == "pass"}
+    assert {"determinism", "future", "substitution", "pipeline_future"} <= probes
+
+
+@pytest.mark.parametrize(("name", "probe", "tag"), [
+    ("ngram_target_in_key", "substitution", "target_in_key"),
+    ("cache_plus1_leak", "substitution", "target_in_key"),
+    ("target_gated_mixer", "substitution", "target_gated"),
+    ("slot", "future", "slot"),
+    ("ttt_before_score", "score_before_update", "ttt_before_score"),
+    ("prequant_ttt", "pipeline_future", "prequant_ttt"),
+    ("two_pass_rescore", "future", "causality"),
+    ("noncausal_attention", "future", "causality"),
+])
+def test_each_leak_is_caught_by_the_right_probe(name, probe, tag, runtime_results):
+    result = runtime_results[name]
+    assert result.status == "fail", result.reasons
+    assert probe in {r.probe for r in result.failures}
+    findings = findings_for(f"fixtures/runtime/{name}", runtime_results, ["PG2"])
+    errors = [f for f in findings if f.severity is Severity.ERROR and f.counts]
+    assert any(tag in f.tags for f in errors), [(f.code, f.tags) for f in errors]
+    evidence = errors[0].evidence
+    assert "probe" in evidence and ("at_position" in evidence or "sum" in evidence)
+
+
+def test_substitution_sum_is_far_above_one_for_a_hashed_cache(runtime_results):
+    row = next(r for r in runtime_results["ngram_target_in_key"].failures if r.probe == "substitution")
+    assert row.evidence["sum"] > 1.5
+    assert row.evidence["position"] > 0
+
+
+def test_network_attempt_is_stopped_and_reported(runtime_results):
+    result = runtime_results["network"]
+    assert any(e["kind"] == "network" and e["blocked"] for e in result.sandbox_events)
+    findings = findings_for("fixtures/runtime/network", runtime_results, ["PG205", "PG908"])
+    assert {"PG205", "PG908"} <= {f.code for f in findings}
+    assert result.status == "inconclusive"
+
+
+def test_nondeterminism_is_reported_and_never_passes(runtime_results):
+    result = runtime_results["nondeterministic"]
+    assert result.status != "pass"
+    assert any(r.probe == "determinism" and r.status == "fail" for r in result.rows)
+
+
+def test_inconclusive_says_why(runtime_results):
+    result = runtime_results["missing_import"]
+    assert result.status == "inconclusive"
+    assert any("fused_golf_kernels_cuda" in r for r in result.reasons), result.reasons
+    findings = findings_for("fixtures/runtime/missing_import", runtime_results, ["PG908"])
+    pg908 = [f for f in findings if f.code == "PG908"]
+    assert pg908 and "fused_golf_kernels_cuda" in pg908[0].message
+
+
+def test_wrapped_script_is_decoded_and_run(runtime_results):
+    result = runtime_results["wrapped_legal"]
+    assert result.script.rsplit("/", 1)[-1].startswith("__pg_decoded__")
+    assert result.status == "pass", result.reasons
+
+
+def test_audited_folders_are_unchanged(runtime_results):
+    assert tree_digest(FIXTURES) == runtime_results["__digest_before__"]

@@ -1,0 +1,95 @@
+"""The sandbox's walls: no network, no programs, no writes outside, no inherited secrets, time limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from auditor.runtime.sandbox import PACKAGE_ROOT, Limits, clean_env, run_child
+
+GUARDED = textwrap.dedent('''
+    import json, os, socket, subprocess, sys, urllib.request
+    sys.path.insert(0, {root!r})
+    from auditor.runtime.guard import Guard
+    work = {work!r}
+    guard = Guard(work)
+    guard.install()
+    outcome = {{}}
+    def attempt(name, fn):
+        try:
+            fn()
+            outcome[name] = "allowed"
+        except PermissionError:
+            outcome[name] = "refused"
+    attempt("connect", lambda: socket.create_connection(("127.0.0.1", 9), timeout=1))
+    attempt("lookup", lambda: socket.getaddrinfo("example.com", 80))
+    attempt("urlopen", lambda: urllib.request.urlopen("http://example.com/", timeout=1))
+    attempt("program", lambda: subprocess.run(["ls", "/"], capture_output=True))
+    attempt("system", lambda: os.system("true"))
+    attempt("nvidia_smi", lambda: subprocess.run(["nvidia-smi"], capture_output=True, text=True).stdout)
+    attempt("write_outside", lambda: open({outside!r}, "w").write("x"))
+    attempt("write_inside", lambda: open(os.path.join(work, "ok.txt"), "w").write("x"))
+    attempt("read_outside", lambda: open({secret!r}).read())
+    attempt("remove_outside", lambda: os.remove({secret!r}))
+    guard.active = False
+    print(json.dumps({{"outcome": outcome, "events": guard.events}}))
+''')
+
+
+def test_guard_refuses_network_programs_and_foreign_files(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("token")
+    code = GUARDED.format(root=str(PACKAGE_ROOT), work=str(work), outside=str(tmp_path / "outside.txt"),
+                          secret=str(secret))
+    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60,
+                          env=clean_env(work, 1), cwd=work)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    outcome = report["outcome"]
+    assert outcome == {
+        "connect": "refused", "lookup": "refused", "urlopen": "refused", "program": "refused", "system": "refused",
+        "nvidia_smi": "allowed", "write_outside": "refused", "write_inside": "allowed", "read_outside": "refused",
+        "remove_outside": "refused",
+    }
+    assert not (tmp_path / "outside.txt").exists() and secret.read_text() == "token"
+    kinds = {e["kind"] for e in report["events"] if e["blocked"]}
+    assert kinds == {"network", "process", "write", "read"}
+
+
+def test_environment_is_built_from_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    env = clean_env(tmp_path, 2)
+    assert "GITHUB_TOKEN" not in env and "AWS_SECRET_ACCESS_KEY" not in env
+    assert env["HOME"] == str(tmp_path) and env["OMP_NUM_THREADS"] == "2"
+    assert set(env) <= {"PATH", "HOME", "TMPDIR", "TEMP", "TMP", "LANG", "LC_ALL", "PYTHONHASHSEED",
+                        "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                        "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR",
+                        "TORCH_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "NO_PROXY"}
+
+
+def test_a_runaway_script_is_killed_at_the_wall_clock_limit():
+    script = b"import os\nprint(os.environ.get('GITHUB_TOKEN'))\ndef main():\n    while True:\n        pass\n" \
+             b"if __name__ == '__main__':\n    main()\n"
+    child = run_child({"train_gpt.py": script}, {"script": "train_gpt.py", "settings": {"budget_s": 60}},
+                      Limits(wall_s=12, threads=1))
+    assert child.timed_out
+    assert child.seconds < 40
+    result = child.result or {}
+    assert result.get("phase") == "running the script"
+
+
+def test_paths_cannot_leave_the_sandbox_folder():
+    import tempfile
+    from pathlib import Path
+
+    escape = Path(tempfile.gettempdir()) / "pgolf_escape_probe.py"
+    child = run_child({"../../pgolf_escape_probe.py": b"x = 1\n", "train_gpt.py": b"def main():\n    pass\n"},
+                      {"script": "train_gpt.py", "settings": {"budget_s": 5}}, Limits(wall_s=60, threads=1))
+    assert child.result is not None
+    assert not escape.exists()
