@@ -186,48 +186,61 @@ class Outcome:
     total_s: float = 0.0
 
 
-def _run_pool(jobs: list[Any], fn: Any, workers: int, init_args: tuple[Any, ...], on_done: Any) -> None:
-    """Run ``fn`` over ``jobs`` in processes; a dead worker's jobs are retried once, then fail."""
-    pending = list(range(len(jobs)))
-    attempts: Counter[int] = Counter()
-    while pending:
-        executor = ProcessPoolExecutor(max_workers=max(1, workers), initializer=_init_worker, initargs=init_args)
-        futures: dict[Future[Any], int] = {}
-        broken = False
-        try:
-            queue = list(pending)
-            pending = []
+def _pool_round(indices: list[int], jobs: list[Any], fn: Any, workers: int, init_args: tuple[Any, ...],
+                on_done: Any) -> tuple[list[int], list[int]]:
+    """Run ``fn`` over ``jobs[i]`` for ``i`` in ``indices`` until done or until a worker dies.
+
+    Returns the jobs that were in flight when the pool broke (one of them killed it) and the
+    jobs not started yet; both are empty when every job finished.
+    """
+    executor = ProcessPoolExecutor(max_workers=max(1, workers), initializer=_init_worker, initargs=init_args)
+    futures: dict[Future[Any], int] = {}
+    queue = list(indices)
+    broken = False
+    try:
+        while queue or futures:
             # keep a bounded number of jobs in flight so that a broken pool loses few
-            while queue or futures:
-                while queue and len(futures) < workers * 4:
-                    i = queue.pop(0)
-                    futures[executor.submit(fn, jobs[i])] = i
-                done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for future in done:
-                    i = futures.pop(future)
-                    try:
-                        value = future.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        attempts[i] += 1
-                        if attempts[i] < 2:
-                            pending.append(i)
-                        else:
-                            on_done(i, None)
-                        continue
-                    except Exception:  # e.g. a result that cannot be pickled back
-                        on_done(i, None)
-                        continue
-                    on_done(i, value)
-                if broken:
-                    for future, i in futures.items():
-                        attempts[i] += 1
-                        (pending.append(i) if attempts[i] < 2 else on_done(i, None))
-                    pending.extend(queue)
-                    futures = {}
+            while queue and len(futures) < workers * 4:
+                i = queue.pop(0)
+                futures[executor.submit(fn, jobs[i])] = i
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            lost = []
+            for future in done:
+                i = futures.pop(future)
+                try:
+                    value = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    lost.append(i)
+                    continue
+                except Exception:  # e.g. a result that cannot be pickled back
+                    on_done(i, None)
+                    continue
+                on_done(i, value)
+            if broken:
+                return lost + list(futures.values()), queue
+        return [], []
+    finally:
+        executor.shutdown(wait=not broken, cancel_futures=True)
+
+
+def _run_pool(jobs: list[Any], fn: Any, workers: int, init_args: tuple[Any, ...], on_done: Any) -> None:
+    """Run ``fn`` over ``jobs`` in processes; only a job that kills its worker twice fails.
+
+    When a worker dies every job in flight is a suspect, since the pool cannot say which one
+    killed it. The suspects rerun one at a time in a fresh single-worker pool, where a death is
+    the job's own; the others carry on in the shared pool.
+    """
+    queue = list(range(len(jobs)))
+    while queue:
+        suspects, queue = _pool_round(queue, jobs, fn, workers, init_args, on_done)
+        for i in suspects:
+            for _attempt in range(2):
+                lost, _ = _pool_round([i], jobs, fn, 1, init_args, on_done)
+                if not lost:
                     break
-        finally:
-            executor.shutdown(wait=not broken, cancel_futures=True)
+            else:
+                on_done(i, None)
 
 
 def triage(
