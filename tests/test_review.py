@@ -50,3 +50,24 @@ def test_review_essentials(monkeypatch):
     assert "**Legal alternative:**" in text
     assert "pgolf-audit pr 1 --repo X" in text
     assert "MERGE" not in text and "CLOSE" not in text
+
+
+def test_runtime_probes_and_stage_times_are_tabled(monkeypatch):
+    monkeypatch.chdir(FIXTURES.parent)
+    report = audit(["fixtures/examples/2026-03-17_TinyBaseline"])
+    sub = report.submissions[0]
+    sub.facts["runtime"] = {
+        "status": "fail", "seconds": 12.5, "reasons": [],
+        "probes": [{"scorer": "eval_val", "probe": "substitution", "status": "fail", "detail": "sum 33.76 (> 1)"},
+                   {"scorer": "eval_val", "probe": "future", "status": "pass", "detail": "no earlier NLL moved"}],
+    }
+    text = ReviewReporter().render(report)
+    assert "### Runtime probes: fail (12.5 s on CPU)" in text
+    assert "| `eval_val` | substitution | fail | sum 33.76 (> 1) |" in text
+    assert "| final_int8_zlib_roundtrip | **1.4** | **1.4** | **1.4** |" in text
+
+
+def test_no_runtime_section_without_a_runtime_run(monkeypatch):
+    monkeypatch.chdir(FIXTURES.parent)
+    text = ReviewReporter().render(audit(["fixtures/examples/2026-03-17_TinyBaseline"]))
+    assert "Runtime probes" not in text

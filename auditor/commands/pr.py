@@ -19,6 +19,7 @@ from auditor.errors import UsageError
 from auditor.gitrepo import GitRepo, GitTreeStore
 from auditor.pulls import PullFolders, PullIndex, main_ref, pull_heads
 from auditor.records.analysis import analysis
+from auditor.results import Report
 
 NAME = "pr"
 HELP = "audit the records folders a pull request adds (read from a clone at the PR's head commit)"
@@ -77,8 +78,12 @@ def missing_head(number: int, repo: GitRepo) -> str:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    options = options_from(args)
+def audit_pulls(args: argparse.Namespace, options: AuditOptions) -> Report:
+    """Audit the records folders that the pull requests ``args.numbers`` add in ``args.repo``.
+
+    A PR without a head ref or without a records folder is named on stderr; when none of them
+    has anything to audit that is a usage error.
+    """
     with GitRepo(args.repo) as repo:
         main = main_ref(repo, args.base)
         heads = pull_heads(repo)
@@ -100,5 +105,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("; ".join(problems) or "nothing to audit")
         for problem in problems:
             print(f"pgolf-audit: {problem}", file=sys.stderr)
-        report = audit_bundles(bundles, options)
-    return emit(report, args)
+        return audit_bundles(bundles, options)
+
+
+def run(args: argparse.Namespace) -> int:
+    return emit(audit_pulls(args, options_from(args)), args)

@@ -28,6 +28,7 @@ from auditor.bundle import Bundle, BundleFile
 from auditor.discover import submission_json
 from auditor.files import FileStoreError
 from auditor.records import constants as C
+from auditor.records import patterns as P
 from auditor.records.claims import Claims, SeedClaim, close, parse_claims
 from auditor.records.logparse import At, LogParse, Run, Score, SizeLine, parse_lines
 
@@ -482,7 +483,7 @@ def score_time(run: Run, score: Score) -> At | None:
 def _stages(run: Run) -> list[Stage]:
     stages = []
     for s in run.scores:
-        if s.eval_s is None:
+        if s.eval_s is None or P.PROGRESS_LABEL.search(s.raw_label):
             continue
         if s.kind == "done" and any(o.eval_s is not None and 0 < o.line - s.line <= 3 for o in run.scores):
             continue  # "ttt:done … elapsed=" repeats the stage line that follows it

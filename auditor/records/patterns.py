@@ -203,6 +203,10 @@ NON_FINAL = re.compile(
 )
 
 
+#: Progress lines of a pass that is still running ("ttt_chunk [11/1893] bpb=… time=21.4s"): their
+#: times are cumulative, so they are not stages of their own.
+PROGRESS_LABEL = re.compile(r"\[\s*\d+\s*/\s*\d+\s*\]|(?i:^(?:ttt_chunk|sliding_progress|progress|running)\b)")
+
 def clean(line: str) -> str:
     """A raw log line without line end, ANSI codes, carriage-return overwrites or prefixes."""
     line = line.rstrip("\n").rstrip("\r")

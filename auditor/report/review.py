@@ -146,6 +146,64 @@ def seed_table(sub: SubmissionReport) -> list[str]:
     return rows
 
 
+def stage_table(sub: SubmissionReport) -> list[str]:
+    """Seconds per evaluation stage (rows) and seed (columns), from the logs' own timers."""
+    stages: list[str] = []
+    seeds = [s for s in sub.seeds if isinstance(s.get("eval_s"), dict) and s["eval_s"]]
+    for seed in seeds:
+        stages += [name for name in seed["eval_s"] if name not in stages]
+    if not stages:
+        return []
+    rows = [
+        "<details><summary>Evaluation time per stage (s, as logged; the scored stage in bold)</summary>",
+        "",
+        "| stage | " + " | ".join(f"seed {md_cell(str(s.get('seed', '—')))}" for s in seeds) + " |",
+        "|---|" + "---|" * len(seeds),
+    ]
+    for name in stages[:30]:
+        cells = []
+        for seed in seeds:
+            value = seed["eval_s"].get(name)
+            text = _num(value, 1) if isinstance(value, (int, float)) else "—"
+            scored = name.split("#", 1)[0].removesuffix("_exact") == str(seed.get("val_bpb_stage") or "").removesuffix("_exact")
+            cells.append(f"**{text}**" if scored and text != "—" else text)
+        rows.append(f"| {md_cell(name)} | " + " | ".join(cells) + " |")
+    return [*rows, "", "</details>", ""]
+
+
+def runtime_table(sub: SubmissionReport) -> list[str]:
+    """The runtime harness's probes on the submission's own evaluation code, when it ran."""
+    runtime = sub.facts.get("runtime")
+    if not isinstance(runtime, dict):
+        return []
+    lines = [
+        f"### Runtime probes: {runtime.get('status', '?')} ({_num(runtime.get('seconds'), 1)} s on CPU)",
+        "",
+        "The submission's evaluation code ran in a sandbox on a small synthetic stream, with future tokens "
+        "perturbed and targets substituted.",
+        "",
+    ]
+    probes = runtime.get("probes") or []
+    if probes:
+        lines += ["| scorer | probe | result | detail |", "|---|---|---|---|"]
+        lines += [f"| `{md_cell(str(p.get('scorer')))}` | {md_cell(str(p.get('probe')))} | {md_cell(str(p.get('status')))} "
+                  f"| {md_cell(str(p.get('detail')))} |" for p in probes]
+    for reason in runtime.get("reasons") or []:
+        lines.append(f"- {md_cell(str(reason))}")
+    return [*lines, ""]
+
+
+def _fence(path: str) -> str:
+    """The code-fence language of a snippet from ``path``."""
+    if path.endswith(".py"):
+        return "python"
+    if path.endswith(".json"):
+        return "json"
+    if path.endswith((".c", ".cc", ".cpp", ".cu", ".h", ".hpp", ".cuh")):
+        return "cpp"
+    return "text"
+
+
 def _evidence_lines(finding: Finding) -> list[str]:
     lines = []
     for key, value in finding.to_dict()["evidence"].items():
@@ -190,7 +248,7 @@ def finding_block(sub: SubmissionReport, finding: Finding, ctx: ReviewContext) -
         f"**Where:** {where}",
     ]
     if finding.snippet:
-        lines += ["", "```python", finding.snippet, "```"]
+        lines += ["", f"```{_fence(loc.path)}", finding.snippet, "```"]
     try:
         why = _first_paragraph(registry.get(finding.code).section("Why is this bad?"))
     except KeyError:
@@ -251,7 +309,8 @@ def review_markdown(sub: SubmissionReport, ctx: ReviewContext, version: str) -> 
         title += f" at [`{sub.head_sha[:12]}`]({ctx.repo_url}/commit/{sub.head_sha})"
     if sub.pr is not None:
         title += f" (PR [#{sub.pr}]({ctx.repo_url}/pull/{sub.pr}))"
-    lines += [title, "", *headline(sub), "", "### Per-seed figures from the logs", "", *seed_table(sub), ""]
+    lines += [title, "", *headline(sub), "", "### Per-seed figures from the logs", "", *seed_table(sub), "", *stage_table(sub)]
+    lines += runtime_table(sub)
     active = [f for f in sub.findings if f.counts]
     if active:
         ordered = sorted(active, key=lambda f: (-f.severity.rank, -f.confidence.rank, f.code))

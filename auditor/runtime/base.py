@@ -92,6 +92,18 @@ def inconclusive_finding(bundle: Bundle, result: Causality) -> Finding | None:
     )
 
 
+def probe_summary(result: Causality) -> dict[str, Any]:
+    """The harness outcome as a report fact: its status, time, settings and one row per probe."""
+    return {
+        "status": result.status,
+        "seconds": round(result.seconds, 1),
+        "reasons": result.reasons[:4],
+        "settings": dict(result.knobs),
+        "probes": [{"scorer": r.scorer, "probe": r.probe, "status": r.status, "detail": r.detail}
+                   for r in result.rows[:40]],
+    }
+
+
 def reconcile(findings: list[Finding], bundle: Bundle, codes: set[str] | None = None) -> list[Finding]:
     """After the runtime rules: add PG908 when inconclusive, and confirm or downgrade static
     hypotheses (PG1xx) with the runtime evidence on this bundle."""
@@ -102,6 +114,7 @@ def reconcile(findings: list[Finding], bundle: Bundle, codes: set[str] | None = 
         result = RuntimeRule.causality(bundle)
     if result is None:
         return findings
+    bundle.put("facts", {**(bundle.get("facts") or {}), "runtime": probe_summary(result)})
     if codes is None or "PG908" in codes:
         extra = inconclusive_finding(bundle, result)
         if extra is not None:
@@ -138,5 +151,18 @@ def reconcile(findings: list[Finding], bundle: Bundle, codes: set[str] | None = 
                 evidence={**f.evidence, "runtime": {"status": "pass", "probes": probes_run, "details": details}},
             ))
         else:
-            out.append(f)
+            out.append(_undecided(f, tags, result))
     return out
+
+
+def _undecided(f: Finding, tags: set[str], result: Causality) -> Finding:
+    """A hypothesis the probes neither confirmed nor cleared keeps its level, with the probe outcomes
+    that speak to it attached, so a reader sees why the runtime pass did not settle it."""
+    probes = {p for t in tags for p in CLEARED_BY[t]}
+    outcome = {status: sorted({r.probe for r in result.rows if r.probe in probes and r.status == status})
+               for status in ("pass", "fail", "inconclusive")}
+    outcome = {k: v for k, v in outcome.items() if v}
+    if not outcome:
+        return f
+    return replace(f, evidence={**f.evidence, "runtime": {"status": "undecided", **outcome,
+                                                          "harness": result.status}})

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -303,7 +304,11 @@ def interpret(child: ChildResult, source_text: str = "") -> Causality:
         reasons.append(f"the harness hit its {child.seconds:.0f} s wall-clock limit")
     if raw.get("error"):
         e = raw["error"]
-        reasons.append(f"{_kind(e)}: {e.get('type')}: {e.get('message')}")
+        reason = f"{_kind(e)}: {e.get('type')}: {e.get('message')}"
+        if e.get("type") == "SyntaxError" and not os.environ.get("PGOLF_AUDIT_RUNTIME_PYTHON"):
+            reason += (f" (the script does not compile on Python {sys.version_info.major}.{sys.version_info.minor}; "
+                       "set PGOLF_AUDIT_RUNTIME_PYTHON to a newer interpreter that has torch and numpy)")
+        reasons.append(reason)
     if base is None:
         reasons.append("the script was not run")
     elif base.get("error"):

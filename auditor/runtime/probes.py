@@ -274,8 +274,8 @@ class ProbeRunner:
             return
         self.noise = cmp.max_delta
         status = "fail" if cmp.max_delta > NOISE_REPORT else "pass"
-        detail = (f"same stream twice: largest |dNLL| {cmp.max_delta:.3g} at target {cmp.at} "
-                  f"over {cmp.compared} positions")
+        where = f" at target {cmp.at}" if cmp.at is not None else ""
+        detail = f"same stream twice: largest |dNLL| {cmp.max_delta:.3g}{where} over {cmp.compared} positions"
         if self.fidelity:
             detail += f" (reruns differ from the original run by up to {self.fidelity:.3g}; reruns compared)"
         self._add("determinism", status, detail, started, max_abs_delta=cmp.max_delta, at_position=cmp.at,

@@ -100,3 +100,13 @@ def test_report_json_is_serialisable(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     report = audit(["case"], AuditOptions())
     json.dumps(report.to_dict())
+
+
+def test_progress_lines_of_a_running_pass_are_not_stages(tmp_path):
+    progress = "".join(f"  ttt_chunk [{i}/3] bpb=1.0{i} time={100.0 * i:.1f}s\n" for i in (1, 2, 3))
+    log = S.modern_log(42, eval_ms=455_128).replace("beginning TTT eval timer\n", "beginning TTT eval timer\n" + progress)
+    bundle = _bundle(tmp_path, S.folder({"train_seed42.log": log}, {"val_bpb": 1.0612}))
+    (row,) = analysis(bundle).rows
+    assert not any("ttt_chunk" in s.label for s in row.stages)
+    # the two diagnostics (6.718 s, 49.995 s) and the scored pass (455.128 s); cumulative progress times left out
+    assert row.eval_sum_s == pytest.approx(6.718 + 49.995 + 455.128)

@@ -153,3 +153,19 @@ def test_pr_significance_against_another_pr(clone, tmp_path):
     sub = json.loads(out.read_text())["submissions"][0]
     significance = sub["facts"]["significance"]
     assert significance["rule"] == "welch" and "PR #1" in significance["baseline_source"]
+
+
+def test_review_of_a_pull_request_links_its_head_and_reproduces_with_pr(clone, tmp_path):
+    out = tmp_path / "comment.md"
+    result = run_cli("review", "--pr", "1", "--repo", clone, "-o", out)
+    assert result.code == 0, result.stderr
+    text = out.read_text()
+    head = _git(clone, "rev-parse", "refs/pull/1/head")
+    assert f"/blob/{head}/{TRACK}/2026-04-01_Open/train_seed42.log#L" in text  # the over-cap seed's line
+    assert "❌ violation" in text and "PR [#1]" in text
+    assert "reproduce with `pgolf-audit pr 1 --repo <clone of openai/parameter-golf>`" in text
+
+
+def test_review_takes_paths_or_a_pull_request(clone):
+    assert run_cli("review").code == 2
+    assert run_cli("review", "--pr", "1", "--repo", clone, str(clone)).code == 2

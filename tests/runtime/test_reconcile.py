@@ -25,8 +25,11 @@ def bundle_with(result: Causality):
 
 def test_a_runtime_pass_downgrades_the_static_hypothesis():
     rows = [Row("eval_val_sliding_ttt", p, "pass", f"{p} ok") for p in ("future", "substitution", "score_before_update")]
-    out = reconcile([static("boundary_plus1")], bundle_with(Causality("pass", rows=rows)), {"PG102", "PG908"})
+    bundle = bundle_with(Causality("pass", rows=rows))
+    out = reconcile([static("boundary_plus1")], bundle, {"PG102", "PG908"})
     assert out[0].severity is Severity.NOTE and out[0].confidence is Confidence.LOW
+    summary = bundle.get("facts")["runtime"]  # the probe table the review comment shows
+    assert summary["status"] == "pass" and [p["probe"] for p in summary["probes"]] == [r.probe for r in rows]
     assert "no leak" in out[0].message and out[0].evidence["runtime"]["status"] == "pass"
 
 
@@ -36,6 +39,17 @@ def test_a_matching_runtime_failure_confirms_it():
                       message="x", location=Location("train_gpt.py"), tags=("target_in_key",))
     out = reconcile([static("target_in_key"), runtime], bundle_with(Causality("fail", rows=[fail])), {"PG102"})
     assert out[0].confidence is Confidence.HIGH and "confirmed at runtime" in out[0].message
+
+
+def test_a_failure_of_another_kind_leaves_the_hypothesis_undecided_with_the_probe_outcomes():
+    rows = [Row("eval_val_sliding_ttt", "future", "pass", "ok"),
+            Row("eval_val_sliding_ttt", "substitution", "fail", "sum 33.8")]
+    runtime = Finding(code="PG203", name="unnormalized-scores", severity=Severity.ERROR, confidence=Confidence.HIGH,
+                      message="x", location=Location("train_gpt.py"), tags=("target_in_key",))
+    out = reconcile([static("boundary_plus1"), runtime], bundle_with(Causality("fail", rows=rows)), {"PG102"})
+    assert out[0].severity is Severity.WARNING and out[0].confidence is Confidence.MEDIUM
+    assert out[0].evidence["runtime"] == {"status": "undecided", "pass": ["future"], "fail": ["substitution"],
+                                          "harness": "fail"}
 
 
 def test_inconclusive_adds_pg908_and_leaves_static_findings_alone():
