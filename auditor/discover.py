@@ -224,7 +224,7 @@ def _read_python(bundle: Bundle) -> None:
             continue
         source = PythonSource(path=f.path, text=text, role=f.role, bundle=bundle)
         bundle.sources.append(source)
-        result = unpack(text, f.path)
+        result = unpack(text, f.path, tree=source.ast_tree)
         source.decoded_exec_lines = set(result.decoded_exec_lines)
         for payload in result.payloads:
             bundle.sources.append(

@@ -21,6 +21,7 @@ import binascii
 import bz2
 import codecs
 import lzma
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -402,18 +403,29 @@ def _exec_calls(tree: ast.Module, interp: _Interpreter) -> list[ast.Call]:
     return sorted(calls, key=lambda c: (c.lineno, c.col_offset))
 
 
-def unpack(text: str, path: str, *, _depth: int = 1, _outer: Origin | None = None) -> UnpackResult:
+#: Every way to reach an EXEC_FUNCTIONS name spells "exec" or "eval" as a bare name (not an
+#: attribute such as ``model.eval``) or names ``builtins``; a source without any of them has
+#: nothing to unpack, and is not parsed for it.
+_MAY_EXEC = re.compile(r"(?<![.\w])(?:exec|eval)\b|builtins")
+
+
+def unpack(text: str, path: str, *, tree: ast.Module | None = None, _depth: int = 1,
+           _outer: Origin | None = None) -> UnpackResult:
     """Decode every self-extracting ``exec`` in ``text`` (a Python source shown as ``path``).
 
-    Returns the payloads (each with the wrapper line it came from; nested payloads keep the
-    outermost wrapper line, the one that exists on disk), the wrappers that could not be
-    decoded, and the lines of the ``exec`` calls that were decoded.
+    ``tree`` is ``text``'s stdlib AST when the caller has it already. Returns the payloads
+    (each with the wrapper line it came from; nested payloads keep the outermost wrapper line,
+    the one that exists on disk), the wrappers that could not be decoded, and the lines of the
+    ``exec`` calls that were decoded.
     """
     result = UnpackResult()
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    if not _MAY_EXEC.search(text):
         return result
+    if tree is None:
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return result
     aliases, names = _aliases_and_names(tree)
     lines = text.splitlines()
 

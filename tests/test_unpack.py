@@ -176,3 +176,18 @@ def test_non_utf8_payload():
     blob = zlib.compress(b"x = 1  # \xff")
     result = unpack(_wrap(f"zlib.decompress({blob!r})"), "w.py")
     assert result.failures and "UTF-8" in result.failures[0].reason
+
+
+@pytest.mark.parametrize("line, may", [
+    ("exec(lzma.decompress(b))", True),
+    ("run = eval", True),
+    ("from builtins import exec as run", True),
+    ("import builtins as b; b.exec(x)", True),
+    ("__import__('builtins').exec(x)", True),
+    ("model.eval(); eval_val(model)", False),
+    ("executor = make_executor()", False),
+])
+def test_sources_without_an_exec_reference_are_not_parsed_for_wrappers(line, may):
+    from auditor.unpack import _MAY_EXEC
+
+    assert bool(_MAY_EXEC.search(line)) is may
