@@ -71,3 +71,20 @@ def test_no_runtime_section_without_a_runtime_run(monkeypatch):
     monkeypatch.chdir(FIXTURES.parent)
     text = ReviewReporter().render(audit(["fixtures/examples/2026-03-17_TinyBaseline"]))
     assert "Runtime probes" not in text
+
+
+def test_a_hypothesis_the_probes_refuted_is_listed_apart_from_the_findings(monkeypatch):
+    from auditor.findings import Confidence, Finding, Location, Severity
+
+    monkeypatch.chdir(FIXTURES.parent)
+    report = audit(["fixtures/examples/2026-03-17_TinyBaseline"])
+    sub = report.submissions[0]
+    note = Finding(code="PG102", name="boundary-plus-one", severity=Severity.NOTE, confidence=Confidence.LOW,
+                   message="update reaches one past the chunk; pattern present, but the runtime probes found no leak",
+                   location=Location("train_gpt.py", 12), tags=("boundary_plus1",),
+                   evidence={"runtime": {"status": "pass", "probes": ["future"]}})
+    sub.findings.append(note)
+    text = ReviewReporter().render(report)
+    findings, considered = text.split("### Considered and not counted")
+    assert "PG102" not in findings and "None of the checks below found a problem." in findings
+    assert "1 static hypotheses the runtime probes refuted" in considered and "PG102 boundary-plus-one" in considered

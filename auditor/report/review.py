@@ -35,6 +35,7 @@ VERDICT_HEAD = {
     Verdict.CLEAN: "✅ clean",
 }
 SEVERITY_ICON = {Severity.ERROR: "❌", Severity.WARNING: "⚠️", Severity.NOTE: "ℹ️"}
+REFUTED_TITLE = "static hypotheses the runtime probes refuted (pattern present, no leak)"
 STATUS_TITLE = {
     Status.INACTIVE: "present in the code but switched off by its defaults",
     Status.SUPPRESSED: "waived or suppressed, with the reason given",
@@ -265,16 +266,24 @@ def finding_block(sub: SubmissionReport, finding: Finding, ctx: ReviewContext) -
     return lines
 
 
+def refuted(finding: Finding) -> bool:
+    """A static hypothesis (a warning) that the runtime probes exercised without finding a leak:
+    the harness lowered it to a note, with the probe evidence."""
+    runtime = finding.evidence.get("runtime")
+    return finding.severity is Severity.NOTE and isinstance(runtime, dict) and runtime.get("status") == "pass"
+
+
 def _considered(sub: SubmissionReport, ctx: ReviewContext) -> list[str]:
-    groups: dict[Status, list[Finding]] = {}
+    groups: dict[str, list[Finding]] = {}
     for finding in sub.findings:
         if finding.status is not Status.ACTIVE:
-            groups.setdefault(finding.status, []).append(finding)
+            groups.setdefault(STATUS_TITLE.get(finding.status, finding.status.value), []).append(finding)
+        elif refuted(finding):
+            groups.setdefault(REFUTED_TITLE, []).append(finding)
     if not groups:
         return []
     lines = ["### Considered and not counted", ""]
-    for status, findings in groups.items():
-        title = STATUS_TITLE.get(status, status.value)
+    for title, findings in groups.items():
         lines.append(f"<details><summary>{len(findings)} {title}</summary>")
         lines.append("")
         for finding in findings:
@@ -311,7 +320,7 @@ def review_markdown(sub: SubmissionReport, ctx: ReviewContext, version: str) -> 
         title += f" (PR [#{sub.pr}]({ctx.repo_url}/pull/{sub.pr}))"
     lines += [title, "", *headline(sub), "", "### Per-seed figures from the logs", "", *seed_table(sub), "", *stage_table(sub)]
     lines += runtime_table(sub)
-    active = [f for f in sub.findings if f.counts]
+    active = [f for f in sub.findings if f.counts and not refuted(f)]
     if active:
         ordered = sorted(active, key=lambda f: (-f.severity.rank, -f.confidence.rank, f.code))
         lines += [f"### Findings ({len(active)})", ""]
