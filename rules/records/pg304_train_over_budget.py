@@ -140,7 +140,8 @@ class TrainOverBudget(BundleRule):
             return self.finding(
                 f"{seed_label(row)}: GPTQ Hessian collection on training data ends at {end_s:,.1f} s "
                 f"(stop {stop_s:,.3f} s + {seconds:,.1f} s), past the 600 s budget"
-                + (f" despite a reserve (effective cap {run.reserve.value / 1000:,.1f} s)" if run.reserve else ""),
+                + (f" despite a {C.TRAIN_BUDGET_S - run.reserve.value / 1000:,.1f} s reserve (effective cap "
+                   f"{run.reserve.value / 1000:,.1f} s)" if run.reserve else ""),
                 at_log(row, first.line), snippet=first.text, evidence=evidence,
                 severity=Severity.WARNING if record_track else Severity.NOTE, key=f"gptq:{row.key}",
             )
