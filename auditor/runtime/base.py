@@ -14,6 +14,7 @@ probes reproduced is confirmed (high confidence).
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -139,7 +140,8 @@ def reconcile(findings: list[Finding], bundle: Bundle, codes: set[str] | None = 
                 evidence={**f.evidence, "runtime": {"status": "fail", "probe": failing[0].probe if failing else "",
                                                     "detail": summary}},
             ))
-        elif result.status == "pass" and all(any(p in passed for p in CLEARED_BY[t]) for t in tags):
+        elif (result.status == "pass" and all(any(p in passed for p in CLEARED_BY[t]) for t in tags)
+              and exercised(f, bundle, result)):
             probes_run = sorted({p for t in tags for p in CLEARED_BY[t] if p in passed})
             details = [r.detail for r in result.rows if r.status == "pass" and r.probe in probes_run][:3]
             # a warning-level hypothesis becomes a note; an error asks for review instead of failing
@@ -153,6 +155,29 @@ def reconcile(findings: list[Finding], bundle: Bundle, codes: set[str] | None = 
         else:
             out.append(_undecided(f, tags, result))
     return out
+
+
+def exercised(f: Finding, bundle: Bundle, result: Causality) -> bool:
+    """Whether the finding's line lies in an evaluation function that the probes passed on.
+
+    A pass speaks only for the code it ran: a static finding in a function the shrunk run never
+    called (an n-gram eval switched off by default, a helper outside the scorer) keeps its level.
+    """
+    main = bundle.main_source
+    loc = f.location
+    if main is None or loc.line is None or loc.path != main.path:
+        return False
+    if (loc.decoded_from is None) != (main.origin is None):
+        return False  # the finding and the run are not in the same text (wrapper vs payload)
+    tree = main.ast_tree
+    if tree is None:
+        return False
+    scorers = {r.scorer.rsplit(".", 1)[-1] for r in result.rows if r.status == "pass"}
+    return any(
+        isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in scorers
+        and node.lineno <= loc.line <= (node.end_lineno or node.lineno)
+        for node in ast.walk(tree)
+    )
 
 
 def _undecided(f: Finding, tags: set[str], result: Causality) -> Finding:

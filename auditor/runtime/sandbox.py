@@ -82,6 +82,9 @@ def clean_env(workdir: Path, threads: int) -> dict[str, str]:
         "HF_DATASETS_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "NO_PROXY": "*",
+        # Scripts written for torch < 2.6 reload their own checkpoint with torch.load's old
+        # default; the file was written by the same sandboxed run, so unpickling it adds no risk.
+        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from auditor.findings import Confidence, Finding, Location, Severity
 from auditor.runtime.base import reconcile
 from auditor.runtime.harness import CACHE_KEY, Causality, Row, runtime_python, usable_run_env
@@ -9,28 +11,58 @@ from auditor.runtime.harness import CACHE_KEY, Causality, Row, runtime_python, u
 from ..conftest import EXAMPLE
 
 
-def static(tag: str) -> Finding:
+SCRIPT = """\
+def eval_val_sliding_ttt(model, val_tokens):
+    total = 0.0
+    for start in range(0, len(val_tokens), 64):
+        total += model(val_tokens[start:start + 64])
+        cache.update(val_tokens[start:start + 65])
+    return total
+
+
+def eval_val_ngram(model, val_tokens):
+    return cache.score(val_tokens)
+"""
+
+
+def static(tag: str, line: int = 5, path: str = "train_gpt.py") -> Finding:
     return Finding(code="PG102", name="boundary-plus-one", severity=Severity.WARNING, confidence=Confidence.MEDIUM,
-                   message="cache update slice ends one past the chunk", location=Location("train_gpt.py", 10),
+                   message="cache update slice ends one past the chunk", location=Location(path, line),
                    tags=(tag,))
 
 
-def bundle_with(result: Causality):
+def bundle_with(result: Causality, folder=None):
     from auditor.discover import discover
 
-    bundle = discover([EXAMPLE])[0]
+    bundle = discover([folder or EXAMPLE])[0]
     bundle.put(CACHE_KEY, result)
     return bundle
 
 
-def test_a_runtime_pass_downgrades_the_static_hypothesis():
-    rows = [Row("eval_val_sliding_ttt", p, "pass", f"{p} ok") for p in ("future", "substitution", "score_before_update")]
-    bundle = bundle_with(Causality("pass", rows=rows))
-    out = reconcile([static("boundary_plus1")], bundle, {"PG102", "PG908"})
+@pytest.fixture
+def scripted(tmp_path):
+    (tmp_path / "train_gpt.py").write_text(SCRIPT)
+    return tmp_path
+
+
+PASSING = [Row("eval_val_sliding_ttt", p, "pass", f"{p} ok") for p in ("future", "substitution", "score_before_update")]
+
+
+def test_a_runtime_pass_downgrades_the_static_hypothesis(scripted):
+    bundle = bundle_with(Causality("pass", rows=PASSING), scripted)
+    out = reconcile([static("boundary_plus1", 5, bundle.main_source.path)], bundle, {"PG102", "PG908"})
     assert out[0].severity is Severity.NOTE and out[0].confidence is Confidence.LOW
-    summary = bundle.get("facts")["runtime"]  # the probe table the review comment shows
-    assert summary["status"] == "pass" and [p["probe"] for p in summary["probes"]] == [r.probe for r in rows]
     assert "no leak" in out[0].message and out[0].evidence["runtime"]["status"] == "pass"
+    summary = bundle.get("facts")["runtime"]  # the probe table the review comment shows
+    assert summary["status"] == "pass" and [p["probe"] for p in summary["probes"]] == [r.probe for r in PASSING]
+
+
+def test_a_pass_does_not_clear_code_the_run_did_not_evaluate(scripted):
+    # the finding sits in eval_val_ngram, which the shrunk run never called
+    bundle = bundle_with(Causality("pass", rows=PASSING), scripted)
+    out = reconcile([static("boundary_plus1", 11, bundle.main_source.path)], bundle, {"PG102"})
+    assert out[0].severity is Severity.WARNING and out[0].confidence is Confidence.MEDIUM
+    assert "no leak" not in out[0].message and out[0].evidence["runtime"]["status"] == "undecided"
 
 
 def test_a_matching_runtime_failure_confirms_it():
