@@ -29,6 +29,9 @@ from auditor.static.index import Scope, SourceIndex
 from auditor.static.names import dotted
 
 
+#: For comparing expressions by their code.
+_EMPTY = cst.Module(body=[])
+
 class _Unknown:
     def __repr__(self) -> str:
         return "UNKNOWN"
@@ -363,13 +366,16 @@ class Config:
     def _name(self, name: str, scope: Scope | None, depth: int) -> Evaluated:
         if name == "__name__":
             return Evaluated("__main__" if self.main else "<imported>")
-        # A local assigned exactly once (outside loops) in the function evaluates to its value.
+        # A local assigned once in the function, or several times to the same expression (a flag
+        # read from the environment again further down), evaluates to that value.
         current = scope
         while current is not None and not current.is_module:
             assigned = current.assigned(name)
             if assigned:
-                if len(assigned) == 1 and assigned[0].kind in ("assign", "ann") and assigned[0].value is not None and assigned[0].position is None:
-                    result = self.evaluate(assigned[0].value, current, depth + 1)
+                plain = [a for a in assigned
+                         if a.kind in ("assign", "ann") and a.value is not None and a.position is None]
+                if len(plain) == len(assigned) and len({_EMPTY.code_for_node(a.value) for a in plain}) == 1:
+                    result = self.evaluate(plain[0].value, current, depth + 1)
                     # Only configuration decides: a local computed from nothing in the
                     # environment (a list that is appended to later, a counter) is unknown.
                     if not result.env or isinstance(result.value, (list, tuple, dict, set)):

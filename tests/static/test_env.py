@@ -78,3 +78,21 @@ def test_run_commands_give_one_scenario_each():
 def test_logs_give_the_settings_they_print():
     scenarios = log_scenarios({"train.log": "ngram_cache:enabled orders=2-9\nttt_epochs: 3\n"}, {"ngram_cache": "NGRAM_CACHE", "ttt_epochs": "TTT_EPOCHS"})
     assert {k: v.value for k, v in scenarios[0].items()} == {"NGRAM_CACHE": "1", "TTT_EPOCHS": "3"}
+
+
+REREAD = """
+import os
+def main():
+    enabled = bool(int(os.environ.get("NGRAM_ENABLED", "0")))
+    step = 1
+    enabled = bool(int(os.environ.get("NGRAM_ENABLED", "0")))
+    counter = 0
+    counter = counter + 1
+    return enabled
+"""
+
+
+def test_a_flag_read_twice_from_the_environment_keeps_its_value():
+    result = _value(REREAD, "enabled", "main")
+    assert result.value is False and [e.name for e in result.env] == ["NGRAM_ENABLED"]
+    assert _value(REREAD, "counter > 0", "main").value is UNKNOWN  # two different assignments
