@@ -784,6 +784,8 @@ def _error(exc: BaseException, job: dict[str, Any]) -> dict[str, Any]:
     kind = "kernel" if isinstance(exc, stubs.KernelUnavailable) else "error"
     if isinstance(exc, (FileNotFoundError, ModuleNotFoundError, ImportError)):
         kind = "import" if isinstance(exc, ImportError) else "file"
+    if isinstance(exc, guard.Refused):  # a FileNotFoundError too, so that scripts handle it as one
+        kind = "refused"
     if isinstance(exc, MemoryError):
         kind = "memory"
     return {

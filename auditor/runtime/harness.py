@@ -369,4 +369,5 @@ def interpret(child: ChildResult, source_text: str = "") -> Causality:
 
 def _kind(error: dict[str, Any]) -> str:
     return {"import": "import failed", "file": "a file was missing", "kernel": "a GPU-only kernel was needed",
-            "memory": "out of memory", "harness": "harness error"}.get(error.get("kind", ""), "error")
+            "memory": "out of memory", "harness": "harness error",
+            "refused": "the sandbox refused it"}.get(error.get("kind", ""), "error")

@@ -93,3 +93,12 @@ def test_paths_cannot_leave_the_sandbox_folder():
                       {"script": "train_gpt.py", "settings": {"budget_s": 5}}, Limits(wall_s=60, threads=1))
     assert child.result is not None
     assert not escape.exists()
+
+
+def test_a_refusal_that_stops_the_run_is_reported_as_one():
+    from auditor.runtime import driver, guard
+    from auditor.runtime.harness import _kind
+
+    error = driver._error(guard.Refused("blocked by the pgolf-audit sandbox: process: subprocess (['gcc'],)"),
+                          {"script": "train_gpt.py"})
+    assert error["kind"] == "refused" and _kind(error) == "the sandbox refused it"
