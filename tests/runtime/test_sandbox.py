@@ -70,7 +70,8 @@ def test_environment_is_built_from_nothing(tmp_path, monkeypatch):
     assert set(env) <= {"PATH", "HOME", "TMPDIR", "TEMP", "TMP", "LANG", "LC_ALL", "PYTHONHASHSEED",
                         "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                         "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR",
-                        "TORCH_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "NO_PROXY"}
+                        "TORCH_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "NO_PROXY",
+                        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"}
 
 
 def test_a_runaway_script_is_killed_at_the_wall_clock_limit():
