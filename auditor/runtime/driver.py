@@ -103,6 +103,10 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
         elif "BUCKET" in name.upper() or "TABLE_SIZE" in name.upper():
             if number and number >= 4096 and "ART" not in name.upper():
                 value = loader.scaled_buckets(int(number), scale)
+        elif re.search(r"MIN_TOKENS$", name) and number and number > 64:
+            # a cache or mixer that waits for N tokens before it mixes would never switch on in a
+            # stream of a few thousand; the threshold shrinks with the stream
+            value = max(16, int(number * scale))
         elif re.search(r"SEQ_LEN$", name):
             value = s.seq_len
         elif re.search(r"STRIDE$", name):

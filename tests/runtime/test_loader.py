@@ -108,3 +108,14 @@ def test_a_default_that_depends_on_the_world_size_is_read_for_eight_gpus():
     assert knobs["NGRAM_CACHE"].multi_gpu_default == "1"
     assert knobs["SINGLE"].multi_gpu_default == "b"
     assert knobs["PLAIN"].default == "3" and knobs["PLAIN"].multi_gpu_default is None
+
+
+def test_warm_up_thresholds_shrink_with_the_stream():
+    from auditor.runtime.driver import Settings, knob_values
+
+    knobs = {name: loader.Knob(name, default, 1) for name, default in
+             (("MIXER_MIN_TOKENS", "10000"), ("NGRAM_MIN_TOKENS", "32"), ("MIN_COUNT", "2"))}
+    paths = {"data_path": "d", "tokenizer": "t.model", "data_dir": "d"}
+    values = knob_values(knobs, Settings(), paths)
+    assert int(values["MIXER_MIN_TOKENS"]) < Settings().val_tokens  # the mixer switches on in the short run
+    assert "NGRAM_MIN_TOKENS" not in values and "MIN_COUNT" not in values  # small thresholds are left alone
