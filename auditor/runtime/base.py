@@ -122,6 +122,7 @@ def reconcile(findings: list[Finding], bundle: Bundle, codes: set[str] | None = 
             findings = [*findings, extra]
     runtime_tags = {t for f in findings if f.code.startswith("PG2") and f.counts for t in f.tags}
     passed = {(r.probe) for r in result.rows if r.status == "pass"}
+    spans = passed_spans(bundle, result) if result.status == "pass" else []
     out = []
     for f in findings:
         if not f.code.startswith("PG1") or not f.counts:
@@ -141,7 +142,7 @@ def reconcile(findings: list[Finding], bundle: Bundle, codes: set[str] | None = 
                                                     "detail": summary}},
             ))
         elif (result.status == "pass" and all(any(p in passed for p in CLEARED_BY[t]) for t in tags)
-              and exercised(f, bundle, result)):
+              and exercised(f, bundle, spans)):
             probes_run = sorted({p for t in tags for p in CLEARED_BY[t] if p in passed})
             details = [r.detail for r in result.rows if r.status == "pass" and r.probe in probes_run][:3]
             # a warning-level hypothesis becomes a note; an error asks for review instead of failing
@@ -157,8 +158,19 @@ def reconcile(findings: list[Finding], bundle: Bundle, codes: set[str] | None = 
     return out
 
 
-def exercised(f: Finding, bundle: Bundle, result: Causality) -> bool:
-    """Whether the finding's line lies in an evaluation function that the probes passed on.
+def passed_spans(bundle: Bundle, result: Causality) -> list[tuple[int, int]]:
+    """Line ranges of the main script's evaluation functions that the probes passed on."""
+    main = bundle.main_source
+    tree = main.ast_tree if main is not None else None
+    if tree is None:
+        return []
+    scorers = {r.scorer.rsplit(".", 1)[-1] for r in result.rows if r.status == "pass"}
+    return [(node.lineno, node.end_lineno or node.lineno) for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in scorers]
+
+
+def exercised(f: Finding, bundle: Bundle, spans: list[tuple[int, int]]) -> bool:
+    """Whether the finding's line lies in one of ``spans`` (see :func:`passed_spans`).
 
     A pass speaks only for the code it ran: a static finding in a function the shrunk run never
     called (an n-gram eval switched off by default, a helper outside the scorer) keeps its level.
@@ -169,15 +181,7 @@ def exercised(f: Finding, bundle: Bundle, result: Causality) -> bool:
         return False
     if (loc.decoded_from is None) != (main.origin is None):
         return False  # the finding and the run are not in the same text (wrapper vs payload)
-    tree = main.ast_tree
-    if tree is None:
-        return False
-    scorers = {r.scorer.rsplit(".", 1)[-1] for r in result.rows if r.status == "pass"}
-    return any(
-        isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in scorers
-        and node.lineno <= loc.line <= (node.end_lineno or node.lineno)
-        for node in ast.walk(tree)
-    )
+    return any(start <= loc.line <= end for start, end in spans)
 
 
 def _undecided(f: Finding, tags: set[str], result: Causality) -> Finding:

@@ -233,9 +233,9 @@ HOST_TEMP = ("/tmp", "/var/tmp", "/dev/shm")
 
 
 def redirect_host_temp(workdir: str, guard: Guard | None = None) -> None:
-    """Paths in the machine's shared temporary folders (``/tmp/ttt_counter_...``, hard-coded by
-    phased-TTT scripts for their cross-rank counters) are moved into the sandbox's own folder:
-    the script finds its files, the machine's ``/tmp`` is never written."""
+    """Paths in the machine's shared temporary folders (:data:`HOST_TEMP`; phased-TTT scripts
+    hard-code counter files there for their ranks) are moved into the sandbox's own folder: the
+    script finds its files, and the machine's temporary folders are never written."""
     import builtins
     import io
 

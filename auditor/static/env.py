@@ -374,7 +374,8 @@ class Config:
             if assigned:
                 plain = [a for a in assigned
                          if a.kind in ("assign", "ann") and a.value is not None and a.position is None]
-                if len(plain) == len(assigned) and len({_EMPTY.code_for_node(a.value) for a in plain}) == 1:
+                if len(plain) == len(assigned) and (
+                        len(plain) == 1 or len({_EMPTY.code_for_node(a.value) for a in plain}) == 1):
                     result = self.evaluate(plain[0].value, current, depth + 1)
                     # Only configuration decides: a local computed from nothing in the
                     # environment (a list that is appended to later, a counter) is unknown.
