@@ -28,11 +28,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from auditor import cache as cache_mod
+from auditor import registry
 from auditor.commands.check import add_audit_arguments, options_from
 from auditor.commands.pr import add_repo_arguments, apply_baseline_pr
 from auditor.engine import AuditOptions, audit_bundle
 from auditor.errors import UsageError
-from auditor.findings import Verdict
+from auditor.findings import Verdict, verdict_of
 from auditor.gitrepo import GitRepo, TreeEntry
 from auditor.pulls import Folder, PullFolders, PullIndex, main_ref, pull_heads
 
@@ -141,7 +142,6 @@ class Unit:
     head: str
     folder: str
     entries: list[list[Any]]
-    siblings: list[str]
 
 
 def _audit(job: tuple[Unit, AuditOptions, float]) -> tuple[str, dict[str, Any]]:
@@ -158,7 +158,6 @@ def _audit(job: tuple[Unit, AuditOptions, float]) -> tuple[str, dict[str, Any]]:
         folder = Folder(unit.folder, [TreeEntry(*e) for e in unit.entries])
         found = PullFolders(unit.pr, unit.head, folders=[folder])
         (bundle,) = pull_bundles(_REPO, found)
-        bundle.put("pr_folders", unit.siblings)
         report = audit_bundle(bundle, options)
         result = report.to_dict() | {"verdict": report.verdict.value}
     except _Timeout:
@@ -296,7 +295,8 @@ def triage(
         pulls.save()
     outcome.discovery_s = time.perf_counter() - start
 
-    # 2. audits, by folder key (identical folders in several PRs are audited once)
+    # 2. audits, by folder key: a folder's audit does not depend on the PR it came in, so identical
+    # folders in several PRs are audited once (the PR-level check is applied to the rows, step 3)
     opts_fp = {"select": options.select, "ignore": options.ignore, "runtime": options.runtime,
                "context": options.context}
     units: dict[str, Unit] = {}
@@ -304,11 +304,10 @@ def triage(
     found_results: dict[str, dict[str, Any]] = {}
     for n in chosen:
         entry = entries[n]
-        siblings = [f["path"] for f in entry.get("folders", [])]
         keys = []
         for f in entry.get("folders", []):
             blobs = [(p[len(f["path"]) + 1:], b) for p, b, _ in f["entries"]]
-            key = cache_mod.result_key(f["path"], blobs, opts_fp | {"siblings": len(siblings)})
+            key = cache_mod.result_key(f["path"], blobs, opts_fp)
             keys.append(key)
             if key in found_results or key in units:
                 continue
@@ -316,7 +315,7 @@ def triage(
             if cached is not None:
                 found_results[key] = cached
             else:
-                units[key] = Unit(key, n, entry["head"], f["path"], f["entries"], siblings)
+                units[key] = Unit(key, n, entry["head"], f["path"], f["entries"])
         folder_keys[n] = keys
     outcome.cached = len(found_results)
     work = list(units.values())
@@ -344,11 +343,33 @@ def triage(
     outcome.audit_s = time.perf_counter() - audit_start
 
     # 3. one row per PR
+    selected = registry.select(options.select, options.ignore)
     for n in chosen:
         entry = entries[n]
-        outcome.rows.append(row_for(n, entry, [found_results[k] for k in folder_keys.get(n, []) if k in found_results]))
+        reports = [found_results[k] for k in folder_keys.get(n, []) if k in found_results]
+        outcome.rows.append(row_for(n, entry, with_pull_request_checks(reports, entry, selected)))
     outcome.total_s = time.perf_counter() - start
     return outcome
+
+
+def with_pull_request_checks(reports: list[dict[str, Any]], entry: dict[str, Any],
+                              selected: set[str]) -> list[dict[str, Any]]:
+    """The folder reports of one PR with the checks that depend on the PR added (PG308: a PR
+    adds one folder), as ``pgolf-audit pr`` reports them. Returns new dicts; the cached ones
+    stay as they are."""
+    if "PG308" not in selected:
+        return reports
+    pr_folders = [f["path"] for f in entry.get("folders", [])]
+    rule = registry.get("PG308")
+    out = []
+    for report in reports:
+        finding = rule.one_folder_per_pull_request(report.get("path", ""), pr_folders)
+        if finding is None or report.get("verdict") == "error":
+            out.append(report)
+            continue
+        verdict = max(report.get("verdict", "clean"), verdict_of([finding]).value, key=lambda v: VERDICT_ORDER.get(v, 0))
+        out.append(report | {"findings": [*report.get("findings", []), finding.to_dict()], "verdict": verdict})
+    return out
 
 
 def row_for(number: int, entry: dict[str, Any], reports: list[dict[str, Any]]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from auditor.bundle import Bundle
 from auditor.findings import Confidence, Finding, Location, Severity
@@ -157,9 +157,18 @@ class RecordsFolderFormat(BundleRule):
                         evidence={"imports": imports}, key=f"requirements:{source.path}",
                     )
                     break
-        siblings = bundle.get("pr_folders")
-        if siblings and len(siblings) > 1:
-            yield self.finding(
-                f"the pull request adds {len(siblings)} folders; a submission PR adds one",
-                root, evidence={"folders": list(siblings)}, key="one-folder",
-            )
+        one_folder = self.one_folder_per_pull_request(bundle.path, bundle.get("pr_folders") or [])
+        if one_folder is not None:
+            yield one_folder
+
+    @classmethod
+    def one_folder_per_pull_request(cls, folder: str, pr_folders: Sequence[str]) -> Finding | None:
+        """The pull-request part of the check, on its own: ``folder`` came in a PR that adds
+        ``pr_folders``. (``triage`` applies it to folder audits it caches, which do not depend on
+        the PR a folder came in.)"""
+        if len(pr_folders) <= 1:
+            return None
+        return cls.finding(
+            f"the pull request adds {len(pr_folders)} folders; a submission PR adds one",
+            Location(folder), evidence={"folders": list(pr_folders)}, key="one-folder",
+        )

@@ -59,6 +59,7 @@ def clone(tmp_path_factory):
     branch("edit", {f"{TRACK}/2026-03-17_Base/extra.log": "more\n"}, "refs/pull/4/head")
     branch("two", {**_folder("2026-04-05_A"), **{f"{TRACK}/{k}": v for k, v in _folder("2026-04-05_B").items()}},
            "refs/remotes/origin/pr/6")
+    branch("again", _folder("2026-04-05_A"), "refs/pull/8/head")  # PR 6's first folder, on its own
     _git(root, "checkout", "-q", "main")
     _git(root, "merge", "-q", "--no-ff", "-m", "merge 2", "merged")
     _write(root, {"later.md": "after the merge\n"})
@@ -69,7 +70,7 @@ def clone(tmp_path_factory):
 
 def test_heads_and_main(clone):
     with GitRepo(clone) as repo:
-        assert sorted(pull_heads(repo)) == [1, 2, 3, 4, 6]
+        assert sorted(pull_heads(repo)) == [1, 2, 3, 4, 6, 8]
         assert main_ref(repo) == _git(clone, "rev-parse", "main")
 
 
@@ -123,6 +124,19 @@ def test_triage_rows_and_warm_cache(clone, tmp_path):
     warm = triage(str(clone), numbers=[1, 2, 3, 4, 6, 99], options=options, jobs=2, cache_root=cache)
     assert warm.audited == 0 and warm.cached == 4
     assert [r["verdict"] for r in warm.rows] == [r["verdict"] for r in cold.rows]
+
+
+def test_triage_audits_a_folder_once_and_applies_the_pull_request_check_per_row(clone, tmp_path):
+    cold = triage(str(clone), numbers=[6, 8], options=AuditOptions(select=["PG3"]), jobs=1, cache_root=tmp_path)
+    assert cold.audited == 2  # PR 6's two folders; PR 8 adds the same folder as PR 6's first
+    rows = {r["pr"]: r for r in cold.rows}
+    one_folder = [f for f in rows[6]["findings"] if "adds 2 folders" in f["message"]]
+    assert [f["where"] for f in one_folder] == [f"{TRACK}/2026-04-05_A", f"{TRACK}/records/track_10min_16mb/2026-04-05_B"]
+    assert not [f for f in rows[8]["findings"] if "folders; a submission PR adds one" in f["message"]]
+    assert rows[8]["verdict"] == "clean" and rows[6]["verdict"] == "review"
+    ignored = triage(str(clone), numbers=[6], options=AuditOptions(select=["PG3"], ignore=["PG308"]), jobs=1,
+                     cache_root=tmp_path / "other")
+    assert not [f for f in ignored.rows[0].get("findings", []) if f["code"] == "PG308"]
 
 
 def test_triage_command_writes_jsonl(clone, tmp_path):
