@@ -10,7 +10,8 @@ from __future__ import annotations
 import ast
 import enum
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -77,7 +78,8 @@ class PythonSource:
         if size > MAX_PARSE_BYTES:
             return None, f"{size:,} bytes is larger than the {MAX_PARSE_BYTES:,}-byte parse limit"
         try:
-            return cst.parse_module(self.text), None
+            with _parser_nodes_unchecked():
+                return cst.parse_module(self.text), None
         except cst.ParserSyntaxError as exc:
             return None, _describe_syntax_error(self.text, exc)
         except (RecursionError, MemoryError, ValueError, cst.CSTValidationError) as exc:
@@ -134,6 +136,32 @@ class PythonSource:
 
     def evidence_base(self) -> dict[str, Any]:
         return {"decoded": True, "wrapper_line": self.origin.line} if self.origin else {}
+
+
+@contextmanager
+def _parser_nodes_unchecked() -> Iterator[None]:
+    """Skip libcst's per-node validation while its parser builds a tree.
+
+    Every libcst node checks itself when constructed (``CSTNode.__post_init__`` calls
+    ``_validate``: whitespace regexes, balanced parentheses, …). Nodes the parser builds from
+    text it accepted pass by construction, and the checks are about a tenth of the parse time,
+    which is the largest cost of a triage. libcst's own comment on the hook says as much ("avoid
+    validating the tree when parsing a file"). Nodes built anywhere else are still checked.
+    """
+    base = cst.CSTNode
+    checked = base.__dict__.get("__post_init__")
+    if checked is None:  # another libcst layout: keep its behaviour
+        yield
+        return
+    base.__post_init__ = _unchecked  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        base.__post_init__ = checked  # type: ignore[method-assign]
+
+
+def _unchecked(self: cst.CSTNode) -> None:
+    return None
 
 
 def _describe_syntax_error(text: str, exc: cst.ParserSyntaxError) -> str:

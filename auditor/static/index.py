@@ -68,6 +68,7 @@ _NOT_CODE = (
     "walrus",
 )
 _FIELDS: dict[type, tuple[str, ...]] = {}
+_LITERALS = frozenset({cst.SimpleString, cst.Integer, cst.Float})
 
 
 def _code_fields(cls: type) -> tuple[str, ...]:
@@ -82,16 +83,29 @@ def _code_fields(cls: type) -> tuple[str, ...]:
     return names
 
 
-def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+#: Whether a type is a libcst node. ``isinstance(x, cst.CSTNode)`` goes through the ABC machinery,
+#: which is slow in the hottest loop of the index; the answer per type never changes.
+_IS_NODE: dict[type, bool] = {}
+
+
+def _is_node_type(cls: type) -> bool:
+    known = _IS_NODE.get(cls)
+    if known is None:
+        known = _IS_NODE[cls] = issubclass(cls, cst.CSTNode)
+    return known
+
+
+def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     """The child nodes of ``node`` that hold code, in source order."""
+    out: list[cst.CSTNode] = []
     for name in _code_fields(type(node)):
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            yield value
-        elif isinstance(value, (tuple, list)):
-            for item in value:
-                if isinstance(item, cst.CSTNode):
-                    yield item
+        cls = type(value)
+        if cls is tuple or cls is list:
+            out.extend(item for item in value if _is_node_type(type(item)))
+        elif _is_node_type(cls):
+            out.append(value)
+    return out
 
 
 def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
@@ -100,7 +114,7 @@ def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     while stack:
         current = stack.pop()
         yield current
-        kids = list(children(current))
+        kids = children(current)
         kids.reverse()
         stack.extend(kids)
 
@@ -415,29 +429,32 @@ class _Builder:
         refs = scope.refs
         imports = self.index.imports
         stack = [node]
+        # Dispatch on the exact type (these node classes have no subclasses): isinstance against
+        # libcst's ABC-based classes costs several times more, and this loop sees every node.
         while stack:
             current = stack.pop()
-            if isinstance(current, cst.Name):
+            cls = type(current)
+            if cls is cst.Name:
                 refs.setdefault(current.value, []).append(stmt)
                 continue
-            if isinstance(current, cst.Attribute):
+            if cls is cst.Attribute:
                 refs.setdefault(current.attr.value, []).append(stmt)
                 stack.append(current.value)
                 continue
-            if isinstance(current, cst.Call):
+            if cls is cst.Call:
                 name = dotted(current.func) or ""
                 qualified = imports.qualify(current.func) or name if name else ""
                 scope.calls.append(CallSite(current, name, qualified, stmt))
-            elif isinstance(current, cst.Subscript):
+            elif cls is cst.Subscript:
                 scope.subscripts.append(SubscriptSite(current, stmt, False))
-            elif isinstance(current, cst.NamedExpr):
+            elif cls is cst.NamedExpr:
                 scope.assignments.append(Assignment(current.target, current.value, stmt, "walrus"))
-            elif isinstance(current, cst.CompFor):
+            elif cls is cst.CompFor:
                 scope.assignments.append(Assignment(current.target, current.iter, stmt, "comp"))
-            elif isinstance(current, cst.Lambda):
+            elif cls is cst.Lambda:
                 stack.append(current.body)
                 continue
-            elif isinstance(current, (cst.SimpleString, cst.Integer, cst.Float)):
+            elif cls in _LITERALS:
                 continue
             stack.extend(children(current))
 
