@@ -10,11 +10,11 @@ from __future__ import annotations
 import ast
 import enum
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import libcst as cst
 
@@ -23,6 +23,8 @@ from auditor.positions import node_starts
 
 if TYPE_CHECKING:
     from auditor.bundle import Bundle
+
+T = TypeVar("T")
 
 #: Larger Python files are not parsed: no real submission comes near (the largest is ~160 KB).
 MAX_PARSE_BYTES = 4_000_000
@@ -53,6 +55,8 @@ class PythonSource:
     #: Lines of ``exec`` calls whose argument was decoded statically (see auditor.unpack).
     decoded_exec_lines: set[int] = field(default_factory=set)
     _positions: dict[cst.CSTNode, tuple[int, int]] = field(default_factory=dict, repr=False)
+    #: What analyses derived from this source (its index, its flow …), kept as long as the source is.
+    _derived: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def is_decoded(self) -> bool:
@@ -92,6 +96,13 @@ class PythonSource:
             return ast.parse(self.text)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
+
+    def cached(self, key: str, build: Callable[[], T]) -> T:
+        """``build()`` once per source. The result lives as long as the source does: a module-level
+        weak map would keep every source alive instead, since what it holds refers back to it."""
+        if key not in self._derived:
+            self._derived[key] = build()
+        return self._derived[key]
 
     # -- positions ---------------------------------------------------------------------------
 

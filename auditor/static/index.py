@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Union
@@ -736,13 +735,6 @@ def build_index(source: PythonSource) -> SourceIndex:
     return index
 
 
-_INDEXES: weakref.WeakKeyDictionary[PythonSource, SourceIndex] = weakref.WeakKeyDictionary()
-
-
 def index_of(source: PythonSource) -> SourceIndex:
     """The index of a source, built once however many rules ask for it."""
-    index = _INDEXES.get(source)
-    if index is None:
-        index = build_index(source)
-        _INDEXES[source] = index
-    return index
+    return source.cached("static:index", lambda: build_index(source))

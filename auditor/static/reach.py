@@ -15,7 +15,6 @@ calling code live. A guard that cannot be evaluated never makes code inactive.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -286,10 +285,7 @@ def program_for(source: PythonSource) -> Program:
     """The program a source belongs to (cached per submission)."""
     bundle = source.bundle
     if bundle is None:
-        program = _LONE.get(source)
-        if program is None:
-            program = _LONE[source] = Program([source])
-        return program
+        return source.cached("static:program", lambda: Program([source]))
 
     def build(b) -> Program:  # noqa: ANN001
         members = [s for s in b.sources if s.role in (Role.MAIN, Role.MODULE) and s.parse_error is None]
@@ -304,5 +300,3 @@ def program_for(source: PythonSource) -> Program:
         bundle.put("static:program", program)
     return program
 
-
-_LONE: weakref.WeakKeyDictionary[PythonSource, Program] = weakref.WeakKeyDictionary()
