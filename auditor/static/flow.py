@@ -781,14 +781,16 @@ def depends(scope: Scope, roots: Iterable[str], limit: int = 400) -> set[str]:
         if name and a.value is not None:
             by_name.setdefault(name, []).append(a.value)
     seen: set[str] = set()
-    queue = list(roots)
+    # sorted, so that which names the limit cuts off does not depend on the process's string
+    # hash seed (the same submission must get the same findings in every run)
+    queue = sorted(roots, reverse=True)
     while queue and len(seen) < limit:
         name = queue.pop()
         if name in seen:
             continue
         seen.add(name)
         for value in by_name.get(name, ()):
-            queue.extend(names_in(value) - seen)
+            queue.extend(sorted(names_in(value) - seen, reverse=True))
     return seen
 
 
