@@ -23,3 +23,19 @@ def test_node_checks_are_back_on_after_a_parse_and_after_a_failed_one():
     assert PythonSource("bad.py", "def f(:\n").parse_error is not None
     with pytest.raises(cst.CSTValidationError):
         cst.Name("two words")
+
+
+def test_sources_of_the_same_text_share_their_trees_but_not_within_one_submission():
+    from types import SimpleNamespace
+
+    text = "def f(x):\n    return x + 1\n"
+    first, second = PythonSource("a/train_gpt.py", text), PythonSource("b/train_gpt.py", text)
+    assert first.module is second.module and first.ast_tree is second.ast_tree  # two submissions, one parse
+    twins = [PythonSource("c/train_gpt.py", text), PythonSource("c/copy.py", text)]
+    bundle = SimpleNamespace(sources=twins)
+    for source in twins:
+        source.bundle = bundle  # type: ignore[assignment]
+    assert twins[0].module is not twins[1].module  # one program's nodes stay distinct
+    assert twins[0].module.deep_equals(twins[1].module)
+    assert first.location(first.module.body[0]).path == "a/train_gpt.py"
+    assert second.location(second.module.body[0]).path == "b/train_gpt.py"

@@ -144,6 +144,18 @@ class Unit:
     entries: list[list[Any]]
 
 
+def script_blob(unit: Unit) -> str:
+    """The blob id of a folder's train_gpt.py (else of its largest Python file): folders that
+    ship the same script are audited one after another by one worker, which parses it once."""
+    scripts = [(e[0] == f"{unit.folder}/train_gpt.py", e[2], e[1]) for e in unit.entries if e[0].endswith(".py")]
+    return max(scripts)[2] if scripts else unit.key
+
+
+def _audit_group(job: tuple[list[Unit], AuditOptions, float]) -> list[tuple[str, dict[str, Any]]]:
+    units, options, timeout = job
+    return [_audit((unit, options, timeout)) for unit in units]
+
+
 def _audit(job: tuple[Unit, AuditOptions, float]) -> tuple[str, dict[str, Any]]:
     unit, options, timeout = job
     from auditor.commands.pr import pull_bundles  # noqa: PLC0415
@@ -318,28 +330,31 @@ def triage(
                 units[key] = Unit(key, n, entry["head"], f["path"], f["entries"])
         folder_keys[n] = keys
     outcome.cached = len(found_results)
-    work = list(units.values())
+    groups: dict[str, list[Unit]] = {}
+    for unit in units.values():
+        groups.setdefault(script_blob(unit), []).append(unit)
+    work = list(groups.values())
     audit_start = time.perf_counter()
-    task = progress.add_task("auditing folders", total=len(work)) if progress and work else None
+    task = progress.add_task("auditing folders", total=len(units)) if progress and units else None
 
-    def audited(i: int, done: tuple[str, dict[str, Any]] | None) -> None:
-        unit = work[i]
-        if done is None:
-            result = {"path": unit.folder, "verdict": "error", "error": "the worker process died"}
-            outcome.failed += 1
-        else:
-            result = done[1]
-            if result.get("verdict") != "error":
-                results.put(unit.key, result)
-            else:
+    def audited(i: int, done: list[tuple[str, dict[str, Any]]] | None) -> None:
+        for j, unit in enumerate(work[i]):
+            if done is None:
+                result = {"path": unit.folder, "verdict": "error", "error": "the worker process died"}
                 outcome.failed += 1
-        found_results[unit.key] = result
-        outcome.audited += 1
-        if progress is not None and task is not None:
-            progress.advance(task)
+            else:
+                result = done[j][1]
+                if result.get("verdict") != "error":
+                    results.put(unit.key, result)
+                else:
+                    outcome.failed += 1
+            found_results[unit.key] = result
+            outcome.audited += 1
+            if progress is not None and task is not None:
+                progress.advance(task)
 
     if work:
-        _run_pool([(u, options, timeout) for u in work], _audit, min(jobs, len(work)), init, audited)
+        _run_pool([(group, options, timeout) for group in work], _audit_group, min(jobs, len(work)), init, audited)
     outcome.audit_s = time.perf_counter() - audit_start
 
     # 3. one row per PR
