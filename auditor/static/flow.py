@@ -507,7 +507,10 @@ class Flow:
         if depth > 40:
             return EMPTY
         ev = lambda n: self._expr(n, flow, depth + 1)  # noqa: E731
-        if isinstance(node, cst.Name):
+        # exact-type tests: these node classes have no subclasses, and isinstance against
+        # libcst's ABC-based classes costs several times more in this hot path
+        cls = type(node)
+        if cls is cst.Name:
             known = flow.names.get(node.value)
             if known is not None:
                 return known
@@ -515,7 +518,7 @@ class Flow:
             if outer is not None:
                 return outer
             return seed(node.value) if node.value not in ("self", "True", "False", "None") else EMPTY
-        if isinstance(node, cst.Attribute):
+        if cls is cst.Attribute:
             path = dotted(node)
             if path is not None and path in flow.names:
                 return flow.names[path]
@@ -527,21 +530,21 @@ class Flow:
             if isinstance(node.value, cst.Name) and node.value.value == "self":
                 return seed(attr) if HASH_NAME.search(attr) is None else EMPTY
             return ev(node.value)
-        if isinstance(node, cst.Subscript):
+        if cls is cst.Subscript:
             return self._subscript(node, flow, depth)
-        if isinstance(node, cst.BinaryOperation):
+        if cls is cst.BinaryOperation:
             left, right = ev(node.left), ev(node.right)
             if isinstance(node.operator, (cst.Divide, cst.Power)) or isinstance(node.left, cst.Float) or isinstance(node.right, cst.Float):
                 return demote(union(left, right))
             return self._combine(node.operator, left, right, node, node, node.left, node.right)
-        if isinstance(node, cst.UnaryOperation):
+        if cls is cst.UnaryOperation:
             return ev(node.expression)
-        if isinstance(node, cst.Call):
+        if cls is cst.Call:
             return self._call(node, flow, depth)
-        if isinstance(node, (cst.Tuple, cst.List)):
+        if cls in (cst.Tuple, cst.List):
             items = tuple(ev(e.value) for e in node.elements)
             fact = union(*items)
-            if isinstance(node, cst.Tuple) and len(items) >= 2:
+            if cls is cst.Tuple and len(items) >= 2:
                 tgt_items = [f for f in items if f.has("tgt")]
                 ctx_items = [f for f in items if not f.has("tgt") and f.tokenish]
                 if tgt_items and ctx_items:
@@ -549,19 +552,19 @@ class Flow:
                     fact = with_label(fact, "exact", "tuple key")
                     fact = Fact(fact.labels, fact.why, node, self._stmt)
             return Fact(fact.labels, fact.why, fact.key_node, fact.key_stmt, items)
-        if isinstance(node, cst.IfExp):
+        if cls is cst.IfExp:
             return union(ev(node.body), ev(node.orelse))
-        if isinstance(node, cst.Dict):
+        if cls is cst.Dict:
             return union(*(ev(e.value) for e in node.elements))
-        if isinstance(node, (cst.Comparison, cst.BooleanOperation)):
-            parts = [node.left] + ([c.comparator for c in node.comparisons] if isinstance(node, cst.Comparison) else [node.right])
+        if cls in (cst.Comparison, cst.BooleanOperation):
+            parts = [node.left] + ([c.comparator for c in node.comparisons] if cls is cst.Comparison else [node.right])
             fact = union(*(ev(p) for p in parts))
             return Fact(fact.labels - {"key", "hash"}, fact.why)
-        if isinstance(node, (cst.ListComp, cst.GeneratorExp, cst.SetComp)):
+        if cls in (cst.ListComp, cst.GeneratorExp, cst.SetComp):
             return ev(node.elt)
-        if isinstance(node, cst.NamedExpr):
+        if cls is cst.NamedExpr:
             return ev(node.value)
-        if isinstance(node, cst.StarredElement):
+        if cls is cst.StarredElement:
             return ev(node.value)
         return EMPTY
 

@@ -101,7 +101,8 @@ def children(node: cst.CSTNode) -> list[cst.CSTNode]:
         value = getattr(node, name)
         cls = type(value)
         if cls is tuple or cls is list:
-            out.extend(item for item in value if _is_node_type(type(item)))
+            if value and _is_node_type(type(value[0])):  # libcst's sequences hold nodes only
+                out.extend(value)
         elif _is_node_type(cls):
             out.append(value)
     return out
@@ -244,7 +245,7 @@ class Scope:
 
     def assigned(self, name: str) -> list[Assignment]:
         """Assignments to a plain name in this scope."""
-        return [a for a in self.assignments if isinstance(a.target, cst.Name) and a.target.value == name]
+        return [a for a in self.assignments if type(a.target) is cst.Name and a.target.value == name]
 
 
 # -- the walker -----------------------------------------------------------------------------
