@@ -222,7 +222,8 @@ class Run:
     def gpu_model(self) -> str | None:
         if not self.gpus:
             return None
-        return max(set(self.gpus), key=self.gpus.count)
+        # the most common model; on a tie the first listed (a set's order would change between runs)
+        return max(dict.fromkeys(self.gpus), key=self.gpus.count)
 
 
 @dataclass

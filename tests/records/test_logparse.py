@@ -151,3 +151,11 @@ def test_long_logs_are_applied_in_bounded_batches():
     parse = logparse.parse_text("long.log", head + steps + "step:1/20000" + tail)
     run = parse.main_run
     assert run.steps_seen >= 30_000 and run.train_time().value == 600.021 and run.seed.value == 3
+
+
+def test_gpu_model_is_the_most_common_one_and_the_first_listed_on_a_tie():
+    from auditor.records.logparse import Run
+
+    assert Run(0, 1, gpus=["RTX 5060 Ti", "RTX 5080"]).gpu_model() == "RTX 5060 Ti"
+    assert Run(0, 1, gpus=["RTX 5080", "RTX 5060 Ti"]).gpu_model() == "RTX 5080"
+    assert Run(0, 1, gpus=["A", "B", "B"]).gpu_model() == "B"
