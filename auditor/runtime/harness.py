@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from auditor.runtime.compat import backport_fstrings
 from auditor.runtime.sandbox import ChildResult, Limits, run_child
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ class Causality:
     adjustments: list[str] = field(default_factory=list)
     error: dict[str, Any] | None = None
     hashed_tables: bool = False
+    #: What the kernel confined the sandbox to (auditor.runtime.confine.Confinement.to_dict()).
+    confinement: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -92,7 +95,7 @@ class Causality:
             "status": self.status, "reasons": self.reasons, "rows": [r.to_dict() for r in self.rows],
             "passes": self.passes, "sandbox_events": self.sandbox_events, "seconds": round(self.seconds, 2),
             "script": self.script, "run_env": self.run_env, "knobs": self.knobs, "adjustments": self.adjustments,
-            "error": self.error,
+            "error": self.error, "confinement": self.confinement,
         }
 
 
@@ -183,8 +186,9 @@ HASH_SIGNS = re.compile(r"primes?\[|_PRIME|\bprime\b|BUCKETS|bucket|hash", re.I)
 TABLE_SIGNS = re.compile(r"np\.add\.at|bincount|index_add_|scatter_add_|\.at\[")
 
 
-def _job_files(bundle: Bundle) -> tuple[dict[str, bytes], str, str, list[str]]:
-    """The files to copy, the script to run (decoded payload for wrappers), its __file__, notes."""
+def _job_files(bundle: Bundle) -> tuple[dict[str, bytes], str, str, list[str], list[str]]:
+    """The files to copy, the script to run (decoded payload for wrappers), its __file__, notes,
+    and what was adjusted in the copies."""
     files: dict[str, bytes] = {}
     notes: list[str] = []
     for f in bundle.files:
@@ -197,14 +201,37 @@ def _job_files(bundle: Bundle) -> tuple[dict[str, bytes], str, str, list[str]]:
     main = bundle.main_script
     source = bundle.main_source
     if main is None or source is None:
-        return files, "", "", notes
-    script = main.rel
+        return files, "", "", notes, []
+    script = run_as = main.rel
     if source.is_decoded:
         folder = script.rsplit("/", 1)[0] + "/" if "/" in script else ""
-        decoded = f"{folder}__pg_decoded__{script.rsplit('/', 1)[-1]}"
-        files[decoded] = source.text.encode("utf-8")
-        return files, decoded, script, notes
-    return files, script, script, notes
+        run_as = f"{folder}__pg_decoded__{script.rsplit('/', 1)[-1]}"
+        files[run_as] = source.text.encode("utf-8")
+    return files, run_as, script, notes, _backported(files)
+
+
+def _backported(files: dict[str, bytes]) -> list[str]:
+    """Rewrite, in the copies, the Python 3.12 f-strings this interpreter cannot compile
+    (auditor.runtime.compat), unless PGOLF_AUDIT_RUNTIME_PYTHON names an interpreter that can."""
+    if os.environ.get("PGOLF_AUDIT_RUNTIME_PYTHON") or sys.version_info >= (3, 12):
+        return []
+    done: list[str] = []
+    for rel in [r for r in files if r.endswith(".py")]:
+        try:
+            text = files[rel].decode("utf-8")
+            compile(text, rel, "exec")
+            continue
+        except SyntaxError:
+            pass
+        except (UnicodeDecodeError, ValueError, RecursionError, MemoryError):
+            continue
+        backport = backport_fstrings(text)
+        if backport is not None and backport[1]:
+            files[rel] = backport[0].encode("utf-8")
+            done.append(f"{rel.rsplit('/', 1)[-1]}: {backport[1]} f-string(s) of Python 3.12 syntax run as "
+                        f"str.format calls on Python {sys.version_info.major}.{sys.version_info.minor} "
+                        "(same lines)")
+    return done
 
 
 PROGRESS_KEY = "runtime.progress"
@@ -223,7 +250,7 @@ def causality_of(bundle: Bundle, settings: dict[str, Any] | None = None, limits:
 
 def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progress: Any = None) -> Causality:
     started = time.monotonic()
-    files, script, file_name, notes = _job_files(bundle)
+    files, script, file_name, notes, backported = _job_files(bundle)
     if not script:
         return Causality("inconclusive", ["no main script (train_gpt.py) to run"], seconds=time.monotonic() - started)
     source = bundle.main_source
@@ -245,6 +272,7 @@ def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progre
     out.script = script
     out.run_env = run_env
     out.reasons[:0] = notes
+    out.adjustments[:0] = backported
     out.seconds = time.monotonic() - started
     out.decoded_from = source.origin if source is not None else None
     out.script_lines = _def_lines(text)
@@ -296,7 +324,8 @@ def interpret(child: ChildResult, source_text: str = "") -> Causality:
     passes = base.get("passes", []) if base else []
     out = Causality("inconclusive", rows=rows, passes=passes, sandbox_events=raw.get("sandbox_events") or [],
                     knobs=raw.get("knobs") or {}, adjustments=raw.get("adjustments") or [],
-                    error=raw.get("error") or (base or {}).get("error"), raw=raw)
+                    error=raw.get("error") or (base or {}).get("error"), raw=raw,
+                    confinement=raw.get("confinement") or {})
     scaled = any("BUCKET" in k.upper() for k in out.knobs) or any("scaled" in a for a in out.adjustments)
     out.hashed_tables = bool(HASH_SIGNS.search(source_text) and TABLE_SIGNS.search(source_text))
     reasons: list[str] = []
