@@ -83,6 +83,11 @@ def print_result(console: Console, path: str, result: Causality) -> None:
         console.print(Text(f"  run with the README's settings: {shown}", style="dim"))
     if result.adjustments:
         console.print(Text("  adjusted for the CPU run: " + "; ".join(result.adjustments[:5]), style="dim"))
+    native = [e["detail"] for e in result.sandbox_events if e.get("kind") == "native" and not e.get("blocked")]
+    if native:
+        c = result.confinement
+        console.print(Text(f"  the submission's native code ran confined by the kernel (Landlock ABI "
+                           f"{c.get('landlock_abi')}, no network device): " + "; ".join(native[:3]), style="dim"))
     console.print()
 
 

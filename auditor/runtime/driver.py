@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from auditor.runtime import data, guard, loader, probes, stubs, track
+from auditor.runtime import confine, data, guard, loader, probes, stubs, track
 from auditor.runtime.track import TRACKER
 
 OUT_OF_TIME = "time budget spent"
@@ -990,6 +990,11 @@ def main(job_path: str) -> int:
         sys.path.insert(0, str((workdir / "submission" / job["script"]).parent))
         stubs.install(session.settings.threads, session.settings.fp32)
         wall = guard.Guard(str(workdir), extra_read_roots=[str(Path(__file__).resolve().parent.parent)])
+        # the kernel's wall goes up before any submission code runs; only behind it may the
+        # submission's own native code run
+        confinement = confine.confine(str(workdir), wall.read_roots)
+        wall.native_code = confinement.native_code_allowed
+        out["confinement"] = confinement.to_dict()
         session.guard = wall
         guard.redirect_host_temp(str(workdir), wall)
         wall.install()

@@ -12,11 +12,20 @@ temporary working folder (:mod:`auditor.runtime.sandbox`). Inside, an audit hook
 Each refusal raises ``PermissionError`` in the submission and is recorded, so the report can
 say what was attempted. ``subprocess`` calls of ``nvidia-smi`` (which every script makes
 to log its GPU) return an empty output instead of failing, and are recorded as well.
+
+The submission's own native code (a C helper it compiles with ``gcc`` and loads with
+``ctypes``, a shared library or compiled module it ships) is out of the hook's sight, so it
+runs only when the kernel confines the child (:mod:`auditor.runtime.confine`: Landlock and no
+network device); then compiler calls whose files all lie in the sandbox folder run for real.
+Anywhere else compiling and loading such code is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.machinery
 import os
+import re
 import site
 import socket
 import subprocess
@@ -30,6 +39,10 @@ HARMLESS_PROGRAMS = frozenset({"nvidia-smi", "nvcc", "hostname", "uname", "lscpu
 #: Programs that only transform their input for a size estimate (a minifier sizing the code):
 #: they answer with their input unchanged.
 ECHO_PROGRAMS = frozenset({"pyminify", "python-minifier"})
+#: C compilers a submission may run on its own sources when native code is allowed.
+COMPILER = re.compile(r"^(gcc|g\+\+|cc|c\+\+|clang|clang\+\+)(-\d+(\.\d+)*)?$")
+#: The real subprocess entry points, kept before the guard replaces them.
+_REAL = {name: getattr(subprocess, name) for name in ("Popen", "run", "check_output", "call", "check_call")}
 
 NETWORK_EVENTS = frozenset({
     "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
@@ -57,8 +70,11 @@ class Refused(FileNotFoundError, PermissionError):
 class Guard:
     """The audit hook and its record of refused and tolerated attempts."""
 
-    def __init__(self, workdir: str, extra_read_roots: list[str] | None = None) -> None:
+    def __init__(self, workdir: str, extra_read_roots: list[str] | None = None, native_code: bool = False) -> None:
         self.workdir = os.path.realpath(workdir)
+        #: Whether the submission's own compiled code may run (the kernel confines the child).
+        self.native_code = native_code
+        self._spawning = False
         roots = {self.workdir, sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr", "/lib", "/lib64", "/lib32",
                  "/etc", "/proc", "/sys", "/dev", "/bin", "/sbin", "/opt", "/run/shm", "/dev/shm"}
         for getter in (site.getsitepackages,):
@@ -109,7 +125,17 @@ class Guard:
             if family in (socket.AF_INET, socket.AF_INET6):
                 self.refuse("network", f"socket {_short(args)}")
         elif event in PROCESS_EVENTS:
-            self.refuse("process", f"{event} {_short(args)}")
+            if not self._spawning:
+                self.refuse("process", f"{event} {_short(args)}")
+        elif event == "ctypes.dlopen":
+            name = args[0] if args else None
+            if isinstance(name, (str, bytes, os.PathLike)) and os.fsdecode(name) and \
+                    self._under(name, (self.workdir,)):
+                if not self.native_code:
+                    self.refuse("native", f"loading {os.fsdecode(name)!r}: the submission's own native code runs "
+                                "only where the kernel confines the sandbox (Landlock, no network device)")
+                self.note("native", f"loaded {os.path.basename(os.fsdecode(name))} (confined by the kernel)",
+                          blocked=False)
         elif event == "open":
             path, mode, flags = (list(args) + [None, None, None])[:3]
             writing = False
@@ -137,13 +163,56 @@ class Guard:
         elif event == "sys.addaudithook":
             self.refuse("process", "sys.addaudithook")
 
+    def may_compile(self, args: Any, kwargs: dict[str, Any]) -> bool:
+        """Whether a program call is a C compiler run on files of the sandbox folder only, while
+        native code is allowed."""
+        if not self.native_code or kwargs.get("shell") or not isinstance(args, (list, tuple)) or not args:
+            return False
+        if not COMPILER.match(Path(os.fsdecode(args[0])).name):
+            return False
+        paths = []
+        for arg in (os.fsdecode(a) for a in args[1:] if isinstance(a, (str, bytes, os.PathLike))):
+            if arg.startswith("-o") and len(arg) > 2:
+                paths.append(arg[2:])
+            elif not arg.startswith("-"):
+                paths.append(arg)
+        return bool(paths) and all(self._under(p, (self.workdir,)) for p in paths)
+
+    @contextlib.contextmanager
+    def spawning(self) -> Any:
+        """Let one allowed program start (the audit hook would refuse it)."""
+        self._spawning = True
+        try:
+            yield
+        finally:
+            self._spawning = False
+
     # -- installing ---------------------------------------------------------------------------
 
     def install(self) -> None:
         sys.addaudithook(self.hook)
         self._patch_subprocess()
         self._patch_socket()
+        self._patch_extension_modules()
         self.active = True
+
+    def _patch_extension_modules(self) -> None:
+        """Compiled modules of the submission's folder load only when native code is allowed
+        (importing one raises no audit event of its own)."""
+        guard = self
+        loader = importlib.machinery.ExtensionFileLoader
+        original = loader.create_module
+
+        def create_module(self_: Any, spec: Any) -> Any:
+            path = getattr(spec, "origin", None) or getattr(self_, "path", "")
+            if path and guard._under(path, (guard.workdir,)):
+                if not guard.native_code:
+                    guard.refuse("native", f"importing the compiled module {os.path.basename(path)!r}: the "
+                                 "submission's own native code runs only where the kernel confines the sandbox")
+                guard.note("native", f"imported {os.path.basename(path)} (confined by the kernel)", blocked=False)
+            return original(self_, spec)
+
+        loader.create_module = create_module  # type: ignore[method-assign]
 
     def _patch_socket(self) -> None:
         guard = self
@@ -166,6 +235,13 @@ class Guard:
             return Path(os.fsdecode(first)).name if isinstance(first, (str, bytes, os.PathLike)) else str(first)
 
         class FakePopen:
+            def __new__(cls, args: Any, *a: Any, **kwargs: Any) -> Any:
+                if guard.may_compile(args, kwargs):  # the real program, in a real Popen
+                    guard.note("native", f"compiled (confined by the kernel): {_short((args,))}", blocked=False)
+                    with guard.spawning():
+                        return _REAL["Popen"](args, *a, **kwargs)
+                return super().__new__(cls)
+
             def __init__(self, args: Any, *a: Any, **kwargs: Any) -> None:
                 name = program(args)
                 if name not in HARMLESS_PROGRAMS and name not in ECHO_PROGRAMS:
@@ -203,14 +279,26 @@ class Guard:
                 pass
 
         def run(args: Any, *a: Any, **kwargs: Any) -> subprocess.CompletedProcess:
+            if guard.may_compile(args, kwargs):  # the real function, whose Popen is FakePopen above
+                return _REAL["run"](args, *a, **kwargs)
             proc = FakePopen(args, **kwargs)
             out, err = proc.communicate(kwargs.get("input"))
             return subprocess.CompletedProcess(args, 0, out, err)
 
         def check_output(args: Any, *a: Any, **kwargs: Any) -> Any:
+            if guard.may_compile(args, kwargs):
+                return _REAL["check_output"](args, *a, **kwargs)
             return FakePopen(args, **kwargs).communicate(kwargs.get("input"))[0]
 
         def call(args: Any, *a: Any, **kwargs: Any) -> int:
+            if guard.may_compile(args, kwargs):
+                return _REAL["call"](args, *a, **kwargs)
+            FakePopen(args, **kwargs)
+            return 0
+
+        def check_call(args: Any, *a: Any, **kwargs: Any) -> int:
+            if guard.may_compile(args, kwargs):
+                return _REAL["check_call"](args, *a, **kwargs)
             FakePopen(args, **kwargs)
             return 0
 
@@ -222,7 +310,7 @@ class Guard:
         subprocess.run = run  # type: ignore[assignment]
         subprocess.check_output = check_output  # type: ignore[assignment]
         subprocess.call = call  # type: ignore[assignment]
-        subprocess.check_call = call  # type: ignore[assignment]
+        subprocess.check_call = check_call  # type: ignore[assignment]
         subprocess.getoutput = getoutput  # type: ignore[assignment]
         subprocess.getstatusoutput = lambda cmd, *a, **k: (0, getoutput(cmd))  # type: ignore[assignment]
         os.system = lambda cmd: (FakePopen(cmd), 0)[1]  # type: ignore[assignment]
