@@ -670,6 +670,24 @@ class Session:
 
         sys.meta_path.insert(0, Finder())
 
+        # A helper loaded by path (importlib.util.spec_from_file_location + exec_module, as some
+        # scripts load their evaluation module) gets the same loader: its evaluation functions
+        # are wrapped and captured like those of an imported sibling.
+        original_spec = importlib.util.spec_from_file_location
+        folder = root.resolve()
+
+        def spec_from_file_location(name: str, location: Any = None, *, loader: Any = None, **kwargs: Any) -> Any:
+            if loader is None and location is not None:
+                try:
+                    path = Path(os.fsdecode(location)).resolve()
+                    if path.suffix == ".py" and path.is_file() and path.is_relative_to(folder):
+                        loader = Loader(path)
+                except (OSError, TypeError, ValueError):
+                    pass
+            return original_spec(name, location, loader=loader, **kwargs)
+
+        importlib.util.spec_from_file_location = spec_from_file_location  # type: ignore[assignment]
+
     def run_pipeline(self, label: str, stream: np.ndarray) -> dict[str, Any]:
         self.take_snapshots = label == "baseline"
         self.write_val(stream)

@@ -52,6 +52,7 @@ def test_legal_fixtures_pass_every_probe(name, runtime_results):
 
 @pytest.mark.parametrize(("name", "probe", "tag"), [
     ("ngram_target_in_key", "substitution", "target_in_key"),
+    ("helper_loaded_by_path", "substitution", "target_in_key"),  # the evaluation is in a module loaded by path
     ("cache_plus1_leak", "substitution", "target_in_key"),
     ("target_gated_mixer", "substitution", "target_gated"),
     ("slot", "future", "slot"),
