@@ -126,10 +126,7 @@ def confine(workdir: str, read_roots: tuple[str, ...]) -> Confinement:
         out.problem = f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}"
         return out
     try:
-        rights = {os.path.realpath(workdir): writes | READS}
-        for path in EXTRA_WRITABLE:
-            rights[path] = rights.get(path, 0) | (WRITE_FILE | (TRUNCATE if out.abi >= 3 else 0)
-                                                   if path == "/dev/null" else writes | READS)
+        rights = {os.path.realpath(path): writes | READS for path in (workdir, *EXTRA_WRITABLE)}
         for root in read_roots:
             real = os.path.realpath(root)
             rights[real] = rights.get(real, 0) | READS
