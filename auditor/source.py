@@ -182,6 +182,14 @@ class PythonSource:
         return {"decoded": True, "wrapper_line": self.origin.line} if self.origin else {}
 
 
+_DETACHED = cst.Module(body=[])
+
+
+def code_of(node: cst.CSTNode) -> str:
+    """The code of a node as written, without its source (default whitespace conventions)."""
+    return _DETACHED.code_for_node(node)
+
+
 @contextmanager
 def _parser_nodes_unchecked() -> Iterator[None]:
     """Skip libcst's per-node validation while its parser builds a tree.

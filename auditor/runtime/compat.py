@@ -22,12 +22,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-_EMPTY = cst.Module(body=[])
-
-
-def _code(node: cst.CSTNode) -> str:
-    return _EMPTY.code_for_node(node)
-
+from auditor.source import code_of
 
 def _compiles(expression: str) -> bool:
     try:
@@ -47,12 +42,12 @@ def _template(parts: tuple[cst.BaseFormattedStringContent, ...], args: list[str]
             out.append(part.value)  # escapes and {{ }} mean the same in a str.format template
             continue
         assert isinstance(part, cst.FormattedStringExpression)
-        expression = _code(part.expression)
+        expression = code_of(part.expression)
         field = "{"
         if part.equal is not None:
             # "=" prints the expression as written, then its repr unless a conversion or spec is given
-            shown = (_code(part.whitespace_before_expression) + expression + _code(part.whitespace_after_expression)
-                     + _code(part.equal.whitespace_before) + "=" + _code(part.equal.whitespace_after))
+            shown = (code_of(part.whitespace_before_expression) + expression + code_of(part.whitespace_after_expression)
+                     + code_of(part.equal.whitespace_before) + "=" + code_of(part.equal.whitespace_after))
             out.append(shown.replace("{", "{{").replace("}", "}}"))
             if part.conversion is None and part.format_spec is None:
                 field += "!r"
@@ -84,7 +79,7 @@ class _Backport(cst.CSTTransformer):
         self, original_node: cst.FormattedString, updated_node: cst.FormattedString
     ) -> cst.BaseExpression:
         # inner f-strings are rewritten first; the outer one may compile once they are
-        if _compiles(_code(updated_node.with_changes(lpar=[], rpar=[]))):
+        if _compiles(code_of(updated_node.with_changes(lpar=[], rpar=[]))):
             return updated_node
         self.rewritten += 1
         return format_call(updated_node)

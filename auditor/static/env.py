@@ -25,12 +25,10 @@ from typing import Any
 
 import libcst as cst
 
+from auditor.source import code_of
 from auditor.static.index import Scope, SourceIndex
 from auditor.static.names import dotted
 
-
-#: For comparing expressions by their code.
-_EMPTY = cst.Module(body=[])
 
 class _Unknown:
     def __repr__(self) -> str:
@@ -375,7 +373,7 @@ class Config:
                 plain = [a for a in assigned
                          if a.kind in ("assign", "ann") and a.value is not None and a.position is None]
                 if len(plain) == len(assigned) and (
-                        len(plain) == 1 or len({_EMPTY.code_for_node(a.value) for a in plain}) == 1):
+                        len(plain) == 1 or len({code_of(a.value) for a in plain}) == 1):
                     result = self.evaluate(plain[0].value, current, depth + 1)
                     # Only configuration decides: a local computed from nothing in the
                     # environment (a list that is appended to later, a counter) is unknown.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from auditor.source import code_of
 from auditor.static.flow import Fact, Flow, flow_of
 from auditor.static.index import CallSite, Scope, SourceIndex, Stmt
 from auditor.static.names import dotted
@@ -122,13 +123,9 @@ def _computed_without_grad(scope: Scope, value: cst.BaseExpression) -> bool:
     for assignment in scope.assignments:
         target = assignment.target
         if isinstance(target, cst.Name) and target.value in needed and in_no_grad(assignment.stmt):
-            if assignment.value is not None and SCORE_VALUE.search(_code(assignment.value)):
+            if assignment.value is not None and SCORE_VALUE.search(code_of(assignment.value)):
                 return True
     return False
-
-
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node)
 
 
 def scoring_functions(program: Program) -> set[str]:
@@ -168,7 +165,7 @@ def is_epoch_loop(loop) -> bool:  # noqa: ANN001
     """A loop over epochs (``for epoch in range(args.ttt_epochs)``): each pass covers the whole set."""
     if not isinstance(loop, cst.For):
         return False
-    text = " ".join(filter(None, (dotted(loop.target), _code(loop.iter))))
+    text = " ".join(filter(None, (dotted(loop.target), code_of(loop.iter))))
     return bool(re.search(r"epoch|(^|_)ep(_|$|s\b)", text, re.I))
 
 

@@ -9,7 +9,7 @@ import libcst as cst
 
 from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
-from auditor.source import PythonSource
+from auditor.source import PythonSource, code_of
 from auditor.static.base import StaticRule
 from auditor.static.flow import depends, flow_of, names_in
 from auditor.static.index import Scope, SourceIndex, Stmt
@@ -345,7 +345,7 @@ class SlotOnScoredTargets(StaticRule):
         lower, upper = element.lower, element.upper
         lower_name = lower.value if isinstance(lower, cst.Name) else None
         upper_text = dotted(upper) if upper is not None else None
-        upper_code = cst.Module(body=[]).code_for_node(upper) if upper is not None else ""
+        upper_code = code_of(upper) if upper is not None else ""
         if lower_name is not None and lower_name in starts:
             return "scored"
         if (upper_text is not None and upper_text in starts) or "stride" in upper_code:
