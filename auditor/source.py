@@ -118,10 +118,9 @@ class PythonSource:
         or only read (ast), and every analysis keeps its own maps per source. Two sources of one
         submission never share a tree, so that the nodes of one program stay distinct.
         """
-        bundle = self.bundle
-        if bundle is not None and any(s is not self and s.text == self.text for s in bundle.sources):
+        if self._share_key is None:
             return parse()
-        key = (kind, hashlib.blake2b(self.text.encode("utf-8", "surrogateescape"), digest_size=16).digest())
+        key = (kind, self._share_key)
         if key in _RECENT_TREES:
             _RECENT_TREES.move_to_end(key)
             return _RECENT_TREES[key]
@@ -129,6 +128,15 @@ class PythonSource:
         while len(_RECENT_TREES) > RECENT_TREES:
             _RECENT_TREES.popitem(last=False)
         return tree
+
+    @cached_property
+    def _share_key(self) -> bytes | None:
+        """The digest under which this source's trees are shared; ``None`` when another source
+        of its submission has the same text (see :meth:`_shared`)."""
+        bundle = self.bundle
+        if bundle is not None and any(s is not self and s.text == self.text for s in bundle.sources):
+            return None
+        return hashlib.blake2b(self.text.encode("utf-8", "surrogateescape"), digest_size=16).digest()
 
     def cached(self, key: str, build: Callable[[], T]) -> T:
         """``build()`` once per source. The result lives as long as the source does: a module-level

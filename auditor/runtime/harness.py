@@ -171,11 +171,14 @@ def usable_run_env(env: dict[str, str]) -> dict[str, str]:
 def runtime_python(text: str) -> str | None:
     """The interpreter for the sandbox: this one, or ``PGOLF_AUDIT_RUNTIME_PYTHON`` when the script
     needs a newer Python (PEP 701 f-strings need 3.12) and that variable names one."""
+    override = os.environ.get("PGOLF_AUDIT_RUNTIME_PYTHON")
+    if not override:
+        return None  # nothing to choose (the f-string rewrite, _backported, covers 3.12 syntax)
     try:
         compile(text, "<script>", "exec")
         return None
     except SyntaxError:
-        return os.environ.get("PGOLF_AUDIT_RUNTIME_PYTHON") or None
+        return override
     except (ValueError, RecursionError, MemoryError):
         return None
 

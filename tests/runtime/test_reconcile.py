@@ -101,3 +101,5 @@ def test_a_newer_python_is_chosen_only_when_the_script_needs_it(monkeypatch):
     monkeypatch.setenv("PGOLF_AUDIT_RUNTIME_PYTHON", "/opt/python3.12/bin/python")
     assert runtime_python("x = 1\n") is None
     assert runtime_python("def f(:\n") == "/opt/python3.12/bin/python"  # does not compile here
+    monkeypatch.delenv("PGOLF_AUDIT_RUNTIME_PYTHON")
+    assert runtime_python("def f(:\n") is None  # no other interpreter named: this one runs it
