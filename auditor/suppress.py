@@ -101,9 +101,10 @@ def _inline_reason(bundle: Bundle, finding: Finding) -> tuple[bool, str] | None:
 
 
 def apply_suppressions(
-    findings: list[Finding], bundle: Bundle, waivers: Sequence[Waiver], inline: bool = True
+    findings: list[Finding], bundle: Bundle | None, waivers: Sequence[Waiver], inline: bool = True
 ) -> list[Finding]:
-    """Mark waived and inline-suppressed findings as suppressed, keeping them in the list."""
+    """Mark waived and inline-suppressed findings as suppressed, keeping them in the list
+    (inline comments are read from ``bundle``; without one, only waivers apply)."""
     by_fingerprint = {w.fingerprint: w for w in waivers}
     out = []
     for finding in findings:
@@ -112,7 +113,7 @@ def apply_suppressions(
             reason = f"waived: {waiver.reason}" + (f" ({waiver.link})" if waiver.link else "")
             out.append(finding.with_status(Status.SUPPRESSED, reason))
             continue
-        if inline and finding.status is Status.ACTIVE:
+        if inline and bundle is not None and finding.status is Status.ACTIVE:
             found = _inline_reason(bundle, finding)
             if found is not None:
                 has_reason, reason = found

@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from auditor.errors import UsageError
 from auditor.findings import Verdict, verdict_of
 from auditor.gitrepo import GitRepo, TreeEntry
 from auditor.pulls import Folder, PullFolders, PullIndex, main_ref, pull_heads
+from auditor.suppress import Waiver, apply_suppressions
 
 NAME = "triage"
 HELP = "audit many pull requests of a clone: JSONL rows, a summary table, a cache by git blob id"
@@ -310,7 +312,8 @@ def triage(
     # 2. audits, by folder key: a folder's audit does not depend on the PR it came in, so identical
     # folders in several PRs are audited once (the PR-level check is applied to the rows, step 3)
     opts_fp = {"select": options.select, "ignore": options.ignore, "runtime": options.runtime,
-               "context": options.context}
+               "context": options.context, "inline_suppressions": options.inline_suppressions,
+               "waivers": sorted(w.fingerprint for w in options.waivers)}
     units: dict[str, Unit] = {}
     folder_keys: dict[int, list[str]] = {}
     found_results: dict[str, dict[str, Any]] = {}
@@ -362,16 +365,16 @@ def triage(
     for n in chosen:
         entry = entries[n]
         reports = [found_results[k] for k in folder_keys.get(n, []) if k in found_results]
-        outcome.rows.append(row_for(n, entry, with_pull_request_checks(reports, entry, selected)))
+        outcome.rows.append(row_for(n, entry, with_pull_request_checks(reports, entry, selected, options.waivers)))
     outcome.total_s = time.perf_counter() - start
     return outcome
 
 
-def with_pull_request_checks(reports: list[dict[str, Any]], entry: dict[str, Any],
-                              selected: set[str]) -> list[dict[str, Any]]:
+def with_pull_request_checks(reports: list[dict[str, Any]], entry: dict[str, Any], selected: set[str],
+                             waivers: Sequence[Waiver] = ()) -> list[dict[str, Any]]:
     """The folder reports of one PR with the checks that depend on the PR added (PG308: a PR
-    adds one folder), as ``pgolf-audit pr`` reports them. Returns new dicts; the cached ones
-    stay as they are."""
+    adds one folder, waivers applied), as ``pgolf-audit pr`` reports them. Returns new dicts;
+    the cached ones stay as they are."""
     if "PG308" not in selected:
         return reports
     pr_folders = [f["path"] for f in entry.get("folders", [])]
@@ -382,6 +385,7 @@ def with_pull_request_checks(reports: list[dict[str, Any]], entry: dict[str, Any
         if finding is None or report.get("verdict") == "error":
             out.append(report)
             continue
+        (finding,) = apply_suppressions([finding], None, waivers, inline=False)
         verdict = max(report.get("verdict", "clean"), verdict_of([finding]).value, key=lambda v: VERDICT_ORDER.get(v, 0))
         out.append(report | {"findings": [*report.get("findings", []), finding.to_dict()], "verdict": verdict})
     return out

@@ -7,12 +7,14 @@ import subprocess
 
 import pytest
 
+from auditor import registry
 from auditor.commands.triage import parse_prs, triage
 from auditor.engine import AuditOptions
 from auditor.errors import UsageError
 from auditor.gitrepo import GitRepo
 from auditor.pulls import PullIndex, group_folders, main_ref, pull_heads
 from auditor.records import samples as S
+from auditor.suppress import Waiver
 
 from ..conftest import run_cli
 
@@ -137,6 +139,13 @@ def test_triage_audits_a_folder_once_and_applies_the_pull_request_check_per_row(
     ignored = triage(str(clone), numbers=[6], options=AuditOptions(select=["PG3"], ignore=["PG308"]), jobs=1,
                      cache_root=tmp_path / "other")
     assert not [f for f in ignored.rows[0].get("findings", []) if f["code"] == "PG308"]
+    finding = registry.get("PG308").one_folder_per_pull_request(f"{TRACK}/2026-04-05_A", ["a", "b"])
+    waiver = Waiver(finding.fingerprint, "two ablations, kept together")
+    waived = triage(str(clone), numbers=[6], jobs=1, cache_root=tmp_path / "waived",
+                    options=AuditOptions(select=["PG3"], waivers=[waiver]))
+    row = waived.rows[0]["findings"]
+    assert [f["where"] for f in row if "adds 2 folders" in f["message"]] == [
+        f"{TRACK}/records/track_10min_16mb/2026-04-05_B"]  # folder A's finding is waived (rows list active ones)
 
 
 def test_triage_command_writes_jsonl(clone, tmp_path):
