@@ -279,38 +279,36 @@ class Guard:
                 pass
 
         def run(args: Any, *a: Any, **kwargs: Any) -> subprocess.CompletedProcess:
-            if guard.may_compile(args, kwargs):  # the real function, whose Popen is FakePopen above
-                return _REAL["run"](args, *a, **kwargs)
             proc = FakePopen(args, **kwargs)
             out, err = proc.communicate(kwargs.get("input"))
             return subprocess.CompletedProcess(args, 0, out, err)
 
         def check_output(args: Any, *a: Any, **kwargs: Any) -> Any:
-            if guard.may_compile(args, kwargs):
-                return _REAL["check_output"](args, *a, **kwargs)
             return FakePopen(args, **kwargs).communicate(kwargs.get("input"))[0]
 
         def call(args: Any, *a: Any, **kwargs: Any) -> int:
-            if guard.may_compile(args, kwargs):
-                return _REAL["call"](args, *a, **kwargs)
             FakePopen(args, **kwargs)
             return 0
 
-        def check_call(args: Any, *a: Any, **kwargs: Any) -> int:
-            if guard.may_compile(args, kwargs):
-                return _REAL["check_call"](args, *a, **kwargs)
-            FakePopen(args, **kwargs)
-            return 0
+        def compilers_run(name: str, fake: Any) -> Any:
+            """``fake``, except for allowed compiler calls, which go to the real function (whose
+            Popen is FakePopen above, which starts the real program)."""
+            def entry(args: Any, *a: Any, **kwargs: Any) -> Any:
+                if guard.may_compile(args, kwargs):
+                    return _REAL[name](args, *a, **kwargs)
+                return fake(args, *a, **kwargs)
+
+            return entry
 
         def getoutput(cmd: Any, *a: Any, **k: Any) -> str:
             FakePopen(cmd, text=True)
             return ""
 
         subprocess.Popen = FakePopen  # type: ignore[misc,assignment]
-        subprocess.run = run  # type: ignore[assignment]
-        subprocess.check_output = check_output  # type: ignore[assignment]
-        subprocess.call = call  # type: ignore[assignment]
-        subprocess.check_call = check_call  # type: ignore[assignment]
+        subprocess.run = compilers_run("run", run)  # type: ignore[assignment]
+        subprocess.check_output = compilers_run("check_output", check_output)  # type: ignore[assignment]
+        subprocess.call = compilers_run("call", call)  # type: ignore[assignment]
+        subprocess.check_call = compilers_run("check_call", call)  # type: ignore[assignment]
         subprocess.getoutput = getoutput  # type: ignore[assignment]
         subprocess.getstatusoutput = lambda cmd, *a, **k: (0, getoutput(cmd))  # type: ignore[assignment]
         os.system = lambda cmd: (FakePopen(cmd), 0)[1]  # type: ignore[assignment]
