@@ -1,5 +1,5 @@
 """The kernel-level wall: native code of a submission runs only where Landlock and a network
-namespace confine it, and then cannot write outside the sandbox folder or reach the network."""
+namespace confine it, and then cannot write outside the sandbox folder."""
 
 from __future__ import annotations
 
