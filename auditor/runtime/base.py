@@ -8,8 +8,9 @@ many rules look at it.
 :func:`reconcile` is the step after all checks ran: runtime evidence for a tag supersedes a
 static hypothesis with that tag. A static warning whose pattern the probes exercised without a
 leak is downgraded to a note that carries the probe evidence ("pattern present, no leak at the
-chunk boundaries"; an error becomes a low-confidence warning for review); one whose leak the
-probes reproduced is confirmed (high confidence).
+chunk boundaries"); a static *error* is never lowered by a pass (the run is untrusted code
+testifying about itself), it only carries the pass as evidence. One whose leak the probes
+reproduced is confirmed (high confidence).
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def probe_summary(result: Causality) -> dict[str, Any]:
 
 def reconcile(findings: list[Finding], bundle: Bundle, codes: set[str] | None = None) -> list[Finding]:
     """After the runtime rules: add PG908 when inconclusive, and confirm or downgrade static
-    hypotheses (PG1xx) with the runtime evidence on this bundle."""
+    hypotheses (PG1xx) with the runtime evidence on this bundle (asymmetric: a failure confirms any
+    static finding it matches; a pass lowers only warnings, see :func:`_passed`)."""
     from auditor.runtime.harness import CACHE_KEY
 
     result = bundle.get(CACHE_KEY)
@@ -143,19 +145,31 @@ def reconcile(findings: list[Finding], bundle: Bundle, codes: set[str] | None = 
             ))
         elif (result.status == "pass" and all(any(p in passed for p in CLEARED_BY[t]) for t in tags)
               and exercised(f, bundle, spans)):
-            probes_run = sorted({p for t in tags for p in CLEARED_BY[t] if p in passed})
-            details = [r.detail for r in result.rows if r.status == "pass" and r.probe in probes_run][:3]
-            # a warning-level hypothesis becomes a note; an error asks for review instead of failing
-            lowered = Severity.WARNING if f.severity is Severity.ERROR else Severity.NOTE
-            out.append(replace(
-                f, severity=lowered, confidence=Confidence.LOW,
-                message=f"{f.message}; pattern present, but the runtime probes found no leak "
-                        f"({', '.join(probes_run)} passed on the script's own evaluation)",
-                evidence={**f.evidence, "runtime": {"status": "pass", "probes": probes_run, "details": details}},
-            ))
+            out.append(_passed(f, tags, result, passed))
         else:
             out.append(_undecided(f, tags, result))
     return out
+
+
+def _passed(f: Finding, tags: set[str], result: Causality, passed: set[str]) -> Finding:
+    """A static finding whose pattern the probes exercised without a leak.
+
+    The run is the submission's code testifying about itself: a cheater that notices the probe
+    run can behave. So a pass only turns a *hypothesis* (a warning) into a note; a static error
+    keeps its severity and confidence, with the pass recorded beside it for the reader.
+    """
+    probes_run = sorted({p for t in tags for p in CLEARED_BY[t] if p in passed})
+    details = [r.detail for r in result.rows if r.status == "pass" and r.probe in probes_run][:3]
+    if f.severity is Severity.ERROR:
+        return replace(f, evidence={**f.evidence, "runtime": {
+            "status": "pass_not_clearing", "probes": probes_run, "details": details,
+            "why": "a runtime pass never clears a static error (the submission's own code ran the probes)"}})
+    return replace(
+        f, severity=Severity.NOTE, confidence=Confidence.LOW,
+        message=f"{f.message}; pattern present, but the runtime probes found no leak "
+                f"({', '.join(probes_run)} passed on the script's own evaluation)",
+        evidence={**f.evidence, "runtime": {"status": "pass", "probes": probes_run, "details": details}},
+    )
 
 
 def passed_spans(bundle: Bundle, result: Causality) -> list[tuple[int, int]]:

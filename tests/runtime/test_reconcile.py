@@ -25,8 +25,8 @@ def eval_val_ngram(model, val_tokens):
 """
 
 
-def static(tag: str, line: int = 5, path: str = "train_gpt.py") -> Finding:
-    return Finding(code="PG102", name="boundary-plus-one", severity=Severity.WARNING, confidence=Confidence.MEDIUM,
+def static(tag: str, line: int = 5, path: str = "train_gpt.py", severity: Severity = Severity.WARNING) -> Finding:
+    return Finding(code="PG102", name="boundary-plus-one", severity=severity, confidence=Confidence.MEDIUM,
                    message="cache update slice ends one past the chunk", location=Location(path, line),
                    tags=(tag,))
 
@@ -55,6 +55,19 @@ def test_a_runtime_pass_downgrades_the_static_hypothesis(scripted):
     assert "no leak" in out[0].message and out[0].evidence["runtime"]["status"] == "pass"
     summary = bundle.get("facts")["runtime"]  # the probe table the review comment shows
     assert summary["status"] == "pass" and [p["probe"] for p in summary["probes"]] == [r.probe for r in PASSING]
+
+
+def test_a_runtime_pass_never_lowers_a_static_error(scripted):
+    # a cheater that detects the probe run behaves and passes: the static error stands
+    bundle = bundle_with(Causality("pass", rows=PASSING), scripted)
+    error = static("target_in_key", 5, bundle.main_source.path, Severity.ERROR)
+    out = reconcile([error], bundle, {"PG102"})
+    assert out[0].severity is Severity.ERROR and out[0].confidence is Confidence.MEDIUM
+    assert out[0].message == error.message
+    assert out[0].evidence["runtime"]["status"] == "pass_not_clearing"
+    from auditor.report.review import refuted
+
+    assert not refuted(out[0])  # not listed under "hypotheses the probes refuted"
 
 
 def test_a_pass_does_not_clear_code_the_run_did_not_evaluate(scripted):
