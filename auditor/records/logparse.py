@@ -12,7 +12,12 @@ What the parser copes with (all seen in real logs):
   as real lines (f-strings), so a segment ending at a separator that looks like Python is
   dropped, lines with ``f"`` or ``log0(`` are ignored, and every pattern is anchored;
 - ANSI colour codes, CRLF line ends, carriage-return progress bars, epoch / ISO-time /
-  ``[date] INFO:`` / ``# `` prefixes, interleaved ``[rankN]:`` lines and dynamo tracebacks;
+  ``[date] INFO:`` / ``# `` prefixes and dynamo tracebacks;
+- torchrun's worker prefixes (``[default0]:``, ``[rank3]:``, any ``[<role><rank>]:``): a prefixed
+  line parses like a plain one. One stream is read: plain and rank-0 lines, or, in a log that
+  has neither, the first other rank that prints something the parser reads (every rank of an
+  unguarded script prints the same lines; reading them all would count each figure eight
+  times, and a stray rank line in a plain log is not the run's evidence);
 - several runs in one file (ablation logs, concatenated logfiles): a new run starts at a
   ``Hyperparameters:`` header, a ``logs/<id>.txt`` line, a ``Running Python`` line or after a
   dumped script, once the current run has shown progress;
@@ -282,6 +287,9 @@ class _Builder:
         self.code_start: int | None = None
         self.first_python: int | None = None
         self.last_python: int | None = None
+        # the stream read (see the module docstring): plain/rank-0 lines seen, or the other rank
+        self.primary_seen = False
+        self.other_rank: int | None = None
 
     # segments ------------------------------------------------------------------------------
 
@@ -325,7 +333,9 @@ class _Builder:
     def feed(self, line_no: int, raw: str) -> None:
         if len(raw) > MAX_LINE:
             return
-        line = P.clean(raw)
+        rank, line = P.clean_ranked(raw)
+        if rank and (self.primary_seen or self.other_rank not in (None, rank)):
+            return  # another worker's copy of the stream already read
         if not line:
             self.in_hparams = False if not raw.strip() else self.in_hparams
             return
@@ -371,6 +381,10 @@ class _Builder:
             return
         if not _has_trigger(line):
             return
+        if rank:
+            self.other_rank = rank
+        else:
+            self.primary_seen = True
         self.pending.append((line_no, lambda n=line_no, t=line: self._line(n, t)))
         if len(self.pending) > MAX_PENDING and self.python_lines < CODE_LINES_MIN:
             self._flush()  # a long stretch of log lines is no dumped script: apply them now

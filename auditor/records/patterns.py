@@ -24,8 +24,11 @@ PREFIX = re.compile(
     r"|#\s+)+"
 )
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
-#: Lines of other ranks, torchrun's own warnings and dynamo tracebacks: never evidence.
-SKIP = re.compile(r"^(?:\[rank\d+\]|[WIE]\d{4} \d\d:\d\d:\d\d|\[W\d{4}|Traceback |\s+File \")")
+#: The prefix torchrun puts before each line of a worker it tees or redirects: the role name and
+#: the local rank in brackets, then a colon (``[default0]:``, ``[rank3]:``, ``[trainer1]:``).
+RANK_PREFIX = re.compile(r"^\[(?P<name>[A-Za-z_][\w.\-]*?)(?P<rank>\d+)\]:")
+#: torchrun's own warnings and dynamo tracebacks: never evidence.
+SKIP = re.compile(r"^(?:[WIE]\d{4} \d\d:\d\d:\d\d|\[W\d{4}|Traceback |\s+File \")")
 #: The separator a training script prints after dumping its own source into the log.
 SEPARATOR = re.compile(r"^={20,}\s*$")
 #: Lines that only Python source has at column 0 (used to recognise a dumped script).
@@ -209,15 +212,34 @@ PROGRESS_LABEL = re.compile(r"\[\s*\d+\s*/\s*\d+\s*\]|(?i:^(?:ttt_chunk|sliding_
 
 def clean(line: str) -> str:
     """A raw log line without line end, ANSI codes, carriage-return overwrites or prefixes."""
+    return clean_ranked(line)[1]
+
+
+def clean_ranked(line: str) -> tuple[int | None, str]:
+    """The worker rank of a torchrun-prefixed line (None for a plain line) and the cleaned line.
+
+    The torchrun prefix may come before or after a time prefix; both are removed, so
+    ``[default0]:stopping_early: …`` reads like ``stopping_early: …``.
+    """
     line = line.rstrip("\n").rstrip("\r")
     if "\r" in line:
         pieces = [p for p in line.split("\r") if p.strip()]
         line = pieces[-1] if pieces else ""
     if "\x1b" in line:
         line = ANSI.sub("", line)
-    if line[:1].isdigit() or line[:1] in "[#I":
-        line = PREFIX.sub("", line, count=1)
-    return line
+    rank: int | None = None
+    for _ in range(2):  # "[default0]:[2026-…] INFO: …" and "1776142348.135 [rank0]:…"
+        if line[:1] == "[":
+            m = RANK_PREFIX.match(line)
+            if m is not None and rank is None:
+                rank = int(m.group("rank"))
+                line = line[m.end():]
+        if line[:1].isdigit() or line[:1] in "[#I":
+            stripped = PREFIX.sub("", line, count=1)
+            if stripped == line:
+                break
+            line = stripped
+    return rank, line
 
 
 def label_base(label: str) -> tuple[str, bool]:

@@ -159,3 +159,45 @@ def test_gpu_model_is_the_most_common_one_and_the_first_listed_on_a_tie():
     assert Run(0, 1, gpus=["RTX 5060 Ti", "RTX 5080"]).gpu_model() == "RTX 5060 Ti"
     assert Run(0, 1, gpus=["RTX 5080", "RTX 5060 Ti"]).gpu_model() == "RTX 5080"
     assert Run(0, 1, gpus=["A", "B", "B"]).gpu_model() == "B"
+
+
+def _prefixed(text: str, prefix: str) -> str:
+    """Every line of a log as torchrun writes a worker's output when it tees it."""
+    return "".join(f"{prefix}{line}\n" for line in text.splitlines())
+
+
+def test_torchrun_prefixed_lines_parse_like_plain_ones():
+    plain = parse_text("a.log", S.modern_log(42, train_ms=599_592, reserve_s=0.5)).main_run
+    for prefix in ("[default0]:", "[rank0]:", "[trainer0]:", "1776142348.135 [default0]:"):
+        run = parse_text("a.log", _prefixed(S.modern_log(42, train_ms=599_592, reserve_s=0.5), prefix)).main_run
+        assert run is not None, prefix
+        assert run.train_time().value == 599.592
+        assert run.artifact_total().bytes == plain.artifact_total().bytes
+        assert run.artifact_model().bytes == plain.artifact_model().bytes
+        assert run.seed.value == 42 and run.world().value == 8
+        # a GPTQ pass after the wallclock stop is seen as such
+        assert [g.after_stop for g in run.gptq] == [True, True]
+        assert [(s.label, s.bpb) for s in run.scores if s.final] == [(s.label, s.bpb) for s in plain.scores if s.final]
+        # periodic validation lines stay periodic (no "[default0]:4945/20000" stage label)
+        assert run.step_vals and all("/" not in s.label for s in run.scores)
+
+
+def test_only_one_worker_stream_is_read():
+    # an unguarded script: every rank prints the same lines; each figure counts once
+    text = S.baseline_log(3)
+    lines = text.splitlines()
+    interleaved = "".join(f"[default{r}]:{line}\n" for line in lines for r in (1, 0, 2))
+    run = parse_text("a.log", interleaved).main_run
+    plain = parse_text("a.log", text).main_run
+    assert len(run.scores) == len(plain.scores) and run.steps_seen == plain.steps_seen
+    # a log of one non-zero rank only is read too
+    run3 = parse_text("a.log", _prefixed(text, "[rank3]:")).main_run
+    assert run3 is not None and run3.train_time().value == 600.021 and len(run3.scores) == len(plain.scores)
+
+
+def test_bracketed_labels_are_not_worker_prefixes():
+    from auditor.records.patterns import clean_ranked
+
+    assert clean_ranked("[val]: x") == (None, "[val]: x")
+    assert clean_ranked("[SMOKE_TEST] val_bpb from this run") == (None, "[SMOKE_TEST] val_bpb from this run")
+    assert clean_ranked("[default12]:[2026-03-23 04:40:49] INFO: seed:1") == (12, "seed:1")
