@@ -4,8 +4,9 @@ A path may be a records folder, a folder of records folders (``records/track_10m
 a single script, or several files; files given together from one folder form one bundle.
 Python sources are read, unpacked (self-extracting wrappers are decoded without executing)
 and linked: a sibling module counts as part of the submitted code when the main script, or a
-module it uses, names it in an import or in a string (``exec(open("helper.py").read())``,
-``load(sources=["kernel.cpp"])``). Anything unreadable becomes a PG9xx finding.
+module it uses, names it in an import anywhere (at the top, inside a ``try:`` block or a
+function, through ``importlib.import_module("helper")``), or in a string
+(``exec(open("helper.py").read())``, ``load(sources=["kernel.cpp"])``). Anything unreadable becomes a PG9xx finding.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import ast
 import json
 import os
 import re
+import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -279,9 +281,34 @@ def _names_in(source: PythonSource, rel: str) -> tuple[set[str], set[str]]:
                 modules.add(prefix)
             for alias in node.names:  # "from pkg import module" imports a module too
                 modules.add(f"{prefix}.{alias.name}" if prefix else alias.name)
+        elif isinstance(node, ast.Call) and node.args and _is_import_call(node.func):
+            # importlib.import_module("helper"), __import__("helper"): a module named by a string
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str) and _DOTTED.match(first.value):
+                modules.add(first.value)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 300:
             strings.add(node.value)
     return modules, strings
+
+
+_DOTTED = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
+
+
+def _is_import_call(func: ast.expr) -> bool:
+    """``importlib.import_module(…)``, ``import_module(…)`` or ``__import__(…)``: the standard
+    library's ways to import a module named at run time."""
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    return name in ("import_module", "__import__")
+
+
+def _by_stem(by_module: dict[str, BundleFile], name: str) -> BundleFile | None:
+    """The one submitted module a top-level import can only mean: ``import helper`` when the
+    folder has no ``helper.py`` at its top but exactly one ``<folder>/helper.py`` (a script that
+    puts that folder on ``sys.path``). None when no file or several files could be meant."""
+    if "." in name or name in sys.stdlib_module_names:
+        return None
+    found = {f.rel: f for dotted, f in by_module.items() if dotted.endswith("." + name)}
+    return next(iter(found.values())) if len(found) == 1 else None
 
 
 def _link_references(bundle: Bundle) -> None:
@@ -308,6 +335,10 @@ def _link_references(bundle: Bundle) -> None:
             parts = name.split(".")
             for end in range(1, len(parts) + 1):
                 target = by_module.get(".".join(parts[:end]))
+                if target is not None:
+                    newly.append(target)
+            if parts[0] not in by_module:
+                target = _by_stem(by_module, parts[0])
                 if target is not None:
                     newly.append(target)
         for f in bundle.files:

@@ -118,3 +118,41 @@ def test_relative_imports_and_packages_are_linked(in_tmp):
     assert {f.rel for f in bundle.code_files} == {
         "train_gpt.py", "pkg/__init__.py", "pkg/train.py", "pkg/model.py", "pkg/util.py",
     }
+
+
+def test_imports_anywhere_in_the_code_link_their_modules(in_tmp):
+    # optional imports in try blocks, lazy imports in functions, imports by a string, and a
+    # module in a folder the script puts on sys.path all make the helper part of the code
+    _write(in_tmp / "rec", {
+        "train_gpt.py": (
+            "import sys, os, importlib\n"
+            "sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'lib'))\n"
+            "try:\n    from fast_ngram import tilt\nexcept ImportError:\n    tilt = None\n"
+            "def kernels():\n    import fused_ops\n    return importlib.import_module('dyn_helper')\n"
+            "def late():\n    return __import__('other_helper')\n"
+            "import in_lib\n"
+        ),
+        "fast_ngram.py": "X = 1\n",
+        "fused_ops.py": "X = 1\n",
+        "dyn_helper.py": "X = 1\n",
+        "other_helper.py": "X = 1\n",
+        "lib/in_lib.py": "X = 1\n",
+        "tools/unused.py": "X = 1\n",
+        "submission.json": "{}",
+    })
+    (bundle,) = discover(["rec"])
+    assert {f.rel for f in bundle.code_files} == {
+        "train_gpt.py", "fast_ngram.py", "fused_ops.py", "dyn_helper.py", "other_helper.py", "lib/in_lib.py",
+    }
+
+
+def test_an_ambiguous_or_standard_module_name_links_nothing(in_tmp):
+    _write(in_tmp / "rec", {
+        "train_gpt.py": "import helper\nimport json\n",
+        "a/helper.py": "X = 1\n",
+        "b/helper.py": "X = 1\n",
+        "c/json.py": "X = 1\n",
+        "submission.json": "{}",
+    })
+    (bundle,) = discover(["rec"])
+    assert {f.rel for f in bundle.code_files} == {"train_gpt.py"}

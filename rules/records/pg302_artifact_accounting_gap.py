@@ -58,6 +58,14 @@ class ArtifactAccountingGap(BundleRule):
     TAGS = ("size_cap",)
     VALID = (
         Valid(files=S.folder({"train_seed42.log": S.baseline_log(42, model_bytes=15_900_000)}, {"val_bpb": 1.2247})),
+        Valid(
+            files=S.folder(
+                {"train_seed42.log": S.baseline_log(42, model_bytes=15_990_000)},
+                {"val_bpb": 1.2247},
+                extra={"plot_curves.py": "import matplotlib\n" + "#" * 12_000 + "\n"},
+            ),
+            note="a script in the folder that the submitted code never imports is not part of it",
+        ),
     )
     INVALID = (
         Invalid(
@@ -72,6 +80,15 @@ class ArtifactAccountingGap(BundleRule):
                 extra={"ngram_tilt.py": "def tilt(p):\n    return p\n" + "#" * 12_000 + "\n"},
             ),
             note="an imported helper module is not counted",
+        ),
+        Invalid(
+            files=S.folder(
+                {"train_seed42.log": S.baseline_log(42, model_bytes=15_990_000)},
+                {"val_bpb": 1.2247},
+                script=S.SCRIPT + "def tilt_eval():\n    try:\n        import ngram_tilt\n    except ImportError:\n        return None\n",
+                extra={"ngram_tilt.py": "def tilt(p):\n    return p\n" + "#" * 12_000 + "\n"},
+            ),
+            note="a helper imported inside a function's try block is part of the code too",
         ),
     )
 
