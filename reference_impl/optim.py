@@ -2,7 +2,8 @@
 
 Muon (https://kellerjordan.github.io/posts/muon/) keeps a Nesterov momentum buffer per matrix and
 replaces the update by its nearest (semi-)orthogonal matrix, found with five Newton-Schulz steps
-in bf16. Under torch.distributed, matrix i is orthogonalized on rank i % world_size and the flat
+in the dtype `model.compute_dtype` picks for the device: bf16 on CUDA as the challenge, float32 on
+CPU (bf16 matmuls are emulated, ~80x slower, on CPUs without native bf16). Under torch.distributed, matrix i is orthogonalized on rank i % world_size and the flat
 update is summed across ranks, so every rank applies the same update.
 
 Parameter groups (learning rates from the Hyperparameters):
@@ -19,15 +20,17 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from .model import GPT, is_control_tensor
+from .model import GPT, compute_dtype, is_control_tensor
 
 NEWTON_SCHULZ_COEFFS = (3.4445, -4.7750, 2.0315)  # quintic tuned for fast convergence near 0
 
 
-def newton_schulz_orthogonalize(grad: Tensor, steps: int = 5, eps: float = 1e-7) -> Tensor:
-    """Approximately U V^T for grad = U S V^T (all singular values pushed towards 1), in bf16."""
+def newton_schulz_orthogonalize(grad: Tensor, steps: int = 5, eps: float = 1e-7,
+                                dtype: torch.dtype | None = None) -> Tensor:
+    """Approximately U V^T for grad = U S V^T (all singular values pushed towards 1), computed and
+    returned in `dtype` (default: `compute_dtype(grad.device)`, bf16 on CUDA, float32 on CPU)."""
     a, b, c = NEWTON_SCHULZ_COEFFS
-    x = grad.bfloat16()
+    x = grad.to(dtype or compute_dtype(grad.device))
     x = x / (x.norm() + eps)  # spectral norm <= Frobenius norm <= 1: inside the convergence region
     transposed = grad.size(0) > grad.size(1)
     if transposed:  # iterate on the wide orientation: the Gram matrix x x^T is the smaller one
@@ -55,7 +58,8 @@ class Muon(torch.optim.Optimizer):
             if not params:
                 continue
             momentum = group["momentum"]
-            flat = torch.zeros(sum(p.numel() for p in params), device=params[0].device, dtype=torch.bfloat16)
+            device = params[0].device
+            flat = torch.zeros(sum(p.numel() for p in params), device=device, dtype=compute_dtype(device))
             offset = 0
             for i, p in enumerate(params):
                 if i % world_size == rank and p.grad is not None:

@@ -38,7 +38,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from . import evaluate as ev
 from .data import DistributedTokenLoader, load_val_tokens, shard_files
 from .hparams import Hyperparameters
-from .model import GPT, autocast, cast_for_bf16
+from .model import GPT, autocast, cast_for_bf16, compute_dtype
 from .optim import build_optimizers
 from .quantize import ArtifactSize, code_bytes, load_artifact, save_artifact
 from .tokenizer import ByteTables, load_sentencepiece
@@ -171,7 +171,7 @@ def run(hp: Hyperparameters, *, console: bool = True) -> RunSummary:
 
     # ---- model and optimizers ---------------------------------------------------------------------
     base_model = GPT(hp.model_config()).to(device)
-    if device.type == "cuda":
+    if compute_dtype(device) == torch.bfloat16:
         cast_for_bf16(base_model)  # bf16 compute, fp32 master weights (tok_emb stays bf16)
     model: torch.nn.Module = torch.compile(base_model, dynamic=False, fullgraph=True) if use_compile else base_model
     if distributed:

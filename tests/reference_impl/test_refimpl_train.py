@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from reference_impl.hparams import Hyperparameters
-from reference_impl.model import GPT, GPTConfig
+from reference_impl.model import GPT, GPTConfig, compute_dtype
 from reference_impl.optim import build_optimizers, newton_schulz_orthogonalize
 from reference_impl.rerun import parse_log
 from reference_impl.train import lr_multiplier, run
@@ -110,15 +110,21 @@ def test_hyperparameters_read_the_challenges_environment_variables():
         Hyperparameters(quant_format="int4").validate()
 
 
-def test_newton_schulz_makes_the_update_nearly_orthogonal():
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16])  # the CPU default (float32) and CUDA's bf16
+def test_newton_schulz_makes_the_update_nearly_orthogonal(dtype):
     torch.manual_seed(0)
     for shape in ((64, 128), (128, 64)):  # wide and tall (the tall one is transposed inside)
         g = torch.randn(shape) * 3.0  # singular values spread over 6x
-        out = newton_schulz_orthogonalize(g)
-        assert out.shape == shape and out.dtype == torch.bfloat16
+        out = newton_schulz_orthogonalize(g, dtype=dtype)
+        assert out.shape == shape and out.dtype == (dtype or torch.float32)
         singular = torch.linalg.svdvals(out.float())
         # five quintic steps squeeze every singular value into about [0.68, 1.14], not exactly 1
         assert float(singular.min()) > 0.6 and float(singular.max()) < 1.2
+
+
+def test_compute_dtype_is_bf16_on_cuda_only():
+    assert compute_dtype(torch.device("cuda", 0)) == torch.bfloat16  # the challenge's precision on GPUs
+    assert compute_dtype(torch.device("cpu")) == torch.float32
 
 
 def test_optimizer_split_is_the_baselines():
