@@ -3,22 +3,20 @@
 A bundle is built by :mod:`auditor.discover`. It holds the main script and the sibling Python
 modules it imports or executes, the decoded payloads of self-extracting wrappers, C/C++/CUDA
 sources, submission.json, logs, README and requirements.txt. Analyzers keep what they derive
-from it (parsed logs, per-seed figures, static facts) in :meth:`Bundle.cached`, so that each
-file is parsed once however many checks use it.
+from it (parsed logs, per-seed figures, static facts, the scored configuration) in one
+:class:`auditor.evidence.Evidence` per bundle, so that each file is parsed once however many
+checks use it; the bundle itself holds only files, sources and the problems met reading them.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from auditor.files import FileStore, FileStoreError
 from auditor.findings import Finding
 from auditor.source import PythonSource, Role
-
-T = TypeVar("T")
 
 #: Text files larger than this are not read whole (logs are streamed instead).
 MAX_TEXT_BYTES = 32_000_000
@@ -89,7 +87,10 @@ class Bundle:
     single_file: bool = False
     head_sha: str | None = None
     pr: int | None = None
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: The folders the same pull request adds (the records-folder check wants one per PR).
+    pr_folders: tuple[str, ...] = ()
+    #: The parsed object of each valid submission.json, by relative path (read at discovery).
+    json_objects: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     # -- files by kind ---------------------------------------------------------------------
 
@@ -149,20 +150,6 @@ class Bundle:
         """Stream a file's lines as text (large logs); raises FileStoreError."""
         for raw in self.store.open_lines(rel):
             yield raw.decode("utf-8", errors="replace")
-
-    # -- derived data ----------------------------------------------------------------------------
-
-    def cached(self, key: str, factory: Callable[[Bundle], T]) -> T:
-        """Compute ``factory(self)`` once per bundle and keep it under ``key``."""
-        if key not in self._cache:
-            self._cache[key] = factory(self)
-        return self._cache[key]
-
-    def put(self, key: str, value: Any) -> None:
-        self._cache[key] = value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._cache.get(key, default)
 
     @property
     def main_source(self) -> PythonSource | None:

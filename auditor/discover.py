@@ -20,11 +20,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from auditor import registry
 from auditor.bundle import Bundle, BundleFile, FileKind, classify
 from auditor.errors import UsageError
 from auditor.files import DirectoryStore, FileStore, FileStoreError
 from auditor.findings import Confidence, Location, Severity
+from auditor.problems import tool_finding
 from auditor.source import MAX_PARSE_BYTES, PythonSource, Role
 from auditor.unpack import unpack
 
@@ -92,10 +92,6 @@ def discover(paths: Iterable[str | Path], root: Path | None = None) -> list[Bund
     return bundles
 
 
-def _tool_finding(code: str, message: str, location: Location, **kw):
-    return registry.get(code).finding(message, location, **kw)
-
-
 def _choose_main(files: list[BundleFile]) -> BundleFile | None:
     python = [f for f in files if f.kind is FileKind.PYTHON]
     top = [f for f in python if "/" not in f.rel]
@@ -131,12 +127,12 @@ def build_bundle(store: FileStore, *, single_file: bool = False) -> Bundle:
     bundle.single_file = single_file
     if listing_error:
         bundle.problems.append(
-            _tool_finding("PG905", f"cannot list the folder: {listing_error}", Location(root))
+            tool_finding("PG905", f"cannot list the folder: {listing_error}", Location(root))
         )
     auditable = (FileKind.PYTHON, FileKind.SUBMISSION_JSON, FileKind.LOG)
     if not listing_error and not any(f.kind in auditable for f in files):
         bundle.problems.append(
-            _tool_finding(
+            tool_finding(
                 "PG905",
                 "no files to audit here (no train_gpt.py, submission.json or logs)",
                 Location(root),
@@ -157,7 +153,7 @@ def _decode_source(bundle: Bundle, f: BundleFile) -> str | None:
     loc = Location(f.path)
     if f.size > MAX_PARSE_BYTES:
         bundle.problems.append(
-            _tool_finding(
+            tool_finding(
                 "PG903",
                 f"{f.size:,} bytes is larger than the {MAX_PARSE_BYTES:,}-byte limit for Python analysis; not parsed",
                 loc,
@@ -168,17 +164,17 @@ def _decode_source(bundle: Bundle, f: BundleFile) -> str | None:
     try:
         data = bundle.read_bytes(f.rel, limit=MAX_PARSE_BYTES + 1)
     except FileStoreError as exc:
-        bundle.problems.append(_tool_finding("PG905", f"cannot read the file: {exc}", loc))
+        bundle.problems.append(tool_finding("PG905", f"cannot read the file: {exc}", loc))
         return None
     if not data.strip():
         if f.role is Role.MAIN:
             bundle.problems.append(
-                _tool_finding("PG903", "the script is empty: there is nothing to analyse", loc, evidence={"bytes": len(data)})
+                tool_finding("PG903", "the script is empty: there is nothing to analyse", loc, evidence={"bytes": len(data)})
             )
         return None
     if b"\x00" in data:
         bundle.problems.append(
-            _tool_finding("PG902", "binary content (NUL bytes) where Python source was expected", loc, evidence={"bytes": len(data)})
+            tool_finding("PG902", "binary content (NUL bytes) where Python source was expected", loc, evidence={"bytes": len(data)})
         )
         return None
     try:
@@ -193,7 +189,7 @@ def _decode_source(bundle: Bundle, f: BundleFile) -> str | None:
             else:
                 return text
         bundle.problems.append(
-            _tool_finding(
+            tool_finding(
                 "PG902",
                 f"not UTF-8 text: invalid byte 0x{data[exc.start]:02x} at offset {exc.start}",
                 loc,
@@ -244,7 +240,7 @@ def _read_python(bundle: Bundle) -> None:
             loc = Location(f.path, failure.line, failure.column, decoded_from=origin)
             layers = " → ".join(failure.layers) or "?"
             bundle.problems.append(
-                _tool_finding(
+                tool_finding(
                     "PG904",
                     f"self-extracting wrapper not unpacked ({layers}): {failure.reason}; its code was not analysed",
                     loc,
@@ -364,7 +360,7 @@ MAX_JSON_BYTES = 2_000_000
 
 def submission_json(bundle: Bundle, rel: str) -> dict | None:
     """The parsed object of a submission.json file, or None when it was unreadable or invalid."""
-    return bundle.get(f"json:{rel}")
+    return bundle.json_objects.get(rel)
 
 
 def _read_json(bundle: Bundle, f: BundleFile) -> None:
@@ -372,21 +368,21 @@ def _read_json(bundle: Bundle, f: BundleFile) -> None:
     try:
         data = bundle.read_bytes(f.rel, limit=MAX_JSON_BYTES + 1)
     except FileStoreError as exc:
-        bundle.problems.append(_tool_finding("PG905", f"cannot read the file: {exc}", Location(f.path)))
+        bundle.problems.append(tool_finding("PG905", f"cannot read the file: {exc}", Location(f.path)))
         return
     if len(data) > MAX_JSON_BYTES:
         bundle.problems.append(
-            _tool_finding("PG906", f"larger than {MAX_JSON_BYTES:,} bytes: not read as a claim file", Location(f.path))
+            tool_finding("PG906", f"larger than {MAX_JSON_BYTES:,} bytes: not read as a claim file", Location(f.path))
         )
         return
     try:
         value = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
-        bundle.problems.append(_tool_finding("PG906", f"not UTF-8 text (offset {exc.start})", Location(f.path)))
+        bundle.problems.append(tool_finding("PG906", f"not UTF-8 text (offset {exc.start})", Location(f.path)))
         return
     except json.JSONDecodeError as exc:
         bundle.problems.append(
-            _tool_finding(
+            tool_finding(
                 "PG906",
                 f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
                 Location(f.path, exc.lineno, exc.colno - 1),
@@ -395,14 +391,14 @@ def _read_json(bundle: Bundle, f: BundleFile) -> None:
         )
         return
     except RecursionError:
-        bundle.problems.append(_tool_finding("PG906", "not valid JSON: nested too deeply", Location(f.path)))
+        bundle.problems.append(tool_finding("PG906", "not valid JSON: nested too deeply", Location(f.path)))
         return
     if not isinstance(value, dict):
         bundle.problems.append(
-            _tool_finding("PG906", f"a JSON {type(value).__name__}, not an object with the submission's fields", Location(f.path))
+            tool_finding("PG906", f"a JSON {type(value).__name__}, not an object with the submission's fields", Location(f.path))
         )
         return
-    bundle.put(f"json:{f.rel}", value)
+    bundle.json_objects[f.rel] = value
 
 
 def _check_text_files(bundle: Bundle) -> None:
@@ -416,11 +412,11 @@ def _check_text_files(bundle: Bundle) -> None:
         try:
             head = bundle.read_bytes(f.rel, limit=8192)
         except FileStoreError as exc:
-            bundle.problems.append(_tool_finding("PG905", f"cannot read the file: {exc}", Location(f.path)))
+            bundle.problems.append(tool_finding("PG905", f"cannot read the file: {exc}", Location(f.path)))
             continue
         if b"\x00" in head:
             bundle.problems.append(
-                _tool_finding(
+                tool_finding(
                     "PG902",
                     f"binary content (NUL bytes) in a {f.kind.value.replace('_', ' ')} file; it is read as text with the bytes replaced",
                     Location(f.path),

@@ -1,9 +1,11 @@
 """Runs the checks of the catalogue over submissions and collects their findings.
 
-The engine is the only place that calls checks. Each check runs inside a guard: an internal
-error becomes a PG907 finding naming the check, and the other checks go on. The order is
-static (one Python source at a time), records (the whole folder), then runtime (only when
-asked for: it executes submission code in a sandbox).
+The engine is the only place that calls checks. For each bundle it builds the evidence
+(:class:`auditor.evidence.Evidence`), hands it to every selected rule and collects what they
+return. Each check runs inside a guard: an internal error becomes a PG907 finding naming the
+check, and the other checks go on. The order is static (one Python source at a time), records
+(the whole folder), then runtime (only when asked for: it executes submission code in a
+sandbox). The report's per-seed table and facts come from the evidence, whichever rules ran.
 """
 
 from __future__ import annotations
@@ -12,16 +14,21 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor import registry
 from auditor.bundle import Bundle
 from auditor.discover import discover
+from auditor.evidence import AuditContext, Evidence
 from auditor.findings import Finding, Location, Status
+from auditor.problems import tool_finding
 from auditor.results import Report, SubmissionReport
 from auditor.rule import Rule
 from auditor.source import MAX_PARSE_BYTES, PythonSource, Role
 from auditor.suppress import Waiver, apply_suppressions
+
+if TYPE_CHECKING:
+    from auditor.runtime.sandbox import Limits
 
 
 @dataclass
@@ -35,9 +42,19 @@ class AuditOptions:
     waivers: Sequence[Waiver] = field(default_factory=tuple)
     #: Honour ``# pgolf-audit: ignore[...]`` comments in the audited code.
     inline_suppressions: bool = True
-    #: Values put on every bundle before the checks run (``bundle.get(key)``), e.g. the
-    #: significance baseline the records checks test a claim against.
-    context: dict[str, Any] = field(default_factory=dict)
+    #: The significance test of the records checks (``rule``, ``baseline``, ``baseline_value``,
+    #: ``source``; see :class:`auditor.evidence.AuditContext`).
+    significance: dict[str, Any] = field(default_factory=dict)
+    #: Settings, limits and a progress callback of the runtime harness (the causality command).
+    runtime_settings: dict[str, Any] = field(default_factory=dict)
+    runtime_limits: Limits | None = None
+    runtime_progress: Callable[[float, dict[str, Any] | None], None] | None = None
+
+    def context(self) -> AuditContext:
+        """What the evidence of every bundle is told from outside the submission."""
+        return AuditContext(significance=self.significance, runtime=self.runtime,
+                            runtime_settings=self.runtime_settings, runtime_limits=self.runtime_limits,
+                            runtime_progress=self.runtime_progress)
 
 
 def audit(paths: Iterable[str | Path], options: AuditOptions | None = None, root: Path | None = None) -> Report:
@@ -63,7 +80,8 @@ def _guarded(rule: Rule, call: Callable[[], Iterable[Finding]], where: str, debu
         frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         at = f"{Path(frame.filename).name}:{frame.lineno}" if frame else "?"
         return [
-            registry.get("PG907").finding(
+            tool_finding(
+                "PG907",
                 f"check {rule.CODE} {rule.NAME} failed on this submission ({type(exc).__name__}: {exc}); "
                 "what it would have found is unknown",
                 Location(where),
@@ -79,7 +97,8 @@ def _unparsed(source: PythonSource) -> Finding:
     code = "PG903" if too_large else "PG901"
     what = "decoded payload" if source.is_decoded else "file"
     message = f"this {what} was not analysed: {error}" if too_large else f"this {what} does not parse: {error}"
-    return registry.get(code).finding(
+    return tool_finding(
+        code,
         message,
         Location(source.path, decoded_from=source.origin),
         evidence={"error": error, "role": source.role.value},
@@ -98,26 +117,31 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
     return out
 
 
-def _reconciled(findings: list[Finding], bundle: Bundle, codes: set[str], debug: bool) -> list[Finding]:
+def _reconciled(findings: list[Finding], evidence: Evidence, codes: set[str], debug: bool) -> list[Finding]:
     """Runtime evidence supersedes static hypotheses with the same tag (auditor.runtime.base)."""
+    bundle = evidence.bundle
     try:
         from auditor.runtime.base import reconcile
 
-        return reconcile(findings, bundle, codes)
+        return reconcile(findings, evidence, codes)
     except Exception as exc:  # the runtime step must not end the audit
         if debug:
             raise
-        return [*findings, registry.get("PG907").finding(
-            f"the runtime reconciliation step failed ({type(exc).__name__}: {exc})", Location(bundle.path),
+        return [*findings, tool_finding(
+            "PG907", f"the runtime reconciliation step failed ({type(exc).__name__}: {exc})", Location(bundle.path),
             evidence={"check": "runtime", "error": f"{type(exc).__name__}: {exc}"}, key="runtime-reconcile")]
 
 
 def audit_bundle(bundle: Bundle, options: AuditOptions) -> SubmissionReport:
     """Run every selected check on one submission."""
+    return audit_evidence(Evidence(bundle, options.context()), options)
+
+
+def audit_evidence(evidence: Evidence, options: AuditOptions) -> SubmissionReport:
+    """Run every selected check on the evidence of one submission and build its report."""
+    bundle = evidence.bundle
     codes = registry.select(options.select, options.ignore)
     rules = {code: registry.get(code) for code in sorted(codes)}
-    for key, value in options.context.items():
-        bundle.put(key, value)
     findings: list[Finding] = [f for f in bundle.problems if f.code in codes]
     checked: list[str] = []
 
@@ -132,7 +156,7 @@ def audit_bundle(bundle: Bundle, options: AuditOptions) -> SubmissionReport:
                 findings.append(finding)
             continue
         for rule in wanted:
-            findings.extend(_guarded(rule, lambda r=rule, s=source: r.check(s), source.path, options.debug))
+            findings.extend(_guarded(rule, lambda r=rule, s=source: r.check(evidence, s), source.path, options.debug))
     if bundle.sources:
         checked.extend(f"{r.CODE} {r.NAME}" for r in static_rules)
 
@@ -142,22 +166,37 @@ def audit_bundle(bundle: Bundle, options: AuditOptions) -> SubmissionReport:
             if cls.KIND != kind:
                 continue
             rule = cls()
-            findings.extend(_guarded(rule, lambda r=rule: r.check(bundle), bundle.path, options.debug))
+            findings.extend(_guarded(rule, lambda r=rule: r.check(evidence), bundle.path, options.debug))
             checked.append(f"{cls.CODE} {cls.NAME}")
 
     if options.runtime:
-        findings = _reconciled(findings, bundle, codes, options.debug)
+        findings = _reconciled(findings, evidence, codes, options.debug)
     findings = apply_suppressions(_dedupe(findings), bundle, options.waivers, options.inline_suppressions)
+    seeds, facts, failed = _report_data(evidence, options.debug)
+    findings.extend(failed)
     return SubmissionReport(
         path=bundle.path,
         findings=findings,
-        seeds=list(bundle.get("seeds", [])),
+        seeds=seeds,
         checked=checked,
         files=[f.path for f in bundle.files],
         head_sha=bundle.head_sha,
         pr=bundle.pr,
-        facts=dict(bundle.get("facts", {})),
+        facts=facts,
     )
+
+
+def _report_data(evidence: Evidence, debug: bool) -> tuple[list[dict[str, Any]], dict[str, Any], list[Finding]]:
+    """The per-seed table and the facts of the report; a PG907 instead when building them failed."""
+    try:
+        return evidence.seeds(), evidence.facts(), []
+    except Exception as exc:  # an analysis bug must not end the audit
+        if debug:
+            raise
+        error = f"{type(exc).__name__}: {exc}"
+        return [], {}, [tool_finding(
+            "PG907", f"the per-seed table and facts of the report could not be built ({error})",
+            Location(evidence.bundle.path), evidence={"check": "report", "error": error}, key="report-data")]
 
 
 def count_at_or_above(report: Report, level: str) -> int:

@@ -22,7 +22,7 @@ class Exploding(BundleRule):
     CONFIDENCE = Confidence.HIGH
     TAGS = ("format",)
 
-    def check(self, bundle):
+    def check(self, evidence):
         raise ZeroDivisionError("boom")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 from rich.console import Console
@@ -21,11 +22,11 @@ from rich.text import Text
 
 from auditor.commands.check import add_output_arguments, emit
 from auditor.discover import discover
-from auditor.engine import AuditOptions, audit_bundle
+from auditor.engine import AuditOptions, audit_evidence
+from auditor.evidence import Evidence
 from auditor.report import Format
 from auditor.results import Report
-from auditor.runtime import base as runtime_base
-from auditor.runtime.harness import CACHE_KEY, PROBE_LABELS, PROGRESS_KEY, Causality
+from auditor.runtime.harness import PROBE_LABELS, Causality
 from auditor.runtime.sandbox import Limits
 
 NAME = "causality"
@@ -93,11 +94,13 @@ def print_result(console: Console, path: str, result: Causality) -> None:
 
 def run(args: argparse.Namespace) -> int:
     bundles = discover(args.paths)
-    options = AuditOptions(select=["PG2", "PG908"], runtime=True, debug=args.debug)
+    options = AuditOptions(select=["PG2", "PG908"], runtime=True, debug=args.debug,
+                           runtime_settings=settings_from(args), runtime_limits=limits_from(args))
     console_out = args.format is Format.CONSOLE and not args.output
     console = Console(file=sys.stderr if not console_out else sys.stdout,
                       force_terminal=args.color == "always" or None, no_color=args.color == "never")
     submissions = []
+    results: list[tuple[str, Causality | None]] = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=Console(file=sys.stderr), transient=True, disable=args.quiet) as progress:
         for bundle in bundles:
@@ -108,16 +111,14 @@ def run(args: argparse.Namespace) -> int:
                 phase = (checkpoint or {}).get("phase") or "importing the script"
                 progress.update(task, description=f"{path}: {phase}")
 
-            bundle.put(PROGRESS_KEY, report)
-            bundle.put(runtime_base.SETTINGS_KEY, settings_from(args))
-            bundle.put(runtime_base.LIMITS_KEY, limits_from(args))
-            submissions.append(audit_bundle(bundle, options))
+            evidence = Evidence(bundle, replace(options, runtime_progress=report).context())
+            submissions.append(audit_evidence(evidence, options))
+            results.append((bundle.path, evidence.runtime_done))
             progress.update(task, description=f"{bundle.path}: done in {time.monotonic() - started:.0f} s")
             progress.remove_task(task)
     report = Report(submissions=submissions)
     if console_out:
-        for bundle in bundles:
-            result = bundle.get(CACHE_KEY)
+        for path, result in results:
             if result is not None:
-                print_result(console, bundle.path, result)
+                print_result(console, path, result)
     return emit(report, args)

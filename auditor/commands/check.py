@@ -72,7 +72,7 @@ def options_from(args: argparse.Namespace) -> AuditOptions:
         debug=args.debug,
         waivers=waivers,
         inline_suppressions=not args.no_inline_suppressions,
-        context=records_options.context_from(args),
+        significance=records_options.significance_from(args),
     )
 
 

@@ -18,7 +18,7 @@ from auditor.engine import AuditOptions, audit_bundles
 from auditor.errors import UsageError
 from auditor.gitrepo import GitRepo, GitTreeStore
 from auditor.pulls import PullFolders, PullIndex, main_ref, pull_heads
-from auditor.records.analysis import analysis
+from auditor.records.analysis import analyse
 from auditor.results import Report
 
 NAME = "pr"
@@ -51,12 +51,12 @@ def apply_baseline_pr(args: argparse.Namespace, options: AuditOptions, repo: Git
     if head is None:
         raise UsageError("--baseline-pr: " + missing_head(number, repo))
     found = index.folders_of(number, head)
-    scores = [r.score.bpb for b in pull_bundles(repo, found) for r in analysis(b).rows if r.score is not None and r.evidence]
+    scores = [r.score.bpb for b in pull_bundles(repo, found) for r in analyse(b).rows if r.score is not None and r.evidence]
     if not scores:
         raise UsageError(f"--baseline-pr {number}: no per-seed score in its logs ({found.problem or 'no scored log'})")
-    significance = dict(options.context.get("significance") or {})
+    significance = dict(options.significance)
     significance.update(baseline=scores, baseline_value=None, source=f"the logs of PR #{number} at {head[:12]}")
-    options.context = {**options.context, "significance": significance}
+    options.significance = significance
 
 
 def pull_bundles(repo: GitRepo, found: PullFolders) -> list[Bundle]:
@@ -66,7 +66,7 @@ def pull_bundles(repo: GitRepo, found: PullFolders) -> list[Bundle]:
     for folder in found.folders:
         bundle = build_bundle(GitTreeStore(repo, found.head, folder.path, entries=folder.entries))
         bundle.head_sha, bundle.pr = found.head, found.number
-        bundle.put("pr_folders", [f.path for f in found.folders])
+        bundle.pr_folders = tuple(f.path for f in found.folders)
         bundles.append(bundle)
     return bundles
 

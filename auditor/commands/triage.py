@@ -312,7 +312,7 @@ def triage(
     # 2. audits, by folder key: a folder's audit does not depend on the PR it came in, so identical
     # folders in several PRs are audited once (the PR-level check is applied to the rows, step 3)
     opts_fp = {"select": options.select, "ignore": options.ignore, "runtime": options.runtime,
-               "context": options.context, "inline_suppressions": options.inline_suppressions,
+               "significance": options.significance, "inline_suppressions": options.inline_suppressions,
                "waivers": sorted(w.fingerprint for w in options.waivers)}
     units: dict[str, Unit] = {}
     folder_keys: dict[int, list[str]] = {}

@@ -1,11 +1,12 @@
 """A records folder → the per-seed table every records check reads.
 
-Each log is parsed once per bundle (``bundle.cached``); byte-identical copies (a ``train.log``
+Each log is parsed once per bundle (the analysis is a field of :class:`auditor.evidence.Evidence`);
+byte-identical copies (a ``train.log``
 that duplicates ``train_seed42.log``) are recognised by content and counted once. Each log's
 evidence run gives one row: the seed, the score and which stage it is, the sizes (as logged
 and as submitted), the training time, every evaluation stage with its time, the hardware and
-the data fingerprints. The rows go to ``bundle.put("seeds")`` and a summary to
-``bundle.put("facts")``; reporters show them and the checks decide on them.
+the data fingerprints. The report shows the rows and a summary (:meth:`RecordsAnalysis.facts`),
+whichever checks ran; the checks decide on them.
 
 Which stage is the score (§6.2 of the pipeline notes): the last metric line that is not a
 diagnostic or pre-quantization pass, with the 8-decimal ``_exact`` twin preferred. When
@@ -211,12 +212,8 @@ class RecordsAnalysis:
 # -- building ------------------------------------------------------------------------------------
 
 
-def analysis(bundle: Bundle) -> RecordsAnalysis:
-    """The shared records analysis of a bundle (computed once; fills seeds and facts)."""
-    return bundle.cached("records", _analyse)
-
-
-def _analyse(bundle: Bundle) -> RecordsAnalysis:
+def analyse(bundle: Bundle) -> RecordsAnalysis:
+    """The records analysis of a bundle (read it through ``Evidence.records``, computed once)."""
     logs, errors = _read_logs(bundle)
     claims, claims_file = _claims(bundle)
     parts = folder_parts(bundle)
@@ -243,8 +240,6 @@ def _analyse(bundle: Bundle) -> RecordsAnalysis:
     for row in result.rows:
         _fill_row(result, row)
     result.family, result.family_source = _family(result)
-    bundle.put("seeds", [r.to_dict() for r in result.rows])
-    bundle.put("facts", result.facts())
     return result
 
 

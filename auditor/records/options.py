@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--baseline", metavar="FOLDER", help="the previous record's folder: its logs give the per-seed scores")
 
 
-def context_from(args: argparse.Namespace) -> dict[str, Any]:
-    """What the records checks need from the command line, to put on every bundle."""
+def significance_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The significance test the records checks run, from the command line (``AuditOptions.significance``)."""
     rule = getattr(args, "significance", "readme")
     seeds = getattr(args, "baseline_seeds", None)
     value = getattr(args, "baseline_bpb", None)
@@ -42,19 +42,19 @@ def context_from(args: argparse.Namespace) -> dict[str, Any]:
     elif value is not None:
         source = "--baseline-bpb"
     if not seeds and value is None:
-        return {"significance": {"rule": rule}}
-    return {"significance": {"rule": rule, "baseline": seeds or [], "baseline_value": value, "source": source}}
+        return {"rule": rule}
+    return {"rule": rule, "baseline": seeds or [], "baseline_value": value, "source": source}
 
 
 def baseline_from_folder(folder: str) -> tuple[list[float], str]:
     """Per-seed scores of a records folder, read from its logs as the auditor reads any."""
     from auditor.discover import discover  # noqa: PLC0415 - avoid an import cycle at start-up
-    from auditor.records.analysis import analysis  # noqa: PLC0415
+    from auditor.records.analysis import analyse  # noqa: PLC0415
 
     bundles = discover([folder])
     if len(bundles) != 1:
         raise UsageError(f"--baseline must be one records folder; {folder} holds {len(bundles)}")
-    rows = analysis(bundles[0]).rows
+    rows = analyse(bundles[0]).rows
     scores = [r.score.bpb for r in rows if r.score is not None]
     if not scores:
         raise UsageError(f"--baseline {folder}: no per-seed score found in its logs")

@@ -2,8 +2,8 @@
 
 A runtime rule is a :class:`auditor.rule.BundleRule` of kind ``runtime``: the engine runs it
 only with ``--runtime`` (it executes the submission's code in the sandbox). All of them read the
-same cached :class:`auditor.runtime.harness.Causality`, so the submission runs once however
-many rules look at it.
+same :class:`auditor.runtime.harness.Causality` (``Evidence.runtime``), so the submission runs
+once however many rules look at it.
 
 :func:`reconcile` is the step after all checks ran: runtime evidence for a tag supersedes a
 static hypothesis with that tag. A static warning whose pattern the probes exercised without a
@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from auditor.findings import Confidence, Finding, Location, Severity
 from auditor.rule import BundleRule
 
+from auditor.problems import tool_finding
+
 if TYPE_CHECKING:
     from auditor.bundle import Bundle
+    from auditor.evidence import Evidence
     from auditor.runtime.harness import Causality, Row
-
-#: Options for the harness (tests and the causality command put them on the bundle).
-SETTINGS_KEY = "runtime.settings"
-LIMITS_KEY = "runtime.limits"
 
 #: Static tags a runtime pass speaks to, and the probes whose pass clears them.
 CLEARED_BY = {
@@ -48,10 +47,12 @@ class RuntimeRule(BundleRule):
     KIND: ClassVar[str] = "runtime"
 
     @staticmethod
-    def causality(bundle: Bundle) -> Causality:
-        from auditor.runtime.harness import causality_of
-
-        return causality_of(bundle, bundle.get(SETTINGS_KEY), bundle.get(LIMITS_KEY))
+    def causality(evidence: Evidence) -> Causality:
+        """The harness's result for this submission (one sandboxed run per bundle)."""
+        result = evidence.runtime
+        if result is None:
+            raise RuntimeError("a runtime rule ran in an audit that does not run code (AuditOptions.runtime)")
+        return result
 
     @staticmethod
     def location(bundle: Bundle, result: Causality, scorer: str | None = None) -> Location:
@@ -63,8 +64,8 @@ class RuntimeRule(BundleRule):
             return Location(path, decoded_from=result.decoded_from) if result.decoded_from else Location(path)
         return Location(path, line=line, decoded_from=result.decoded_from)
 
-    def rows(self, bundle: Bundle, probes: Iterable[str]) -> tuple[Causality, list[Row]]:
-        result = self.causality(bundle)
+    def rows(self, evidence: Evidence, probes: Iterable[str]) -> tuple[Causality, list[Row]]:
+        result = self.causality(evidence)
         wanted = set(probes)
         return result, [r for r in result.rows if r.probe in wanted and r.status == "fail"]
 
@@ -80,12 +81,11 @@ def evidence_of(row: Row, result: Causality) -> dict[str, Any]:
 
 def inconclusive_finding(bundle: Bundle, result: Causality) -> Finding | None:
     """PG908 when the harness could not conclude (a tool result, raised after the runtime rules)."""
-    from auditor import registry
-
     if result.status != "inconclusive":
         return None
     reasons = result.reasons or ["no reason recorded"]
-    return registry.get("PG908").finding(
+    return tool_finding(
+        "PG908",
         "the runtime harness could not decide causality and normalization: " + "; ".join(reasons[:4]),
         RuntimeRule.location(bundle, result),
         evidence={"reasons": reasons, "seconds": round(result.seconds, 1),
@@ -106,18 +106,16 @@ def probe_summary(result: Causality) -> dict[str, Any]:
     }
 
 
-def reconcile(findings: list[Finding], bundle: Bundle, codes: set[str] | None = None) -> list[Finding]:
+def reconcile(findings: list[Finding], evidence: Evidence, codes: set[str] | None = None) -> list[Finding]:
     """After the runtime rules: add PG908 when inconclusive, and confirm or downgrade static
-    hypotheses (PG1xx) with the runtime evidence on this bundle (asymmetric: a failure confirms any
+    hypotheses (PG1xx) with the runtime evidence of this bundle (asymmetric: a failure confirms any
     static finding it matches; a pass lowers only warnings, see :func:`_passed`)."""
-    from auditor.runtime.harness import CACHE_KEY
-
-    result = bundle.get(CACHE_KEY)
+    bundle = evidence.bundle
+    result = evidence.runtime_done
     if result is None and codes is not None and "PG908" in codes:
-        result = RuntimeRule.causality(bundle)
+        result = evidence.runtime
     if result is None:
         return findings
-    bundle.put("facts", {**(bundle.get("facts") or {}), "runtime": probe_summary(result)})
     if codes is None or "PG908" in codes:
         extra = inconclusive_finding(bundle, result)
         if extra is not None:

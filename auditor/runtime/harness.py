@@ -12,7 +12,8 @@ score came from), and turns the driver's report into a :class:`Causality`:
 - ``inconclusive``: anything else, with the reasons (the import failed, the run stopped at a
   line, an evaluation was not captured, the time budget ran out ...). Never a pass by default.
 
-The result is cached on the bundle, so the PG2xx rules and PG908 share one sandbox run.
+The submission's evidence keeps the result (``Evidence.runtime``), so the PG2xx rules and PG908
+share one sandbox run.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from auditor.runtime.sandbox import ChildResult, Limits, run_child
 if TYPE_CHECKING:
     from auditor.bundle import Bundle
 
-CACHE_KEY = "runtime.causality"
 #: Files not copied into the sandbox (the run does not need logs; huge files are refused).
 MAX_COPY_BYTES = 64 * 2**20
 SKIP_SUFFIXES = (".log", ".out")
@@ -237,18 +237,10 @@ def _backported(files: dict[str, bytes]) -> list[str]:
     return done
 
 
-PROGRESS_KEY = "runtime.progress"
-
-
-def causality_of(bundle: Bundle, settings: dict[str, Any] | None = None, limits: Limits | None = None) -> Causality:
-    """Run the harness on a bundle once and keep the result on it."""
-    key = CACHE_KEY
-    cached = bundle.get(key)
-    if cached is not None:
-        return cached
-    result = _run(bundle, settings or {}, limits, bundle.get(PROGRESS_KEY))
-    bundle.put(key, result)
-    return result
+def causality_of(bundle: Bundle, settings: dict[str, Any] | None = None, limits: Limits | None = None,
+                 progress: Any = None) -> Causality:
+    """Run the harness on a bundle (``Evidence.runtime`` calls it once per bundle)."""
+    return _run(bundle, settings or {}, limits, progress)
 
 
 def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progress: Any = None) -> Causality:

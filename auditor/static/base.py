@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import libcst as cst
 
@@ -12,26 +12,31 @@ from auditor.rule import Rule
 from auditor.source import PythonSource, Role
 from auditor.static.flow import Flow, flow_of
 from auditor.static.index import SourceIndex, Stmt, index_of
-from auditor.static.reach import Activity, Program, program_for
+from auditor.static.reach import Activity, program_for
+
+if TYPE_CHECKING:
+    from auditor.evidence import Evidence
 
 
 class StaticRule(Rule):
     """A check over one parsed Python source (script, helper module, or decoded payload).
 
-    ``check`` receives a source that parsed; it reports findings located with
-    ``source.location(node)``. ``ROLES`` says which sources the rule looks at: by default the
-    main script and the modules it uses, not auxiliary scripts that never run at eval time.
+    ``check`` receives the submission's evidence and a source that parsed; it reports findings
+    located with ``source.location(node)``. ``ROLES`` says which sources the rule looks at: by
+    default the main script and the modules it uses, not auxiliary scripts that never run at
+    eval time.
 
-    Rules share one :class:`~auditor.static.index.SourceIndex` per source (one walk of the
-    tree), the dataflow of :mod:`auditor.static.flow` and the reachability of
-    :mod:`auditor.static.reach`; :meth:`report` turns a hit into a finding whose status says
-    whether the code runs under the submission's defaults.
+    Rules share, through the evidence, one :class:`~auditor.static.index.SourceIndex` per
+    source (one walk of the tree), the dataflow of :mod:`auditor.static.flow` and the program
+    of :mod:`auditor.static.reach` (``evidence.program``); :meth:`report` turns a hit into a
+    finding whose status says whether the code ran in the configuration that produced the
+    claimed score.
     """
 
     KIND: ClassVar[str] = "static"
     ROLES: ClassVar[frozenset[Role]] = frozenset({Role.MAIN, Role.MODULE})
 
-    def check(self, source: PythonSource) -> Iterable[Finding]:  # pragma: no cover - interface
+    def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:  # pragma: no cover - interface
         raise NotImplementedError
 
     # shared helpers ---------------------------------------------------------------------
@@ -43,10 +48,6 @@ class StaticRule(Rule):
     @staticmethod
     def flow(source: PythonSource) -> Flow:
         return flow_of(index_of(source))
-
-    @staticmethod
-    def program(source: PythonSource) -> Program:
-        return program_for(source)
 
     @classmethod
     def report(  # noqa: PLR0913 - a finding has many parts

@@ -807,7 +807,7 @@ def flow_of(index: SourceIndex) -> Flow:
     def build() -> Flow:
         from auditor.static.reach import program_for
 
-        program = program_for(index.source)
+        program = program_for(index.source)  # the submission's, attached by its evidence
         return Flow(index, dead=lambda stmt: program.dead_guard(stmt) is not None)
 
     return index.cached("flow", build)

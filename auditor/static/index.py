@@ -33,6 +33,7 @@ from auditor.static.names import ImportTable, dotted
 
 if TYPE_CHECKING:
     from auditor.source import PythonSource
+    from auditor.static.reach import Program
 
 Loop = Union[cst.For, cst.While, cst.CompFor]
 
@@ -534,6 +535,9 @@ class SourceIndex:
     classes: dict[str, ClassInfo] = field(default_factory=dict)
     scope_of: dict[cst.CSTNode, Scope] = field(default_factory=dict)
     stmt_of: dict[cst.CSTNode, Stmt] = field(default_factory=dict)
+    #: The program (this source with the submission's other sources) that decides which of
+    #: its code runs; set by :meth:`auditor.static.reach.Program.attach`.
+    program: Program | None = None
     _cache: dict[str, object] = field(default_factory=dict)
 
     @property

@@ -17,10 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from auditor.source import PythonSource, Role
 from auditor.static.env import Config, EnvValue, log_scenarios, run_scenarios
 from auditor.static.index import Guard, Scope, SourceIndex, Stmt, index_of
+
+if TYPE_CHECKING:
+    from auditor.bundle import Bundle
 
 _IMPLICIT = ("__init__", "__call__", "forward", "__post_init__", "__enter__", "__exit__", "__iter__", "__next__", "__getitem__", "__len__")
 
@@ -100,6 +104,12 @@ class Program:
         self.live: dict[int, Stmt | None] = {}
         self._compute_live()
         self._live_without_entry()
+
+    def attach(self, indexes: Iterable[SourceIndex] | None = None) -> None:
+        """Make this the program of its sources (or of ``indexes``): the data flow and the
+        status of findings in them are then computed against it."""
+        for index in self.indexes if indexes is None else indexes:
+            index.program = self
 
     # guards -------------------------------------------------------------------------------
 
@@ -262,11 +272,8 @@ class Program:
         return ACTIVE if scope.def_stmt is None else self.activity(scope.def_stmt)
 
 
-def _submission_texts(source: PythonSource) -> tuple[dict[str, str], dict[str, str]]:
+def submission_texts(bundle: Bundle) -> tuple[dict[str, str], dict[str, str]]:
     """Run commands (shell scripts, README) and logs of the submission."""
-    bundle = source.bundle
-    if bundle is None:
-        return {}, {}
     texts, logs = {}, {}
     for f in bundle.files:
         name = f.rel.rsplit("/", 1)[-1].lower()
@@ -282,21 +289,10 @@ def _submission_texts(source: PythonSource) -> tuple[dict[str, str], dict[str, s
 
 
 def program_for(source: PythonSource) -> Program:
-    """The program a source belongs to (cached per submission)."""
-    bundle = source.bundle
-    if bundle is None:
-        return source.cached("static:program", lambda: Program([source]))
-
-    def build(b) -> Program:  # noqa: ANN001
-        members = [s for s in b.sources if s.role in (Role.MAIN, Role.MODULE) and s.parse_error is None]
-        if source not in members:
-            members.append(source)
-        texts, logs = _submission_texts(source)
-        return Program(members, texts, logs)
-
-    program = bundle.cached("static:program", build)
-    if source not in program.sources and source.module is not None:
-        program = Program([*program.sources, source])
-        bundle.put("static:program", program)
-    return program
-
+    """The program a source belongs to: the one attached to its index by the submission's
+    evidence (:class:`auditor.evidence.Evidence`), else the source on its own."""
+    index = index_of(source)
+    if index.program is None:
+        Program([source]).attach()
+    assert index.program is not None
+    return index.program

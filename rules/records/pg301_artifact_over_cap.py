@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from auditor.bundle import Bundle
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Location, Severity
 from auditor.records import constants as C
 from auditor.records import samples as S
-from auditor.records.analysis import analysis
 from auditor.records.base import at_log, b, other_run_note, seed_label
 from auditor.rule import BundleRule, Invalid, Valid
 
@@ -75,8 +74,8 @@ class ArtifactOverCap(BundleRule):
         ),
     )
 
-    def check(self, bundle: Bundle) -> Iterable[Finding]:
-        a = analysis(bundle)
+    def check(self, evidence: Evidence) -> Iterable[Finding]:
+        a = evidence.records
         severity = Severity.ERROR if a.record_track else Severity.WARNING
         track_note = "" if a.record_track else " (non-record track: reported, as #542 was merged over the cap)"
         claimed = a.claims.bytes_total.value if a.claims and a.claims.bytes_total else None

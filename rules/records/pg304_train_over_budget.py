@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from auditor.bundle import Bundle
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.records import constants as C
 from auditor.records import samples as S
-from auditor.records.analysis import SeedRow, analysis
+from auditor.records.analysis import SeedRow
 from auditor.records.base import at_log, other_run_note, seed_label
 from auditor.rule import BundleRule, Invalid, Valid
 
@@ -74,8 +74,8 @@ class TrainOverBudget(BundleRule):
                 note="GPTQ calibrated on training batches after a full 600 s, with no reserve"),
     )
 
-    def check(self, bundle: Bundle) -> Iterable[Finding]:
-        a = analysis(bundle)
+    def check(self, evidence: Evidence) -> Iterable[Finding]:
+        a = evidence.records
         limit = C.TRAIN_BUDGET_S + C.TRAIN_TOLERANCE_S
         for row in a.rows:
             train = row.train

@@ -5,10 +5,10 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable
 
-from auditor.bundle import Bundle
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Location, Severity
 from auditor.records import samples as S
-from auditor.records.analysis import RecordsAnalysis, analysis
+from auditor.records.analysis import RecordsAnalysis
 from auditor.records.base import at_log, b, seed_label
 from auditor.records.claims import close
 from auditor.rule import BundleRule, Invalid, Valid
@@ -68,8 +68,8 @@ class ClaimMismatch(BundleRule):
                 note="val_loss holds the bpb; seed 2 has no log; val_bpb missing"),
     )
 
-    def check(self, bundle: Bundle) -> Iterable[Finding]:
-        a = analysis(bundle)
+    def check(self, evidence: Evidence) -> Iterable[Finding]:
+        a = evidence.records
         c = a.claims
         if c is None:
             return  # PG308 reports a missing submission.json

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from auditor.bundle import Bundle
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.records import constants as C
 from auditor.records import samples as S
-from auditor.records.analysis import RecordsAnalysis, SeedRow, analysis
+from auditor.records.analysis import RecordsAnalysis, SeedRow
 from auditor.records.base import at_log, b, seed_label
 from auditor.records.logparse import Score
 from auditor.rule import BundleRule, Invalid, Valid
@@ -104,8 +104,8 @@ class ByteAccountingOff(BundleRule):
                 note="byte-fallback pieces counted as 3 bytes: 4 % too many bytes"),
     )
 
-    def check(self, bundle: Bundle) -> Iterable[Finding]:
-        a = analysis(bundle)
+    def check(self, evidence: Evidence) -> Iterable[Finding]:
+        a = evidence.records
         for row in a.rows:
             finding = self._ratio(a, row)
             if finding is not None:

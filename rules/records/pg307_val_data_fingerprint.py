@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from auditor.bundle import Bundle
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.records import constants as C
 from auditor.records import samples as S
-from auditor.records.analysis import analysis
 from auditor.records.base import at_log, seed_label
 from auditor.rule import BundleRule, Invalid, Valid
 
@@ -63,8 +62,8 @@ class ValDataFingerprint(BundleRule):
                 note="GPTQ calibrated on validation data (warning)"),
     )
 
-    def check(self, bundle: Bundle) -> Iterable[Finding]:
-        a = analysis(bundle)
+    def check(self, evidence: Evidence) -> Iterable[Finding]:
+        a = evidence.records
         for row in a.rows:
             run = row.run
             shards = run.train_shards

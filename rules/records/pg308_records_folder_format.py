@@ -6,10 +6,10 @@ import ast
 import sys
 from collections.abc import Iterable, Sequence
 
-from auditor.bundle import Bundle
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Location, Severity
 from auditor.records import samples as S
-from auditor.records.analysis import FOLDER_NAME, TRACKS, analysis, records_relative
+from auditor.records.analysis import FOLDER_NAME, TRACKS, records_relative
 from auditor.rule import BundleRule, Invalid, Valid
 from auditor.source import Role
 
@@ -99,10 +99,11 @@ class RecordsFolderFormat(BundleRule):
                                script=S.SCRIPT + "import zstandard\n")),
     )
 
-    def check(self, bundle: Bundle) -> Iterable[Finding]:
+    def check(self, evidence: Evidence) -> Iterable[Finding]:
+        bundle = evidence.bundle
         if bundle.single_file:
             return
-        a = analysis(bundle)
+        a = evidence.records
         root = Location(bundle.path)
         parts = a.folder_parts
         rel = records_relative(bundle)
@@ -157,7 +158,7 @@ class RecordsFolderFormat(BundleRule):
                         evidence={"imports": imports}, key=f"requirements:{source.path}",
                     )
                     break
-        one_folder = self.one_folder_per_pull_request(bundle.path, bundle.get("pr_folders") or [])
+        one_folder = self.one_folder_per_pull_request(bundle.path, bundle.pr_folders)
         if one_folder is not None:
             yield one_folder
 

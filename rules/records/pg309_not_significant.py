@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable
 
-from auditor.bundle import Bundle
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Location, Severity
-from auditor.records.analysis import analysis
-from auditor.records.stats import test_claim
 from auditor.rule import BundleRule
 
 
@@ -57,39 +54,21 @@ class NotSignificant(BundleRule):
     # Needs a baseline from the command line: tests/records/test_significance.py runs it.
     TESTED_IN = ("tests/records/test_significance.py",)
 
-    def check(self, bundle: Bundle) -> Iterable[Finding]:
-        options = bundle.get("significance") or {}
-        a = analysis(bundle)
-        rows = [r for r in a.rows if r.score is not None]
-        by_seed: dict[str, float] = {}
-        for row in rows:
-            by_seed.setdefault(row.seed, row.score.bpb)  # type: ignore[union-attr]
-        values = list(by_seed.values())
-        ratios = [bt for r in rows if (bt := r.bytes_per_token())]
-        bt = statistics.median(ratios) if ratios else (a.family.bytes_per_token[0] if a.family else None)
-        result = test_claim(
-            values,
-            rule=options.get("rule", "readme"),
-            baseline=options.get("baseline") or None,
-            baseline_value=options.get("baseline_value"),
-            bytes_per_token=bt,
-        )
-        summary = result.to_dict() | {"baseline_source": options.get("source")}
-        facts = dict(bundle.get("facts") or {})
-        facts["significance"] = {k: v for k, v in summary.items() if v is not None}
-        bundle.put("facts", facts)
-        given = bool(options.get("baseline")) or options.get("baseline_value") is not None
-        if not a.record_track or not given:
+    def check(self, evidence: Evidence) -> Iterable[Finding]:
+        a = evidence.records
+        test = evidence.significance
+        result = test.result
+        if not a.record_track or not test.baseline_given:
             return
-        where = Location(a.claims.rel) if a.claims else Location(bundle.path)
-        evidence = summary | {"per_seed": by_seed}
+        where = Location(a.claims.rel) if a.claims else Location(evidence.bundle.path)
+        evidence_ = test.summary() | {"per_seed": test.per_seed}
         if not result.decided:
             yield self.finding(
-                f"significance not tested: {result.describe()}", where, evidence=evidence,
+                f"significance not tested: {result.describe()}", where, evidence=evidence_,
                 severity=Severity.NOTE, key="untested",
             )
         elif not result.passed:
             yield self.finding(
-                f"the claim is not shown to beat the baseline ({options.get('source') or 'given'}): {result.describe()}",
-                where, evidence=evidence, key="not-significant",
+                f"the claim is not shown to beat the baseline ({test.source or 'given'}): {result.describe()}",
+                where, evidence=evidence_, key="not-significant",
             )

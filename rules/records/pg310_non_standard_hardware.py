@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from auditor.bundle import Bundle
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.records import constants as C
 from auditor.records import samples as S
-from auditor.records.analysis import analysis
 from auditor.records.base import at_log, seed_label
 from auditor.rule import BundleRule, Invalid, Valid
 
@@ -60,8 +59,8 @@ class NonStandardHardware(BundleRule):
         Invalid(files=S.folder({"train_seed42.log": S.modern_log(42, gpu="NVIDIA H200")}, {"val_bpb": 1.0612})),
     )
 
-    def check(self, bundle: Bundle) -> Iterable[Finding]:
-        a = analysis(bundle)
+    def check(self, evidence: Evidence) -> Iterable[Finding]:
+        a = evidence.records
         severity = Severity.WARNING if a.record_track else Severity.NOTE
         for row in a.rows:
             line = None

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from auditor.bundle import Bundle
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.records import constants as C
 from auditor.records import samples as S
-from auditor.records.analysis import SeedRow, analysis
+from auditor.records.analysis import SeedRow
 from auditor.records.base import at_log, b, seed_label
 from auditor.rule import BundleRule, Invalid, Valid
 
@@ -74,8 +74,8 @@ class PartialValidation(BundleRule):
                 note="the claimed score is a mixture measured on a 3 M-token subset"),
     )
 
-    def check(self, bundle: Bundle) -> Iterable[Finding]:
-        a = analysis(bundle)
+    def check(self, evidence: Evidence) -> Iterable[Finding]:
+        a = evidence.records
         track_severity = Severity.ERROR if a.record_track else Severity.NOTE
         for row in a.rows:
             severity = track_severity if row.evidence else Severity.NOTE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.runtime.base import RuntimeRule, evidence_of
@@ -46,8 +47,9 @@ class NondeterministicScores(RuntimeRule):
     VALID = (Valid(folder="fixtures/runtime/legal_sliding"),)
     INVALID = (Invalid(folder="fixtures/runtime/nondeterministic"),)
 
-    def check(self, bundle) -> Iterable[Finding]:
-        result, rows = self.rows(bundle, ("determinism",))
+    def check(self, evidence: Evidence) -> Iterable[Finding]:
+        bundle = evidence.bundle
+        result, rows = self.rows(evidence, ("determinism",))
         for row in rows:
             yield self.finding(
                 f"the evaluation {row.scorer}() gives different scores on identical input: {row.detail}",

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import replace
 
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.runtime.base import RuntimeRule, evidence_of
@@ -68,8 +69,9 @@ class FutureTokenLeak(RuntimeRule):
         Invalid(folder="fixtures/runtime/ttt_before_score"),
     )
 
-    def check(self, bundle) -> Iterable[Finding]:
-        result, rows = self.rows(bundle, ("future", "pipeline_future"))
+    def check(self, evidence: Evidence) -> Iterable[Finding]:
+        bundle = evidence.bundle
+        result, rows = self.rows(evidence, ("future", "pipeline_future"))
         replay_failed = {r.scorer for r in rows if r.probe == "future"}
         text = bundle.main_source.text if bundle.main_source is not None else ""
         seen: set[str] = set()

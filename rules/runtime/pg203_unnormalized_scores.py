@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import replace
 
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.runtime.base import RuntimeRule, evidence_of
@@ -62,8 +63,9 @@ class UnnormalizedScores(RuntimeRule):
         Invalid(folder="fixtures/runtime/target_gated_mixer"),
     )
 
-    def check(self, bundle) -> Iterable[Finding]:
-        result, rows = self.rows(bundle, ("substitution",))
+    def check(self, evidence: Evidence) -> Iterable[Finding]:
+        bundle = evidence.bundle
+        result, rows = self.rows(evidence, ("substitution",))
         text = bundle.main_source.text if bundle.main_source is not None else ""
         gated = bool(re.search(r"tilt|hint|gate[d_]|agree", text, re.I)) and not re.search(r"bucket", text, re.I)
         for row in rows:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.runtime.base import RuntimeRule, evidence_of
@@ -51,8 +52,9 @@ class StateUpdatedBeforeScoring(RuntimeRule):
     )
     INVALID = (Invalid(folder="fixtures/runtime/ttt_before_score"),)
 
-    def check(self, bundle) -> Iterable[Finding]:
-        result, rows = self.rows(bundle, ("score_before_update",))
+    def check(self, evidence: Evidence) -> Iterable[Finding]:
+        bundle = evidence.bundle
+        result, rows = self.rows(evidence, ("score_before_update",))
         for row in rows:
             yield self.finding(
                 f"{row.scorer}() scores a chunk with state that already learned from it: {row.detail}",

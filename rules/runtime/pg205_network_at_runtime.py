@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.runtime.base import RuntimeRule
@@ -42,8 +43,9 @@ class NetworkAtRuntime(RuntimeRule):
     VALID = (Valid(folder="fixtures/runtime/legal_sliding"),)
     INVALID = (Invalid(folder="fixtures/runtime/network"),)
 
-    def check(self, bundle) -> Iterable[Finding]:
-        result = self.causality(bundle)
+    def check(self, evidence: Evidence) -> Iterable[Finding]:
+        bundle = evidence.bundle
+        result = self.causality(evidence)
         seen = set()
         for event in result.sandbox_events:
             if event.get("kind") != "network" or not event.get("blocked"):

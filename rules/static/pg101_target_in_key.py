@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import libcst as cst
 
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity, Status
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
@@ -201,7 +202,7 @@ class TargetInKey(StaticRule):
         ),
     )
 
-    def check(self, source: PythonSource) -> Iterable[Finding]:
+    def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
         flow = self.flow(source)
         for scope in index.scopes:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import libcst as cst
 
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
@@ -117,7 +118,7 @@ class BoundaryPlusOne(StaticRule):
         ),
     )
 
-    def check(self, source: PythonSource) -> Iterable[Finding]:
+    def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
         flow = self.flow(source)
         for scope in index.scopes:
@@ -137,17 +138,17 @@ class BoundaryPlusOne(StaticRule):
                     candidates.append((call, value))
             if not candidates:
                 continue
-            events = score_events(index, scope, self.program(source))
+            events = score_events(index, scope, evidence.program)
             by_scored_start = self._assigned_by_scored_start(index, scope)
             for call, value in candidates:
                 if not any(e.stmt.order < call.stmt.order for e in events):
                     continue  # no scoring before it in this function: not a post-score update
-                evidence = {"update": index.code(call.node, 120), "slice_end": index.code(value.slice[0].slice.upper, 60)}
+                details = {"update": index.code(call.node, 120), "slice_end": index.code(value.slice[0].slice.upper, 60)}
                 note = ""
                 confidence = Confidence.MEDIUM
                 if by_scored_start is not None:
                     confidence = Confidence.LOW
-                    evidence["windows_assigned_by"] = by_scored_start
+                    details["windows_assigned_by"] = by_scored_start
                     note = (
                         f"; windows are assigned to chunks by their first scored position (line {by_scored_start['line']}), "
                         "so the extra token may already be scored, as in PR #825: the runtime probe decides"
@@ -156,7 +157,7 @@ class BoundaryPlusOne(StaticRule):
                     source, call.node, call.stmt,
                     f"the state update `{index.code(call.node, 80)}` reaches one token past the chunk it just scored"
                     + note,
-                    evidence=evidence, confidence=confidence,
+                    evidence=details, confidence=confidence,
                 )
 
     @staticmethod

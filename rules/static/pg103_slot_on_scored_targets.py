@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import libcst as cst
 
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource, code_of
@@ -179,7 +180,7 @@ class SlotOnScoredTargets(StaticRule):
         ),
     )
 
-    def check(self, source: PythonSource) -> Iterable[Finding]:
+    def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
         seen: set[int] = set()
         for site in training_sites(index):
@@ -189,7 +190,7 @@ class SlotOnScoredTargets(StaticRule):
             if not params:
                 continue
             # Report at a creation that runs (a name may be created in several branches).
-            program = self.program(source)
+            program = evidence.program
             running = [p for p in params if program.activity(p[1]).active and (p[1].scope is not site.scope or p[1].order <= site.stmt.order)]
             first_name, first_stmt, first_node = (running or params)[0]
             params = list({p[0]: p for p in reversed(running or params)}.values())[::-1]
@@ -198,24 +199,24 @@ class SlotOnScoredTargets(StaticRule):
             seen.add(id(first_stmt))
             region, mask_text, mask_line = self._region(index, site, first_stmt)
             later = self._used_after(index, first_stmt.scope, [p[0] for p in params], first_stmt)
-            evidence = {
+            details = {
                 "parameters": [p[0] for p in params],
                 "loss": _code(index, site.loss),
                 "backward_line": index.line(site.call.node),
                 "optimized_on": region,
             }
             if mask_text:
-                evidence["mask"] = mask_text
-                evidence["mask_line"] = mask_line
+                details["mask"] = mask_text
+                details["mask_line"] = mask_line
             if later is not None:
-                evidence["used_to_score_line"] = later
+                details["used_to_score_line"] = later
             names = ", ".join(f"`{p[0]}`" for p in params)
             if region == "context":
                 yield self.report(
                     source, first_node, first_stmt,
                     f"per-window parameters {names} are optimized on the window's context positions only "
                     f"({mask_text}) and then used to score it: context-only SLOT, not ruled on (issue #1336)",
-                    evidence=evidence, severity=Severity.WARNING, confidence=Confidence.MEDIUM,
+                    evidence=details, severity=Severity.WARNING, confidence=Confidence.MEDIUM,
                     sources=("#1336", "R-SLOT-CAUSAL"),
                 )
                 continue
@@ -230,7 +231,7 @@ class SlotOnScoredTargets(StaticRule):
                 source, first_node, first_stmt,
                 f"per-window parameters {names} are fit with a loss on the window's targets over {where}, "
                 "then used to score the same positions (SLOT)",
-                evidence=evidence, severity=severity, confidence=confidence,
+                evidence=details, severity=severity, confidence=confidence,
             )
 
     @staticmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity, Status
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
@@ -178,10 +179,10 @@ class ValTrainedBeforeScored(StaticRule):
         ),
     )
 
-    def check(self, source: PythonSource) -> Iterable[Finding]:
+    def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
         flow = self.flow(source)
-        program = self.program(source)
+        program = evidence.program
         for site in training_sites(index):
             if not site.fact.has("val") or site.fact.has("grad"):
                 continue  # not validation data, or per-window parameters (PG103's SLOT)
@@ -199,7 +200,7 @@ class ValTrainedBeforeScored(StaticRule):
                     continue
             if after is not None and self._chunk_loop(site, after):
                 continue  # trains on a chunk, then scores it in the same loop: PG105
-            yield self._finding(source, index, flow, site, after, callers)
+            yield self._finding(evidence, source, index, flow, site, after, callers)
 
     def _chunk_loop(self, site, after) -> bool:  # noqa: ANN001
         """Training and scoring share a loop over chunks (not over epochs of the whole set)."""
@@ -220,27 +221,27 @@ class ValTrainedBeforeScored(StaticRule):
             found.append(stmt)
         return found or None
 
-    def _finding(self, source, index, flow, site, after, callers) -> Finding:  # noqa: ANN001
+    def _finding(self, evidence, source, index, flow, site, after, callers) -> Finding:  # noqa: ANN001
         scope = site.scope
         where = "the module level" if scope.is_module else scope.qualname
-        evidence = {"loss": index.code(site.loss, 100), "trains_on": site.fact.reason("val")}
+        details = {"loss": index.code(site.loss, 100), "trains_on": site.fact.reason("val")}
         val = val_source(index, flow, scope)
         if val is not None:
-            evidence["val_slice"] = val[0]
-            evidence["val_slice_line"] = index.line(val[1].node)
+            details["val_slice"] = val[0]
+            details["val_slice_line"] = index.line(val[1].node)
         if site.stmt.loops:
             outer = site.stmt.loops[0]
-            evidence["loop"] = index.code(outer.iter if hasattr(outer, "iter") else outer.test, 80)
-            evidence["loop_line"] = index.line(outer)
+            details["loop"] = index.code(outer.iter if hasattr(outer, "iter") else outer.test, 80)
+            details["loop_line"] = index.line(outer)
         if after is not None:
-            evidence["scored_after"] = f"line {index.line(after.stmt.node)}: {after.what}"
+            details["scored_after"] = f"line {index.line(after.stmt.node)}: {after.what}"
         call_lines = []
         for stmt in callers or ():
-            caller_index = self.program(source).index_of_scope[id(stmt.scope)]
+            caller_index = evidence.program.index_of_scope[id(stmt.scope)]
             if caller_index is index:
                 call_lines.append(index.line(stmt.node))
         if call_lines:
-            evidence["called_at"] = call_lines
+            details["called_at"] = call_lines
         warmup = looks_like_warmup(index, site)
         if warmup:
             message = (
@@ -248,11 +249,11 @@ class ValTrainedBeforeScored(StaticRule):
                 f"compile warm-up ('{warmup}'); tolerated in #1530 only if the adapted weights are discarded"
             )
             return self.report(
-                source, site.call.node, site.stmt, message, evidence=evidence,
+                source, site.call.node, site.stmt, message, evidence=details,
                 severity=Severity.WARNING, confidence=Confidence.MEDIUM, sources=("R-VAL-WARMUP", "#1530"),
             )
-        then = f"; they are scored afterwards ({evidence['scored_after']})" if after is not None else (
+        then = f"; they are scored afterwards ({details['scored_after']})" if after is not None else (
             f"; {scope.name} is called at line {call_lines[0]} before the scoring pass" if call_lines else ""
         )
-        message = f"{where} trains on validation tokens ({evidence.get('val_slice', evidence['trains_on'])}) before they are scored{then}"
-        return self.report(source, site.call.node, site.stmt, message, evidence=evidence)
+        message = f"{where} trains on validation tokens ({details.get('val_slice', details['trains_on'])}) before they are scored{then}"
+        return self.report(source, site.call.node, site.stmt, message, evidence=details)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import libcst as cst
 
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
@@ -151,16 +152,16 @@ class TttBeforeScore(StaticRule):
         ),
     )
 
-    def check(self, source: PythonSource) -> Iterable[Finding]:
+    def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
-        yield from self._train_then_score(source, index)
-        yield from self._two_pass(source, index)
+        yield from self._train_then_score(evidence, source, index)
+        yield from self._two_pass(evidence, source, index)
         yield from self._min_over_passes(source, index)
 
     # TTT that trains before it scores, or rescores in every epoch --------------------------
 
-    def _train_then_score(self, source: PythonSource, index: SourceIndex) -> Iterable[Finding]:
-        program = self.program(source)
+    def _train_then_score(self, evidence: Evidence, source: PythonSource, index: SourceIndex) -> Iterable[Finding]:
+        program = evidence.program
         for site in training_sites(index):
             if not site.fact.has("val") or site.fact.has("grad"):
                 continue
@@ -197,9 +198,9 @@ class TttBeforeScore(StaticRule):
 
     # two-pass rescoring ----------------------------------------------------------------
 
-    def _two_pass(self, source: PythonSource, index: SourceIndex) -> Iterable[Finding]:
+    def _two_pass(self, evidence: Evidence, source: PythonSource, index: SourceIndex) -> Iterable[Finding]:
         flow = self.flow(source)
-        program = self.program(source)
+        program = evidence.program
         for scope in index.scopes:
             fills = []
             for call in scope.calls:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import libcst as cst
 
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
@@ -117,7 +118,7 @@ class ValInTrain(StaticRule):
         ),
     )
 
-    def check(self, source: PythonSource) -> Iterable[Finding]:
+    def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
         flow = self.flow(source)
         trains = {id(site.scope) for site in training_sites(index)}

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import libcst as cst
 
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
@@ -97,7 +98,7 @@ class TrainDataAtEval(StaticRule):
             return last in ("log", "log0", "print", "info", "debug", "warning", "write")
         return False
 
-    def check(self, source: PythonSource) -> Iterable[Finding]:
+    def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
         trains = {id(site.scope) for site in training_sites(index)}
         for scope in index.functions:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity, Status
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
@@ -93,7 +94,7 @@ class NetworkAccess(StaticRule):
         ),
     )
 
-    def check(self, source: PythonSource) -> Iterable[Finding]:
+    def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
         for scope in index.scopes:
             for call in scope.calls:

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import libcst as cst
 
+from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
@@ -60,7 +61,7 @@ class DynamicCode(StaticRule):
         Invalid(code="import sys\nfn = eval(sys.argv[1])\n", lines=(2,)),
     )
 
-    def check(self, source: PythonSource) -> Iterable[Finding]:
+    def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
         bundled = self._bundled_names(source)
         reported: set[int] = set()

@@ -9,7 +9,7 @@ import pytest
 from auditor.discover import discover
 from auditor.engine import AuditOptions, audit
 from auditor.records import samples as S
-from auditor.records.analysis import analysis
+from auditor.records.analysis import analyse
 from auditor.records.claims import parse_claims
 from auditor.rule import Case
 
@@ -37,7 +37,7 @@ def test_the_bundled_example_fills_seeds_and_facts(in_tmp):
 def test_identical_logs_count_once(tmp_path):
     log = S.baseline_log(42)
     bundle = _bundle(tmp_path, S.folder({"train_seed42.log": log, "train.log": log}, {"val_bpb": 1.2247}))
-    a = analysis(bundle)
+    a = analyse(bundle)
     assert [r.seed for r in a.rows] == ["42"]
     assert [e.duplicate_of for e in a.logs if e.duplicate_of] == [bundle.file("train_seed42.log").path]
 
@@ -46,7 +46,7 @@ def test_claim_picks_the_stage_it_rests_on(tmp_path):
     extra = "pre_quant_sliding_window val_loss:0.0397 val_bpb:0.0235 stride:64 eval_time:65808175ms\n"
     log = S.baseline_log(42, extra=extra)
     bundle = _bundle(tmp_path, S.folder({"train_seed42.log": log}, {"val_bpb": 0.0235}))
-    row = analysis(bundle).rows[0]
+    row = analyse(bundle).rows[0]
     assert row.score.raw_label == "pre_quant_sliding_window" and row.score_time.value == 65808.175
     assert "not a final score" in row.score_reason
 
@@ -55,7 +55,7 @@ def test_mean_claim_selects_a_stage_across_seeds(tmp_path):
     mix = "ppm_mix bytes=10982035 mix_bpb={v}\n"
     logs = {f"train_seed{k}.log": S.modern_log(k, after_eval=mix.format(v=v)) for k, v in ((1, 1.0002), (2, 1.0004))}
     bundle = _bundle(tmp_path, S.folder(logs, {"val_bpb": 1.0003}))
-    rows = analysis(bundle).rows
+    rows = analyse(bundle).rows
     assert {r.score.label for r in rows} == {"ppm_mix:mix_bpb"}
 
 
@@ -66,7 +66,7 @@ def test_code_counted_as_shipped_and_helpers_listed(tmp_path):
         script=S.SCRIPT + "import helper\n",
         extra={"helper.py": "X = 1\n", "notes_prep.py": "print('not referenced')\n"},
     )
-    a = analysis(_bundle(tmp_path, files))
+    a = analyse(_bundle(tmp_path, files))
     row = a.rows[0]
     assert row.code_counted == len((S.SCRIPT + "import helper\n").encode())
     assert row.submitted_total == 15_000_000 + row.code_counted
@@ -75,7 +75,7 @@ def test_code_counted_as_shipped_and_helpers_listed(tmp_path):
 
 def test_seed_from_file_name_when_the_log_does_not_say(tmp_path):
     log = S.baseline_log(9).replace("seed:9\n", "")
-    a = analysis(_bundle(tmp_path, S.folder({"run_seed2024.log": log}, {"val_bpb": 1.2247})))
+    a = analyse(_bundle(tmp_path, S.folder({"run_seed2024.log": log}, {"val_bpb": 1.2247})))
     assert a.rows[0].seed == "2024"
 
 
@@ -91,7 +91,7 @@ def test_claims_variants():
 
 
 def test_log_without_any_figure_is_not_a_seed(tmp_path):
-    a = analysis(_bundle(tmp_path, S.folder({"train_seed1.log": S.baseline_log(1), "notes.txt": "just notes\n"}, {"val_bpb": 1.2247})))
+    a = analyse(_bundle(tmp_path, S.folder({"train_seed1.log": S.baseline_log(1), "notes.txt": "just notes\n"}, {"val_bpb": 1.2247})))
     assert [r.seed for r in a.rows] == ["1"]
 
 
@@ -106,7 +106,7 @@ def test_progress_lines_of_a_running_pass_are_not_stages(tmp_path):
     progress = "".join(f"  ttt_chunk [{i}/3] bpb=1.0{i} time={100.0 * i:.1f}s\n" for i in (1, 2, 3))
     log = S.modern_log(42, eval_ms=455_128).replace("beginning TTT eval timer\n", "beginning TTT eval timer\n" + progress)
     bundle = _bundle(tmp_path, S.folder({"train_seed42.log": log}, {"val_bpb": 1.0612}))
-    (row,) = analysis(bundle).rows
+    (row,) = analyse(bundle).rows
     assert not any("ttt_chunk" in s.label for s in row.stages)
     # the two diagnostics (6.718 s, 49.995 s) and the scored pass (455.128 s); cumulative progress times left out
     assert row.eval_sum_s == pytest.approx(6.718 + 49.995 + 455.128)

@@ -23,7 +23,7 @@ def _folder(tmp_path, values=SEEDS):
 def _pg309(tmp_path, monkeypatch, significance):
     folder = _folder(tmp_path)
     monkeypatch.chdir(tmp_path)
-    report = audit([folder.name], AuditOptions(select=["PG309"], context={"significance": significance}))
+    report = audit([folder.name], AuditOptions(select=["PG309"], significance=significance))
     sub = report.submissions[0]
     return [f for f in sub.findings if f.code == "PG309"], sub.facts.get("significance", {})
 

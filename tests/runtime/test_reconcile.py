@@ -6,7 +6,8 @@ import pytest
 
 from auditor.findings import Confidence, Finding, Location, Severity
 from auditor.runtime.base import reconcile
-from auditor.runtime.harness import CACHE_KEY, Causality, Row, runtime_python, usable_run_env
+from auditor.evidence import AuditContext, Evidence
+from auditor.runtime.harness import Causality, Row, runtime_python, usable_run_env
 
 from ..conftest import EXAMPLE
 
@@ -31,12 +32,11 @@ def static(tag: str, line: int = 5, path: str = "train_gpt.py", severity: Severi
                    tags=(tag,))
 
 
-def bundle_with(result: Causality, folder=None):
+def evidence_with(result: Causality, folder=None) -> Evidence:
     from auditor.discover import discover
 
     bundle = discover([folder or EXAMPLE])[0]
-    bundle.put(CACHE_KEY, result)
-    return bundle
+    return Evidence(bundle, AuditContext(runtime=True), runtime=result)
 
 
 @pytest.fixture
@@ -49,11 +49,11 @@ PASSING = [Row("eval_val_sliding_ttt", p, "pass", f"{p} ok") for p in ("future",
 
 
 def test_a_runtime_pass_downgrades_the_static_hypothesis(scripted):
-    bundle = bundle_with(Causality("pass", rows=PASSING), scripted)
-    out = reconcile([static("boundary_plus1", 5, bundle.main_source.path)], bundle, {"PG102", "PG908"})
+    evidence = evidence_with(Causality("pass", rows=PASSING), scripted)
+    out = reconcile([static("boundary_plus1", 5, evidence.bundle.main_source.path)], evidence, {"PG102", "PG908"})
     assert out[0].severity is Severity.NOTE and out[0].confidence is Confidence.LOW
     assert "no leak" in out[0].message and out[0].evidence["runtime"]["status"] == "pass"
-    summary = bundle.get("facts")["runtime"]  # the probe table the review comment shows
+    summary = evidence.facts()["runtime"]  # the probe table the review comment shows
     assert summary["status"] == "pass" and [p["probe"] for p in summary["probes"]] == [r.probe for r in PASSING]
 
 
@@ -72,8 +72,8 @@ def test_a_runtime_pass_never_lowers_a_static_error(scripted):
 
 def test_a_pass_does_not_clear_code_the_run_did_not_evaluate(scripted):
     # the finding sits in eval_val_ngram, which the shrunk run never called
-    bundle = bundle_with(Causality("pass", rows=PASSING), scripted)
-    out = reconcile([static("boundary_plus1", 11, bundle.main_source.path)], bundle, {"PG102"})
+    evidence = evidence_with(Causality("pass", rows=PASSING), scripted)
+    out = reconcile([static("boundary_plus1", 11, evidence.bundle.main_source.path)], evidence, {"PG102"})
     assert out[0].severity is Severity.WARNING and out[0].confidence is Confidence.MEDIUM
     assert "no leak" not in out[0].message and out[0].evidence["runtime"]["status"] == "undecided"
 
@@ -82,7 +82,7 @@ def test_a_matching_runtime_failure_confirms_it():
     fail = Row("eval_val_sliding_ttt", "substitution", "fail", "sum 33.8")
     runtime = Finding(code="PG203", name="unnormalized-scores", severity=Severity.ERROR, confidence=Confidence.HIGH,
                       message="x", location=Location("train_gpt.py"), tags=("target_in_key",))
-    out = reconcile([static("target_in_key"), runtime], bundle_with(Causality("fail", rows=[fail])), {"PG102"})
+    out = reconcile([static("target_in_key"), runtime], evidence_with(Causality("fail", rows=[fail])), {"PG102"})
     assert out[0].confidence is Confidence.HIGH and "confirmed at runtime" in out[0].message
 
 
@@ -91,14 +91,14 @@ def test_a_failure_of_another_kind_leaves_the_hypothesis_undecided_with_the_prob
             Row("eval_val_sliding_ttt", "substitution", "fail", "sum 33.8")]
     runtime = Finding(code="PG203", name="unnormalized-scores", severity=Severity.ERROR, confidence=Confidence.HIGH,
                       message="x", location=Location("train_gpt.py"), tags=("target_in_key",))
-    out = reconcile([static("boundary_plus1"), runtime], bundle_with(Causality("fail", rows=rows)), {"PG102"})
+    out = reconcile([static("boundary_plus1"), runtime], evidence_with(Causality("fail", rows=rows)), {"PG102"})
     assert out[0].severity is Severity.WARNING and out[0].confidence is Confidence.MEDIUM
     assert out[0].evidence["runtime"] == {"status": "undecided", "pass": ["future"], "fail": ["substitution"],
                                           "harness": "fail"}
 
 
 def test_inconclusive_adds_pg908_and_leaves_static_findings_alone():
-    out = reconcile([static("slot")], bundle_with(Causality("inconclusive", reasons=["import failed"])),
+    out = reconcile([static("slot")], evidence_with(Causality("inconclusive", reasons=["import failed"])),
                     {"PG102", "PG908"})
     assert out[0].severity is Severity.WARNING
     assert any(f.code == "PG908" and "import failed" in f.message for f in out)

@@ -10,9 +10,9 @@ import pytest
 
 from auditor import registry
 from auditor.discover import discover
-from auditor.engine import AuditOptions, audit_bundle
+from auditor.engine import AuditOptions, audit_evidence
+from auditor.evidence import Evidence
 from auditor.findings import Severity
-from auditor.runtime.harness import CACHE_KEY
 
 from ..conftest import REPO_ROOT
 from .conftest import FIXTURES, tree_digest
@@ -29,8 +29,8 @@ CASES = [
 def findings_for(folder: str, results, codes: list[str]):
     name = folder.rsplit("/", 1)[-1]
     bundle = discover([REPO_ROOT / folder])[0]
-    bundle.put(CACHE_KEY, results[name])
-    return audit_bundle(bundle, AuditOptions(select=codes, runtime=True)).findings
+    options = AuditOptions(select=codes, runtime=True)
+    return audit_evidence(Evidence(bundle, options.context(), runtime=results[name]), options).findings
 
 
 @pytest.mark.parametrize(("rule", "case", "valid"), CASES)
