@@ -74,6 +74,14 @@ class Evidence:
         if runtime is not None:
             self.__dict__["runtime"] = runtime
 
+    @classmethod
+    def for_source(cls, source: PythonSource) -> Evidence:
+        """The evidence of a lone source (no folder, no logs): for benchmarks and tools."""
+        from auditor.files import MemoryStore
+
+        bundle = Bundle(path=source.path, store=MemoryStore({}, source.path), files=[], sources=[source], single_file=True)
+        return cls(bundle)
+
     # static ------------------------------------------------------------------------------
 
     @cached_property

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from auditor import registry
+from auditor.evidence import Evidence
 from auditor.source import PythonSource
 from auditor.unpack import unpack
 
@@ -47,8 +48,9 @@ def time_one(path: str, text: str, rules: list) -> tuple[float, float, int, floa
     assert source.module is not None, source.parse_error
     parsed = time.perf_counter()
     findings = 0
+    evidence = Evidence.for_source(source)
     for rule in rules:
-        findings += len(list(rule.check(source)))
+        findings += len(list(rule.check(evidence, source)))
     done = time.perf_counter()
     return parsed - start, done - parsed, findings, time.process_time() - cpu
 
