@@ -59,9 +59,9 @@ def test_a_runtime_pass_downgrades_the_static_hypothesis(scripted):
 
 def test_a_runtime_pass_never_lowers_a_static_error(scripted):
     # a cheater that detects the probe run behaves and passes: the static error stands
-    bundle = bundle_with(Causality("pass", rows=PASSING), scripted)
-    error = static("target_in_key", 5, bundle.main_source.path, Severity.ERROR)
-    out = reconcile([error], bundle, {"PG102"})
+    evidence = evidence_with(Causality("pass", rows=PASSING), scripted)
+    error = static("target_in_key", 5, evidence.bundle.main_source.path, Severity.ERROR)
+    out = reconcile([error], evidence, {"PG102"})
     assert out[0].severity is Severity.ERROR and out[0].confidence is Confidence.MEDIUM
     assert out[0].message == error.message
     assert out[0].evidence["runtime"]["status"] == "pass_not_clearing"
