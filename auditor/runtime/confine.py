@@ -16,7 +16,7 @@ later, no privilege needed) lets a process restrict itself and every process it 
 
 :func:`confine` applies what the kernel offers and says what it got. The guard lets the
 submission's own native code run only when the files are confined and the child has no network
-device (its own network namespace, :func:`auditor.runtime.sandbox._private_network`); anywhere
+device (its own network namespace, which bubblewrap gives it: :mod:`auditor.runtime.sandbox`); anywhere
 else such code is refused, as before. Everything here is best effort for the rest: a kernel
 without Landlock leaves the Python-level wall as it was.
 """

@@ -1,6 +1,7 @@
 """Runs a submission's own pipeline on the CPU and probes every evaluation it makes (sandbox side).
 
-One job (``job.json`` in the working folder) describes the script and the scale. The driver
+One job (a :class:`auditor.runtime.protocol.Job` on standard input) describes the script and
+the scale. The driver
 
 1. writes synthetic shards and a tokenizer, sets the script's own knobs to a tiny run
    (vocabulary 64, a few thousand validation tokens, short sequences, small chunks, two
@@ -13,7 +14,8 @@ One job (``job.json`` in the working folder) describes the script and the scale.
    quantization) shows up as a moved NLL before the cut;
 4. replays each evaluation function from its snapshot on perturbed streams and runs the
    probes of :mod:`auditor.runtime.probes` on it;
-5. writes ``result.json``.
+5. reports a :class:`auditor.runtime.protocol.DriverResult` on the pipe the parent gave it
+   (checkpoints on the way, so a run stopped at the wall-clock limit still reports).
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ import importlib.abc
 import importlib.util
 import io
 import itertools
-import json
 import math
 import os
 import random
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -44,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from auditor.runtime import confine, data, guard, loader, probes, stubs, track
+from auditor.runtime import confine, data, guard, loader, probes, protocol, stubs, track
 from auditor.runtime.track import TRACKER
 
 OUT_OF_TIME = "time budget spent"
@@ -68,8 +70,8 @@ class Settings:
     fp32: bool = True  # run models in float32 on the CPU (see stubs.install)
 
     @classmethod
-    def from_job(cls, job: dict[str, Any]) -> Settings:
-        known = {k: v for k, v in job.get("settings", {}).items() if k in cls.__dataclass_fields__}
+    def from_job(cls, job: protocol.Job) -> Settings:
+        known = {k: v for k, v in job.settings.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
 
@@ -174,13 +176,13 @@ class PassResult:
         assert self.positions is not None and self.nll is not None
         return probes.Scored(self.positions, self.nll, self.returned_loss, self.seconds, self.starts)
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "index": self.index, "depth": self.depth, "seconds": round(self.seconds, 3),
-            "returned": self.returned[:4], "complete": self.complete, "reason": self.reason,
-            "strategy": self.strategy, "scored": 0 if self.positions is None else int(len(self.positions)),
-            "coverage": self.coverage,
-        }
+    def summary(self) -> protocol.PassRecord:
+        return protocol.PassRecord(
+            name=self.name, index=self.index, depth=self.depth, seconds=round(self.seconds, 3),
+            returned=self.returned[:4], complete=self.complete, reason=self.reason, strategy=self.strategy,
+            scored=0 if self.positions is None else int(len(self.positions)),
+            coverage={k: int(v) for k, v in self.coverage.items()},
+        )
 
 
 def _floats(value: Any, depth: int = 0) -> list[float]:
@@ -304,8 +306,16 @@ class Snapshot:
     result: PassResult | None = None
 
 
+@dataclass
+class Run:
+    """One run of the pipeline: its record for the report and the passes it captured."""
+
+    record: protocol.RunRecord
+    passes: list[PassResult]
+
+
 class Session:
-    def __init__(self, job: dict[str, Any], workdir: Path) -> None:
+    def __init__(self, job: protocol.Job, workdir: Path, channel: ResultPipe | None = None) -> None:
         self.job = job
         self.settings = Settings.from_job(job)
         self.workdir = workdir
@@ -321,11 +331,19 @@ class Session:
         self.calls: dict[str, int] = {}
         self.module: Any = None
         self.log_tail: list[str] = []
-        self.result: dict[str, Any] = {"runs": [], "scorers": [], "notes": [], "adjustments": []}
+        self.result = protocol.DriverResult()
+        self.channel = channel
         self.prepared: loader.Prepared | None = None
         self.val_shards: list[Path] = []
         self.siblings: set[str] = set()
         self.builtins: dict[str, Any] = dict(vars(builtins))
+        self.source_text = ""
+        self.applied_knobs: dict[str, str] = {}
+        self.guard: guard.Guard | None = None
+        self.byte_table: np.ndarray | None = None
+        self.tokenizer_path: Path | None = None
+        self.last_pass: PassResult | None = None
+        self.snapshots_before: dict[str, Snapshot] = {}
 
     # -- files ----------------------------------------------------------------------------
 
@@ -352,10 +370,10 @@ class Session:
                 "datasets_dir": str(root / "datasets")}
 
     def write_val(self, stream: np.ndarray) -> None:
-        sidecar = "val_bytes" in (self.job.get("source_text") or "")
+        sidecar = "val_bytes" in self.source_text
         for path in self.val_shards:
             data.write_shard(path, stream)
-            if sidecar:
+            if sidecar and self.byte_table is not None:
                 data.write_shard(path.with_name("fineweb_val_bytes_000000.bin"), self.byte_table[stream])
         self.current = stream
 
@@ -462,7 +480,7 @@ class Session:
             with torch.no_grad():
                 copied = copy.deepcopy((args, kwargs, state))
         except Exception as exc:
-            self.result["notes"].append(f"{name}: arguments could not be copied for replays ({type(exc).__name__}: {exc})")
+            self.result.notes.append(f"{name}: arguments could not be copied for replays ({type(exc).__name__}: {exc})")
             return None
         snap = Snapshot(fn, name, copied[0], copied[1], rng, self.module)
         snap.globals = copied[2]  # type: ignore[attr-defined]
@@ -594,10 +612,18 @@ class Session:
     def checkpoint(self, phase: str | None = None) -> None:
         """Write what is known so far (a run stopped at the wall-clock limit still reports)."""
         if phase is not None:
-            self.result["phase"] = phase
-        path = getattr(self, "result_path", None)
-        if path is not None:
-            _finish(path, self.result, self)
+            self.result.phase = phase
+        if self.channel is not None:
+            self.channel.send(self._filled(), final=False)
+
+    def _filled(self) -> protocol.DriverResult:
+        out = self.result
+        out.log_tail = self.log_tail[-20:]
+        events = self.guard.events if self.guard is not None else []
+        out.sandbox_events = [protocol.SandboxEvent(str(e.get("kind", "")), str(e.get("detail", "")),
+                                                    bool(e.get("blocked"))) for e in events]
+        out.seconds = round(time.monotonic() - self.started, 2)
+        return out
 
     def load_module(self) -> Any:
         assert self.prepared is not None
@@ -608,7 +634,7 @@ class Session:
         self.builtins["__import__"] = stubs.SubmissionImporter(self.prepared.triton_optional)
         self.builtins["exec"] = self._exec
         module = types.ModuleType("train_gpt")
-        module.__file__ = str(self.workdir / "submission" / self.job.get("file", self.job["script"]))
+        module.__file__ = str(self.workdir / "submission" / self.job.file)
         module.__dict__[loader.WRAP] = self.wrap
         module.__dict__["__builtins__"] = self.builtins
         sys.modules["train_gpt"] = module
@@ -633,14 +659,14 @@ class Session:
                 prepared = None
             if prepared is not None:
                 globals.setdefault(loader.WRAP, self.wrap)
-                self.result["adjustments"].extend(prepared.adjustments)
+                self.result.adjustments.extend(prepared.adjustments)
                 return builtins.exec(prepared.code, globals)
         return builtins.exec(source, globals, locals, *args, **kwargs)
 
     def install_sibling_finder(self) -> None:
         """Modules beside the script load like the script: adjusted, wrapped, with its imports."""
         session = self
-        root = (self.workdir / "submission" / self.job["script"]).parent
+        root = (self.workdir / "submission" / self.job.script).parent
         scale = self.settings.val_tokens / self.settings.real_val_tokens
 
         class Loader(importlib.abc.Loader):
@@ -688,13 +714,13 @@ class Session:
 
         importlib.util.spec_from_file_location = spec_from_file_location  # type: ignore[assignment]
 
-    def run_pipeline(self, label: str, stream: np.ndarray) -> dict[str, Any]:
+    def run_pipeline(self, label: str, stream: np.ndarray) -> Run:
         self.take_snapshots = label == "baseline"
         self.write_val(stream)
         self.passes = []
         self.calls = {}
         self.snapshots_before = dict(self.snapshots)
-        info: dict[str, Any] = {"label": label, "error": None}
+        info = protocol.RunRecord(label)
         started = time.monotonic()
         torch.manual_seed(self.settings.seed)
         np.random.seed(self.settings.seed)
@@ -709,17 +735,16 @@ class Session:
                 entry()
         except SystemExit as exc:
             if exc.code not in (None, 0):
-                info["error"] = _error(exc, self.job)
+                info.error = _error(exc, self.job)
         except BaseException as exc:  # noqa: BLE001 - report whatever the submission raised
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            info["error"] = _error(exc, self.job)
+            info.error = _error(exc, self.job)
         self.take_snapshots = True
-        info["seconds"] = round(time.monotonic() - started, 2)
-        info["passes"] = [p.summary() for p in self.passes]
-        info["_passes"] = self.passes
+        info.seconds = round(time.monotonic() - started, 2)
+        info.passes = [p.summary() for p in self.passes]
         self.write_val(self.stream)
-        return info
+        return Run(info, self.passes)
 
 
 def _deepcopy_function(fn: types.FunctionType, memo: dict) -> types.FunctionType:
@@ -798,11 +823,12 @@ def _walk(obj: Any, max_depth: int = 3):
                 stack.append((value, k, v, depth + 1))
 
 
-def _error(exc: BaseException, job: dict[str, Any]) -> dict[str, Any]:
+def _error(exc: BaseException, job: protocol.Job) -> protocol.ErrorInfo:
+    """The exception reduced to its type, the submission's line and a short message (no
+    traceback: library paths and whatever else it holds stay in the sandbox)."""
     frames = traceback.extract_tb(exc.__traceback__)
-    script = job.get("file", job["script"])
-    own = [f for f in frames if f.filename.endswith(script) or "/submission/" in f.filename]
-    where = own[-1] if own else (frames[-1] if frames else None)
+    own = [f for f in frames if f.filename.endswith(job.file) or "/submission/" in f.filename]
+    where = own[-1] if own else None
     kind = "kernel" if isinstance(exc, stubs.KernelUnavailable) else "error"
     if isinstance(exc, (FileNotFoundError, ModuleNotFoundError, ImportError)):
         kind = "import" if isinstance(exc, ImportError) else "file"
@@ -810,12 +836,9 @@ def _error(exc: BaseException, job: dict[str, Any]) -> dict[str, Any]:
         kind = "refused"
     if isinstance(exc, MemoryError):
         kind = "memory"
-    return {
-        "type": type(exc).__name__, "message": str(exc)[:400], "kind": kind,
-        "line": where.lineno if where else None, "code": (where.line or "")[:200] if where else "",
-        "in_submission": bool(own),
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])[-1500:],
-    }
+    return protocol.ErrorInfo(type=type(exc).__name__, message=str(exc)[:400], kind=kind,
+                              line=where.lineno if where else None,
+                              code=(where.line or "")[:200] if where else "", in_submission=bool(own))
 
 
 @contextlib.contextmanager
@@ -836,68 +859,64 @@ def _quiet(session: Session):
 # -- probing --------------------------------------------------------------------------------
 
 
-def compare_runs(base: dict[str, Any], other: dict[str, Any], cut: int | None, tol: float) -> list[dict[str, Any]]:
+def compare_runs(base: Run, other: Run, cut: int | None, tol: float) -> list[protocol.PipelineRow]:
     """Pass-by-pass comparison of two pipeline runs (positions <= cut, or all)."""
     out = []
-    others = {(p.name, p.index): p for p in other["_passes"] if p.complete}
-    for p in base["_passes"]:
+    others = {(p.name, p.index): p for p in other.passes if p.complete}
+    for p in base.passes:
         if not p.complete or p.depth:
             continue
         q = others.get((p.name, p.index))
         if q is None:
-            out.append({"pass": p.name, "index": p.index, "status": "inconclusive",
-                        "detail": "the pass was not captured in the other run"})
+            out.append(protocol.PipelineRow(p.name, p.index, "inconclusive",
+                                            "the pass was not captured in the other run"))
             continue
         cmp = probes.compare(p.scored(), q.scored(), upto=cut, tol=tol)
-        entry = {"pass": p.name, "index": p.index, "max_abs_delta": cmp.max_delta, "at_position": cmp.at,
-                 "positions_compared": cmp.compared, "positions_changed": cmp.changed}
+        row = protocol.PipelineRow(p.name, p.index, "pass", max_abs_delta=float(cmp.max_delta),
+                                   at_position=None if cmp.at is None else int(cmp.at),
+                                   positions_compared=int(cmp.compared), positions_changed=int(cmp.changed))
         if not cmp.ok:
-            entry.update(status="inconclusive", detail=cmp.mismatch)
+            row.status, row.detail = "inconclusive", cmp.mismatch
         elif cmp.changed:
-            entry.update(status="fail")
-        else:
-            entry.update(status="pass")
-        out.append(entry)
+            row.status = "fail"
+        out.append(row)
     return out
 
 
-def probe_pipeline(session: Session, base: dict[str, Any]) -> list[dict[str, Any]]:
+def probe_pipeline(session: Session, base: Run) -> list[protocol.PipelineRow]:
     """Rerun the whole pipeline on a stream changed after a cut (catches adaptation before scoring)."""
     s = session.settings
     cut = (s.val_tokens // 2) + 5
-    results: list[dict[str, Any]] = []
     perturbed = data.perturb_after(session.stream, cut, s.vocab, s.seed + 99)
     other = session.run_pipeline("perturbed", perturbed)
-    session.result["runs"].append(_public(other))
+    session.result.runs.append(other.record)
     comparisons = compare_runs(base, other, cut, probes.ABS_TOL)
-    moved = [c for c in comparisons if c["status"] == "fail"]
+    moved = [c for c in comparisons if c.status == "fail"]
     noise_runs = None
     if moved:
         if time.monotonic() < session.deadline:
             again = session.run_pipeline("repeat", session.stream)
-            session.result["runs"].append(_public(again))
+            session.result.runs.append(again.record)
             noise_runs = compare_runs(base, again, None, 0.0)
-        noise = {(c["pass"], c["index"]): c.get("max_abs_delta", math.inf) for c in (noise_runs or [])}
-        for c in comparisons:
-            if c["status"] != "fail":
-                continue
-            floor = noise.get((c["pass"], c["index"]))
+        noise = {(c.name, c.index): c.max_abs_delta if c.max_abs_delta is not None else math.inf
+                 for c in (noise_runs or [])}
+        for c in moved:
+            floor = noise.get((c.name, c.index))
             if floor is None or not math.isfinite(floor):
-                c.update(status="inconclusive", detail="the pipeline could not be repeated to measure its noise")
+                c.status, c.detail = "inconclusive", "the pipeline could not be repeated to measure its noise"
                 continue
-            tol = probes.tolerance(floor)
-            c["tolerance"] = tol
-            c["noise"] = floor
-            if c["max_abs_delta"] <= tol:
-                c.update(status="pass")
+            c.tolerance = probes.tolerance(floor)
+            c.noise = floor
+            if c.max_abs_delta is not None and c.max_abs_delta <= c.tolerance:
+                c.status = "pass"
     for c in comparisons:
-        c["cut"] = cut
-        results.append(c)
-    return results
+        c.cut = cut
+    return comparisons
 
 
-def _public(run: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in run.items() if not k.startswith("_")}
+def _row(result: probes.ProbeResult) -> protocol.ProbeRow:
+    return protocol.ProbeRow(result.probe, result.status, result.detail, result.evidence, result.scorer,
+                             round(result.seconds, 3))
 
 
 def probe_snapshots(session: Session) -> None:
@@ -916,26 +935,26 @@ def probe_snapshots(session: Session) -> None:
                      and np.array_equal(o.result.positions, pr.positions) and np.array_equal(o.result.nll, pr.nll)),
                     None)
         if twin is not None:  # a wrapper around an evaluation already probed (timed_eval(eval_val, ...))
-            session.result["scorers"].append({"name": snap.name, "final": snap.name == final, "same_as": twin.name,
-                                              "seconds": round(pr.seconds, 3), "probes": []})
+            session.result.scorers.append(protocol.ScorerRecord(snap.name, final=snap.name == final,
+                                                                same_as=twin.name, seconds=round(pr.seconds, 3)))
             continue
         probed.append(snap)
-        entry: dict[str, Any] = {"name": snap.name, "final": snap.name == final, "calls": session.calls.get(snap.name, 1),
-                                 "seconds": round(pr.seconds, 3), "coverage": pr.coverage,
-                                 "strategy": pr.strategy, "probes": []}
-        session.result["scorers"].append(entry)
+        entry = protocol.ScorerRecord(snap.name, final=snap.name == final, calls=session.calls.get(snap.name, 1),
+                                      seconds=round(pr.seconds, 3), strategy=pr.strategy,
+                                      coverage={k: int(v) for k, v in pr.coverage.items()})
+        session.result.scorers.append(entry)
         if pr.seconds > s.replay_limit_s:
-            entry["probes"].append(probes.ProbeResult("replay", "skipped",
-                                                      f"one call takes {pr.seconds:.1f} s, too slow to replay",
-                                                      scorer=snap.name).to_dict())
+            entry.probes.append(_row(probes.ProbeResult("replay", "skipped",
+                                                        f"one call takes {pr.seconds:.1f} s, too slow to replay",
+                                                        scorer=snap.name)))
             continue
         left = session.deadline - time.monotonic()
         if left <= 0:
-            entry["probes"].append(probes.ProbeResult("replay", "skipped", OUT_OF_TIME, scorer=snap.name).to_dict())
+            entry.probes.append(_row(probes.ProbeResult("replay", "skipped", OUT_OF_TIME, scorer=snap.name)))
             continue
         # the reported evaluation: two substitution positions; the others: one
         plan = probes.ProbePlan(substitution_positions=s.substitution_positions if snap.name == final else 1)
-        chunked = "CHUNK" in " ".join(session.applied_knobs) if hasattr(session, "applied_knobs") else False
+        chunked = "CHUNK" in " ".join(session.applied_knobs)
         share = left / (len(order) - i) if snap.name != final or len(order) == 1 else left * 0.6
         session.checkpoint(f"probing {snap.name}()")
         runner = probes.ProbeRunner(
@@ -947,9 +966,9 @@ def probe_snapshots(session: Session) -> None:
         )
         base = pr.scored()
         runner.run(base)
+        entry.noise = None if runner.noise is None else float(runner.noise)
+        entry.probes = [_row(r) for r in runner.results]
         session.checkpoint()
-        entry["noise"] = runner.noise
-        entry["probes"] = [r.to_dict() for r in runner.results]
 
 
 def _cost_of(pr: PassResult) -> Any:
@@ -964,77 +983,114 @@ def _cost_of(pr: PassResult) -> Any:
     return cost
 
 
-def main(job_path: str) -> int:
-    workdir = Path(job_path).resolve().parent
-    job = json.loads(Path(job_path).read_text())
-    result_path = workdir / "result.json"
-    session = Session(job, workdir)
-    session.result_path = result_path
-    out = session.result
-    out["settings"] = session.settings.__dict__
+class ResultPipe:
+    """The driver's end of the result channel: numbered messages with the run's nonce."""
+
+    def __init__(self, fd: int, nonce: str) -> None:
+        self._fd, self._nonce, self._seq = fd, nonce, 0
+
+    def send(self, result: protocol.DriverResult, final: bool) -> None:
+        data = protocol.message(self._nonce, self._seq, final, result)
+        self._seq += 1
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self._fd, view)
+            except InterruptedError:
+                continue
+            except OSError:
+                return  # the parent is gone
+            view = view[written:]
+
+
+def read_job() -> protocol.Job:
+    """The job from standard input, which is then closed (the submission gets an empty one)."""
+    text = sys.stdin.buffer.read()
+    job = protocol.Job.from_json(text)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    return job
+
+
+def main() -> int:
+    """The sandbox's entry point: read the job, run and probe the script, report on the pipe."""
+    job = read_job()
+    workdir = Path.cwd()
+    session = Session(job, workdir, ResultPipe(job.result_fd, job.nonce))
     try:
-        (workdir / "run").mkdir(exist_ok=True)
-        (workdir / "tmp").mkdir(exist_ok=True)
-        tempfile.tempdir = str(workdir / "tmp")
-        paths = session.prepare_data()
-        script = workdir / "submission" / job["script"]
-        text = script.read_text(encoding="utf-8", errors="replace")
-        job["source_text"] = text
-        scale = session.settings.val_tokens / session.settings.real_val_tokens
-        try:
-            session.prepared = loader.prepare(text, str(workdir / "submission" / job.get("file", job["script"])), scale)
-        except SyntaxError as exc:
-            out["error"] = {"kind": "import", "type": "SyntaxError", "message": str(exc)}
-            return _finish(result_path, out, session)
-        out["adjustments"] = session.prepared.adjustments
-        out["wrapped"] = session.prepared.wrapped
-        knobs = dict(session.prepared.knobs)
-        for other in sorted((workdir / "submission").rglob("*.py")):  # a shim runs a sibling's code
-            if other != script:
-                try:
-                    for name, knob in loader.scan_knobs(ast.parse(other.read_text(encoding="utf-8",
-                                                                                   errors="replace"))).items():
-                        knobs.setdefault(name, knob)
-                except (SyntaxError, ValueError, RecursionError):
-                    pass
-        session.prepared.knobs = knobs
-        run_env = {k: str(v) for k, v in (job.get("run_env") or {}).items() if k in session.prepared.knobs}
-        out["run_env"] = run_env
-        env = dict(run_env)
-        env.update(knob_values(session.prepared.knobs, session.settings, paths, run_env, text))
-        session.applied_knobs = env
-        out["knobs"] = env
-        os.environ.update(env)
-        sys.path.insert(0, str((workdir / "submission" / job["script"]).parent))
-        stubs.install(session.settings.threads, session.settings.fp32)
-        wall = guard.Guard(str(workdir), extra_read_roots=[str(Path(__file__).resolve().parent.parent)])
-        # the kernel's wall goes up before any submission code runs; only behind it may the
-        # submission's own native code run
-        confinement = confine.confine(str(workdir), wall.read_roots)
-        wall.native_code = confinement.native_code_allowed
-        out["confinement"] = confinement.to_dict()
-        session.guard = wall
-        guard.redirect_host_temp(str(workdir), wall)
-        wall.install()
-        torch.from_numpy = track.from_numpy(torch.from_numpy)
-        _patch_numpy_loaders(session)
-        session.install_sibling_finder()
-        _modes_follow_threads()
-        with track.TrackMode(cpu=True):
-            session.checkpoint("running the script")
-            base = session.run_pipeline("baseline", session.stream)
-            out["runs"].append(_public(base))
-            session.checkpoint()
-            complete = [p for p in base["_passes"] if p.complete and p.depth == 0]
-            if complete and time.monotonic() < session.deadline:
-                session.checkpoint("rerunning the script on a changed stream")
-                out["pipeline"] = probe_pipeline(session, base)
-                session.checkpoint()
-            probe_snapshots(session)
+        _drive(session, job, workdir)
     except Exception as exc:  # noqa: BLE001 - the driver reports, never crashes silently
-        out["error"] = {"kind": "harness", "type": type(exc).__name__, "message": str(exc)[:400],
-                        "traceback": traceback.format_exc()[-2000:]}
-    return _finish(result_path, out, session)
+        session.result.error = protocol.ErrorInfo(type(exc).__name__, str(exc)[:400], kind="harness")
+    assert session.channel is not None
+    session.channel.send(session._filled(), final=True)
+    return 0
+
+
+def _drive(session: Session, job: protocol.Job, workdir: Path) -> None:
+    out = session.result
+    out.settings = dict(session.settings.__dict__)
+    submission = workdir / "submission"
+    shutil.copytree(job.input, submission, symlinks=False, dirs_exist_ok=True)
+    (workdir / "run").mkdir(exist_ok=True)
+    (workdir / "tmp").mkdir(exist_ok=True)
+    tempfile.tempdir = str(workdir / "tmp")
+    paths = session.prepare_data()
+    script = submission / job.script
+    text = script.read_text(encoding="utf-8", errors="replace")
+    session.source_text = text
+    scale = session.settings.val_tokens / session.settings.real_val_tokens
+    try:
+        session.prepared = loader.prepare(text, str(submission / job.file), scale)
+    except SyntaxError as exc:
+        out.error = protocol.ErrorInfo("SyntaxError", str(exc)[:400], kind="import")
+        return
+    out.adjustments = list(session.prepared.adjustments)
+    out.wrapped = list(session.prepared.wrapped)
+    knobs = dict(session.prepared.knobs)
+    for other in sorted(submission.rglob("*.py")):  # a shim runs a sibling's code
+        if other != script:
+            try:
+                for name, knob in loader.scan_knobs(ast.parse(other.read_text(encoding="utf-8",
+                                                                               errors="replace"))).items():
+                    knobs.setdefault(name, knob)
+            except (SyntaxError, ValueError, RecursionError):
+                pass
+    session.prepared.knobs = knobs
+    run_env = {k: str(v) for k, v in job.run_env.items() if k in session.prepared.knobs}
+    out.run_env = run_env
+    env = dict(run_env)
+    env.update(knob_values(session.prepared.knobs, session.settings, paths, run_env, text))
+    session.applied_knobs = env
+    out.knobs = env
+    os.environ.update(env)
+    sys.path.insert(0, str(script.parent))
+    stubs.install(session.settings.threads, session.settings.fp32)
+    wall = guard.Guard(str(workdir), extra_read_roots=[str(Path(__file__).resolve().parent.parent)])
+    # the kernel's wall goes up before any submission code runs; only behind it may the
+    # submission's own native code run
+    confinement = confine.confine(str(workdir), wall.read_roots)
+    wall.native_code = confinement.native_code_allowed
+    out.confinement = confinement.to_dict()
+    session.guard = wall
+    guard.redirect_host_temp(str(workdir), wall)
+    wall.install()
+    torch.from_numpy = track.from_numpy(torch.from_numpy)
+    _patch_numpy_loaders(session)
+    session.install_sibling_finder()
+    _modes_follow_threads()
+    with track.TrackMode(cpu=True):
+        session.checkpoint("running the script")
+        base = session.run_pipeline("baseline", session.stream)
+        out.runs.append(base.record)
+        session.checkpoint()
+        complete = [p for p in base.passes if p.complete and p.depth == 0]
+        if complete and time.monotonic() < session.deadline:
+            session.checkpoint("rerunning the script on a changed stream")
+            out.pipeline = probe_pipeline(session, base)
+            out.pipeline_ran = True
+            session.checkpoint()
+        probe_snapshots(session)
 
 
 def _modes_follow_threads() -> None:
@@ -1091,28 +1147,5 @@ def _patch_numpy_loaders(session: Session) -> None:
     np.memmap = memmap
 
 
-def _finish(path: Path, out: dict[str, Any], session: Session) -> int:
-    out["log_tail"] = session.log_tail[-20:]
-    wall = getattr(session, "guard", None)
-    out["sandbox_events"] = wall.events if wall is not None else []
-    out["seconds"] = round(time.monotonic() - session.started, 2)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(out, default=_jsonable))
-    os.replace(partial, path)
-    return 0
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return str(value)
-
-
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main())

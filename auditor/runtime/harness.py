@@ -18,6 +18,7 @@ share one sandbox run.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from auditor.runtime.compat import backport_fstrings
+from auditor.runtime.protocol import DriverResult, ErrorInfo
 from auditor.runtime.sandbox import ChildResult, Limits, run_child
 
 if TYPE_CHECKING:
@@ -84,7 +86,7 @@ class Causality:
     hashed_tables: bool = False
     #: What the kernel confined the sandbox to (auditor.runtime.confine.Confinement.to_dict()).
     confinement: dict[str, Any] = field(default_factory=dict)
-    raw: dict[str, Any] | None = field(default=None, repr=False)
+    raw: DriverResult | None = field(default=None, repr=False)
 
     @property
     def failures(self) -> list[Row]:
@@ -283,88 +285,94 @@ def _def_lines(text: str) -> dict[str, int]:
     return lines
 
 
-def _rows_from(raw: dict[str, Any]) -> list[Row]:
+def _rows_from(raw: DriverResult) -> list[Row]:
     rows: list[Row] = []
-    for c in raw.get("pipeline") or []:
-        detail = c.get("detail") or (
-            f"whole pipeline rerun with every token after index {c.get('cut')} changed: "
-            + (f"{c.get('positions_changed')} earlier target(s) moved, largest |dNLL| {c.get('max_abs_delta'):.4g} "
-               f"at target {c.get('at_position')}" if c.get("status") == "fail" else
-               f"no earlier NLL moved ({c.get('positions_compared')} targets compared)"))
-        evidence = {k: v for k, v in c.items() if k not in ("status", "detail", "pass", "index")}
-        evidence["call"] = c.get("index")
-        rows.append(Row(c.get("pass", "?"), "pipeline_future", c.get("status", "inconclusive"), detail, evidence))
-    for scorer in raw.get("scorers") or []:
-        for p in scorer.get("probes") or []:
-            rows.append(Row(scorer.get("name", "?"), p.get("probe", "?"), p.get("status", "inconclusive"),
-                            p.get("detail", ""), p.get("evidence") or {}, float(p.get("seconds") or 0.0)))
+    for c in raw.pipeline:
+        if c.detail:
+            detail = c.detail
+        elif c.status == "fail":
+            detail = (f"whole pipeline rerun with every token after index {c.cut} changed: "
+                      f"{c.positions_changed} earlier target(s) moved, largest |dNLL| {c.max_abs_delta or 0.0:.4g} "
+                      f"at target {c.at_position}")
+        else:
+            detail = (f"whole pipeline rerun with every token after index {c.cut} changed: "
+                      f"no earlier NLL moved ({c.positions_compared} targets compared)")
+        evidence = {k: v for k, v in dataclasses.asdict(c).items() if k not in ("status", "detail", "name", "index")}
+        evidence["call"] = c.index
+        rows.append(Row(c.name, "pipeline_future", c.status, detail, evidence))
+    for scorer in raw.scorers:
+        for p in scorer.probes:
+            rows.append(Row(scorer.name, p.probe, p.status, p.detail, p.evidence, p.seconds))
     return rows
 
 
 REQUIRED = ("determinism", "future", "substitution")
+STATUSES = ("pass", "fail", "inconclusive", "skipped")
 
 
 def interpret(child: ChildResult, source_text: str = "") -> Causality:
     """The verdict from the driver's report (see the module docstring for the rules)."""
-    raw = child.result
+    raw = child.result or child.latest  # a run stopped early reports its last checkpoint: never a pass
     if raw is None:
         reason = child.problem or "the harness produced no result"
-        if child.stderr_tail.strip():
-            last = child.stderr_tail.strip().splitlines()[-1]
-            reason += f" ({last[:200]})"
         return Causality("inconclusive", [reason], seconds=child.seconds)
     rows = _rows_from(raw)
-    runs = raw.get("runs") or []
-    base = runs[0] if runs else None
-    passes = base.get("passes", []) if base else []
-    out = Causality("inconclusive", rows=rows, passes=passes, sandbox_events=raw.get("sandbox_events") or [],
-                    knobs=raw.get("knobs") or {}, adjustments=raw.get("adjustments") or [],
-                    error=raw.get("error") or (base or {}).get("error"), raw=raw,
-                    confinement=raw.get("confinement") or {})
+    odd = sorted({r.status for r in rows} - set(STATUSES))
+    if odd:
+        return Causality("inconclusive", [f"the harness reported an unknown probe status {odd[0][:40]!r}"],
+                         seconds=child.seconds)
+    base = raw.runs[0] if raw.runs else None
+    passes = [dataclasses.asdict(p) for p in base.passes] if base else []
+    error = raw.error or (base.error if base else None)
+    out = Causality("inconclusive", rows=rows, passes=passes,
+                    sandbox_events=[dataclasses.asdict(e) for e in raw.sandbox_events[:200]],
+                    knobs=raw.knobs, adjustments=raw.adjustments,
+                    error=dataclasses.asdict(reduce_error(error)) if error else None, raw=raw,
+                    confinement=raw.confinement)
     scaled = any("BUCKET" in k.upper() for k in out.knobs) or any("scaled" in a for a in out.adjustments)
     out.hashed_tables = bool(HASH_SIGNS.search(source_text) and TABLE_SIGNS.search(source_text))
     reasons: list[str] = []
     if child.timed_out:
         reasons.append(f"the harness hit its {child.seconds:.0f} s wall-clock limit")
-    if raw.get("error"):
-        e = raw["error"]
-        reason = f"{_kind(e)}: {e.get('type')}: {e.get('message')}"
-        if e.get("type") == "SyntaxError" and not os.environ.get("PGOLF_AUDIT_RUNTIME_PYTHON"):
+    elif child.result is None:
+        reasons.append(child.problem or "the run ended before its final report")
+    if raw.error:
+        e = reduce_error(raw.error)
+        reason = f"{_kind(e)}: {e.type}: {e.message}"
+        if e.type == "SyntaxError" and not os.environ.get("PGOLF_AUDIT_RUNTIME_PYTHON"):
             reason += (f" (the script does not compile on Python {sys.version_info.major}.{sys.version_info.minor}; "
                        "set PGOLF_AUDIT_RUNTIME_PYTHON to a newer interpreter that has torch and numpy)")
         reasons.append(reason)
     if base is None:
         reasons.append("the script was not run")
-    elif base.get("error"):
-        e = base["error"]
-        where = f" at line {e['line']}" if e.get("line") and e.get("in_submission") else ""
-        reasons.append(f"the run stopped{where} ({_kind(e)}): {e.get('type')}: {e.get('message')}")
-    top = [p for p in passes if p.get("depth", 0) == 0]
+    elif base.error:
+        e = reduce_error(base.error)
+        where = f" at line {e.line}" if e.line and e.in_submission else ""
+        reasons.append(f"the run stopped{where} ({_kind(e)}): {e.type}: {e.message}")
+    top = [p for p in (base.passes if base else []) if p.depth == 0]
     if base is not None and not top:
-        wrapped = raw.get("wrapped") or []
-        reasons.append("no evaluation function was called" if wrapped else
+        reasons.append("no evaluation function was called" if raw.wrapped else
                        "entry point not found: no evaluation function (eval_*) in the script")
     for p in top:
-        if not p.get("complete"):
-            reasons.append(f"capture incomplete for {p['name']} (call {p['index'] + 1}): {p.get('reason')}")
+        if not p.complete:
+            reasons.append(f"capture incomplete for {p.name} (call {p.index + 1}): {p.reason}")
     # a refused network access is a finding (PG205) and leaves the run unproven; other refusals
     # (a program, a file outside the folder) matter only when they stopped the run, which the
     # run's error then says
-    for e in [e for e in out.sandbox_events if e.get("blocked") and e.get("kind") == "network"][:1]:
-        reasons.append(f"the sandbox refused network access: {e.get('detail')}")
+    for e in [e for e in raw.sandbox_events if e.blocked and e.kind == "network"][:1]:
+        reasons.append(f"the sandbox refused network access: {e.detail}")
     if out.failures:
         out.status = "fail"
         out.reasons = reasons
         return out
-    if top and not raw.get("pipeline"):
+    if top and not raw.pipeline_ran:
         reasons.append("the whole-pipeline future perturbation did not run (time budget)")
     for r in rows:
         if r.probe == "pipeline_future" and r.status != "pass":
             reasons.append(f"{PROBE_LABELS['pipeline_future']} on {r.scorer}: {r.status} ({r.detail})")
-    names = {p["name"] for p in top if p.get("complete")}
-    scorers = raw.get("scorers") or []
-    final = next((sc["name"] for sc in scorers if sc.get("final")), None)
-    twins = {sc["name"]: sc["same_as"] for sc in scorers if sc.get("same_as")}
+    names = {p.name for p in top if p.complete}
+    final = next((sc.name for sc in raw.scorers if sc.final), None)
+    twins = {sc.name: sc.same_as for sc in raw.scorers if sc.same_as}
     for name in sorted(names):
         mine = [r for r in rows if r.scorer == twins.get(name, name)]
         # the evaluation whose number is reported must pass every probe; the others (diagnostic
@@ -391,7 +399,39 @@ def interpret(child: ChildResult, source_text: str = "") -> Causality:
     return out
 
 
-def _kind(error: dict[str, Any]) -> str:
+#: What of an error message may reach a report: printable text, at most this long.
+MESSAGE_CHARS = 200
+_ABSOLUTE = re.compile(r"(?<![\w.])/(?:[^\s'\"():,]+)")
+
+
+def reduce_error(error: ErrorInfo) -> ErrorInfo:
+    """An error of the untrusted child as a report may show it: the type (a Python name), the
+    line in the submission, and a short printable message whose absolute paths are replaced
+    (a path outside the copied folder, or what the submission read there, stays in the sandbox)."""
+    kind = error.type if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,60}", error.type or "") else "Error"
+    message = "".join(ch if ch.isprintable() else " " for ch in (error.message or ""))
+    message = _ABSOLUTE.sub(_path_shown, message)
+    message = re.sub(r"\s+", " ", message).strip()
+    if len(message) > MESSAGE_CHARS:
+        message = message[:MESSAGE_CHARS - 3] + "..."
+    code = "".join(ch for ch in (error.code or "")[:200] if ch.isprintable()) if error.in_submission else ""
+    line = error.line if error.in_submission and isinstance(error.line, int) and error.line > 0 else None
+    return ErrorInfo(type=kind, message=message, kind=error.kind if error.kind in ERROR_KINDS else "error",
+                     line=line, code=code, in_submission=error.in_submission)
+
+
+def _path_shown(match: re.Match[str]) -> str:
+    path = match.group(0)
+    for inside in ("/workspace/submission/", "/workspace/run/", "/workspace/data/"):
+        if path.startswith(inside):
+            return path[len("/workspace/"):]
+    return "<path>"
+
+
+ERROR_KINDS = frozenset({"import", "file", "kernel", "memory", "harness", "refused", "error"})
+
+
+def _kind(error: ErrorInfo) -> str:
     return {"import": "import failed", "file": "a file was missing", "kernel": "a GPU-only kernel was needed",
             "memory": "out of memory", "harness": "harness error",
-            "refused": "the sandbox refused it"}.get(error.get("kind", ""), "error")
+            "refused": "the sandbox refused it"}.get(error.kind, "error")

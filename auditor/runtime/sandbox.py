@@ -1,104 +1,180 @@
-"""The sandbox's outer wall: a child process with nothing to lose (parent side).
+"""The sandbox's outer wall: the submission runs under bubblewrap (parent side).
 
-Submission code is untrusted. It runs in a separate Python process that
+Submission code is untrusted. It runs in a separate Python process started by ``bwrap``
+(bubblewrap, the isolation tool Flatpak uses; no privilege needed where the kernel allows
+unprivileged user namespaces), which gives it
 
-- starts isolated (``python -I``: no user site, no ``PYTHONPATH``, no current folder on the path),
-- gets an environment built from scratch (``PATH``, a C.UTF-8 locale, ``HOME`` and ``TMPDIR``
-  in its own temporary folder, thread counts; no token, key or credential of the caller),
-- works in a fresh temporary folder holding copies of the submission's files (read through
-  the bundle's store, so folders in a git tree work the same; the audited folder is never
-  written to and never named to the child),
-- runs under resource limits (address space, CPU seconds, open files, file size, no core
-  dumps) in its own session and, where the kernel allows unprivileged namespaces, in a network
-  namespace of its own (no network device at all), and is killed with its whole process group
-  at the wall-clock limit,
-- and, inside, installs the audit hook of :mod:`auditor.runtime.guard` before any submission
-  code runs (no network, no programs, no writes outside its folder).
+- new user, mount, PID, IPC, UTS and network namespaces (no network device but loopback; no
+  pathname or abstract unix socket of the host is reachable), an unprivileged uid, its own
+  session (``--new-session``), and ``--die-with-parent``;
+- a root file system built from nothing: read-only binds of the system libraries (``/usr``),
+  the Python installation, the harness's own package and the *copy* of the submission's files
+  (the audited folder is never named to it), a generated ``/etc/passwd``; no ``/etc/shadow``,
+  no home folder, no ``/run``; private size-limited tmpfs mounts for its working folder,
+  ``/tmp`` and ``/dev/shm`` (the aggregate disk limit);
+- an environment built from scratch (no token, key or credential of the caller);
+- resource limits (address space, CPU seconds, open files, file size, no core dumps; processes
+  where the kernel counts them), and a watchdog in the parent that sums the resident memory and
+  counts the processes of the whole sandbox and ends it when either passes its limit;
+- and an end: when the run finishes, times out or breaks a limit, the PID namespace is torn
+  down, so a double-forked daemon does not survive the audit.
 
-The child writes ``result.json``; the folder is deleted afterwards.
+Inside, the driver adds Landlock (:mod:`auditor.runtime.confine`) and the audit hook of
+:mod:`auditor.runtime.guard`; those are extra layers, not the boundary.
+
+The job goes to the child on its standard input; results come back on an inherited pipe, as
+messages that carry a per-run nonce (:mod:`auditor.runtime.protocol`), never through a file
+the child could write. Where bubblewrap cannot run, the submission is not run at all
+(:func:`sandbox_problem`): the harness reports "no sandbox available" instead of falling back
+to something weaker.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from auditor.runtime.protocol import CHANNEL_CAP, Channel, DriverResult, Job, read_messages
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
+#: Where things are inside the sandbox.
+WORKDIR = "/workspace"  # the writable working folder (a tmpfs)
+INPUT = "/opt/input"  # the read-only copy of the submission's files
+LIBRARY = "/opt/lib"  # the harness's own package, read-only
+#: The uid and gid the submission runs as inside its user namespace.
+UID = 1000
+NO_SANDBOX = "no sandbox available (install bubblewrap)"
 
 
 @dataclass
 class Limits:
     wall_s: float = 140.0
     cpu_s: int = 600
-    memory_bytes: int = 8 * 2**30
-    file_bytes: int = 2 * 2**30
+    memory_bytes: int = 8 * 2**30  # per process (address space)
+    total_memory_bytes: int | None = None  # all processes together (proportional resident set); default memory_bytes
+    file_bytes: int = 2 * 2**30  # the working folder's tmpfs (and the largest file)
+    tmp_bytes: int = 512 * 2**20  # /tmp and /dev/shm, each
     open_files: int = 1024
+    processes: int = 64
+    output_bytes: int = 64 * 2**10  # the tail of the child's stdout/stderr kept
     threads: int = 1
     python: str | None = None  # interpreter for the child (default: this one)
 
 
 @dataclass
 class ChildResult:
-    result: dict[str, Any] | None
+    result: DriverResult | None
     returncode: int | None
     seconds: float
     timed_out: bool = False
     stderr_tail: str = ""
     problem: str = ""  # why there is no result, when there is none
-    files_written: list[str] = field(default_factory=list)
+    latest: DriverResult | None = None  # the last checkpoint (set when the run was stopped)
+    output_bytes: int = 0  # bytes the child wrote to stdout/stderr (only the tail is kept)
+    survivors: int = 0  # processes of the sandbox still alive after it was ended (must be 0)
 
 
-def clean_env(workdir: Path, threads: int) -> dict[str, str]:
-    """An environment built from nothing: no variable of the caller is passed on."""
+def child_env(threads: int) -> dict[str, str]:
+    """An environment built from nothing: no variable of the caller is passed on. It is close to
+    that of a normal run (no variable that names the harness or a temporary folder)."""
     n = str(max(1, threads))
     return {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(workdir),
-        "TMPDIR": str(workdir / "tmp"),
-        "TEMP": str(workdir / "tmp"),
-        "TMP": str(workdir / "tmp"),
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": WORKDIR,
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": n,
         "MKL_NUM_THREADS": n,
         "OPENBLAS_NUM_THREADS": n,
-        "NUMEXPR_NUM_THREADS": n,
-        "TORCHINDUCTOR_CACHE_DIR": str(workdir / "tmp" / "inductor"),
-        "TRITON_CACHE_DIR": str(workdir / "tmp" / "triton"),
-        "TORCH_HOME": str(workdir / "tmp" / "torch"),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "NO_PROXY": "*",
         # Scripts written for torch < 2.6 reload their own checkpoint with torch.load's old
         # default; the file was written by the same sandboxed run, so unpickling it adds no risk.
         "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
     }
 
 
-def _private_network() -> None:
-    """Best effort: a user and network namespace of its own, so the child has no network device
-    at all (native code the audit hook cannot see gets no network either). Where unprivileged
-    namespaces are not allowed, the audit hook inside the child remains the wall."""
-    try:
-        import ctypes
+# -- bubblewrap -------------------------------------------------------------------------------
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.unshare(0x10000000 | 0x40000000)  # CLONE_NEWUSER | CLONE_NEWNET
-    except Exception:  # noqa: BLE001 - between fork and exec: never raise
-        pass
+def _python_roots(python: str) -> list[str]:
+    """Folders an interpreter needs: its installation (and a virtual environment's folder)."""
+    roots = set()
+    for path in (python, os.path.realpath(python)):
+        roots.add(os.path.dirname(os.path.dirname(os.path.abspath(path))))
+    if os.path.realpath(python) == os.path.realpath(sys.executable):
+        roots.update({sys.prefix, sys.base_prefix, sys.exec_prefix})
+    return sorted(r for r in roots if r and r != "/" and not r.startswith("/usr"))
+
+
+def bwrap_command(python: str, host_dir: Path, limits: Limits) -> list[str]:
+    """The ``bwrap`` command line that runs ``python`` in a fresh sandbox (see the module docstring)."""
+    bwrap = shutil.which("bwrap") or "bwrap"
+    cmd = [bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
+           "--unshare-cgroup-try", "--uid", str(UID), "--gid", str(UID), "--hostname", "localhost",
+           "--die-with-parent", "--new-session", "--clearenv",
+           "--ro-bind", "/usr", "/usr"]
+    for link in ("bin", "sbin", "lib", "lib32", "lib64"):
+        target = os.path.join("/", link)
+        if os.path.islink(target):
+            cmd += ["--symlink", os.readlink(target), target]
+        elif os.path.isdir(target):
+            cmd += ["--ro-bind", target, target]
+    for name in ("ld.so.cache", "localtime"):
+        if os.path.exists(f"/etc/{name}"):
+            cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    cmd += ["--ro-bind", str(host_dir / "etc" / "passwd"), "/etc/passwd",
+            "--ro-bind", str(host_dir / "etc" / "group"), "/etc/group"]
+    for root in _python_roots(python):
+        if os.path.isdir(root):
+            cmd += ["--ro-bind", root, root]
+    cmd += ["--ro-bind", str(PACKAGE_ROOT / "auditor"), f"{LIBRARY}/auditor",
+            "--ro-bind", str(host_dir / "input"), INPUT,
+            "--proc", "/proc", "--dev", "/dev",
+            "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm",
+            "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
+            "--size", str(limits.file_bytes), "--tmpfs", WORKDIR,
+            "--chdir", WORKDIR]
+    for key, value in child_env(limits.threads).items():
+        cmd += ["--setenv", key, value]
+    return cmd
+
+
+@functools.lru_cache(maxsize=1)
+def sandbox_problem() -> str:
+    """Why bubblewrap cannot run here ("" when it can); checked once per process."""
+    if shutil.which("bwrap") is None:
+        return f"{NO_SANDBOX}: bwrap is not installed"
+    with tempfile.TemporaryDirectory(prefix="pgolf-bwrap-check-") as tmp:
+        host = Path(tmp)
+        _prepare_host_dir(host)
+        cmd = bwrap_command(sys.executable, host, Limits()) + [sys.executable, "-I", "-c", "pass"]
+        try:
+            done = subprocess.run(cmd, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{NO_SANDBOX}: {type(exc).__name__}"
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+        return f"{NO_SANDBOX}: bwrap: {message[0][:200]}"
+    return ""
+
+
+def _prepare_host_dir(host: Path) -> None:
+    (host / "input").mkdir()
+    (host / "etc").mkdir()
+    (host / "etc" / "passwd").write_text(f"root:x:0:0:root:/root:/bin/sh\nuser:x:{UID}:{UID}:user:{WORKDIR}:/bin/sh\n"
+                                         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+    (host / "etc" / "group").write_text(f"root:x:0:\nuser:x:{UID}:\nnogroup:x:65534:\n")
 
 
 def _limiter(limits: Limits):
@@ -119,115 +195,245 @@ def _limiter(limits: Limits):
         cap(resource.RLIMIT_NOFILE, limits.open_files)
         cap(resource.RLIMIT_FSIZE, limits.file_bytes)
         cap(resource.RLIMIT_CORE, 0)
-        _private_network()
+        # counted per user namespace; the kernel exempts a caller that is root, where the
+        # watchdog's process count is the limit
+        cap(resource.RLIMIT_NPROC, limits.processes)
 
     return apply
 
 
+# -- running ----------------------------------------------------------------------------------
+
 def run_child(files: dict[str, bytes], job: dict[str, Any], limits: Limits | None = None,
-              keep: bool = False, progress: Any = None) -> ChildResult:
-    """Write ``files`` (relative paths) and ``job`` into a fresh folder and run the driver there."""
+              progress: Any = None) -> ChildResult:
+    """Copy ``files`` (relative paths) into a fresh folder and run the driver on ``job``
+    (script, file, run_env, settings) in the sandbox."""
     limits = limits or Limits()
-    workdir = Path(tempfile.mkdtemp(prefix="pgolf-runtime-")).resolve()
     started = time.monotonic()
+    problem = sandbox_problem()
+    if problem:
+        return ChildResult(None, None, 0.0, problem=problem)
+    host = Path(tempfile.mkdtemp(prefix="pgolf-runtime-")).resolve()
     try:
-        (workdir / "tmp").mkdir()
-        submission = workdir / "submission"
-        for rel, content in files.items():
-            target = (submission / rel).resolve()
-            if not str(target).startswith(str(submission)):
-                continue  # a path that would leave the folder
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-        job_path = workdir / "job.json"
-        job_path.write_text(json.dumps(job), encoding="utf-8")
-        code = (
-            "import sys; sys.path.insert(0, %r); from auditor.runtime.driver import main; sys.exit(main(%r))"
-            % (str(PACKAGE_ROOT), str(job_path))
-        )
-        stdout_path, stderr_path = workdir / "child.out", workdir / "child.err"
-        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-            try:
-                proc = subprocess.Popen(
-                    [limits.python or sys.executable, "-I", "-c", code], cwd=str(workdir),
-                    env=clean_env(workdir, limits.threads),
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-                    preexec_fn=_limiter(limits),  # noqa: PLW1509 - only setrlimit, before exec
-                )
-            except OSError as exc:
-                return ChildResult(None, None, time.monotonic() - started, problem=f"could not start Python: {exc}")
-            timed_out = False
-            deadline = started + limits.wall_s
-            try:
-                _wait(proc, deadline, progress, workdir)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(proc)
-            except BaseException:  # interrupted: the child does not outlive its parent's wish
-                _kill_group(proc)
-                raise
+        _prepare_host_dir(host)
+        _copy_files(files, host / "input")
+        read_end, write_end = os.pipe()
+        nonce = secrets.token_hex(16)
+        request = Job(script=job["script"], file=job.get("file") or job["script"], nonce=nonce, result_fd=write_end,
+                      input=INPUT, run_env=dict(job.get("run_env") or {}), settings=dict(job.get("settings") or {}))
+        python = limits.python or sys.executable
+        code = ("import sys; sys.path.insert(0, %r); from auditor.runtime.driver import main; sys.exit(main())"
+                % LIBRARY)
+        try:
+            proc = subprocess.Popen(
+                bwrap_command(python, host, limits) + [python, "-I", "-c", code], cwd=str(host),
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(write_end,), start_new_session=True,
+                preexec_fn=_limiter(limits),  # noqa: PLW1509 - only setrlimit, before exec
+            )
+        except OSError as exc:
+            os.close(read_end)
+            return ChildResult(None, None, time.monotonic() - started, problem=f"could not start the sandbox: {exc}")
+        finally:
+            os.close(write_end)
+        results = _Reader(read_end, CHANNEL_CAP)
+        output = _Reader(proc.stdout.fileno(), limits.output_bytes, tail=True)
+        try:
+            proc.stdin.write(request.to_json().encode("utf-8"))
+            proc.stdin.close()
+        except OSError:
+            pass
+        watchdog = _Watchdog(proc.pid, limits)
+        timed_out = False
+        try:
+            timed_out = _wait(proc, started + limits.wall_s, progress, results, watchdog)
+        finally:
+            _end(proc, watchdog)
+        results.join()
+        output.join()
+        os.close(read_end)
+        proc.stdout.close()
+        channel = read_messages(results.data, nonce, truncated=results.overflow)
         seconds = time.monotonic() - started
-        stderr_tail = _tail(stderr_path)
-        result_path = workdir / "result.json"
-        result = None
-        problem = ""
-        if result_path.exists():
-            try:
-                result = json.loads(result_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                problem = f"the harness wrote an unreadable result ({exc})"
-        if result is None and not problem:
-            if timed_out:
-                problem = f"stopped at the {limits.wall_s:.0f} s wall-clock limit before it reported"
-            elif proc.returncode is not None and proc.returncode < 0:
-                problem = f"killed by signal {-proc.returncode} ({_signal_name(-proc.returncode)})"
-            else:
-                problem = f"the harness process ended (exit {proc.returncode}) without a result"
-        return ChildResult(result, proc.returncode, seconds, timed_out, stderr_tail, problem)
+        out = ChildResult(channel.final, proc.returncode, seconds, timed_out,
+                          output.data.decode("utf-8", "replace"), latest=channel.latest, output_bytes=output.total,
+                          survivors=len(_descendants(proc.pid)))
+        out.problem = _problem(channel, out, limits, watchdog.broken)
+        return out
     finally:
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(host, ignore_errors=True)
 
 
-def _wait(proc: subprocess.Popen, deadline: float, progress: Any, workdir: Path) -> None:
-    """Wait for the child, reporting progress; TimeoutExpired at the deadline."""
+def _copy_files(files: dict[str, bytes], folder: Path) -> None:
+    for rel, content in files.items():
+        target = (folder / rel).resolve()
+        if not target.is_relative_to(folder):
+            continue  # a path that would leave the folder
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+
+
+def _problem(channel: Channel, out: ChildResult, limits: Limits, broken: str) -> str:
+    """Why there is no final result ("" when there is one)."""
+    if channel.problem:
+        return channel.problem
+    if channel.final is not None:
+        return ""
+    if broken:
+        return broken
+    if out.timed_out:
+        return f"stopped at the {limits.wall_s:.0f} s wall-clock limit before it reported"
+    if out.returncode is not None and out.returncode < 0:
+        return f"killed by signal {-out.returncode} ({_signal_name(-out.returncode)})"
+    if out.returncode is not None and out.returncode > 128:
+        return f"killed by signal {out.returncode - 128} ({_signal_name(out.returncode - 128)})"
+    return f"the harness process ended (exit {out.returncode}) without a result"
+
+
+class _Reader(threading.Thread):
+    """Drains a pipe in the background, keeping at most ``cap`` bytes (the head, or the tail)."""
+
+    def __init__(self, fd: int, cap: int, tail: bool = False) -> None:
+        super().__init__(daemon=True)
+        self.fd, self.cap, self.tail = fd, cap, tail
+        self.chunks = bytearray()
+        self.total = 0
+        self.overflow = False
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.fd, 1 << 16)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.total += len(chunk)
+            if self.tail:
+                self.chunks += chunk
+                if len(self.chunks) > self.cap:
+                    del self.chunks[:len(self.chunks) - self.cap]
+            elif len(self.chunks) + len(chunk) <= self.cap:
+                self.chunks += chunk
+            else:
+                self.overflow = True  # keep draining, so the child never blocks on a full pipe
+
+    @property
+    def data(self) -> bytes:
+        return bytes(self.chunks)
+
+    def phase(self) -> str:
+        """The phase of the latest complete checkpoint, for progress display only (not trusted)."""
+        text = bytes(self.chunks)
+        end = text.rfind(b"\n")
+        start = text.rfind(b"\n", 0, end) + 1 if end > 0 else -1
+        if end <= 0:
+            return ""
+        try:
+            phase = json.loads(text[start:end]).get("result", {}).get("phase", "")
+        except (ValueError, AttributeError):
+            return ""
+        return phase if isinstance(phase, str) else ""
+
+
+class _Watchdog:
+    """Aggregate limits over every process of the sandbox (resident memory, process count)."""
+
+    def __init__(self, pid: int, limits: Limits) -> None:
+        self.pid, self.limits = pid, limits
+        self.broken = ""
+        self.peak_rss = 0
+
+    def check(self) -> bool:
+        """False (and ``broken`` says why) when the sandbox passed a limit."""
+        pids = _descendants(self.pid)
+        rss = sum(_resident(p) for p in pids)
+        self.peak_rss = max(self.peak_rss, rss)
+        cap = self.limits.total_memory_bytes or self.limits.memory_bytes
+        if rss > cap:
+            self.broken = (f"the sandbox's processes held {rss / 2**30:.1f} GiB together, over the "
+                           f"{cap / 2**30:.1f} GiB limit")
+        elif len(pids) > self.limits.processes + 2:  # bwrap's own two processes
+            self.broken = f"the sandbox ran {len(pids) - 2} processes, over the limit of {self.limits.processes}"
+        return not self.broken
+
+
+def _wait(proc: subprocess.Popen, deadline: float, progress: Any, results: _Reader, watchdog: _Watchdog) -> bool:
+    """Wait for the child under the limits, reporting progress; True when it hit the wall-clock limit."""
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise subprocess.TimeoutExpired(proc.args, 0)
+            return True
         try:
-            proc.wait(timeout=min(left, 0.5) if progress else left)
-            return
+            proc.wait(timeout=min(left, 0.25))
+            return False
         except subprocess.TimeoutExpired:
-            if progress is not None:
-                progress(time.monotonic(), _peek(workdir / "result.json"))
+            pass
+        if not watchdog.check():
+            return False
+        if progress is not None:
+            progress(time.monotonic(), {"phase": results.phase()})
 
 
-def _peek(path: Path) -> dict[str, Any] | None:
-    """The driver's latest checkpoint, if there is one (it is replaced atomically)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _end(proc: subprocess.Popen, watchdog: _Watchdog) -> None:
+    """End the sandbox: bwrap and every process in its namespaces (the PID namespace dies with its init)."""
+    for pid in [proc.pid, *_descendants(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:  # pragma: no cover
         pass
+    for _ in range(50):  # the namespace's processes are reaped by the kernel shortly after
+        if not _descendants(proc.pid):
+            break
+        time.sleep(0.02)
 
 
-def _tail(path: Path, size: int = 4000) -> str:
+def _descendants(pid: int) -> list[int]:
+    """Processes below ``pid`` (those of the sandbox), from /proc."""
+    children: dict[int, list[int]] = {}
     try:
-        data = path.read_bytes()
+        entries = os.listdir("/proc")
     except OSError:
-        return ""
-    return data[-size:].decode("utf-8", "replace")
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    out, stack = [], list(children.get(pid, []))
+    while stack:
+        p = stack.pop()
+        out.append(p)
+        stack.extend(children.get(p, []))
+    return out
+
+
+def _resident(pid: int) -> int:
+    """Proportional resident memory of a process (shared pages split between their users, so that
+    forked workers are not counted twice), or its resident set where the kernel lacks smaps_rollup."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _signal_name(number: int) -> str:

@@ -14,7 +14,17 @@ from pathlib import Path
 import pytest
 
 from auditor.runtime.confine import landlock_abi
-from auditor.runtime.sandbox import PACKAGE_ROOT, _private_network, clean_env
+from auditor.runtime.sandbox import PACKAGE_ROOT, child_env
+
+
+def _private_network() -> None:
+    """A user and network namespace of its own (between fork and exec; best effort)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).unshare(0x10000000 | 0x40000000)  # CLONE_NEWUSER | CLONE_NEWNET
+    except Exception:  # noqa: BLE001 - never raise between fork and exec
+        pass
 
 HELPER = textwrap.dedent("""
     #include <stdio.h>
@@ -80,7 +90,7 @@ def _run(tmp_path, confined: bool) -> dict:
     code = CHILD.format(root=str(PACKAGE_ROOT), work=str(work), confined=confined,
                         outside=str(tmp_path / "outside.txt"), outside_so=str(tmp_path / "outside.so"))
     done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=120,
-                          env=clean_env(work, 1), cwd=work, preexec_fn=_private_network if confined else None)
+                          env={**child_env(1), "TMPDIR": str(work / "tmp")}, cwd=work, preexec_fn=_private_network if confined else None)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert not (tmp_path / "outside.txt").exists() and not (tmp_path / "outside.so").exists()
