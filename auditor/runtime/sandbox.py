@@ -248,7 +248,7 @@ def run_child(files: dict[str, bytes], job: dict[str, Any], limits: Limits | Non
         try:
             timed_out = _wait(proc, started + limits.wall_s, progress, results, watchdog)
         finally:
-            _end(proc, watchdog)
+            _end(proc)
         results.join()
         output.join()
         os.close(read_end)
@@ -376,17 +376,24 @@ def _wait(proc: subprocess.Popen, deadline: float, progress: Any, results: _Read
             progress(time.monotonic(), {"phase": results.phase()})
 
 
-def _end(proc: subprocess.Popen, watchdog: _Watchdog) -> None:
-    """End the sandbox: bwrap and every process in its namespaces (the PID namespace dies with its init)."""
-    for pid in [proc.pid, *_descendants(proc.pid)]:
+def _end(proc: subprocess.Popen) -> None:
+    """End the sandbox: every process in its namespaces, then bwrap. Killing the namespace's init
+    (bwrap's child) tears the PID namespace down; bwrap then exits by itself and is reaped here,
+    so nothing is left behind, not even a zombie."""
+    if proc.poll() is None:
+        for pid in _descendants(proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:  # pragma: no cover
-        pass
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                pass
     for _ in range(50):  # the namespace's processes are reaped by the kernel shortly after
         if not _descendants(proc.pid):
             break
