@@ -63,7 +63,10 @@ class Muon(torch.optim.Optimizer):
             offset = 0
             for i, p in enumerate(params):
                 if i % world_size == rank and p.grad is not None:
-                    buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad))
+                    state = self.state[p]
+                    if "momentum_buffer" not in state:  # not setdefault: that would allocate zeros every step
+                        state["momentum_buffer"] = torch.zeros_like(p.grad)
+                    buf = state["momentum_buffer"]
                     buf.mul_(momentum).add_(p.grad)
                     g = p.grad.add(buf, alpha=momentum) if group["nesterov"] else buf
                     g = self.orthogonalize(g, steps=group["backend_steps"])
