@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from auditor.engine import AuditOptions, audit, count_at_or_above
+from auditor.engine import AuditOptions, audit
+from auditor.exitcodes import exit_code
 from auditor.errors import UsageError
 from auditor.report.github import GithubReporter
 from auditor.report.json import JsonReporter
@@ -78,6 +79,7 @@ def run_gate(
     root: Path,
     options: AuditOptions,
     fail_level: str = "error",
+    allow_tool_errors: bool = False,
     out_dir: Path | None = None,
     annotation_cap: int = 10,
     context: ReviewContext | None = None,
@@ -114,6 +116,6 @@ def run_gate(
     if summary_file is not None:
         with summary_file.open("a", encoding="utf-8") as handle:
             handle.write(review)
-    code = 1 if count_at_or_above(report, fail_level) else 0
+    code = exit_code(report, fail_level=fail_level, allow_tool_errors=allow_tool_errors)
     annotations = GithubReporter(cap=annotation_cap).render(report)
     return GateResult(existing, report, code, written), annotations

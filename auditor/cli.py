@@ -1,7 +1,9 @@
 """The ``pgolf-audit`` command line (also ``python -m auditor``).
 
-Exit codes: 0 when nothing that counts is at or above ``--fail-level``, 1 when something is
-(a violation, or whatever the level says), 2 for a usage or tool error.
+Exit codes (:mod:`auditor.exitcodes`): 0 when everything asked for was audited and nothing
+that counts is at or above ``--fail-level``, 1 when something is (a violation, or whatever the
+level says), 2 for a usage or tool error: a missing input, or a PG9xx finding saying part of a
+submission was not audited (unless ``--allow-tool-errors``).
 """
 
 from __future__ import annotations

@@ -59,6 +59,9 @@ class Report:
     """The audit of everything given on the command line."""
 
     submissions: list[SubmissionReport] = field(default_factory=list)
+    #: Inputs given on the command line that could not be audited (a missing path, a pull
+    #: request without a head ref or without a records folder), each with the reason.
+    not_audited: list[str] = field(default_factory=list)
     tool_name: str = "pgolf-audit"
     tool_version: str = __version__
 
@@ -72,7 +75,10 @@ class Report:
         return max(ranks, key=lambda s: s.rank) if ranks else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "tool": {"name": self.tool_name, "version": self.tool_version},
             "submissions": [s.to_dict() for s in self.submissions],
         }
+        if self.not_audited:
+            out["not_audited"] = list(self.not_audited)
+        return out

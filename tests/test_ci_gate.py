@@ -87,6 +87,19 @@ def test_gate_with_no_records_folder(pr_repo, tmp_path):
     assert "nothing to audit" in (tmp_path / "o" / "report.md").read_text()
 
 
+def test_gate_fails_on_a_folder_it_could_not_audit_unless_tool_errors_are_allowed(pr_repo, tmp_path):
+    _git(pr_repo, "checkout", "-q", "-b", "wheels", "main")
+    folder = pr_repo / TRACK / "2026-04-04_OnlyWheels"
+    folder.mkdir(parents=True)
+    (folder / "dep-1.0-py3-none-any.whl").write_bytes(b"PK\x03\x04")
+    _git(pr_repo, "add", "-A")
+    _git(pr_repo, "commit", "-qm", "wheels")
+    args = ("ci", "--repo", pr_repo, "--base", "main", "--head", "wheels", "--format", "console")
+    result = run_cli(*args)
+    assert result.code == 2 and "PG905" in result.stdout  # nothing to audit is not a pass
+    assert run_cli(*args, "--allow-tool-errors").code == 0
+
+
 def test_bad_base_is_a_usage_error(pr_repo):
     result = run_cli("ci", "--repo", pr_repo, "--base", "no-such-ref", "--head", "pr")
     assert result.code == 2 and "cannot diff" in result.stderr

@@ -20,7 +20,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from auditor.commands.check import add_output_arguments, emit
+from auditor.commands.check import add_output_arguments, emit, require_runtime_extra, split_present
 from auditor.discover import discover
 from auditor.engine import AuditOptions, audit_evidence
 from auditor.evidence import Evidence
@@ -93,7 +93,9 @@ def print_result(console: Console, path: str, result: Causality) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    bundles = discover(args.paths)
+    require_runtime_extra("causality")
+    present, missing = split_present(args.paths)
+    bundles = discover(present)
     options = AuditOptions(select=["PG2", "PG908"], runtime=True, debug=args.debug,
                            runtime_settings=settings_from(args), runtime_limits=limits_from(args))
     console_out = args.format is Format.CONSOLE and not args.output
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             results.append((bundle.path, evidence.runtime_done))
             progress.update(task, description=f"{bundle.path}: done in {time.monotonic() - started:.0f} s")
             progress.remove_task(task)
-    report = Report(submissions=submissions)
+    report = Report(submissions=submissions, not_audited=missing)
     if console_out:
         for path, result in results:
             if result is not None:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import sys
 from pathlib import Path
 
-from auditor.engine import AuditOptions, audit, count_at_or_above
+from auditor import registry
+from auditor.engine import AuditOptions, audit
+from auditor.errors import UsageError
+from auditor.exitcodes import exit_code
 from auditor.findings import Severity
 from auditor.records import options as records_options
 from auditor.report import Format
@@ -17,8 +22,66 @@ NAME = "check"
 HELP = "audit records folders or train_gpt.py scripts"
 
 
+#: What the runtime harness imports in this interpreter (the ``runtime`` extra).
+RUNTIME_MODULES = ("torch", "numpy")
+RUNTIME_INSTALL = "python -m pip install 'parameter-golf-auditor[runtime]'"
+
+
+def code_ranges() -> str:
+    """The catalogue's codes as ranges: ``PG101-PG112, PG201-PG206, …``."""
+    families: dict[str, list[str]] = {}
+    for code in sorted(registry.all_rules()):
+        families.setdefault(code[:3], []).append(code)
+    return ", ".join(f"{c[0]}-{c[-1]}" if len(c) > 1 else c[0] for c in families.values())
+
+
+def check_codes(codes: list[str], option: str) -> list[str]:
+    """Codes or prefixes as given, upper-cased; a UsageError for one that matches no rule."""
+    known = registry.all_rules()
+    unknown = [c for c in codes if not any(k.startswith(c) for k in known)]
+    if unknown:
+        raise UsageError(
+            f"{option}: unknown code or prefix {', '.join(unknown)}; the codes are {code_ranges()}, "
+            "and any prefix of them selects a family (PG1 static, PG2 runtime, PG3 records, PG9 tool results)"
+        )
+    return codes
+
+
 def _codes(text: str) -> list[str]:
     return [c.strip().upper() for c in text.split(",") if c.strip()]
+
+
+def missing_runtime_modules() -> list[str]:
+    """Modules of the runtime extra this interpreter lacks (none when another interpreter runs it)."""
+    if os.environ.get("PGOLF_AUDIT_RUNTIME_PYTHON"):
+        return []  # the harness runs under that interpreter, which brings its own torch
+    missing = []
+    for name in RUNTIME_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # ValueError: a module entry without a spec
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+def require_runtime_extra(what: str) -> None:
+    """A UsageError naming the install command when the runtime harness cannot run here."""
+    missing = missing_runtime_modules()
+    if missing:
+        raise UsageError(
+            f"{what} needs the runtime extra ({', '.join(missing)} not installed): {RUNTIME_INSTALL}"
+        )
+
+
+def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--allow-tool-errors``: for gates that accept a partial audit."""
+    parser.add_argument(
+        "--allow-tool-errors", action="store_true",
+        help="exit 0 even when an active PG9xx finding says part of a submission was not audited "
+        "(by default such a finding exits with 2)",
+    )
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +96,7 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
         help="exit with 1 when an active finding is at or above this severity",
     )
     parser.add_argument("--exit-zero", action="store_true", help="always exit 0 when the audit ran (advisory runs)")
+    add_gate_arguments(parser)
     parser.add_argument(
         "--color", choices=["auto", "always", "never"], default="auto", help="colour in console output"
     )
@@ -65,9 +129,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def options_from(args: argparse.Namespace) -> AuditOptions:
     """Audit options from parsed arguments (reads the waivers file)."""
     waivers = load_waivers(args.waivers) if args.waivers else ()
+    if args.runtime:
+        require_runtime_extra("--runtime")
     return AuditOptions(
-        select=args.select,
-        ignore=args.ignore,
+        select=check_codes(args.select, "--select") if args.select else None,
+        ignore=check_codes(args.ignore, "--ignore") if args.ignore else None,
         runtime=args.runtime,
         debug=args.debug,
         waivers=waivers,
@@ -101,11 +167,33 @@ def emit(report: Report, args: argparse.Namespace) -> int:
         reporter.write(report, sys.stdout, color=color)
     if not args.quiet and (args.output or args.format is not Format.CONSOLE):
         print(summary_line(report), file=sys.stderr)
-    if args.exit_zero:
-        return 0
-    return 1 if count_at_or_above(report, args.fail_level) else 0
+    for problem in report.not_audited:
+        print(f"pgolf-audit: error: not audited: {problem}", file=sys.stderr)
+    return exit_code(
+        report,
+        fail_level=args.fail_level,
+        allow_tool_errors=args.allow_tool_errors,
+        not_audited=report.not_audited,
+        exit_zero=args.exit_zero,
+    )
+
+
+def split_present(paths: list[str]) -> tuple[list[str], list[str]]:
+    """The paths that exist, and a message for each one that does not (all missing: a UsageError)."""
+    present = [p for p in paths if os.path.lexists(p)]
+    missing = [f"no such file or directory: {p}" for p in paths if p not in present]
+    if not present:
+        raise UsageError("; ".join(missing))
+    return present, missing
+
+
+def audit_paths(paths: list[str], options: AuditOptions) -> Report:
+    """Audit the paths that exist; the others are listed in the report's ``not_audited``."""
+    present, missing = split_present(paths)
+    report = audit(present, options)
+    report.not_audited = missing
+    return report
 
 
 def run(args: argparse.Namespace) -> int:
-    report = audit(args.paths, options_from(args))
-    return emit(report, args)
+    return emit(audit_paths(args.paths, options_from(args)), args)

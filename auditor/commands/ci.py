@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from auditor.ci import added_folders, folders_of, run_gate
-from auditor.commands.check import add_audit_arguments, options_from, summary_line
+from auditor.commands.check import add_audit_arguments, add_gate_arguments, options_from, summary_line
 from auditor.findings import Severity
 from auditor.report.console import ConsoleReporter
 from auditor.report.review import ReviewContext
@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fail-level", choices=[s.value for s in Severity], default=Severity.ERROR.value,
         help="exit with 1 when an active finding is at or above this severity",
     )
+    add_gate_arguments(parser)
     parser.add_argument("--annotations", type=int, default=10, help="annotations per level (GitHub shows ten)")
     parser.add_argument(
         "--format", choices=["auto", "github", "console"], default="auto",
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         root=root,
         options=options_from(args),
         fail_level=args.fail_level,
+        allow_tool_errors=args.allow_tool_errors,
         out_dir=args.out_dir,
         annotation_cap=args.annotations,
         context=ReviewContext(reproduce=reproduce),

@@ -9,7 +9,6 @@ out — and every report names that commit.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from auditor.bundle import Bundle
 from auditor.commands.check import add_audit_arguments, add_output_arguments, emit, options_from
@@ -81,8 +80,9 @@ def missing_head(number: int, repo: GitRepo) -> str:
 def audit_pulls(args: argparse.Namespace, options: AuditOptions) -> Report:
     """Audit the records folders that the pull requests ``args.numbers`` add in ``args.repo``.
 
-    A PR without a head ref or without a records folder is named on stderr; when none of them
-    has anything to audit that is a usage error.
+    A PR without a head ref or without a records folder is listed in the report's
+    ``not_audited`` (the command exits with 2); when none of them has anything to audit that is
+    a usage error.
     """
     with GitRepo(args.repo) as repo:
         main = main_ref(repo, args.base)
@@ -103,9 +103,9 @@ def audit_pulls(args: argparse.Namespace, options: AuditOptions) -> Report:
             bundles.extend(pull_bundles(repo, found))
         if not bundles:
             raise UsageError("; ".join(problems) or "nothing to audit")
-        for problem in problems:
-            print(f"pgolf-audit: {problem}", file=sys.stderr)
-        return audit_bundles(bundles, options)
+        report = audit_bundles(bundles, options)
+        report.not_audited = problems
+        return report
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,9 +11,9 @@ import argparse
 import shlex
 import sys
 
-from auditor.commands.check import add_audit_arguments, options_from
+from auditor.commands.check import add_audit_arguments, audit_paths, options_from
 from auditor.commands.pr import add_repo_arguments, audit_pulls
-from auditor.engine import audit
+from auditor.exitcodes import INCOMPLETE, OK
 from auditor.errors import UsageError
 from auditor.report.review import ReviewContext, ReviewReporter
 
@@ -49,11 +49,14 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.paths) == bool(args.numbers):
         raise UsageError("review takes records folder paths or --pr N --repo DIR, not both and not neither")
     options = options_from(args)
-    report = audit_pulls(args, options) if args.numbers else audit(args.paths, options)
+    report = audit_pulls(args, options) if args.numbers else audit_paths(args.paths, options)
     text = ReviewReporter(ReviewContext(reproduce=reproduce_line(args))).render(report)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)
     else:
         sys.stdout.write(text)
-    return 0
+    for problem in report.not_audited:
+        print(f"pgolf-audit: error: not audited: {problem}", file=sys.stderr)
+    # the comment is written either way; a missing input is still an error a script must see
+    return INCOMPLETE if report.not_audited else OK

@@ -112,6 +112,20 @@ def test_pr_command_explains_what_it_cannot_audit(clone):
     assert result.code == 2 and "git fetch origin pull/99/head" in result.stderr
 
 
+def test_a_missing_pull_request_among_several_exits_2_after_the_report(clone, tmp_path):
+    out = tmp_path / "r.json"
+    result = run_cli("pr", "2", "99", "--repo", clone, "-f", "json", "-o", out, "--exit-zero")
+    assert result.code == 2  # even advisory runs: part of what was asked was not audited
+    report = json.loads(out.read_text())
+    assert [s["pr"] for s in report["submissions"]] == [2]
+    assert any("pull/99/head" in p for p in report["not_audited"])
+    assert "not audited: PR #99" in result.stderr
+    comment = tmp_path / "c.md"
+    result = run_cli("review", "--pr", "2", "--pr", "99", "--repo", clone, "-o", comment)
+    assert result.code == 2 and "PR #99" in result.stderr
+    assert "pgolf-audit review" in comment.read_text()
+
+
 def test_triage_rows_and_warm_cache(clone, tmp_path):
     cache = tmp_path / "cache"
     options = AuditOptions(select=["PG3"])
