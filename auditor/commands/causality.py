@@ -10,22 +10,17 @@ carry the PG2xx findings and PG908, like ``check --runtime --select PG2``.
 from __future__ import annotations
 
 import argparse
-import sys
-import time
-from dataclasses import replace
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from auditor.commands.check import add_output_arguments, emit, require_runtime_extra, split_present
+from auditor.commands.progress import run_with_progress
 from auditor.discover import discover
-from auditor.engine import AuditOptions, audit_evidence
-from auditor.evidence import Evidence
+from auditor.engine import AuditOptions
 from auditor.report import Format
-from auditor.results import Report
 from auditor.runtime.harness import PROBE_LABELS, Causality
 from auditor.runtime.sandbox import Limits
 
@@ -98,28 +93,10 @@ def run(args: argparse.Namespace) -> int:
     bundles = discover(present)
     options = AuditOptions(select=["PG2", "PG908"], runtime=True, debug=args.debug,
                            runtime_settings=settings_from(args), runtime_limits=limits_from(args))
-    console_out = args.format is Format.CONSOLE and not args.output
-    console = Console(file=sys.stderr if not console_out else sys.stdout,
-                      force_terminal=args.color == "always" or None, no_color=args.color == "never")
-    submissions = []
-    results: list[tuple[str, Causality | None]] = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=Console(file=sys.stderr), transient=True, disable=args.quiet) as progress:
-        for bundle in bundles:
-            task = progress.add_task(f"{bundle.path}: starting the sandbox", total=None)
-            started = time.monotonic()
-
-            def report(elapsed: float, checkpoint: dict[str, Any] | None, task=task, path=bundle.path) -> None:
-                phase = (checkpoint or {}).get("phase") or "importing the script"
-                progress.update(task, description=f"{path}: {phase}")
-
-            evidence = Evidence(bundle, replace(options, runtime_progress=report).context())
-            submissions.append(audit_evidence(evidence, options))
-            results.append((bundle.path, evidence.runtime_done))
-            progress.update(task, description=f"{bundle.path}: done in {time.monotonic() - started:.0f} s")
-            progress.remove_task(task)
-    report = Report(submissions=submissions, not_audited=missing)
-    if console_out:
+    report, results = run_with_progress(bundles, options, quiet=args.quiet)
+    report.not_audited = missing
+    if args.format is Format.CONSOLE and not args.output:
+        console = Console(force_terminal=args.color == "always" or None, no_color=args.color == "never" or None)
         for path, result in results:
             if result is not None:
                 print_result(console, path, result)

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from auditor import registry
-from auditor.engine import AuditOptions, audit
+from auditor.discover import discover
+from auditor.engine import AuditOptions
 from auditor.errors import UsageError
 from auditor.exitcodes import exit_code
 from auditor.findings import Severity
@@ -90,7 +91,7 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
         "-f", "--format", type=Format, choices=list(Format), default=Format.CONSOLE,
         help="output format",
     )
-    parser.add_argument("-o", "--output", type=Path, help="write the report to this file instead of stdout")
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the report to this file instead of stdout")
     parser.add_argument(
         "--fail-level", choices=[s.value for s in Severity], default=Severity.ERROR.value,
         help="exit with 1 when an active finding is at or above this severity",
@@ -105,13 +106,13 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     """Options that choose what is checked."""
-    parser.add_argument("--select", type=_codes, help="only these codes or code prefixes, comma-separated (e.g. PG1,PG301)")
-    parser.add_argument("--ignore", type=_codes, help="skip these codes or code prefixes, comma-separated")
+    parser.add_argument("--select", type=_codes, metavar="CODES", help="only these codes or code prefixes, comma-separated (e.g. PG1,PG301)")
+    parser.add_argument("--ignore", type=_codes, metavar="CODES", help="skip these codes or code prefixes, comma-separated")
     parser.add_argument(
         "--runtime", action="store_true",
         help="also run the runtime causality harness (executes the submission's code in a sandbox)",
     )
-    parser.add_argument("--waivers", type=Path, help="TOML file of waived finding fingerprints, each with a reason")
+    parser.add_argument("--waivers", type=Path, metavar="FILE", help="TOML file of waived finding fingerprints, each with a reason")
     parser.add_argument(
         "--no-inline-suppressions", action="store_true",
         help="ignore '# pgolf-audit: ignore[...]' comments in the audited code (for maintainers' gates)",
@@ -163,8 +164,7 @@ def emit(report: Report, args: argparse.Namespace) -> int:
         with args.output.open("w", encoding="utf-8") as handle:
             reporter.write(report, handle, color=False)
     else:
-        color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-        reporter.write(report, sys.stdout, color=color)
+        reporter.write(report, sys.stdout, color={"always": True, "never": False}.get(args.color))
     if not args.quiet and (args.output or args.format is not Format.CONSOLE):
         print(summary_line(report), file=sys.stderr)
     for problem in report.not_audited:
@@ -187,13 +187,18 @@ def split_present(paths: list[str]) -> tuple[list[str], list[str]]:
     return present, missing
 
 
-def audit_paths(paths: list[str], options: AuditOptions) -> Report:
-    """Audit the paths that exist; the others are listed in the report's ``not_audited``."""
+def audit_paths(paths: list[str], options: AuditOptions, *, quiet: bool = False) -> Report:
+    """Audit the paths that exist; the others are listed in the report's ``not_audited``.
+
+    Runtime audits show their progress on stderr when it is a terminal (not with ``quiet``).
+    """
+    from auditor.commands.progress import audit_with_progress  # imports the runtime harness
+
     present, missing = split_present(paths)
-    report = audit(present, options)
+    report = audit_with_progress(discover(present), options, quiet=quiet)
     report.not_audited = missing
     return report
 
 
 def run(args: argparse.Namespace) -> int:
-    return emit(audit_paths(args.paths, options_from(args)), args)
+    return emit(audit_paths(args.paths, options_from(args), quiet=args.quiet), args)

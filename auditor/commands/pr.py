@@ -12,8 +12,9 @@ import argparse
 
 from auditor.bundle import Bundle
 from auditor.commands.check import add_audit_arguments, add_output_arguments, emit, options_from
+from auditor.commands.progress import audit_with_progress
 from auditor.discover import build_bundle
-from auditor.engine import AuditOptions, audit_bundles
+from auditor.engine import AuditOptions
 from auditor.errors import UsageError
 from auditor.gitrepo import GitRepo, GitTreeStore
 from auditor.pulls import PullFolders, PullIndex, main_ref, pull_heads
@@ -103,7 +104,7 @@ def audit_pulls(args: argparse.Namespace, options: AuditOptions) -> Report:
             bundles.extend(pull_bundles(repo, found))
         if not bundles:
             raise UsageError("; ".join(problems) or "nothing to audit")
-        report = audit_bundles(bundles, options)
+        report = audit_with_progress(bundles, options, quiet=getattr(args, "quiet", False))
         report.not_audited = problems
         return report
 
