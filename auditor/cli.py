@@ -19,11 +19,25 @@ from auditor.errors import UsageError
 COMMANDS = ("check", "causality", "review", "ci", "pr", "triage", "rerun", "rules", "explain")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows an option's default once: where the help text does not already say it, and only
+    when there is one (no "(default: None)" or "(default: False)")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, argparse.SUPPRESS) or default == []:
+            return text
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return f"{text} (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pgolf-audit",
         description="Decide whether a Parameter Golf submission plays by the rules, by evidence.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"pgolf-audit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -31,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"auditor.commands.{name}")
         command = sub.add_parser(
             module.NAME, help=module.HELP, description=module.HELP,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=HelpFormatter,
         )
         module.add_arguments(command)
         command.set_defaults(run=module.run)

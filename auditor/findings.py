@@ -213,6 +213,7 @@ def verdict_of(findings: Iterable[Finding]) -> Verdict:
 
 
 def sort_key(finding: Finding) -> tuple:
-    """Order findings by file, then line, then code."""
+    """Order findings the way a reader wants them: the ones that count first, errors before
+    warnings before notes, then by file, line and code."""
     loc = finding.location
-    return (loc.path, loc.physical_line or 0, loc.line or 0, finding.code)
+    return (not finding.counts, -finding.severity.rank, loc.path, loc.physical_line or 0, loc.line or 0, finding.code)

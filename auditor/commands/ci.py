@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "github" or (args.format == "auto" and in_actions):
         print(annotations)
     else:
-        ConsoleReporter().write(result.report, sys.stdout, color=sys.stdout.isatty())
+        ConsoleReporter().write(result.report, sys.stdout, color=None)
     folders_text = ", ".join(result.folders) or "no records folder added"
     print(f"{summary_line(result.report)} [{folders_text}]", file=sys.stderr)
     return result.exit_code

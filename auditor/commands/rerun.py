@@ -48,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
     if args.compare:
         print(reference.compare(record / "train.log", args.compare))
     report = audit([record], AuditOptions())
-    ConsoleReporter().write(report, sys.stdout, color=sys.stdout.isatty())
+    ConsoleReporter().write(report, sys.stdout, color=None)
     return 0 if all(s.verdict is Verdict.CLEAN for s in report.submissions) else 1

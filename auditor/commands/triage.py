@@ -37,6 +37,7 @@ from auditor.errors import UsageError
 from auditor.findings import Verdict, verdict_of
 from auditor.gitrepo import GitRepo, TreeEntry
 from auditor.pulls import Folder, PullFolders, PullIndex, main_ref, pull_heads
+from auditor.report.text import shorten
 from auditor.suppress import Waiver, apply_suppressions
 
 NAME = "triage"
@@ -412,7 +413,7 @@ def row_for(number: int, entry: dict[str, Any], reports: list[dict[str, Any]]) -
             "severity": f["severity"],
             "confidence": f.get("confidence"),
             "where": _where(f.get("location") or {}),
-            "message": f.get("message", "")[:300],
+            "message": shorten(f.get("message", ""), 500),
         }
         for f in active
     ]
@@ -477,7 +478,7 @@ def summary(outcome: Outcome, console: Console, top: int) -> None:
             listing.add_column(col, overflow="fold")
         for r in worst[:top]:
             first = next((f for f in r.get("findings", []) if f["severity"] == "error"), None)
-            text = f"{first['code']} {first['message'][:90]}" if first else r.get("problem", "")[:100]
+            text = f"{first['code']} {shorten(first['message'], 90)}" if first else shorten(r.get("problem", ""), 100)
             listing.add_row(f"#{r['pr']}", (r.get("head_sha") or "")[:12], r["verdict"], ",".join(r.get("codes", [])), text)
         console.print(listing)
     console.print(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from typing import TextIO
 
 from auditor.results import Report
 
 ISSUE_URL = "https://github.com/openai/parameter-golf/issues/{number}"
+README_URL = "https://github.com/openai/parameter-golf#readme"
+_ISSUE_CONDITION = re.compile(r"R-(\d+)-(\w+)")
 
 
 def source_url(source: str) -> str | None:
@@ -17,13 +20,29 @@ def source_url(source: str) -> str | None:
     return None
 
 
-def sources_markdown(sources: tuple[str, ...] | list[str]) -> str:
-    """Rule sources as Markdown, issue and PR numbers linked: ``[#779](…), README``."""
-    parts = []
+def public_sources(sources: tuple[str, ...] | list[str]) -> list[tuple[str, str | None]]:
+    """Rule sources as (label, link) for readers: the challenge README and issue or PR numbers.
+
+    A rule also names the catalogue entry it was written from (``R-SIZE-CAP``); that name means
+    nothing outside this project, so it is left out, except that ``R-1017-C4`` (condition C4 of
+    issue #1017) becomes a link to the issue.
+    """
+    out: list[tuple[str, str | None]] = []
     for source in sources:
-        url = source_url(source)
-        parts.append(f"[{source}]({url})" if url else source)
-    return ", ".join(parts)
+        condition = _ISSUE_CONDITION.fullmatch(source)
+        if source == "README":
+            out.append(("README", README_URL))
+        elif condition:
+            number, name = condition.groups()
+            out.append((f"#{number} ({name})", ISSUE_URL.format(number=number)))
+        elif not source.startswith("R-"):
+            out.append((source, source_url(source)))
+    return list(dict.fromkeys(out))
+
+
+def sources_markdown(sources: tuple[str, ...] | list[str]) -> str:
+    """Rule sources as Markdown links: ``[README](…), [#779](…)``."""
+    return ", ".join(f"[{label}]({url})" if url else label for label, url in public_sources(sources))
 
 
 def md_cell(text: str) -> str:
@@ -38,7 +57,7 @@ class Reporter(ABC):
     def render(self, report: Report) -> str:
         """The whole report as text."""
 
-    def write(self, report: Report, stream: TextIO, *, color: bool = False) -> None:
-        """Write the report to a stream (a terminal or a file)."""
+    def write(self, report: Report, stream: TextIO, *, color: bool | None = False) -> None:
+        """Write the report to a stream (a terminal or a file); ``color`` None: decide from the stream."""
         text = self.render(report)
         stream.write(text if text.endswith("\n") else text + "\n")

@@ -5,40 +5,64 @@ from __future__ import annotations
 import io
 from typing import TextIO
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from auditor.findings import Finding, Severity, Status, Verdict
-from auditor.report.base import Reporter
+from auditor.report.base import Reporter, public_sources
+from auditor.report.text import evidence_items
 from auditor.results import Report, SubmissionReport
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.NOTE: "cyan"}
 VERDICT_STYLE = {Verdict.CLEAN: "bold green", Verdict.REVIEW: "bold yellow", Verdict.VIOLATION: "bold red"}
 
 
-def _finding_text(finding: Finding) -> Text:
-    text = Text("  ")
-    label = finding.severity.value if finding.status is Status.ACTIVE else finding.status.value
-    style = SEVERITY_STYLE[finding.severity] if finding.status is Status.ACTIVE else "dim"
-    text.append(f"{label:<9}", style=style)
-    text.append(f"{finding.code} ", style="bold")
-    text.append(f"{finding.name} ", style="bold")
-    text.append(f"[{finding.confidence} confidence] ", style="dim")
-    text.append(str(finding.location), style="underline")
-    text.append("\n    " + finding.message)
+def _finding(finding: Finding, base: str) -> Group:
+    """A finding's head line, then its body indented: message, snippet, evidence, sources.
+
+    Wrapped lines keep their indent (rich pads them); a snippet is one line, cut by rich with
+    an ellipsis where the terminal ends.
+    """
+    head = Text("  ")
+    if finding.status is Status.ACTIVE:
+        head.append(f"{finding.severity.value:<8}", style=SEVERITY_STYLE[finding.severity])
+    else:  # "suppressed error", "inactive warning": what it would be, and why it does not count
+        head.append(f"{finding.status.value} {finding.severity.value}", style="dim")
+    head.append(" ")
+    head.append(f"{finding.code} {finding.name}", style="bold")
+    head.append(f" [{finding.confidence} confidence]", style="dim")
+    where = _where(finding, base)
+    if where:
+        head.append(" ")
+        head.append(where, style="underline")
+    body: list[RenderableType] = [Text(finding.message)]
     if finding.snippet:
-        text.append("\n    │ ", style="dim")
-        text.append(finding.snippet, style="italic")
-    evidence = finding.to_dict()["evidence"]
-    if evidence:
-        shown = ", ".join(f"{k}={v}" for k, v in evidence.items())
-        text.append("\n    evidence: " + (shown if len(shown) < 400 else shown[:399] + "…"), style="dim")
-    if finding.sources:
-        text.append("\n    rule source: " + ", ".join(finding.sources), style="dim")
+        snippet = Text("│ ", style="dim", no_wrap=True, overflow="ellipsis")
+        snippet.append(" ".join(finding.snippet.split()), style="italic")
+        body.append(snippet)
+    details = Table.grid(padding=(0, 1))
+    details.add_column(style="dim", no_wrap=True)
+    details.add_column(overflow="fold")
+    for key, value in evidence_items(finding, base):
+        details.add_row(f"{key}:", Text(value))
+    sources = ", ".join(label for label, _ in public_sources(finding.sources))
+    if sources:
+        details.add_row("rule source:", Text(sources))
     if finding.status_reason:
-        text.append(f"\n    {finding.status.value}: {finding.status_reason}", style="dim")
-    return text
+        details.add_row(f"{finding.status.value}:", Text(finding.status_reason))
+    if details.row_count:
+        body.append(details)
+    return Group(head, Padding(Group(*body), (0, 0, 0, 4), expand=False))
+
+
+def _where(finding: Finding, base: str) -> str:
+    """The location, relative to the submission folder its title names ("" for the folder itself)."""
+    text = str(finding.location)
+    if text == base:
+        return ""
+    return text.removeprefix(base.rstrip("/") + "/") if base else text
 
 
 def _submission(console: Console, sub: SubmissionReport) -> None:
@@ -52,27 +76,32 @@ def _submission(console: Console, sub: SubmissionReport) -> None:
     if not sub.findings:
         console.print(Text("  no findings", style="green"))
     for finding in sub.findings:
-        console.print(_finding_text(finding))
+        console.print(_finding(finding, sub.path))
     console.print()
 
 
+def _counted(items: list[tuple[int, str, str]]) -> str:
+    """``2 errors, 1 warning`` from (count, singular, plural) triples; "—" when all are 0."""
+    return ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in items if n) or "—"
+
+
 def summary_table(report: Report) -> Table:
-    """One row per submission: verdict and counts."""
+    """One row per submission: its verdict, the findings that count, and those that do not."""
     table = Table(title="pgolf-audit summary", show_lines=False)
-    table.add_column("submission", overflow="fold")
-    table.add_column("verdict")
-    for name in ("errors", "warnings", "notes", "inactive", "suppressed"):
-        table.add_column(name, justify="right")
+    table.add_column("submission", overflow="fold", ratio=3)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("findings", overflow="fold", ratio=2)
+    table.add_column("not counted", overflow="fold", ratio=1)
     for sub in report.submissions:
         active = [f for f in sub.findings if f.counts]
         table.add_row(
             sub.path,
             Text(sub.verdict.value, style=VERDICT_STYLE[sub.verdict]),
-            str(sum(f.severity is Severity.ERROR for f in active)),
-            str(sum(f.severity is Severity.WARNING for f in active)),
-            str(sum(f.severity is Severity.NOTE for f in active)),
-            str(sum(f.status is Status.INACTIVE for f in sub.findings)),
-            str(sum(f.status is Status.SUPPRESSED for f in sub.findings)),
+            _counted([(sum(f.severity is level for f in active), level.value, f"{level.value}s") for level in Severity]),
+            _counted([
+                (sum(f.status is Status.INACTIVE for f in sub.findings), "inactive", "inactive"),
+                (sum(f.status is Status.SUPPRESSED for f in sub.findings), "suppressed", "suppressed"),
+            ]),
         )
     return table
 
@@ -80,11 +109,23 @@ def summary_table(report: Report) -> Table:
 class ConsoleReporter(Reporter):
     """Human-readable terminal output."""
 
-    def write(self, report: Report, stream: TextIO, *, color: bool = False) -> None:
-        console = Console(file=stream, force_terminal=color, no_color=not color, width=120, soft_wrap=False)
-        for sub in report.submissions:
-            _submission(console, sub)
-        console.print(summary_table(report))
+    def write(self, report: Report, stream: TextIO, *, color: bool | None = False) -> None:
+        """``color``: True forces it, False turns it off, None lets rich decide (a terminal,
+        ``NO_COLOR``, ``FORCE_COLOR``); rich also takes the terminal's width, or 80 columns
+        (``COLUMNS``) in a file or pipe, and folds what does not fit."""
+        console = Console(
+            file=stream,
+            force_terminal=True if color else None,
+            no_color=True if color is False else None,
+            highlight=False,
+        )
+        with console.capture() as captured:
+            for sub in report.submissions:
+                _submission(console, sub)
+            console.print(summary_table(report))
+        # rich pads indented blocks to their width; a report saved to a file should not end
+        # its lines in spaces
+        stream.write("\n".join(line.rstrip(" ") for line in captured.get().split("\n")))
 
     def render(self, report: Report) -> str:
         buffer = io.StringIO()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from auditor.findings import Finding, Status, Verdict
 from auditor.report.base import Reporter, md_cell, sources_markdown
+from auditor.report.text import evidence_items, md_value, readable
 from auditor.results import Report, SubmissionReport
 
 VERDICT_TEXT = {
@@ -12,8 +13,6 @@ VERDICT_TEXT = {
     Verdict.VIOLATION: "violation",
 }
 MARKER = "<!-- pgolf-audit -->"
-
-
 
 
 def _where(finding: Finding) -> str:
@@ -26,19 +25,18 @@ def _where(finding: Finding) -> str:
     return text
 
 
-def _evidence(finding: Finding) -> list[str]:
-    data = finding.to_dict()["evidence"]
-    return [f"  - {key}: `{md_cell(str(value))[:300]}`" for key, value in data.items()]
+def _evidence(finding: Finding, base: str) -> list[str]:
+    return [f"  - {key}: {md_value(value)}" for key, value in evidence_items(finding, base)]
 
 
-def _finding_block(finding: Finding) -> list[str]:
+def _finding_block(finding: Finding, base: str) -> list[str]:
     lines = [
         f"- **{finding.code} {finding.name}** ({finding.severity}, {finding.confidence} confidence) at {_where(finding)}",
         f"  {finding.message}",
     ]
     if finding.snippet:
         lines.append(f"  `{md_cell(finding.snippet)}`")
-    lines.extend(_evidence(finding))
+    lines.extend(_evidence(finding, base))
     if finding.sources:
         lines.append(f"  - rule source: {sources_markdown(finding.sources)}")
     if finding.status_reason:
@@ -57,7 +55,7 @@ def submission_markdown(sub: SubmissionReport) -> list[str]:
         out.append("| " + " | ".join(keys) + " |")
         out.append("|" + "---|" * len(keys))
         for seed in sub.seeds:
-            out.append("| " + " | ".join(md_cell(str(seed.get(k, ""))) for k in keys) + " |")
+            out.append("| " + " | ".join(md_cell(readable(seed.get(k), sub.path)) for k in keys) + " |")
         out.append("")
     active = [f for f in sub.findings if f.counts]
     inactive = [f for f in sub.findings if f.status is Status.INACTIVE]
@@ -66,7 +64,7 @@ def submission_markdown(sub: SubmissionReport) -> list[str]:
         out.append("**Findings**")
         out.append("")
         for finding in active:
-            out.extend(_finding_block(finding))
+            out.extend(_finding_block(finding, sub.path))
         out.append("")
     else:
         out.append("No active findings.")
@@ -76,7 +74,7 @@ def submission_markdown(sub: SubmissionReport) -> list[str]:
             out.append(f"<details><summary>{title} ({len(group)})</summary>")
             out.append("")
             for finding in group:
-                out.extend(_finding_block(finding))
+                out.extend(_finding_block(finding, sub.path))
             out.append("")
             out.append("</details>")
             out.append("")
