@@ -88,3 +88,50 @@ def test_a_hypothesis_the_probes_refuted_is_listed_apart_from_the_findings(monke
     findings, considered = text.split("### Considered and not counted")
     assert "PG102" not in findings and "None of the checks below found a problem." in findings
     assert "1 static hypotheses the runtime probes refuted" in considered and "PG102 boundary-plus-one" in considered
+
+
+def _over_cap(seed: str, line: int):
+    from auditor.findings import Confidence, Finding, Location, Severity
+
+    return Finding(code="PG301", name="artifact-over-cap", severity=Severity.ERROR, confidence=Confidence.HIGH,
+                   message=f"seed {seed}: the artifact is 16,030,231 bytes, over the cap",
+                   location=Location(f"rec/x/train_seed{seed}.log", line), snippet="Serialized model: 15941708 bytes",
+                   evidence={"seed": seed, "log": f"rec/x/train_seed{seed}.log", "line": line, "model_bytes": 15941708,
+                             "hashed": False},
+                   sources=("README", "R-SIZE-CAP", "#825"), key=seed)
+
+
+def test_one_block_per_rule_with_its_findings_listed_under_it():
+    from auditor.results import Report, SubmissionReport
+
+    sub = SubmissionReport(path="rec/x", findings=[_over_cap(s, 65) for s in ("42", "1337", "2024")],
+                           head_sha="a" * 40, pr=825)
+    text = ReviewReporter().render(Report(submissions=[sub]))
+    assert text.count("#### ❌ PG301 artifact-over-cap") == 1 and "· 3 findings" in text
+    assert text.count("**Why it matters:**") == 1 and text.count("**Legal alternative:**") == 1
+    for seed in ("42", "1337", "2024"):
+        assert f"[`train_seed{seed}.log:65`](https://github.com/openai/parameter-golf/blob/{'a' * 40}/rec/x/train_seed{seed}.log#L65)" in text
+    assert "model bytes 15,941,708" in text and "hashed no" in text
+    # rulings are links, internal catalogue names are left out
+    assert "[README](https://github.com/openai/parameter-golf#readme)" in text
+    assert "[#825](https://github.com/openai/parameter-golf/issues/825)" in text
+    assert "R-SIZE-CAP" not in text
+    # a finding more of the same rule costs its own lines, not another copy of the rule's text
+    more = SubmissionReport(path="rec/x", findings=[_over_cap(s, 65) for s in ("42", "1337", "2024", "7")],
+                            head_sha="a" * 40, pr=825)
+    grown = len(ReviewReporter().render(Report(submissions=[more]))) - len(text)
+    assert 0 < grown < 500
+
+
+def test_the_scored_stage_is_named_the_same_in_every_table():
+    from auditor.results import Report, SubmissionReport
+
+    seeds = [{"seed": s, "val_bpb": 1.115, "val_bpb_stage": "final_int8_zlib_roundtrip_exact",
+              "eval_s": {"final_int6_roundtrip": 23.0, "final_int6_sliding_window": t},
+              "scored_eval_s": t, "scored_eval_stage": "final_int6_sliding_window"} for s, t in (("314", 105.09), ("42", 77.2))]
+    text = ReviewReporter().render(Report(submissions=[SubmissionReport(path="rec/x", seeds=seeds)]))
+    assert "105.1 s (seed 314, `final_int6_sliding_window`)" in text
+    assert "| 314 | — | 1.115 | final_int6_sliding_window |" in text
+    assert "| final_int6_sliding_window | **105.1** | **77.2** |" in text
+    assert "| final_int6_roundtrip | 23.0 | 23.0 |" in text
+    assert "Seeds 314, 42: the score is logged as `final_int8_zlib_roundtrip_exact`" in text

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_repo_arguments(parser)
     add_audit_arguments(parser)
-    parser.add_argument("-o", "--output", help="write the comment to this file instead of stdout")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the comment to this file instead of stdout")
 
 
 def reproduce_line(args: argparse.Namespace) -> str:

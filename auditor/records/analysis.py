@@ -113,6 +113,7 @@ class SeedRow:
     def to_dict(self) -> dict[str, Any]:
         run = self.run
         eval_s: dict[str, float] = {}
+        scored_stage = None  # the eval_s entry whose timer gives scored_eval_s
         for stage in self.stages:
             name = stage.label
             k = 2
@@ -120,6 +121,8 @@ class SeedRow:
                 name = f"{stage.label}#{k}"
                 k += 1
             eval_s[name] = round(stage.seconds, 3)
+            if self.score_time is not None and stage.line == self.score_time.line:
+                scored_stage = name
         out: dict[str, Any] = {
             "seed": self.seed,
             "key": self.key,
@@ -145,6 +148,7 @@ class SeedRow:
             "train_s": round(self.train.value, 3) if self.train else None,
             "eval_s": eval_s,
             "scored_eval_s": round(self.score_time.value, 3) if self.score_time else None,
+            "scored_eval_stage": scored_stage,
             "eval_sum_s": round(self.eval_sum_s, 3) if self.stages else None,
             "outside_timer_s": {a.value[0]: a.value[1] for a in run.outside_timer} or None,
             "total_eval_time_s": run.total_eval.value if run.total_eval else None,

@@ -22,6 +22,7 @@ from typing import Any
 from auditor import registry
 from auditor.findings import Finding, Severity, Status, Verdict
 from auditor.report.base import Reporter, md_cell, sources_markdown
+from auditor.report.text import evidence_items, md_value
 from auditor.results import Report, SubmissionReport
 
 MARKER = "<!-- pgolf-audit:review -->"
@@ -64,12 +65,21 @@ def _bpb(value: Any) -> str:
 
 
 def permalink(sub: SubmissionReport, ctx: ReviewContext, path: str, line: int | None) -> str:
-    """A link to a line at the head commit, or plain ``path:line`` without a commit."""
-    where = f"{path}#L{line}" if line else path
-    if sub.head_sha:
-        return f"[`{path}{f':{line}' if line else ''}`]({ctx.repo_url}/blob/{sub.head_sha}/{where})"
-    return f"`{path}{f':{line}' if line else ''}`"
+    """A link to a line at the head commit, or plain ``path:line`` without a commit.
 
+    The text names the file relative to the submission's folder (the comment's title names
+    the folder); the link holds the full path.
+    """
+    target = f"{path}#L{line}" if line else path
+    shown = f"`{_relative(path, sub.path) or path}{f':{line}' if line else ''}`"
+    if sub.head_sha:
+        return f"[{shown}]({ctx.repo_url}/blob/{sub.head_sha}/{target})"
+    return shown
+
+
+
+def _relative(path: str, base: str) -> str:
+    return path.removeprefix(base.rstrip("/") + "/") if base else path
 
 
 def _seed_value(seed: dict[str, Any], *keys: str) -> Any:
@@ -104,7 +114,9 @@ def headline(sub: SubmissionReport) -> list[str]:
     eval_cell = "—"
     if worst_eval is not None:
         mark = "❌ over" if worst_eval > EVAL_CAP_S else "within"
-        eval_cell = f"{worst_eval:,.1f} s (seed {worst_eval_seed}) — {mark} {EVAL_CAP_S:.0f} s"
+        stage = next((scored_stage(s) for s in seeds if s.get("seed") == worst_eval_seed and scored_stage(s)), None)
+        named = f", `{md_cell(stage)}`" if stage else ""
+        eval_cell = f"{worst_eval:,.1f} s (seed {worst_eval_seed}{named}) — {mark} {EVAL_CAP_S:.0f} s"
     claimed_seeds = facts.get("claimed_seeds")
     rows = [
         "| | claimed (submission.json) | from the logs |",
@@ -115,6 +127,30 @@ def headline(sub: SubmissionReport) -> list[str]:
         f"| scored eval time, worst seed | — | {eval_cell} |",
     ]
     return rows
+
+
+def scored_stage(seed: dict[str, Any]) -> str | None:
+    """The evaluation stage a seed's score is counted from, by the name its timer has in the
+    log: the stage whose time is the scored eval time, else the stage of the score line."""
+    timed = seed.get("scored_eval_stage")
+    if timed:
+        return str(timed).split("#", 1)[0]
+    return seed.get("val_bpb_stage") or None
+
+
+def _stage_notes(sub: SubmissionReport) -> list[str]:
+    """Where a score line is not the timed stage (an ``_exact`` or roundtrip line reporting the
+    pass before it), say so once per pair, so that both tables name the same stage."""
+    pairs: dict[tuple[str, str], list[str]] = {}
+    for seed in sub.seeds:
+        line, timed = seed.get("val_bpb_stage"), scored_stage(seed)
+        if line and timed and line != timed:
+            pairs.setdefault((line, timed), []).append(str(seed.get("seed", "—")))
+    return [
+        f"Seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}: the score is logged as `{md_cell(line)}`, "
+        f"a line without its own timer; its time is that of `{md_cell(timed)}`, the pass it reports."
+        for (line, timed), seeds in pairs.items()
+    ]
 
 
 def seed_table(sub: SubmissionReport) -> list[str]:
@@ -132,9 +168,9 @@ def seed_table(sub: SubmissionReport) -> list[str]:
                 md_cell(x)
                 for x in (
                     str(seed.get("seed", "—")),
-                    f"`{seed['log']}`" if seed.get("log") else "—",
+                    f"`{_relative(seed['log'], sub.path)}`" if seed.get("log") else "—",
                     _bpb(seed.get("val_bpb")),
-                    str(seed.get("val_bpb_stage") or "—"),
+                    str(scored_stage(seed) or "—"),
                     _num(_seed_value(seed, "total_bytes_submitted")),
                     _num(_seed_value(seed, "total_bytes_logged", "total_bytes")),
                     _num(seed.get("train_s"), 1) if isinstance(seed.get("train_s"), (int, float)) else "—",
@@ -144,7 +180,8 @@ def seed_table(sub: SubmissionReport) -> list[str]:
             )
             + " |"
         )
-    return rows
+    notes = _stage_notes(sub)
+    return [*rows, *([""] + notes if notes else [])]
 
 
 def stage_table(sub: SubmissionReport) -> list[str]:
@@ -166,7 +203,10 @@ def stage_table(sub: SubmissionReport) -> list[str]:
         for seed in seeds:
             value = seed["eval_s"].get(name)
             text = _num(value, 1) if isinstance(value, (int, float)) else "—"
-            scored = name.split("#", 1)[0].removesuffix("_exact") == str(seed.get("val_bpb_stage") or "").removesuffix("_exact")
+            if seed.get("scored_eval_stage"):
+                scored = name == seed["scored_eval_stage"]
+            else:
+                scored = name.split("#", 1)[0].removesuffix("_exact") == str(seed.get("val_bpb_stage") or "").removesuffix("_exact")
             cells.append(f"**{text}**" if scored and text != "—" else text)
         rows.append(f"| {md_cell(name)} | " + " | ".join(cells) + " |")
     return [*rows, "", "</details>", ""]
@@ -205,14 +245,18 @@ def _fence(path: str) -> str:
     return "text"
 
 
-def _evidence_lines(finding: Finding) -> list[str]:
-    lines = []
-    for key, value in finding.to_dict()["evidence"].items():
-        if key in ("decoded", "wrapper_line"):
-            continue
-        text = md_cell(str(value))
-        lines.append(f"  - {key}: `{text if len(text) <= 300 else text[:299] + '…'}`")
-    return lines
+def _evidence_line(finding: Finding, base: str) -> str:
+    """The evidence on one line, ``label value · label value``, leaving out what the link or the
+    message already shows."""
+    loc = finding.location
+    parts = []
+    for key, value in evidence_items(finding, base, skip=("decoded", "wrapper_line")):
+        if value == _relative(loc.path, base) or (key == "line" and value == str(loc.line)):
+            continue  # the file and line the "where" link already gives
+        if len(value) >= 5 and value in finding.message:
+            continue  # stated in the message already (a number, a key expression)
+        parts.append(f"{key} {md_value(value)}")
+    return " · ".join(parts)
 
 
 def _first_paragraph(text: str) -> str:
@@ -230,40 +274,97 @@ def _use_instead(code: str) -> str:
     return _first_paragraph(prose)
 
 
-def finding_block(sub: SubmissionReport, finding: Finding, ctx: ReviewContext) -> list[str]:
-    """What the finding is, why it breaks the rule, the evidence, and the legal alternative."""
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+
+
+def _lead(text: str, limit: int = 260) -> str:
+    """The first sentences of a paragraph, up to about ``limit`` characters (at least one)."""
+    out = ""
+    for sentence in _SENTENCE_END.split(text):
+        if out and len(out) + len(sentence) > limit:
+            break
+        out = f"{out} {sentence}".strip()
+    return out
+
+
+def _why(code: str) -> str:
+    """Why the rule matters, in a sentence or two; the rulings are linked after it and the full
+    rationale is in the rule's documentation (``pgolf-audit explain CODE``)."""
+    try:
+        return _lead(_first_paragraph(registry.get(code).section("Why is this bad?")))
+    except KeyError:
+        return ""
+
+
+def where(sub: SubmissionReport, finding: Finding, ctx: ReviewContext) -> str:
+    """A permalink to the finding's line (the wrapper line for decoded code)."""
     loc = finding.location
     if loc.decoded_from is not None:
-        where = (
+        return (
             f"{permalink(sub, ctx, loc.path, loc.decoded_from.line)} → decoded payload line {loc.line} "
             f"({' → '.join(loc.decoded_from.layers)})"
         )
-    else:
-        where = permalink(sub, ctx, loc.path, loc.line)
-    lines = [
-        f"#### {SEVERITY_ICON[finding.severity]} {finding.code} {finding.name} — {finding.severity}, "
-        f"{finding.confidence} confidence",
-        "",
-        f"**What:** {finding.message}",
-        "",
-        f"**Where:** {where}",
-    ]
+    return permalink(sub, ctx, loc.path, loc.line)
+
+
+def _item(sub: SubmissionReport, finding: Finding, ctx: ReviewContext, head: Finding, number: int | None,
+          shared_where: bool) -> list[str]:
+    """One finding under its rule's heading: what, where (unless the heading gives it), the
+    snippet and the evidence."""
+    marker = f"{number}. " if number is not None else ""
+    indent = " " * len(marker)
+    level = ""
+    if (finding.severity, finding.confidence) != (head.severity, head.confidence):
+        level = f"({finding.severity}, {finding.confidence} confidence) "
+    place = "" if shared_where else f" — {where(sub, finding, ctx)}"
+    lines = [f"{marker}{level}{finding.message}{place}"]
     if finding.snippet:
-        lines += ["", f"```{_fence(loc.path)}", finding.snippet, "```"]
-    try:
-        why = _first_paragraph(registry.get(finding.code).section("Why is this bad?"))
-    except KeyError:
-        why = ""
-    if why or finding.sources:
-        lines += ["", f"**Why it matters:** {why}" + (f" Rule: {sources_markdown(finding.sources)}." if finding.sources else "")]
-    evidence = _evidence_lines(finding)
+        lines += [f"{indent}```{_fence(finding.location.path)}", *(indent + line for line in finding.snippet.splitlines()),
+                  f"{indent}```"]
+    evidence = _evidence_line(finding, sub.path)
     if evidence:
-        lines += ["", "**Evidence:**", *evidence]
-    alternative = _use_instead(finding.code)
-    if alternative:
-        lines += ["", f"**Legal alternative:** {alternative}"]
-    lines.append("")
+        lines.append(f"{indent}<sub>Evidence: {evidence}</sub>")
     return lines
+
+
+def rule_block(sub: SubmissionReport, findings: list[Finding], ctx: ReviewContext) -> list[str]:
+    """Every finding of one rule: the heading, the findings listed, then once the rule's why,
+    the rulings it rests on (linked) and the legal alternative."""
+    head = findings[0]
+    count = f" · {len(findings)} findings" if len(findings) > 1 else ""
+    lines = [
+        f"#### {SEVERITY_ICON[head.severity]} {head.code} {head.name} — {head.severity}, "
+        f"{head.confidence} confidence{count}",
+        "",
+    ]
+    numbered = len(findings) > 1
+    places = {where(sub, f, ctx) for f in findings}
+    shared = numbered and len(places) == 1
+    if shared:
+        lines += [f"All in {places.pop()}:", ""]
+    for number, finding in enumerate(findings, 1):
+        lines += _item(sub, finding, ctx, head, number if numbered else None, shared)
+        if not numbered:
+            lines.append("")
+    if numbered:
+        lines.append("")
+    why = _why(head.code)
+    sources = sources_markdown(tuple(dict.fromkeys(s for f in findings for s in f.sources)))
+    if why or sources:
+        lines += [f"**Why it matters:** {why}" + (f" Rule: {sources}." if sources else ""), ""]
+    alternative = _use_instead(head.code)
+    if alternative:
+        lines += [f"**Legal alternative:** {alternative}", ""]
+    return lines
+
+
+def by_rule(findings: list[Finding]) -> list[list[Finding]]:
+    """Findings grouped by rule code, worst first (severity, then confidence), each group worst first."""
+    ordered = sorted(findings, key=lambda f: (-f.severity.rank, -f.confidence.rank))
+    groups: dict[str, list[Finding]] = {}
+    for finding in ordered:
+        groups.setdefault(finding.code, []).append(finding)
+    return list(groups.values())
 
 
 def refuted(finding: Finding) -> bool:
@@ -297,17 +398,32 @@ def _considered(sub: SubmissionReport, ctx: ReviewContext) -> list[str]:
     return lines
 
 
+def _ranges(codes: list[str]) -> str:
+    """``PG101–PG110, PG112`` from sorted codes: runs of consecutive numbers become ranges."""
+    runs: list[list[str]] = []
+    for code in codes:
+        if runs and code[:2] == runs[-1][-1][:2] and code[2:].isdigit() and runs[-1][-1][2:].isdigit() \
+                and int(code[2:]) == int(runs[-1][-1][2:]) + 1:
+            runs[-1].append(code)
+        else:
+            runs.append([code])
+    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 2 else ", ".join(r) for r in runs)
+
+
 def _checked(sub: SubmissionReport) -> list[str]:
+    """The rules that ran, as code ranges per kind (``pgolf-audit explain CODE`` describes each)."""
     if not sub.checked:
         return []
-    return [
-        f"<details><summary>What was checked ({len(sub.checked)} rules)</summary>",
-        "",
-        *(f"- {item}" for item in sub.checked),
-        "",
-        "</details>",
-        "",
-    ]
+    kinds: dict[str, list[str]] = {}
+    for item in sub.checked:
+        code = item.split(" ", 1)[0]
+        try:
+            kind = registry.get(code).KIND
+        except KeyError:
+            kind = "other"
+        kinds.setdefault(kind, []).append(code)
+    listed = "; ".join(f"{kind}: {_ranges(sorted(set(codes)))}" for kind, codes in kinds.items())
+    return [f"<sub>Checked {len(sub.checked)} rules ({listed}); `pgolf-audit explain CODE` describes each.</sub>", ""]
 
 
 def review_markdown(sub: SubmissionReport, ctx: ReviewContext, version: str) -> str:
@@ -322,10 +438,11 @@ def review_markdown(sub: SubmissionReport, ctx: ReviewContext, version: str) -> 
     lines += runtime_table(sub)
     active = [f for f in sub.findings if f.counts and not refuted(f)]
     if active:
-        ordered = sorted(active, key=lambda f: (-f.severity.rank, -f.confidence.rank, f.code))
-        lines += [f"### Findings ({len(active)})", ""]
-        for finding in ordered:
-            lines += finding_block(sub, finding, ctx)
+        groups = by_rule(active)
+        rules = f", {len(groups)} rules" if len(groups) > 1 else ""
+        lines += [f"### Findings ({len(active)}{rules})", ""]
+        for group in groups:
+            lines += rule_block(sub, group, ctx)
     else:
         lines += ["### Findings", "", "None of the checks below found a problem.", ""]
     lines += _considered(sub, ctx)
