@@ -11,12 +11,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from auditor import __version__
+from auditor.config import Config
+from auditor.config import at_commit as config_at_commit
+from auditor.config import discover as discover_config
 from auditor.errors import UsageError
 
 #: Subcommand modules under auditor.commands, in the order ``--help`` lists them.
 COMMANDS = ("check", "causality", "review", "ci", "pr", "triage", "rerun", "rules", "explain")
+#: Commands that read ``[tool.pgolf-audit]`` from pyproject.toml (auditor.config).
+CONFIGURED = ("check", "causality", "review", "ci", "pr", "triage")
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -33,7 +39,8 @@ class HelpFormatter(argparse.HelpFormatter):
         return text
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(config: Config | None = None) -> argparse.ArgumentParser:
+    """The parser; ``config`` supplies defaults that the command line overrides."""
     parser = argparse.ArgumentParser(
         prog="pgolf-audit",
         description="Decide whether a Parameter Golf submission plays by the rules, by evidence.",
@@ -49,13 +56,45 @@ def build_parser() -> argparse.ArgumentParser:
         )
         module.add_arguments(command)
         command.set_defaults(run=module.run)
+        if name in CONFIGURED:
+            command.add_argument(
+                "--isolated", action="store_true", help="ignore [tool.pgolf-audit] in pyproject.toml files"
+            )
+            if config is not None:
+                dests = {action.dest for action in command._actions}
+                command.set_defaults(**{k: v for k, v in config.defaults.items() if k in dests})
     return parser
+
+
+def configuration(args: argparse.Namespace) -> Config:
+    """The ``[tool.pgolf-audit]`` table that applies to this command line (see auditor.config)."""
+    if args.command not in CONFIGURED or args.isolated:
+        return Config()
+    if args.command == "ci" and args.base:
+        return config_at_commit(Path(args.repo), args.base)
+    starts = [*(getattr(args, "paths", None) or ()), *(getattr(args, "files", None) or ())]
+    existing = [Path(p) for p in starts if Path(p).exists()]
+    start = existing[0] if existing else Path(getattr(args, "repo", None) or ".")
+    return discover_config(start)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line, with the defaults of the pyproject.toml that applies to it."""
+    args = build_parser().parse_args(argv)  # usage errors exit with 2 here
+    config = configuration(args)
+    if config.defaults:
+        args = build_parser(config).parse_args(argv)
+    args.config = config.path
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)  # usage errors exit with 2 here
+    try:
+        args = parse_args(argv)
+    except UsageError as exc:  # a malformed [tool.pgolf-audit]
+        print(f"pgolf-audit: error: {exc}", file=sys.stderr)
+        return 2
     try:
         return args.run(args)
     except UsageError as exc:
