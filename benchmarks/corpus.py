@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/corpus.py --repo PATH/TO/parameter-golf [--labels corpus/dev.jsonl]
+    python benchmarks/corpus.py --repo PATH/TO/parameter-golf --labels PATH/TO/dev.jsonl
                                 [--prs 825,1412] [--jobs 2] [--json results.json] [--runtime]
 
 ``--repo`` is a clone (bare or not) that has the ``refs/pull/N/head`` refs or at least the
@@ -39,7 +39,6 @@ from auditor.engine import AuditOptions, audit_bundles
 from auditor.findings import Severity, Status
 from auditor.gitrepo import GitRepo, GitTreeStore
 
-DEFAULT_LABELS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "dev.jsonl"
 #: Label tags scored together: a finding of either tag detects a label of either.
 GROUPS = {"ttt_before_score": "prequant_ttt", "other:target_gated_ngram_hint": "target_gated"}
 #: Tags the auditor reports; labels outside these (other:…) are listed but not scored.
@@ -249,7 +248,8 @@ def _said(r: PrResult, tag: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", required=True, help="clone of openai/parameter-golf with the PR heads")
-    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="labeled PRs (JSONL)")
+    parser.add_argument("--labels", type=Path, required=True, metavar="JSONL",
+                        help="the labeled pull requests (dev.jsonl of the development set)")
     parser.add_argument("--prs", help="only these PR numbers, comma-separated")
     parser.add_argument("--jobs", type=int, default=2, help="parallel worker processes")
     parser.add_argument("--runtime", action="store_true", help="also run the runtime harness")

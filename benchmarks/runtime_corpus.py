@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/runtime_corpus.py --repo PATH/TO/parameter-golf [--labels corpus/dev.jsonl]
+    python benchmarks/runtime_corpus.py --repo PATH/TO/parameter-golf --labels PATH/TO/dev.jsonl
         [--prs 549,825,1321] [--jobs 1] [--budget 110] [--timeout 150] [--json out.json]
         [--resume out.json]
 
@@ -41,7 +41,6 @@ from auditor.gitrepo import GitRepo, GitTreeStore
 from auditor.runtime.harness import causality_of
 from auditor.runtime.sandbox import Limits
 
-DEFAULT_LABELS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "dev.jsonl"
 LEAK_LABELS = ("target_in_key", "slot", "prequant_ttt", "ttt_before_score")
 ADAPTIVE_SOURCE = re.compile(
     r"def\s+\w*(ttt|slot|ngram|n_gram|cache|mixer|lora|phased|backoff|ppm|tilt)\w*\s*\(|TTT_ENABLED|SLOT_ENABLED|NGRAM_"
@@ -153,7 +152,8 @@ def summarize(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", required=True, help="clone of openai/parameter-golf with the PR heads")
-    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="labeled PRs (JSONL)")
+    parser.add_argument("--labels", type=Path, required=True, metavar="JSONL",
+                        help="the labeled pull requests (dev.jsonl of the development set)")
     parser.add_argument("--prs", help="only these PR numbers, comma-separated")
     parser.add_argument("--jobs", type=int, default=1, help="sandboxes run at once")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per sandbox")

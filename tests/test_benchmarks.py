@@ -1,0 +1,45 @@
+"""The benchmarks run from a clone: every outside path is an argument, and they measure cold work."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import libcst
+
+from .conftest import EXAMPLE, REPO_ROOT
+
+BENCHMARKS = REPO_ROOT / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_no_benchmark_assumes_a_path_outside_the_repository():
+    for script in BENCHMARKS.glob("*.py"):
+        text = script.read_text()
+        assert "parent.parent.parent" not in text and "shared/corpus" not in text, script.name
+
+
+def test_the_labels_are_an_argument():
+    for name in ("corpus", "runtime_corpus"):
+        done = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), "--repo", "."],
+                              capture_output=True, text=True, cwd=REPO_ROOT)
+        assert done.returncode == 2 and "--labels" in done.stderr, (name, done.stderr[-300:])
+
+
+def test_static_speed_parses_on_every_repetition(monkeypatch):
+    static_speed = _load("static_speed")
+    calls = []
+    real = libcst.parse_module
+    monkeypatch.setattr(libcst, "parse_module", lambda text, *a, **k: calls.append(1) or real(text, *a, **k))
+    text = (EXAMPLE / "train_gpt.py").read_text()
+    for _ in range(3):
+        parse_s, _rules_s, _findings, _cpu = static_speed.time_one("train_gpt.py", text, [])
+        assert parse_s > 0
+    assert len(calls) == 3  # no tree shared between repetitions
