@@ -31,6 +31,7 @@ from auditor.files import FileStoreError
 from auditor.records import constants as C
 from auditor.records import patterns as P
 from auditor.records.claims import Claims, SeedClaim, close, parse_claims
+from auditor.records.declared import Declared, declared
 from auditor.records.logparse import At, LogParse, Run, Score, SizeLine, parse_lines
 
 LN2 = math.log(2.0)
@@ -178,6 +179,8 @@ class RecordsAnalysis:
     family: C.Family | None
     family_source: str
     read_errors: list[tuple[BundleFile, str]] = field(default_factory=list)
+    #: What the README and submission.json say about the run (hardware, time, training data).
+    declared: Declared = field(default_factory=Declared)
 
     @property
     def record_track(self) -> bool:
@@ -210,6 +213,7 @@ class RecordsAnalysis:
         tokens = {r.run.val_tokens.value for r in self.rows if r.run.val_tokens}
         if tokens:
             out["val_tokens"] = sorted(tokens)[0] if len(tokens) == 1 else sorted(tokens)
+        out.update(self.declared.facts())
         return {k: v for k, v in out.items() if v is not None}
 
 
@@ -244,6 +248,7 @@ def analyse(bundle: Bundle) -> RecordsAnalysis:
     for row in result.rows:
         _fill_row(result, row)
     result.family, result.family_source = _family(result)
+    result.declared = declared(bundle, claims.data if claims else None, claims_file)
     return result
 
 

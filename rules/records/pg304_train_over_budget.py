@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from auditor.evidence import Evidence
-from auditor.findings import Confidence, Finding, Severity
+from auditor.findings import Confidence, Finding, Location, Severity
 from auditor.records import constants as C
 from auditor.records import samples as S
 from auditor.records.analysis import SeedRow
 from auditor.records.base import at_log, other_run_note, seed_label
+from auditor.records.declared import Statement
 from auditor.rule import BundleRule, Invalid, Valid
 
 #: Training with less than this left of the 600 s used the whole budget.
@@ -36,6 +37,12 @@ class TrainOverBudget(BundleRule):
     (#593, #609); with a reserve that the Hessian collection still overruns, a warning
     (accepted #1855 ended its Hessians at ~604 s; #1868 and #1950 re-ran with larger
     reserves). Self-generated or random calibration data is fine.
+
+    When no log shows a training time, it reads the time the submission declares: a
+    submission.json key such as `"train_time_seconds"` or `"wallclock_minutes"`, or a
+    `Training time: …` line in the README. A training time over 600 s is a violation; a
+    wallclock that does not say it is training alone is one only beyond 20 minutes (training
+    and evaluation together), and a warning between.
 
     ## Why is this bad?
     Training is limited to 10 minutes on 8xH100 SXM. GPTQ that calibrates on training data
@@ -67,16 +74,25 @@ class TrainOverBudget(BundleRule):
               note="600.38 s: inside the tolerated overshoot of the last step"),
         Valid(files=S.folder({"train_seed42.log": S.modern_log(42, train_ms=596_100, reserve_s=4)}, {"val_bpb": 1.0612}),
               note="GPTQ Hessians collected inside a 4 s reserve"),
+        Valid(files=S.folder({}, {"val_bpb": 1.2247, "training_time_seconds": 600, "wallclock_seconds": 1150}),
+              note="600 s of training; a wallclock under 20 minutes may be training and evaluation together"),
     )
     INVALID = (
         Invalid(files=S.folder({"train_seed42.log": S.baseline_log(42, train_ms=602_048)}, {"val_bpb": 1.2247})),
         Invalid(files=S.folder({"train_seed1337.log": S.baseline_log(1337, train_ms=600_078, extra=_GPTQ_AFTER)}, {"val_bpb": 1.2247}),
                 note="GPTQ calibrated on training batches after a full 600 s, with no reserve"),
+        Invalid(files=S.folder({}, {"val_bpb": 1.2247, "wallclock_minutes": 120}), note="declared, no log"),
+        Invalid(files=S.folder({}, {"val_bpb": 1.2247, "track": "track_non_record_16mb", "wallclock_minutes": 240}),
+                note="the non-record track has no training budget: a note"),
+        Invalid(files=S.folder({}, {"val_bpb": 1.2247}, extra={"README.md": "# Run\n\n- Training time: 45 min\n"}),
+                note="declared in the README"),
     )
 
     def check(self, evidence: Evidence) -> Iterable[Finding]:
         a = evidence.records
         limit = C.TRAIN_BUDGET_S + C.TRAIN_TOLERANCE_S
+        if not any(row.train is not None for row in a.rows):
+            yield from self._declared(a.declared.train_time, a.record_track)
         for row in a.rows:
             train = row.train
             if train is None:
@@ -107,6 +123,32 @@ class TrainOverBudget(BundleRule):
             finding = self._gptq(row, a.record_track and row.evidence)
             if finding is not None:
                 yield finding
+
+    def _declared(self, statements: list[Statement], record_track: bool) -> Iterable[Finding]:
+        """The longest declared training time over the budget (no log shows one)."""
+        limit = C.TRAIN_BUDGET_S + C.TRAIN_TOLERANCE_S
+        training_only = [st for st in statements if st.value[1]]  # type: ignore[index]
+        # a declared training time says what a wallclock beside it cannot: how long training took
+        over = [st for st in (training_only or statements) if st.value[0] > limit]  # type: ignore[index]
+        if not over:
+            return
+        st = max(over, key=lambda x: x.value[0])  # type: ignore[index]
+        seconds, training = st.value  # type: ignore[misc]
+        what = "training time" if training else "wallclock"
+        evidence = {"declared_in": st.path, "line": st.line, "declared_s": seconds, "training_alone": training,
+                    "budget_s": C.TRAIN_BUDGET_S}
+        if not record_track:
+            severity, why = Severity.NOTE, " (non-record track: reported only)"
+        elif training or seconds > C.TRAIN_BUDGET_S + C.EVAL_BUDGET_S:
+            severity, why = Severity.ERROR, ""
+        else:
+            severity, why = Severity.WARNING, " (if that is training alone; with evaluation it may fit 10 + 10 minutes)"
+        yield self.finding(
+            f"the submission declares a {what} of {seconds:,.0f} s ({seconds / 60:,.1f} min), over the 600 s training "
+            f"budget; no log shows the training time{why}",
+            Location(st.path, st.line), snippet=st.text, evidence=evidence, severity=severity,
+            confidence=Confidence.MEDIUM, key=f"declared:{st.path}:{st.line}",
+        )
 
     def _gptq(self, row: SeedRow, record_track: bool) -> Finding | None:
         run = row.run
