@@ -132,6 +132,13 @@ def _reconciled(findings: list[Finding], evidence: Evidence, codes: set[str], de
             evidence={"check": "runtime", "error": f"{type(exc).__name__}: {exc}"}, key="runtime-reconcile")]
 
 
+def _check_static(rule: Rule, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
+    # the submission's program (with its scored configuration) is attached to the source
+    # before any rule reads the source's data flow or statuses
+    evidence.static(source)
+    return rule.check(evidence, source)  # type: ignore[call-arg]
+
+
 def audit_bundle(bundle: Bundle, options: AuditOptions) -> SubmissionReport:
     """Run every selected check on one submission."""
     return audit_evidence(Evidence(bundle, options.context()), options)
@@ -156,7 +163,7 @@ def audit_evidence(evidence: Evidence, options: AuditOptions) -> SubmissionRepor
                 findings.append(finding)
             continue
         for rule in wanted:
-            findings.extend(_guarded(rule, lambda r=rule, s=source: r.check(evidence, s), source.path, options.debug))
+            findings.extend(_guarded(rule, lambda r=rule, s=source: _check_static(r, evidence, s), source.path, options.debug))
     if bundle.sources:
         checked.extend(f"{r.CODE} {r.NAME}" for r in static_rules)
 
