@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from auditor.records.significance import ClaimTest
     from auditor.runtime.harness import Causality
     from auditor.runtime.sandbox import Limits
+    from auditor.scored.config import ScoredConfiguration
     from auditor.static.flow import Flow
     from auditor.static.index import SourceIndex
     from auditor.static.reach import Program
@@ -92,7 +93,7 @@ class Evidence:
 
         members = [s for s in self.bundle.sources if s.role in (Role.MAIN, Role.MODULE) and s.parse_error is None]
         texts, logs = submission_texts(self.bundle)
-        program = Program(members, texts, logs)
+        program = Program(members, texts, logs, scored=self.scored)
         program.attach()
         return program
 
@@ -104,7 +105,7 @@ class Evidence:
         program = self.program
         index = index_of(source)
         if index.program is None:  # a source outside the program (not the main script or a module)
-            Program([*program.sources, source], *submission_texts(self.bundle)).attach([index])
+            Program([*program.sources, source], *submission_texts(self.bundle), scored=self.scored).attach([index])
         return StaticFacts(source, index, index.program or program)
 
     def index(self, source: PythonSource) -> SourceIndex:
@@ -112,6 +113,15 @@ class Evidence:
 
     def flow(self, source: PythonSource) -> Flow:
         return self.static(source).flow
+
+    # the scored configuration ---------------------------------------------------------------
+
+    @cached_property
+    def scored(self) -> ScoredConfiguration:
+        """Which run produced each claimed score, and what its logs prove about the code."""
+        from auditor.scored.config import scored_configuration
+
+        return scored_configuration(self.bundle, self.records)
 
     # records -------------------------------------------------------------------------------
 
@@ -157,6 +167,13 @@ class Evidence:
         """The facts the report shows: records, significance, scored configuration, runtime."""
         out = dict(self.records.facts())
         out["significance"] = self.significance.summary()
+        program = self.__dict__.get("program")  # settings only when the static analysis ran
+        if program is not None:
+            scored = self.scored.summary(list(program.configs.values()), program.run_settings)
+        else:
+            scored = self.scored.summary()
+        if scored:
+            out["scored_runs"] = scored
         result = self.runtime_done
         if result is not None:
             from auditor.runtime.base import probe_summary

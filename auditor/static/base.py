@@ -68,10 +68,17 @@ class StaticRule(Rule):
         location is the statement's first line), inactive when the code does not run."""
         index = index_of(source)
         line, column = index.stmt_position(stmt)
-        activity = activity if activity is not None else program_for(source).activity(stmt)
+        program = program_for(source)
+        activity = activity if activity is not None else program.activity(stmt)
         where = stmt.scope.qualname if not stmt.scope.is_module else "<module>"
         merged: dict[str, Any] = {"function": where, **(evidence or {}), **activity.evidence(), **source.evidence_base()}
         status = Status.ACTIVE if activity.active else Status.INACTIVE
+        reason = activity.reason
+        off_path = program.off_scored_path(stmt) if activity.active else None
+        if off_path is not None:  # it ran, but for a stage whose score is not the claim
+            merged["not_on_scored_path"] = off_path
+            severity = Severity.WARNING if (severity or cls.SEVERITY) is Severity.ERROR else severity
+            confidence, reason = Confidence.LOW, off_path
         location = Location(path=source.path, line=line, column=column, decoded_from=source.origin)
         return cls.finding(
             message,
@@ -81,7 +88,7 @@ class StaticRule(Rule):
             severity=severity,
             confidence=confidence,
             status=status,
-            status_reason=activity.reason,
+            status_reason=reason,
             sources=sources,
             key=key or where,
         )

@@ -44,6 +44,9 @@ ENV_GETTERS = frozenset({"os.environ.get", "os.getenv", "environ.get", "getenv",
 #: Objects whose attributes are configuration (``args.x``, ``h.x`` …) when the attribute is known.
 CONFIG_OBJECTS = frozenset({"args", "h", "hp", "hparams", "H", "cfg", "config", "conf", "opts", "opt", "a", "self", "settings", "params", "hyper", "P", "C", "A"})
 
+#: The launcher's variable for the number of processes (torchrun's contract, not a script's name).
+WORLD_SIZE_VARIABLE = "WORLD_SIZE"
+
 _SHELL_ASSIGN = re.compile(r"(?:^|[\s;(`'\"])(?:export\s+)?([A-Z][A-Z0-9_]{2,})=(\"[^\"]*\"|'[^']*'|[^\s;&|`'\"]+)")
 
 
@@ -408,6 +411,13 @@ class Config:
         qualified = self.index.imports.qualify(node.func) or name
         args = [a for a in node.args if a.keyword is None and not a.star]
         kwargs = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
+        if qualified.endswith("distributed.get_world_size") and not args:
+            # the number of processes: known only from a run's log (auditor.scored.config)
+            world = self.env(WORLD_SIZE_VARIABLE, UNKNOWN)
+            value = world.value
+            if isinstance(value, str) and value.isdigit():
+                return Evaluated(int(value), (world,))
+            return Evaluated(UNKNOWN)
         if qualified in ENV_GETTERS or name in ENV_GETTERS or name.split(".")[-1] in self.env_helpers and name.split(".")[-1] not in ("get",):
             if not args:
                 return Evaluated(UNKNOWN)
@@ -415,8 +425,11 @@ class Config:
             if not isinstance(key.value, str):
                 return Evaluated(UNKNOWN)
             default_node = args[1].value if len(args) > 1 else kwargs.get("default")
-            default = self.evaluate(default_node, scope, depth + 1).value if default_node is not None else None
+            computed = self.evaluate(default_node, scope, depth + 1) if default_node is not None else Evaluated(None)
+            default = computed.value
             env = self.env(key.value, default)
+            # a default computed from a scored run's value (its world size) carries that evidence
+            from_run = tuple(e for e in computed.env if e.origin not in ("default", "script")) if env.origin == "default" else ()
             value = env.value
             if name.split(".")[-1] in self.env_helpers and qualified not in ENV_GETTERS:
                 # A helper casts the string to the type of its default: _env("X", 0) -> int.
@@ -427,7 +440,7 @@ class Config:
                         value = type(default)(float(value)) if isinstance(default, int) else float(value)
                     except ValueError:
                         value = UNKNOWN
-            return Evaluated(value, (env,))
+            return Evaluated(value, (env, *from_run))
         if isinstance(node.func, cst.Attribute) and node.func.attr.value in _STR_METHODS and not args:
             inner = self.evaluate(node.func.value, scope, depth + 1)
             if isinstance(inner.value, str):

@@ -25,25 +25,32 @@ from auditor.static.index import Guard, Scope, SourceIndex, Stmt, index_of
 
 if TYPE_CHECKING:
     from auditor.bundle import Bundle
+    from auditor.scored.config import ScoredConfiguration
+    from auditor.scored.path import ScoredPath
 
 _IMPLICIT = ("__init__", "__call__", "forward", "__post_init__", "__enter__", "__exit__", "__iter__", "__next__", "__getitem__", "__len__")
 
 
 @dataclass(frozen=True)
 class Activity:
-    """Whether a statement runs under the defaults, and if not, why."""
+    """Whether a statement runs in the scored run (or under the defaults), and if not, why."""
 
     active: bool
     reason: str = ""
     env: tuple[EnvValue, ...] = ()
     guard: str = ""  # code of the guard that decides
+    #: Log lines that prove the path ran in a scored run ("train_seed42.log:1874: `…` printed by …").
+    ran: tuple[str, ...] = ()
 
     def evidence(self) -> dict:
         if self.active:
+            out: dict = {}
+            if self.ran:
+                out["ran_in_scored_run"] = list(self.ran)
             if self.env:  # off by default, switched on by the submission's own run commands or logs
-                return {"enabled_by": [e.describe() for e in self.env]}
-            return {}
-        out: dict = {"inactive_because": self.reason}
+                out["enabled_by"] = [e.describe() for e in self.env]
+            return out
+        out = {"inactive_because": self.reason}
         if self.env:
             out["env"] = {e.name: e.value for e in self.env}
         if self.guard:
@@ -62,9 +69,11 @@ class Program:
         sources: Iterable[PythonSource],
         texts: dict[str, str] | None = None,
         logs: dict[str, str] | None = None,
+        scored: ScoredConfiguration | None = None,
     ) -> None:
         self.sources = [s for s in sources if s.module is not None]
         self.indexes: list[SourceIndex] = [index_of(s) for s in self.sources]
+        self.scored = scored
         # Scenario 0 is the defaults; the others are the settings of the run commands and
         # logs shipped with the submission. Code is inactive only when no scenario runs it.
         defaults = {id(index): Config(index, main=source.role is Role.MAIN) for source, index in zip(self.sources, self.indexes)}
@@ -76,6 +85,8 @@ class Program:
             for config in defaults.values():
                 attributes.update(config.attribute_env())
             extra += log_scenarios(logs, attributes)
+        #: The settings of the shipped run commands and hyperparameter dumps, one dict per run.
+        self.run_settings: list[dict[str, EnvValue]] = extra
         for settings in extra:
             configs = {}
             for source, index in zip(self.sources, self.indexes):
@@ -84,6 +95,19 @@ class Program:
                 configs[id(index)] = config
             self.scenarios.append(configs)
         self.configs = defaults
+        # The scored runs' own values (printed by the script, the run's world size): the
+        # strongest evidence; they decide a guard whenever its value depends on them.
+        self.scored_configs: dict[int, Config] = {}
+        if scored is not None:
+            for source, index in zip(self.sources, self.indexes):
+                found = scored.overrides(defaults[id(index)])
+                if found:
+                    config = Config(index, main=source.role is Role.MAIN)
+                    config.add_overrides(found)
+                    self.scored_configs[id(index)] = config
+        self._ran: dict[int, tuple[str, ...]] = {}
+        self._scored_path: ScoredPath | None = None
+        self._absent: dict[int, str] = {}
         #: Derived facts about the whole program, computed once (scoring functions, …).
         self.cache: dict[str, object] = {}
         self.by_name: dict[str, list[Scope]] = {}
@@ -116,15 +140,51 @@ class Program:
     def config_for(self, scope: Scope) -> Config:
         return self.configs[id(self.index_of_scope[id(scope)])]
 
+    def _scored_verdict(self, stmt: Stmt, position: int, enabled: list[EnvValue], ran: list[str]) -> bool | None:
+        """What the scored runs say about ``stmt.guards[position]``: True (it held), False (it
+        did not), None (they do not tell; the defaults and run commands decide)."""
+        scored = self.scored
+        if scored is None:
+            return None
+        guard = stmt.guards[position]
+        held = scored.guard_held(stmt, position)
+        if held is not None:
+            ran.append(f"{held.where()}: `{held.text[:100]}` (printed by {held.format.where()})")
+            return True
+        config = self.scored_configs.get(id(self.index_of_scope[id(stmt.scope)]))
+        if config is not None:
+            truth = config.truth(guard.test, stmt.scope, guard.kind)
+            from_runs = [e for e in truth.env if e.origin not in ("default", "script")]
+            if truth.known and from_runs:
+                if truth.value is guard.polarity:
+                    enabled.extend(from_runs)
+                    return True
+                return False
+        absent = scored.guard_failed(stmt, position)
+        if absent is not None:
+            self._absent[id(guard.at)] = (f"no scored run's log has the line `{absent.template[:90]}` that "
+                                          f"{absent.where()} prints whenever this branch runs")
+            return False
+        return None
+
     def dead_guard(self, stmt: Stmt) -> tuple[Guard, tuple[EnvValue, ...]] | None:
-        """The first guard around a statement that is false under the defaults and under
-        every shipped run configuration, if any (with the defaults' evidence)."""
+        """The first guard around a statement that did not hold in the scored runs (their logs
+        and settings, see :mod:`auditor.scored.config`) or, where they do not tell, that is false
+        under the defaults and under every shipped run configuration (with the evidence)."""
         key = id(stmt)
         if key not in self._dead:
             found = None
             index_key = id(self.index_of_scope[id(stmt.scope)])
             enabled: list[EnvValue] = []
-            for guard in stmt.guards:
+            ran: list[str] = []
+            for position, guard in enumerate(stmt.guards):
+                scored = self._scored_verdict(stmt, position, enabled, ran)
+                if scored is True:
+                    continue
+                if scored is False:
+                    config = self.scored_configs.get(index_key) or self.configs[index_key]
+                    found = (guard, config.truth(guard.test, stmt.scope, guard.kind).env)
+                    break
                 verdicts = []
                 for configs in self.scenarios:
                     truth = configs[index_key].truth(guard.test, stmt.scope, guard.kind)
@@ -140,6 +200,8 @@ class Program:
             self._dead[key] = found
             if enabled and found is None:
                 self._enabled[key] = tuple(enabled)
+            if ran and found is None:
+                self._ran[key] = tuple(ran)
         return self._dead[key]
 
     # liveness -----------------------------------------------------------------------------
@@ -155,6 +217,11 @@ class Program:
         for index in self.indexes:
             self.live[id(index.module_scope)] = None
             queue.append(index.module_scope)
+            if self.scored is not None:  # a function that printed a line of a scored run ran
+                for scope in index.functions:
+                    if self.scored.proven_scope(id(scope)) is not None:
+                        self.live[id(scope)] = None
+                        queue.append(scope)
         while queue:
             scope = queue.pop()
             for name, stmts in scope.refs.items():
@@ -209,7 +276,10 @@ class Program:
             what = f"the function returns early because `{code}` is true"
         else:
             what = f"`{code}` is {'false' if guard.polarity else 'true'}"
-        names = ", ".join(e.name for e in env)
+        absent = self._absent.get(id(guard.at))
+        if absent:
+            what += f" in the scored run ({absent})"
+        names = ", ".join(e.name for e in env if e.origin in ("default", "script"))
         hint = f"; set {names} to enable this path" if names else ""
         return (f"{what} ({settings}){hint}" if settings else what + hint), code
 
@@ -242,6 +312,7 @@ class Program:
             reason, code = self._describe_guard(dead[0], dead[1], stmt.scope)
             return Activity(False, reason, dead[1], code)
         enabled = list(self._enabled.get(id(stmt), ()))
+        ran = list(self._ran.get(id(stmt), ()))
         scope: Scope | None = stmt.scope
         seen = 0
         while scope is not None and not scope.is_module and seen < 12:
@@ -252,17 +323,34 @@ class Program:
                 dead = self.dead_guard(scope.def_stmt)
                 if dead is not None:
                     return self._why_dead_scope(scope)
+            proof = self.scored.proven_scope(id(scope)) if self.scored is not None else None
+            if proof is not None:
+                if not ran and scope is stmt.scope:  # the function's own line proves it ran
+                    ran.append(f"{proof.where()}: `{proof.text[:100]}` (printed by {proof.format.where()})")
+                break  # the function ran in a scored run: how it was reached does not matter
             witness = self.live.get(id(scope))
             if witness is not None:
                 self.dead_guard(witness)
                 enabled.extend(self._enabled.get(id(witness), ()))
+                ran.extend(self._ran.get(id(witness), ()))
                 scope = witness.scope if not witness.scope.is_module else None
             else:
                 scope = scope.parent
-        if enabled:
+        if enabled or ran:
             unique = tuple({e.name: e for e in enabled}.values())
-            return Activity(True, env=unique)
+            return Activity(True, env=unique, ran=tuple(dict.fromkeys(ran))[:3])
         return ACTIVE
+
+    def off_scored_path(self, stmt: Stmt) -> str | None:
+        """Why code that ran is not on the path of the claimed score (see
+        :mod:`auditor.scored.path`), or None when it is, or when the evidence does not tell."""
+        if self.scored is None:
+            return None
+        if self._scored_path is None:
+            from auditor.scored.path import ScoredPath
+
+            self._scored_path = ScoredPath(self, self.scored)
+        return self._scored_path.off_path(stmt.scope)
 
     def activity_of_scope(self, scope: Scope) -> Activity:
         if scope.is_module:

@@ -1,0 +1,95 @@
+"""The scored configuration decides whether a finding's path ran in the run behind the claim."""
+
+from __future__ import annotations
+
+import base64
+import lzma
+
+import pytest
+
+from auditor.discover import discover
+from auditor.engine import AuditOptions, audit
+from auditor.evidence import Evidence
+from auditor.findings import Severity, Status
+
+from .fixtures import ngram_folder, renamed, slot_folder, world_folder
+
+CASES = {
+    # name: (builder, the rule whose finding sits on the guarded path, the status it must get)
+    "ngram-ran": (lambda root: ngram_folder(root, ran=True), "PG101", Status.ACTIVE),
+    "ngram-off": (lambda root: ngram_folder(root, ran=False), "PG101", Status.INACTIVE),
+    "slot-ran": (lambda root: slot_folder(root, ran=True), "PG103", Status.ACTIVE),
+    "slot-off": (lambda root: slot_folder(root, ran=False), "PG103", Status.INACTIVE),
+    "world-8": (lambda root: world_folder(root, 8), "PG101", Status.ACTIVE),
+    "world-1": (lambda root: world_folder(root, 1), "PG101", Status.INACTIVE),
+}
+
+
+def _finding(folder, code):
+    findings = [f for f in audit([folder], AuditOptions(select=["PG1"])).findings if f.code == code]
+    assert len(findings) == 1, [f.message for f in findings]
+    return findings[0]
+
+
+@pytest.mark.parametrize("rename", [False, True], ids=["as-written", "renamed"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_status_follows_the_scored_run(name, rename, tmp_path):
+    build, code, status = CASES[name]
+    folder = build(tmp_path)
+    if rename:
+        renamed(folder)
+    finding = _finding(folder, code)
+    assert finding.status is status, finding.status_reason or finding.evidence
+    if status is Status.ACTIVE:
+        (proof,) = finding.evidence["ran_in_scored_run"][:1]
+        assert "train_seed1.log:" in proof and "printed by" in proof
+    else:
+        assert "scored run" in finding.status_reason or "train_seed1.log" in finding.status_reason
+
+
+def test_a_log_line_proves_the_block_even_when_the_default_is_off(tmp_path):
+    finding = _finding(ngram_folder(tmp_path, ran=True), "PG101")
+    assert "ngram_eval:order=7" in finding.evidence["ran_in_scored_run"][0]
+
+
+def test_an_ablation_command_in_the_readme_does_not_switch_on_what_the_logs_show_off(tmp_path):
+    finding = _finding(slot_folder(tmp_path, ran=False), "PG103")
+    assert "slot:starting steps=" in finding.status_reason  # the line the SLOT branch would print
+
+
+def test_code_that_ran_for_another_stage_than_the_claimed_one_is_a_warning(tmp_path):
+    on_path = _finding(ngram_folder(tmp_path / "a", ran=True), "PG101")
+    assert on_path.severity is Severity.ERROR and "not_on_scored_path" not in on_path.evidence
+    finding = _finding(ngram_folder(tmp_path / "b", ran=True, claim_ngram=False), "PG101")
+    assert finding.status is Status.ACTIVE and finding.severity is Severity.WARNING
+    reason = finding.evidence["not_on_scored_path"]
+    assert "final_int6_sliding_window_exact" in reason and "ngram7" in reason and "train_gpt.py:26" in reason
+
+
+def test_the_world_size_comes_from_the_run_s_log(tmp_path):
+    finding = _finding(world_folder(tmp_path, 1), "PG101")
+    assert "WORLD_SIZE=1 in" in finding.status_reason and "train_seed1.log:" in finding.status_reason
+
+
+def test_printed_values_are_settings_with_their_line(tmp_path):
+    evidence = Evidence(discover([ngram_folder(tmp_path, ran=True)])[0])
+    config = evidence.program.configs[id(evidence.program.indexes[0])]
+    found = evidence.scored.overrides(config)
+    assert found["NGRAM_EVAL_ORDER"].value == "7"
+    assert found["NGRAM_EVAL_ORDER"].origin.endswith("train_seed1.log:4")
+
+
+def test_the_report_names_the_stage_and_the_statement_that_printed_it(tmp_path):
+    report = audit([ngram_folder(tmp_path, ran=True)], AuditOptions(select=["PG3"])).submissions[0]
+    (first, _) = report.facts["scored_runs"]
+    assert first["stage"].startswith("final_int6_sliding_window_ngram7_exact")
+    assert first["stage_printed_by"].endswith("train_gpt.py:30")
+
+
+def test_a_wrapped_script_is_matched_through_its_decoded_payload(tmp_path):
+    folder = ngram_folder(tmp_path, ran=True)
+    script = folder / "train_gpt.py"
+    blob = base64.b85encode(lzma.compress(script.read_bytes())).decode()
+    script.write_text(f"import lzma as L,base64 as B\nexec(L.decompress(B.b85decode({blob!r})))\n")
+    finding = _finding(folder, "PG101")
+    assert finding.status is Status.ACTIVE and finding.location.decoded_from is not None
