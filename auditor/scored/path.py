@@ -15,7 +15,9 @@ on the path. Code is *off* the path only when all of this holds, else nothing is
 - that statement's printed values come from calls the analysis can follow;
 - the code's function is not among the functions they reach;
 - the code's function is called from a block that printed another score line of the same runs
-  (a stage of its own, which its log shows ran).
+  (a stage of its own, which its log shows ran), after the claimed score line: a stage that
+  ran before the claim (a pre-quantization TTT, a cache fill) may have changed the model or the
+  state the claimed stage then used, so it is never called off the path.
 """
 
 from __future__ import annotations
@@ -146,6 +148,8 @@ class ScoredPath:
                     continue
                 if [(id(g.at), g.polarity) for g in stmt.guards] != keys or match.line not in run.score_lines:
                     continue
+                if run.stage_line is None or match.line < run.stage_line:
+                    return None  # it ran before the claimed score: its state may have fed it
                 if self.claimed is not None and stmt is self.claimed.format.stmt:
                     return None
                 return match

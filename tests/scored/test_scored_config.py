@@ -66,6 +66,25 @@ def test_code_that_ran_for_another_stage_than_the_claimed_one_is_a_warning(tmp_p
     assert "final_int6_sliding_window_exact" in reason and "ngram7" in reason and "train_gpt.py:26" in reason
 
 
+def test_a_stage_that_ran_before_the_claimed_one_stays_on_its_path(tmp_path):
+    # the n-gram stage runs first: it could have changed what the claimed stage then uses
+    folder = ngram_folder(tmp_path, ran=True, claim_ngram=False)
+    script = folder / "train_gpt.py"
+    lines = script.read_text().splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if "loss, bpb = eval_val" in line)
+    plain = lines[start:start + 2]  # the plain stage: its eval and its score line
+    rest = lines[:start] + lines[start + 2:]
+    after = next(i for i, line in enumerate(rest) if "_ngram{" in line) + 1
+    script.write_text("".join(rest[:after] + plain + rest[after:]))
+    for log in folder.glob("train_seed*.log"):
+        text = log.read_text().splitlines()
+        claimed = next(line for line in text if line.startswith("final_int6_sliding_window_exact"))
+        log.write_text("\n".join([line for line in text if line != claimed] + [claimed]) + "\n")
+    finding = _finding(folder, "PG101")
+    assert finding.status is Status.ACTIVE and finding.severity is Severity.ERROR
+    assert "not_on_scored_path" not in finding.evidence
+
+
 def test_the_world_size_comes_from_the_run_s_log(tmp_path):
     finding = _finding(world_folder(tmp_path, 1), "PG101")
     assert "WORLD_SIZE=1 in" in finding.status_reason and "train_seed1.log:" in finding.status_reason
