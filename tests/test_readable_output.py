@@ -109,3 +109,10 @@ def test_help_via_the_cli():
     result = run_cli("pr", "--help")
     assert result.code == 0 and "(default: main, then" in " ".join(result.stdout.split())
     assert "(default: None)" not in result.stdout
+
+
+def test_the_console_says_that_the_runtime_probes_ran():
+    sub = SubmissionReport(path="rec/x", facts={"runtime": {"status": "pass", "seconds": 41.6, "probes": [
+        {"scorer": "eval_val", "probe": "future", "status": "pass", "detail": "no earlier NLL moved"}] * 3}})
+    text = ConsoleReporter().render(Report(submissions=[sub]))
+    assert "runtime probes: pass (3 probes, 0 failed, 42 s on CPU)" in text and "no findings" in text

@@ -73,6 +73,13 @@ def _submission(console: Console, sub: SubmissionReport) -> None:
     if sub.head_sha:
         title.append(f"  @ {sub.head_sha[:12]}", style="dim")
     console.print(title)
+    runtime = sub.facts.get("runtime")
+    if isinstance(runtime, dict):  # say that the probes ran, and how they ended, even when clean
+        probes = runtime.get("probes") or []
+        failed = sum(p.get("status") == "fail" for p in probes)
+        line = Text(f"  runtime probes: {runtime.get('status', '?')}", style="dim")
+        line.append(f" ({len(probes)} probes, {failed} failed, {runtime.get('seconds', 0):.0f} s on CPU)", style="dim")
+        console.print(line)
     if not sub.findings:
         console.print(Text("  no findings", style="green"))
     for finding in sub.findings:
