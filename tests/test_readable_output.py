@@ -116,3 +116,11 @@ def test_the_console_says_that_the_runtime_probes_ran():
         {"scorer": "eval_val", "probe": "future", "status": "pass", "detail": "no earlier NLL moved"}] * 3}})
     text = ConsoleReporter().render(Report(submissions=[sub]))
     assert "runtime probes: pass (3 probes, 0 failed, 42 s on CPU)" in text and "no findings" in text
+
+
+def test_the_rule_list_fits_a_narrow_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    result = run_cli("rules")
+    lines = result.stdout.splitlines()
+    assert result.code == 0 and any(line.startswith("PG101 target-in-key") for line in lines)
+    assert max(len(line) for line in lines) <= 60 and all(line == line.rstrip() for line in lines)

@@ -7,10 +7,12 @@ import json
 import sys
 
 from rich.console import Console
-from rich.table import Table
+from rich.padding import Padding
+from rich.text import Text
 
 from auditor import registry
 from auditor.catalogue_doc import catalogue_markdown
+from auditor.report.console import write_trimmed
 
 NAME = "rules"
 HELP = "list the rules of the catalogue"
@@ -36,10 +38,15 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "markdown":
         sys.stdout.write(catalogue_markdown())
         return 0
-    table = Table(title="pgolf-audit rules")
-    for column in ("code", "name", "kind", "severity", "confidence", "tags", "what it does"):
-        table.add_column(column, overflow="fold")
-    for r in rules:
-        table.add_row(r.CODE, r.NAME, r.KIND, r.SEVERITY.value, r.CONFIDENCE.value, ", ".join(r.TAGS), r.summary())
-    Console(width=max(120, Console().width)).print(table)
+    # one block per rule, its summary indented below: readable at any terminal width (a table
+    # of seven columns is not, at 80), the tags are in the JSON
+    def draw(console: Console) -> None:
+        for r in rules:
+            head = Text(f"{r.CODE} ", style="bold")
+            head.append(r.NAME, style="bold")
+            head.append(f"  {r.KIND}, {r.SEVERITY.value}, {r.CONFIDENCE.value} confidence", style="dim")
+            console.print(head)
+            console.print(Padding(Text(r.summary()), (0, 0, 0, 4)))
+
+    write_trimmed(sys.stdout, draw)
     return 0

@@ -505,10 +505,7 @@ def run(args: argparse.Namespace) -> int:
             cache_root=cache_root, timeout=args.timeout, progress=progress,
         )
     write_jsonl(outcome.rows, args.jsonl)
-    out = Console()
-    if not out.is_terminal:
-        out = Console(width=160)
-    summary(outcome, out, args.top)
+    summary(outcome, Console(), args.top)  # rich's width: the terminal's, or COLUMNS in a pipe
     print(f"pgolf-audit: wrote {len(outcome.rows)} rows to {args.jsonl}", file=sys.stderr)
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import TextIO
 
 from rich.console import Console, Group, RenderableType
@@ -113,26 +114,36 @@ def summary_table(report: Report) -> Table:
     return table
 
 
+def write_trimmed(stream: TextIO, draw: Callable[[Console], None], *, color: bool | None = None) -> None:
+    """Let ``draw`` print to a rich console on ``stream``, without trailing spaces.
+
+    ``color``: True forces it, False turns it off, None lets rich decide (a terminal,
+    ``NO_COLOR``, ``FORCE_COLOR``); rich also takes the terminal's width, or 80 columns
+    (``COLUMNS``) in a file or pipe, and folds what does not fit. Rich pads indented blocks
+    to their width; text saved to a file should not end its lines in spaces.
+    """
+    console = Console(
+        file=stream,
+        force_terminal=True if color else None,
+        no_color=True if color is False else None,
+        highlight=False,
+    )
+    with console.capture() as captured:
+        draw(console)
+    stream.write("\n".join(line.rstrip(" ") for line in captured.get().split("\n")))
+
+
 class ConsoleReporter(Reporter):
     """Human-readable terminal output."""
 
     def write(self, report: Report, stream: TextIO, *, color: bool | None = False) -> None:
-        """``color``: True forces it, False turns it off, None lets rich decide (a terminal,
-        ``NO_COLOR``, ``FORCE_COLOR``); rich also takes the terminal's width, or 80 columns
-        (``COLUMNS``) in a file or pipe, and folds what does not fit."""
-        console = Console(
-            file=stream,
-            force_terminal=True if color else None,
-            no_color=True if color is False else None,
-            highlight=False,
-        )
-        with console.capture() as captured:
+        """The report as rich text (see :func:`write_trimmed` for colour and width)."""
+        def draw(console: Console) -> None:
             for sub in report.submissions:
                 _submission(console, sub)
             console.print(summary_table(report))
-        # rich pads indented blocks to their width; a report saved to a file should not end
-        # its lines in spaces
-        stream.write("\n".join(line.rstrip(" ") for line in captured.get().split("\n")))
+
+        write_trimmed(stream, draw, color=color)
 
     def render(self, report: Report) -> str:
         buffer = io.StringIO()
