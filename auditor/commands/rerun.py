@@ -25,7 +25,7 @@ HELP = "rerun the reference record (train → quantize → evaluate) and audit t
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--smoke", action="store_true", help="a small CPU run on the corpus the project ships (about a minute)")
+    mode.add_argument("--smoke", action="store_true", help="a small CPU run on the corpus the project ships (30-40 s of CPU time)")
     mode.add_argument("--data", type=Path, help="dataset folder with fineweb_train_*.bin and fineweb_val_*.bin")
     parser.add_argument("--tokenizer", type=Path, help="SentencePiece .model of the dataset (with --data)")
     parser.add_argument("--nproc", type=int, help="processes for torchrun (default: the visible GPUs)")
