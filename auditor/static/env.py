@@ -156,6 +156,8 @@ class Config:
     constants: dict[str, cst.BaseExpression] = field(default_factory=dict)
     env_helpers: set[str] = field(default_factory=set)
     config_classes: set[str] = field(default_factory=set)
+    #: Names imported from the submission's other modules: local name -> (their config, name there).
+    imported: dict[str, tuple[Config, str]] = field(default_factory=dict)
     # Keyed by the identities of (expression, scope): both live as long as the module does.
     _memo: dict[tuple[int, int], Evaluated] = field(default_factory=dict)
     _active: set[tuple[int, int]] = field(default_factory=set)
@@ -389,6 +391,10 @@ class Config:
             current = current.parent
         value = self.constants.get(name)
         if value is None:
+            link = self.imported.get(name)
+            if link is not None and link[0] is not self and link[0].constants.get(link[1]) is not None:
+                other, original = link
+                return other._name(original, None, depth + 1)
             return Evaluated(UNKNOWN)
         result = self.evaluate(value, self.index.module_scope, depth + 1)
         if isinstance(result.value, (list, tuple, dict, set)) and not result.env:

@@ -1,60 +1,87 @@
-"""Intraprocedural dataflow: what a value is derived from.
+"""Dataflow: which roles a value carries, from where it comes from and how it is used.
 
 Each value gets a set of labels, computed over a function's assignments until nothing
-changes (flow-insensitive: a name carries what any of its assignments gives it):
+changes (flow-insensitive: a name carries what any of its assignments gives it). Where the
+labels start is :mod:`auditor.static.roles` (provenance first, names only as a tie-breaker);
+what callers pass is :mod:`auditor.static.passing`; the facts themselves are
+:mod:`auditor.static.facts`.
 
-``tgt``
-    the token being predicted: parameters and names such as ``y``, ``yb``, ``tgt``,
-    ``targets``, ``next_tok``; the next token of a validation stream (``val_np[j + 1]``,
-    ``chunk[1:]`` of a validation chunk); and everything derived from those
-    (``y_np = y_batch.cpu().numpy().astype(np.uint64)``, ``tgt[sufficient]``, …).
-``tok``
-    context tokens: ``x``, ``x_batch``, ``tokens``, ``ctx…``, ``prev…``, reads of a stream.
 ``val``
-    validation data: ``val_tokens``, ``val_data.val_tokens``, ``val_np`` and what is sliced
-    from them.
+    validation data: what a loader over the validation files returns (a ``fineweb_val_*``
+    path, the validation-files setting), what an eval function receives in its place, and
+    what is sliced or converted from it.
+``tgt``
+    the token being scored: the index of a gather over log-probabilities, the target of
+    ``cross_entropy``/``nll_loss``, the one-ahead slice of the validation stream (``s[1:]``,
+    ``s[j + 1]``), what callers pass for it, and everything derived from those
+    (``y_np = y_batch.cpu().numpy().astype(np.uint64)``, ``tgt[sufficient]``, …). A target
+    known only from its name also carries ``tgt:name``.
+``tok``
+    context tokens, known from names (``x``, ``tokens``, ``ctx…``) — a tie-breaker.
 ``hash``
-    passed through a hash: XOR, a product with a prime-like constant, ``hash()``.
-``key``
-    a lookup key built from the context *and* the target: an XOR/sum/shift/product or a
-    tuple whose one side carries ``tgt`` and the other side context or a hash.
+    passed through a hash: XOR, a product with a prime-like constant, ``hash()``, or a
+    target-and-context combination reduced to a table slot (``% size``, ``& mask``).
+``joined``
+    the target combined with context tokens or a hash (XOR, sum, shift, or a tuple); the
+    fact's :class:`~auditor.static.facts.Join` says where and how. What makes a join a
+    violation is the rules' business (PG101).
 ``ctx:S:B`` / ``cur:S:B``
     a read of stream ``S`` at index ``B - k`` (context) or at ``B`` itself; a hash of the
-    context combined with ``S[B]`` is an n-gram key on (context, the token after it), the
-    shape of ``tokens_np[pos - k]`` … ``tokens_np[pos]``.
+    context combined with ``S[B]`` joins the context with the token after it (the n-gram
+    shape ``tokens_np[pos - k]`` … ``tokens_np[pos]``).
 ``grad``
     a tensor created with ``requires_grad=True`` (or ``.requires_grad_()``) in the function.
+``tgtdep`` / ``tokdep``
+    computed from the target / from context tokens (a loss, a probability).
 
-Calls to functions of the same submission use a summary of the callee (which parameters
-reach its return values, and which labels it adds); unknown calls pass their receiver's and
-arguments' labels through, except constructors of fresh arrays (``np.zeros``, ``arange``).
-Every label remembers one reason (the alias chain that produced it) for the evidence.
+Calls to functions of the submission, in any of its modules, use a summary of the callee
+(which parameters reach its return values, and which labels it adds); unknown calls pass
+their receiver's and arguments' labels through, except constructors of fresh arrays
+(``np.zeros``, ``arange``). Every label remembers one reason (the alias chain that produced
+it) for the evidence.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import libcst as cst
 
+from auditor.static.deps import depends, names_in
+from auditor.static.facts import (
+    EMPTY,
+    TOKEN_LABELS,
+    Fact,
+    Join,
+    Lazy,
+    demote,
+    only,
+    renamed,
+    union,
+    with_label,
+)
 from auditor.static.index import Assignment, Scope, SourceIndex, Stmt
 from auditor.static.names import dotted
+from auditor.static.passing import passed_to
+from auditor.static.roles import (
+    HASH_NAME,
+    index_base,
+    int_value,
+    is_constant,
+    is_prime_like,
+    is_tgt_name,
+    is_tok_name,
+    is_val_name,
+    literal_role,
+    seed,
+    slice_lower,
+    use_roles,
+)
 
-TGT_NAME = re.compile(
-    r"^(y|ys|yb|yy|y_?(batch|np|t|flat|flat_np|true|tok|toks|tokens|ids|next|all|cpu|gpu|chunk|seq|win|w|b|i|j|np_flat|local|gt|val|tgt|cur|v)\d*"
-    r"|tgts?\w*|\w*_tgts?\d*|targets?(_\w+)?|\w*_targets?\d*|target_ids|tgt_ids|nxt\w*|next_?(tok|token|tokens|ids|id)s?\w*"
-    r"|labels?|true_(tok|token|tokens|ids?)|gt_(tok|token|tokens|ids?)|\w+_y)$"
-)
-TOK_NAME = re.compile(
-    r"^(x|xs|xb|x_?(batch|np|t|flat|tok|toks|tokens|ids|in|input|inp|cpu|gpu|chunk|seq|win|w|b|i|local|val|v)\d*"
-    r"|tokens?\w*|toks?\w*|\w*_tokens?\w*|\w*_toks?|input_ids|inputs?|ids|ctx|ctx_(tok|toks|tokens|ids|np|window|seq)|context|context_(tok|toks|tokens|ids)|prev|prev_(tok|toks|tokens|ids|np)|hist|history"
-    r"|seq|stream|\w*_stream|val_np|all_tokens|\w+_x)$"
-)
-HASH_NAME = re.compile(r"(^|_)(hash|hashes|h|ch|hh|ctx_h|ctx_hash|key|keys|ck|bucket)(_|$)", re.I)
-NOT_TGT = re.compile(r"(pred|hat|logit|prob|score|loss|nll|mask|shape|size|len|dim|lut|count|weight|offset)", re.I)
-PRIME = re.compile(r"prime", re.I)
+__all__ = [
+    "EMPTY", "TOKEN_LABELS", "Fact", "Flow", "Join", "Lazy", "demote", "depends", "flow_of", "int_value",
+    "is_tgt_name", "is_tok_name", "is_val_name", "names_in", "union",
+]
 
 #: Calls whose result is a fresh value, unrelated to their arguments' data.
 FRESH = frozenset(
@@ -83,8 +110,6 @@ KEEP_FUNCS = frozenset(
         "left_shift", "roll", "take", "tile", "broadcast_to", "flip", "pad", "copy", "deepcopy", "list", "tuple",
     }
 )
-#: Labels that say a value holds token ids (as opposed to a score computed from them).
-TOKEN_LABELS = ("tgt", "tok", "hash", "key", "exact", "structural")
 MIX_OPS = (cst.BitXor, cst.Add, cst.BitOr, cst.LeftShift, cst.Multiply)
 _AUG_TO_BIN = {
     cst.AddAssign: cst.Add,
@@ -99,238 +124,6 @@ _AUG_TO_BIN = {
     cst.DivideAssign: cst.Divide,
     cst.FloorDivideAssign: cst.FloorDivide,
 }
-_MAX_TRAIL = 4
-
-
-#: Parts of a ``val_…`` name that make it a metric or a setting rather than validation data.
-_NOT_VAL_DATA = frozenset(
-    {"loss", "losses", "bpb", "nll", "ce", "acc", "accuracy", "score", "time", "ms", "every", "freq", "steps", "step",
-     "size", "len", "count", "n", "num", "bits", "ppl", "perplexity", "interval", "lr", "bytes", "byte", "files",
-     "file", "path", "pattern", "dir", "stride", "ratio", "frac", "fraction", "max", "min", "docs", "shards",
-     "metric", "metrics", "log", "results", "stats", "mode"}
-)
-
-
-def is_val_name(name: str) -> bool:
-    """Whether an identifier names validation data (``val_tokens``, ``val_np``, ``all_val``)."""
-    parts = name.lower().split("_")
-    if not ("val" in parts or "validation" in parts or name in ("vt", "valtoks")):
-        return False
-    return not (set(parts) & _NOT_VAL_DATA)
-
-
-def is_tgt_name(name: str) -> bool:
-    return bool(TGT_NAME.match(name)) and not NOT_TGT.search(name)
-
-
-def is_tok_name(name: str) -> bool:
-    return bool(TOK_NAME.match(name)) and not is_tgt_name(name)
-
-
-@dataclass(frozen=True)
-class Fact:
-    """Labels of a value and, for each label, one reason."""
-
-    labels: frozenset[str] = frozenset()
-    why: tuple[tuple[str, object], ...] = ()  # (label, reason): a str or a Lazy
-    #: The expression where a ``key`` was formed, and the statement it is in.
-    key_node: cst.CSTNode | None = None
-    key_stmt: Stmt | None = None
-    #: Per element, for tuples (unpacking ``a, b = f(...)``).
-    items: tuple[Fact, ...] | None = None
-
-    def has(self, *labels: str) -> bool:
-        return any(label in self.labels for label in labels)
-
-    def reason(self, label: str) -> str:
-        for name, text in self.why:
-            if name == label:
-                return str(text)
-        return ""
-
-    def prefixed(self, prefix: str) -> list[str]:
-        return [label for label in self.labels if label.startswith(prefix)]
-
-    @property
-    def tokenish(self) -> bool:
-        return self.has("tok", "tgt", "val", "hash") or bool(self.prefixed("ctx:") or self.prefixed("cur:") or self.prefixed("param:"))
-
-
-EMPTY = Fact()
-
-
-def union(*facts: Fact) -> Fact:
-    facts = tuple(f for f in facts if f is not EMPTY and (f.labels or f.items))
-    if not facts:
-        return EMPTY
-    if len(facts) == 1:
-        return facts[0]
-    labels: set[str] = set()
-    why: dict[str, str] = {}
-    key_node = key_stmt = None
-    for f in facts:
-        labels |= f.labels
-        for name, text in f.why:
-            why.setdefault(name, text)
-        if key_node is None and f.key_node is not None:
-            key_node, key_stmt = f.key_node, f.key_stmt
-    return Fact(frozenset(labels), tuple(why.items()), key_node, key_stmt)
-
-
-def demote(fact: Fact) -> Fact:
-    """A value computed *from* token ids (a loss, a probability): it no longer holds them.
-
-    ``tgt`` becomes ``tgtdep`` (depends on the target), ``tok`` becomes ``tokdep``; hashes,
-    keys and stream positions are dropped; ``val`` and ``grad`` stay.
-    """
-    if not fact.labels:
-        return fact
-    labels = set()
-    why = dict(fact.why)
-    for label in fact.labels:
-        if label == "tgt":
-            labels.add("tgtdep")
-            why.setdefault("tgtdep", why.get("tgt", ""))
-        elif label == "tok":
-            labels.add("tokdep")
-        elif label in TOKEN_LABELS or label.startswith(("ctx:", "cur:")):
-            continue
-        else:
-            labels.add(label)
-    return Fact(frozenset(labels), tuple((k, v) for k, v in why.items() if k in labels))
-
-
-def with_label(fact: Fact, label: str, reason: str) -> Fact:
-    if label in fact.labels:
-        return fact
-    return Fact(fact.labels | {label}, fact.why + ((label, reason),), fact.key_node, fact.key_stmt, fact.items)
-
-
-class Lazy:
-    """A reason rendered only when a finding shows it (rendering code costs a codegen)."""
-
-    __slots__ = ("_make", "_text", "name", "depth")
-
-    def __init__(self, make, name: str = "", depth: int = 0) -> None:  # noqa: ANN001
-        self._make = make
-        self._text: str | None = None
-        self.name = name
-        self.depth = depth
-
-    def __str__(self) -> str:
-        if self._text is None:
-            self._text = self._make()
-        return self._text
-
-    def __bool__(self) -> bool:
-        return True
-
-
-def renamed(fact: Fact, name: str, code) -> Fact:  # noqa: ANN001
-    """The fact of ``name = <value>``: the target's reason gains a step of the alias chain.
-
-    ``code`` renders the assigned value (called only if the reason is ever shown).
-    """
-    if not fact.labels:
-        return fact
-    why = []
-    for label, text in fact.why:
-        if label in ("tgt", "val") and getattr(text, "depth", 0) < _MAX_TRAIL and getattr(text, "name", None) != name:
-            text = Lazy(
-                (lambda prev=text: f"{name} = {code()} ← {prev}" if str(prev) else f"{name} = {code()}"),
-                name,
-                getattr(text, "depth", 0) + 1,
-            )
-        why.append((label, text))
-    return Fact(fact.labels, tuple(why), fact.key_node, fact.key_stmt)
-
-
-def seed(name: str) -> Fact:
-    """Labels an identifier carries by its name alone."""
-    labels = []
-    if is_tgt_name(name):
-        labels.append(("tgt", f"{name} (named like the token being predicted)"))
-    elif is_val_name(name):
-        labels.append(("val", f"{name} (validation data)"))
-        labels.append(("tok", f"{name}"))
-    elif is_tok_name(name):
-        labels.append(("tok", name))
-    if HASH_NAME.search(name) and not labels:
-        labels.append(("hash", name))
-    if not labels:
-        return EMPTY
-    return Fact(frozenset(label for label, _ in labels), tuple(labels))
-
-
-def _int_value(node: cst.BaseExpression) -> int | None:
-    if isinstance(node, cst.Integer):
-        try:
-            return int(node.value.replace("_", ""), 0)
-        except ValueError:
-            return None
-    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
-        inner = _int_value(node.expression)
-        return -inner if inner is not None else None
-    return None
-
-
-def is_prime_like(node: cst.BaseExpression) -> bool:
-    """A multiplier of a hash: a name or list with "prime" in it, or a large odd literal."""
-    text = dotted(node)
-    if isinstance(node, cst.Subscript):
-        text = dotted(node.value)
-    if isinstance(node, cst.Call) and node.args:  # np.uint64(1000003)
-        return is_prime_like(node.args[0].value)
-    if text is not None and PRIME.search(text):
-        return True
-    value = _int_value(node)
-    return value is not None and value > 1000 and value % 2 == 1
-
-
-def is_constant(node: cst.BaseExpression) -> bool:
-    if isinstance(node, (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)):
-        return True
-    if isinstance(node, cst.UnaryOperation):
-        return is_constant(node.expression)
-    if isinstance(node, cst.BinaryOperation):
-        return is_constant(node.left) and is_constant(node.right)
-    if isinstance(node, cst.Name):
-        return node.value.isupper() and not PRIME.search(node.value)
-    return False
-
-
-def index_base(node: cst.BaseExpression | None, scope: Scope, depth: int = 0) -> tuple[str, int] | None:
-    """(base name, sign) of an index: ``pos - k`` is (pos, -1), ``pos`` is (pos, 0), ``j + 1`` is (j, +1)."""
-    if node is None or depth > 4:
-        return None
-    if isinstance(node, cst.Name):
-        assigned = scope.assigned(node.value)
-        if len(assigned) == 1 and assigned[0].value is not None and assigned[0].position is None and assigned[0].kind == "assign":
-            inner = index_base(assigned[0].value, scope, depth + 1)
-            if inner is not None:
-                return inner
-        return (node.value, 0)
-    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Add, cst.Subtract)):
-        left = index_base(node.left, scope, depth + 1)
-        if left is None:
-            return None
-        if isinstance(node.operator, cst.Subtract):
-            return (left[0], -1)
-        if left[1] < 0:
-            return left
-        value = _int_value(node.right)
-        return (left[0], 1 if value is not None and value > 0 else left[1])
-    return None
-
-
-def _slice_lower(element: cst.SubscriptElement) -> tuple[cst.BaseExpression | None, bool]:
-    """The lower bound of a subscript element (None for ``[:k]``), and whether it is a slice."""
-    inner = element.slice
-    if isinstance(inner, cst.Slice):
-        return inner.lower, True
-    if isinstance(inner, cst.Index):
-        return inner.value, False
-    return None, False
 
 
 @dataclass
@@ -355,8 +148,11 @@ class FunctionFlow:
 class Flow:
     """Labels for the functions of one source, computed on demand and cached."""
 
-    def __init__(self, index: SourceIndex, resolve=None, dead=None) -> None:  # noqa: ANN001
+    def __init__(self, index: SourceIndex, resolve=None, dead=None, program=None) -> None:  # noqa: ANN001
         self.index = index
+        #: the submission's other modules (a :class:`auditor.static.reach.Program`), whose
+        #: functions this source calls or is called by; None for a lone source
+        self._program = program
         #: ``dead(stmt)`` is true for statements switched off by their guards under the
         #: submission's defaults; their assignments give nothing (a branch that is off).
         self._dead = dead or (lambda stmt: False)
@@ -366,10 +162,29 @@ class Flow:
         self._in_progress: set[int] = set()
         self._analysing: set[int] = set()
         #: callee name -> candidate scopes (defaults to this source's functions)
-        self._resolve = resolve or (lambda name: index.by_name.get(name, []))
+        self._resolve = resolve or self._by_name
         self._current: FunctionFlow | None = None
         self._param_marks = False
         self._stmt: Stmt | None = None  # the statement being evaluated (for evidence lines)
+
+    @property
+    def program(self):  # noqa: ANN201 - a Program (reach imports this module)
+        """The submission's program this source's flow crosses into, or None for a lone source."""
+        return self._program
+
+    def _by_name(self, name: str) -> list[Scope]:
+        """Functions called ``name``: this source's, else the submission's other modules'."""
+        own = self.index.by_name.get(name, [])
+        if own or self._program is None:
+            return own
+        return self._program.by_name.get(name, [])
+
+    def flow_for(self, scope: Scope) -> Flow:
+        """The flow of the source a function belongs to."""
+        if self._program is None:
+            return self
+        index = self._program.index_of_scope.get(id(scope))
+        return self if index is None or index is self.index else flow_of(index)
 
     # public ------------------------------------------------------------------------------
 
@@ -377,6 +192,8 @@ class Flow:
         key = id(scope)
         flow = self._flows.get(key)
         if flow is None:
+            if key in self._analysing:
+                return FunctionFlow(scope)  # a call cycle: what is known so far is nothing
             self._analysing.add(key)
             try:
                 flow = self._analyse(scope, marks=False)
@@ -402,8 +219,15 @@ class Flow:
 
     def _analyse(self, scope: Scope, marks: bool) -> FunctionFlow:
         flow = FunctionFlow(scope)
+        # A summary (marks) says what the function does with whatever it is given; the flow
+        # of a function itself also knows what its callers give it.
+        passed = {} if marks or scope.is_module else passed_to(self, scope)
+        # Roles from uses come first, so that their reasons are the ones shown.
+        for role in use_roles(scope):
+            reason = Lazy(lambda r=role: f"{r.name} ({r.reason}, line {self.index.line(r.line_node)})")
+            flow.names[role.name] = union(flow.names.get(role.name, EMPTY), Fact(frozenset({role.label}), ((role.label, reason),)))
         for position, (name, _) in enumerate(scope.params):
-            fact = seed(name)
+            fact = union(flow.names.get(name, EMPTY), passed.get(name, EMPTY), seed(name))
             if marks and name not in ("self", "cls"):
                 fact = union(fact, Fact(frozenset({f"param:{position}"}), ((f"param:{position}", name),)))
             if fact.labels:
@@ -436,7 +260,7 @@ class Flow:
     def _store(self, flow: FunctionFlow, key: str, fact: Fact) -> bool:
         old = flow.names.get(key, EMPTY)
         new = union(old, fact) if old.labels else fact
-        if new.labels == old.labels and (new.key_node is not None) == (old.key_node is not None):
+        if new.labels == old.labels and (new.join is not None) == (old.join is not None):
             return False
         flow.names[key] = new
         return True
@@ -469,8 +293,8 @@ class Flow:
         if isinstance(target, cst.Subscript):
             # Writing into an array gives the array what was written: y_batch[i, :n] = chunk[1:]
             name = dotted(target.value)
-            if name is not None and fact.has("tgt", "tok", "val", "key"):
-                fact = Fact(fact.labels & {"tgt", "tok", "val", "key", "hash"}, fact.why, fact.key_node, fact.key_stmt)
+            if name is not None and fact.has("tgt", "tok", "val", "joined"):
+                fact = only(fact, {"tgt", "tgt:name", "tok", "val", "joined", "hash"})
             else:
                 return False
         if name is None:
@@ -525,6 +349,9 @@ class Flow:
             attr = node.attr.value
             if attr in METADATA:
                 return EMPTY
+            setting = literal_role(node)
+            if setting.labels:
+                return setting
             if is_val_name(attr) or is_tgt_name(attr):
                 return union(seed(attr), ev(node.value) if not isinstance(node.value, cst.Name) or node.value.value != "self" else EMPTY)
             if isinstance(node.value, cst.Name) and node.value.value == "self":
@@ -548,10 +375,16 @@ class Flow:
                 tgt_items = [f for f in items if f.has("tgt")]
                 ctx_items = [f for f in items if not f.has("tgt") and f.tokenish]
                 if tgt_items and ctx_items:
-                    fact = with_label(fact, "key", "a tuple of context and target")
-                    fact = with_label(fact, "exact", "tuple key")
-                    fact = Fact(fact.labels, fact.why, node, self._stmt)
-            return Fact(fact.labels, fact.why, fact.key_node, fact.key_stmt, items)
+                    fact = with_label(fact, "joined", "a tuple of context and target")
+                    target = dict(tgt_items[0].why).get("tgt", "")
+                    fact = Fact(fact.labels, fact.why, Join(node, self._stmt, "tuple", False, target))
+            return Fact(fact.labels, fact.why, fact.join, items)
+        if cls is cst.SimpleString:
+            return literal_role(node)
+        if cls is cst.FormattedString:
+            return union(*(literal_role(part) for part in node.parts if isinstance(part, cst.FormattedStringText)))
+        if cls is cst.ConcatenatedString:
+            return union(ev(node.left), ev(node.right))
         if cls is cst.IfExp:
             return union(ev(node.body), ev(node.orelse))
         if cls is cst.Dict:
@@ -559,7 +392,7 @@ class Flow:
         if cls in (cst.Comparison, cst.BooleanOperation):
             parts = [node.left] + ([c.comparator for c in node.comparisons] if cls is cst.Comparison else [node.right])
             fact = union(*(ev(p) for p in parts))
-            return Fact(fact.labels - {"key", "hash"}, fact.why)
+            return Fact(fact.labels - {"joined", "hash"}, fact.why)
         if cls in (cst.ListComp, cst.GeneratorExp, cst.SetComp):
             return ev(node.elt)
         if cls is cst.NamedExpr:
@@ -585,15 +418,16 @@ class Flow:
 
     def _subscript(self, node: cst.Subscript, flow: FunctionFlow, depth: int) -> Fact:
         base = self._expr(node.value, flow, depth + 1)
-        fact = Fact(base.labels, base.why, base.key_node, base.key_stmt)
+        fact = Fact(base.labels, base.why, base.join)
         if not node.slice:
             return fact
         stream = dotted(node.value)
         elements = list(node.slice)
-        if base.has("val", "tok") and not base.has("tgt") and len(elements) >= 1:
-            lower, is_slice = _slice_lower(elements[-1] if len(elements) > 1 and is_slice_el(elements[-1]) else elements[0])
+        stream_like = base.has("val", "tok") or (self._param_marks and bool(base.prefixed("param:")))
+        if stream_like and not base.has("tgt") and len(elements) >= 1:
+            lower, is_slice = slice_lower(elements[-1] if len(elements) > 1 and is_slice_el(elements[-1]) else elements[0])
             if lower is not None:
-                value = _int_value(lower)
+                value = int_value(lower)
                 based = index_base(lower, flow.scope)
                 next_token = (is_slice and value == 1) or (based is not None and based[1] > 0 and not isinstance(lower, cst.Integer))
                 if next_token and base.has("val"):
@@ -610,7 +444,16 @@ class Flow:
         fact = union(left, right)
         labels = set(fact.labels)
         why = dict(fact.why)
-        key_node, key_stmt = fact.key_node, fact.key_stmt
+        join = fact.join
+        if isinstance(op, (cst.Modulo, cst.BitAnd)):
+            # A combination reduced to a table slot is a hashed key; a parameter reduced so
+            # inside a summary makes the call site's argument one.
+            if join is not None and (left.join is not None) and not right.has("tgt"):
+                labels.add("hash")
+                why.setdefault("hash", "reduced to a table slot")
+                join = join.bucketed()
+            elif self._param_marks:
+                labels.update(f"bucket:{label[6:]}" for label in left.prefixed("param:"))
         if isinstance(op, cst.BitXor) and (left.tokenish or right.tokenish):
             labels.add("hash")
             why.setdefault("hash", "XOR")
@@ -619,7 +462,7 @@ class Flow:
         ):
             labels.add("hash")
             why.setdefault("hash", "product with a prime")
-        if isinstance(op, MIX_OPS) and not isinstance(op, cst.Multiply) and "key" not in left.labels | right.labels:
+        if isinstance(op, MIX_OPS) and not isinstance(op, cst.Multiply) and "joined" not in left.labels | right.labels:
             for side, other, other_node in ((left, right, right_node), (right, left, left_node)):
                 if not side.has("tgt") or other.has("tgt"):
                     continue
@@ -627,12 +470,9 @@ class Flow:
                 if other.has("tok", "hash", "val") or other.prefixed("ctx:") or other.prefixed("param:") or (
                     isinstance(op, cst.BitXor) and not is_constant(other_node)
                 ):
-                    labels.add("key")
-                    why["key"] = "context combined with the target"
-                    why["key_target"] = dict(side.why).get("tgt", "")
-                    if not hashed:
-                        labels.add("exact")
-                    key_node, key_stmt = node, self._stmt
+                    labels.add("joined")
+                    why["joined"] = "context combined with the target"
+                    join = Join(node, self._stmt, "op", hashed, dict(side.why).get("tgt", ""))
                     break
             else:
                 # n-gram structure: hash of S[B - k] (context) combined with S[B] (the next token)
@@ -640,12 +480,11 @@ class Flow:
                     for cur in side.prefixed("cur:"):
                         ctx = "ctx:" + cur[4:]
                         if ctx in other.labels and cur not in other.labels and other.has("hash"):
-                            labels.add("key")
+                            labels.add("joined")
                             labels.add("tgt")
                             why.setdefault("tgt", f"{side.reason(cur)} (the token after the context {other.reason(ctx)})")
-                            why["key"] = "n-gram key: context hash and the token after it"
-                            labels.add("structural")
-                            key_node, key_stmt = node, self._stmt
+                            why["joined"] = "n-gram key: context hash and the token after it"
+                            join = Join(node, self._stmt, "ngram", True, why["tgt"])
                             break
                 # A summary's parameters combined inside the callee: the call site decides.
                 lp, rp = left.prefixed("param:"), right.prefixed("param:")
@@ -653,8 +492,8 @@ class Flow:
                     for a in lp:
                         for b in rp:
                             labels.add(f"combo:{a[6:]}:{b[6:]}")
-                            key_node, key_stmt = node, self._stmt
-        return Fact(frozenset(labels), tuple(why.items()), key_node, key_stmt)
+                            join = Join(node, self._stmt, "call", True)
+        return Fact(frozenset(labels), tuple(why.items()), join)
 
     def _call(self, node: cst.Call, flow: FunctionFlow, depth: int) -> Fact:
         ev = lambda n: self._expr(n, flow, depth + 1)  # noqa: E731
@@ -705,7 +544,7 @@ class Flow:
         args = [a for a in node.args if not a.star]
         results = []
         for scope in candidates[:3]:
-            summary = self.summary(scope)
+            summary = self.flow_for(scope).summary(scope)
             offset = 1 if scope.cls is not None and scope.params and scope.params[0][0] in ("self", "cls") else 0
             arg_facts: dict[int, Fact] = {}
             for i, arg in enumerate(args):
@@ -717,25 +556,29 @@ class Flow:
                         arg_facts[names.index(arg.keyword.value)] = self._expr(arg.value, flow, depth + 1)
 
             def instantiate(fact: Fact) -> Fact:
-                parts = [Fact(frozenset(l for l in fact.labels if not l.startswith(("param:", "combo:"))), fact.why, fact.key_node, fact.key_stmt)]
+                parts = [Fact(frozenset(l for l in fact.labels if not l.startswith(("param:", "combo:", "bucket:"))), fact.why, fact.join)]
                 for label in fact.labels:
                     if label.startswith("param:"):
                         parts.append(arg_facts.get(int(label[6:]), EMPTY))
                 out = union(*parts)
+                for label in fact.labels:
+                    if label.startswith("bucket:") and out.join is not None and arg_facts.get(int(label[7:]), EMPTY).join is not None:
+                        out = with_label(Fact(out.labels, out.why, out.join.bucketed(), out.items), "hash", f"reduced to a table slot by {scope.qualname}")
                 for label in fact.labels:
                     if label.startswith("combo:"):
                         a, b = (int(x) for x in label[6:].split(":"))
                         fa, fb = arg_facts.get(a, EMPTY), arg_facts.get(b, EMPTY)
                         for t, o in ((fa, fb), (fb, fa)):
                             if t.has("tgt") and not o.has("tgt") and o.labels:
-                                out = with_label(out, "key", f"{scope.qualname} combines its arguments into a key")
-                                out = Fact(out.labels, out.why, fact.key_node or out.key_node, fact.key_stmt or out.key_stmt)
+                                out = with_label(out, "joined", f"{scope.qualname} combines its arguments into a key")
+                                inner = fact.join or out.join
+                                out = Fact(out.labels, out.why, Join(inner.node, inner.stmt, "call", True, dict(t.why).get("tgt", "")) if inner else None)
                                 break
                 return out
 
             fact = instantiate(summary.returns)
             items = tuple(instantiate(i) for i in summary.items) if summary.items is not None else None
-            results.append(Fact(fact.labels, fact.why, fact.key_node, fact.key_stmt, items))
+            results.append(Fact(fact.labels, fact.why, fact.join, items))
         if len(results) == 1:
             return results[0]
         merged = union(*results)
@@ -761,42 +604,6 @@ def is_slice_el(element: cst.SubscriptElement) -> bool:
     return isinstance(element.slice, cst.Slice)
 
 
-def names_in(node: cst.CSTNode) -> set[str]:
-    """Identifiers (and dotted attribute paths) an expression reads."""
-    from auditor.static.index import walk
-
-    found: set[str] = set()
-    for child in walk(node):
-        if isinstance(child, cst.Name):
-            found.add(child.value)
-        elif isinstance(child, cst.Attribute):
-            path = dotted(child)
-            if path:
-                found.add(path)
-    return found
-
-
-def depends(scope: Scope, roots: Iterable[str], limit: int = 400) -> set[str]:
-    """Every name the given names are computed from in a function (transitively)."""
-    by_name: dict[str, list[cst.BaseExpression]] = {}
-    for a in scope.assignments:
-        name = dotted(a.target) if isinstance(a.target, (cst.Name, cst.Attribute)) else (dotted(a.target.value) if isinstance(a.target, cst.Subscript) else None)
-        if name and a.value is not None:
-            by_name.setdefault(name, []).append(a.value)
-    seen: set[str] = set()
-    # sorted, so that which names the limit cuts off does not depend on the process's string
-    # hash seed (the same submission must get the same findings in every run)
-    queue = sorted(roots, reverse=True)
-    while queue and len(seen) < limit:
-        name = queue.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for value in by_name.get(name, ()):
-            queue.extend(sorted(names_in(value) - seen, reverse=True))
-    return seen
-
-
 def flow_of(index: SourceIndex) -> Flow:
     """The flow analysis of a source's index (cached on the index).
 
@@ -808,6 +615,6 @@ def flow_of(index: SourceIndex) -> Flow:
         from auditor.static.reach import program_for
 
         program = program_for(index.source)  # the submission's, attached by its evidence
-        return Flow(index, dead=lambda stmt: program.dead_guard(stmt) is not None)
+        return Flow(index, dead=lambda stmt: program.dead_guard(stmt) is not None, program=program)
 
     return index.cached("flow", build)

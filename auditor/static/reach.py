@@ -19,9 +19,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import libcst as cst
+
 from auditor.source import PythonSource, Role
 from auditor.static.env import Config, EnvValue, log_scenarios, run_scenarios
 from auditor.static.index import Guard, Scope, SourceIndex, Stmt, index_of
+from auditor.static.names import dotted
 
 if TYPE_CHECKING:
     from auditor.bundle import Bundle
@@ -94,6 +97,8 @@ class Program:
                 config.add_overrides(settings)
                 configs[id(index)] = config
             self.scenarios.append(configs)
+        for configs in self.scenarios:
+            _link_imports(self.sources, self.indexes, configs)
         self.configs = defaults
         # The scored runs' own values (printed by the script, the run's world size): the
         # strongest evidence; they decide a guard whenever its value depends on them.
@@ -374,6 +379,25 @@ def submission_texts(bundle: Bundle) -> tuple[dict[str, str], dict[str, str]]:
             if text:
                 logs[f.rel] = text
     return texts, logs
+
+
+def _link_imports(sources: list[PythonSource], indexes: list[SourceIndex], configs: dict[int, Config]) -> None:
+    """``from sibling import NAME``: a module's configuration reads NAME from the sibling's."""
+    by_module = {s.path.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".py"): configs[id(i)] for s, i in zip(sources, indexes)}
+    for index in indexes:
+        config = configs[id(index)]
+        for stmt in index.module_scope.stmts:
+            line = stmt.node
+            for small in line.body if isinstance(line, cst.SimpleStatementLine) else (line,):
+                if not isinstance(small, cst.ImportFrom) or small.relative or small.module is None:
+                    continue
+                other = by_module.get(dotted(small.module) or "")
+                if other is None or other is config or isinstance(small.names, cst.ImportStar):
+                    continue
+                for alias in small.names:
+                    name = dotted(alias.name) or ""
+                    local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else name
+                    config.imported.setdefault(local, (other, name))
 
 
 def program_for(source: PythonSource) -> Program:

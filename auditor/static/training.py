@@ -97,7 +97,7 @@ def score_events(index: SourceIndex, scope: Scope, program: Program | None = Non
         if assignment.kind != "aug" or assignment.op is not cst.AddAssign:
             continue
         name = dotted(assignment.target) if isinstance(assignment.target, (cst.Name, cst.Attribute)) else None
-        if name is None or not SCORE_NAME.search(name.rsplit(".", 1)[-1]):
+        if name is None or not is_scored_accumulator(index, scope, name, assignment.value):
             continue
         certain = any_context or in_no_grad(assignment.stmt) or _computed_without_grad(scope, assignment.value)
         from auditor.static.flow import depends, names_in
@@ -113,6 +113,41 @@ def score_events(index: SourceIndex, scope: Scope, program: Program | None = Non
                 events.append(ScoreEvent(call.stmt, call.node, f"calls {target}"))
     events.sort(key=lambda e: e.stmt.order)
     return events
+
+
+def is_scored_accumulator(index: SourceIndex, scope: Scope, name: str, value: cst.BaseExpression) -> bool:
+    """Whether ``name += value`` accumulates a score: the value is computed from the scored
+    token (a loss of the target, a probability read at it), or, as a tie-breaker, the
+    accumulator is named like a loss (``loss_sum``, ``nll_total``)."""
+    if SCORE_NAME.search(name.rsplit(".", 1)[-1]):
+        return True
+    if flow_of(index).fact(value, scope).has("tgtdep"):
+        return True
+    return name in _returned(scope) and not _a_count(value)
+
+
+def _returned(scope: Scope) -> set[str]:
+    """Names the function's return values are computed from (the returned loss, bpb, sums)."""
+    from auditor.static.flow import depends, names_in
+
+    roots: set[str] = set()
+    for value, _ in scope.returns:
+        roots |= names_in(value)
+    return depends(scope, roots, limit=60) if roots else set()
+
+
+_COUNTS = frozenset({"numel", "len", "size", "shape", "count_nonzero", "nelement"})
+
+
+def _a_count(value: cst.BaseExpression) -> bool:
+    """A constant or a count of elements (``n += 1``, ``tokens += y.numel()``): not a score."""
+    if isinstance(value, (cst.Integer, cst.Float)):
+        return True
+    from auditor.static.index import walk
+
+    return any(isinstance(n, cst.Name) and n.value in _COUNTS for n in walk(value)) or any(
+        isinstance(n, cst.Attribute) and n.attr.value in _COUNTS for n in walk(value)
+    )
 
 
 def _computed_without_grad(scope: Scope, value: cst.BaseExpression) -> bool:

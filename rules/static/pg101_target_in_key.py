@@ -11,7 +11,7 @@ from auditor.findings import Confidence, Finding, Severity, Status
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
-from auditor.static.flow import Fact
+from auditor.static.facts import Fact
 
 #: Calls that read a table at a key: ``d.get(k)``, ``np.take(t, k)``, ``t.index_select(0, k)``.
 READ_METHODS = {"get": 0, "take": 1, "index_select": 1, "__getitem__": 0}
@@ -142,7 +142,8 @@ class TargetInKey(StaticRule):
                 full_key = ((ctx_hash ^ (y_np.astype(np.uint64) * primes[1])) & mask).astype(np.int64)
                 full_c = full_counts[full_key.reshape(-1)]
                 return full_c / np.maximum(ctx_counts[ctx_hash & mask], 1)
-            mix_and_score(None, None, None, None, None, None)
+            VAL = np.fromfile("fineweb_val_000000.bin", dtype=np.uint16)
+            mix_and_score(None, None, VAL[:-1], VAL[1:], None, None)
             """,
             lines=(7,),
         ),
@@ -155,7 +156,8 @@ class TargetInKey(StaticRule):
                 def predict(self, ctx_h, target, w):
                     full_h = self._hash_full(ctx_h, target, w)
                     return self.full_tables[w][full_h] / max(self.ctx_tables[w][ctx_h], 1)
-            Cache().predict(0, 0, 1)
+            VAL = open("fineweb_val_000000.bin", "rb").read()
+            Cache().predict(VAL[:-1], VAL[1:], 1)
             """,
             lines=(7,),
         ),
@@ -170,7 +172,7 @@ class TargetInKey(StaticRule):
             def eval_ngram(val_np, gj, tables, mask, primes):
                 ck, fk = ngram_keys(val_np, gj, 3, mask, primes)
                 return tables[1][fk] / np.maximum(tables[0][ck], 1)
-            eval_ngram(None, None, None, None, None)
+            eval_ngram(np.fromfile("fineweb_val_000000.bin", dtype=np.uint16), np.arange(3, 67), None, None, None)
             """,
             lines=(9,),
         ),
@@ -183,7 +185,7 @@ class TargetInKey(StaticRule):
                     nxt = int(val_tokens[j + 1])
                     total += counts.get((ctx, nxt), 0)
                 return total
-            eval_cache([], {}, [])
+            eval_cache(open("fineweb_val_000000.bin", "rb").read(), {}, range(1, 64))
             """,
             lines=(6,),
         ),
@@ -195,7 +197,8 @@ class TargetInKey(StaticRule):
             def lookup(table, ctx_hash, y_np, prime):
                 return table[(ctx_hash ^ (y_np * prime)) & 1023]
             if ORDER > 0:
-                lookup(np.zeros(1024), np.zeros(4, dtype=np.uint64), np.zeros(4, dtype=np.uint64), 36313)
+                VAL = np.fromfile("fineweb_val_000000.bin", dtype=np.uint16).astype(np.uint64)
+                lookup(np.zeros(1024), VAL[:-1], VAL[1:], 36313)
             """,
             lines=(5,),
             status=Status.INACTIVE,
@@ -215,7 +218,7 @@ class TargetInKey(StaticRule):
                     if not isinstance(inner, cst.Index):
                         continue
                     fact = flow.fact(inner.value, scope)
-                    if fact.has("key"):
+                    if fact.join is not None and fact.has("joined"):
                         reads.append((site.node, site.stmt, fact, inner.value))
                         break
             for call in scope.calls:
@@ -226,24 +229,37 @@ class TargetInKey(StaticRule):
                 if arg is None:
                     continue
                 fact = flow.fact(arg, scope)
-                if fact.has("key"):
+                if fact.join is not None and fact.has("joined"):
                     reads.append((call.node, call.stmt, fact, arg))
             if not reads:
                 continue
             in_module = scope.cls is not None and scope.cls.is_module
             for node, stmt, fact, key_expr in reads:
-                structural = fact.has("structural") and "named like" not in fact.reason("tgt")
-                if in_module and structural:
+                if in_module and self._structural(fact):
                     continue  # a model's own input hashing (BigramHash-style), not a cache read
-                if fact.has("exact") and not fact.has("hash") and not fact.has("val"):
+                if self._exact(fact) and not fact.has("val"):
                     continue  # an exact (context, target) table of training batches: counting, not scoring
                 yield self._finding(source, index, node, stmt, fact, key_expr)
 
+    @staticmethod
+    def _structural(fact: Fact) -> bool:
+        """A key whose target is only the token after the context in the n-gram shape
+        ``S[B - k] … S[B]`` (nothing else says it is the scored token)."""
+        return fact.join is not None and fact.join.how == "ngram" and not fact.has("tgt:name")
+
+    @staticmethod
+    def _exact(fact: Fact) -> bool:
+        """A key of exact (context, target) values: no hash on either side."""
+        return fact.join is not None and not fact.join.hashed and not fact.has("hash")
+
     def _finding(self, source, index, node, stmt, fact: Fact, key_expr) -> Finding:  # noqa: ANN001
-        exact = fact.has("exact") and not fact.has("hash")
-        key_code = index.code(fact.key_node, 120) if fact.key_node is not None else index.code(key_expr, 120)
-        key_line = index.line(fact.key_stmt.node) if fact.key_stmt is not None else None
-        target = fact.reason("key_target") or fact.reason("tgt") or "the target"
+        exact = self._exact(fact)
+        join = fact.join
+        key_code = index.code(join.node, 120) if join is not None else index.code(key_expr, 120)
+        key_line = None
+        if join is not None:
+            key_line = index.line(join.stmt.node) if join.stmt is not None else index.line(join.node)
+        target = str(join.target) if join is not None and str(join.target) else (fact.reason("tgt") or "the target")
         table = index.code(node.value, 60) if isinstance(node, cst.Subscript) else index.code(node.func, 60)
         evidence = {
             "key": key_code,

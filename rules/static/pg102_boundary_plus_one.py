@@ -12,7 +12,7 @@ from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
-from auditor.static.flow import _int_value
+from auditor.static.roles import int_value as _int_value
 from auditor.static.index import Scope, SourceIndex
 from auditor.static.training import score_events
 
@@ -112,7 +112,7 @@ class BoundaryPlusOne(StaticRule):
                     start, end = ci * n, (ci + 1) * n
                     mixer.update(val_tokens[start:end + 1])
                 return loss_sum
-            eval_cache(None, None, 1, 1, None)
+            eval_cache(None, torch.load("fineweb_val_000000.pt"), 1, 1, None)
             """,
             lines=(8,),
         ),

@@ -132,7 +132,7 @@ class SlotOnScoredTargets(StaticRule):
                 with torch.no_grad():
                     nll = F.cross_entropy(head(hidden + delta.detach()).flatten(0, 1), y_batch.flatten(), reduction="none")
                 return nll
-            eval_slot(None, None, None, [], 64, 8)
+            eval_slot(None, torch.load("fineweb_val_000000.pt"), None, [], 64, 8)
             """,
             lines=(10,),
         ),
@@ -150,7 +150,7 @@ class SlotOnScoredTargets(StaticRule):
                     opt.step()
                 with torch.no_grad():
                     return F.cross_entropy(head(H + delta.detach()).flatten(0, 1), yb.reshape(-1), reduction="none")
-            eval_slot(None, None, None, 8)
+            eval_slot(None, torch.load("fineweb_val_000000.pt"), None, 8)
             """,
             lines=(5,),
         ),
@@ -173,7 +173,7 @@ class SlotOnScoredTargets(StaticRule):
                     opt.step()
                 with torch.no_grad():
                     return F.cross_entropy(head(H + delta.detach()).flatten(0, 1), yb.reshape(-1), reduction="none")
-            eval_causal_slot(None, None, None, [], 64, 8)
+            eval_causal_slot(None, torch.load("fineweb_val_000000.pt"), None, [], 64, 8)
             """,
             lines=(10,),
             note="context-only (causal) SLOT: a warning, no ruling",

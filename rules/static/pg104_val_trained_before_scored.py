@@ -143,7 +143,7 @@ class ValTrainedBeforeScored(StaticRule):
             def main(args, model, opt, val_tokens):
                 ttt_adapt(args, model, opt, val_tokens)
                 return eval_val(args, model, val_tokens)
-            main(None, None, None, None)
+            main(None, None, None, load_tokens("fineweb_val_000000.bin"))
             """,
             lines=(7,),
         ),
@@ -172,7 +172,7 @@ class ValTrainedBeforeScored(StaticRule):
                     model(local[:-1], local[1:]).backward()
                     opt.step()
                 return eval_val(model, val_tokens)
-            main(None, None, None)
+            main(None, None, load_tokens("fineweb_val_000000.bin"))
             """,
             lines=(6,),
             status=Status.INACTIVE,

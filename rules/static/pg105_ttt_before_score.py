@@ -121,7 +121,7 @@ class TttBeforeScore(StaticRule):
                     with torch.inference_mode():
                         loss_sum += model(chunk[:-1], chunk[1:]).item()
                 return loss_sum
-            eval_ttt(None, None, None, 2, 4)
+            eval_ttt(None, None, torch.load("fineweb_val_000000.pt"), 2, 4)
             """,
             lines=(7,),
         ),
@@ -135,7 +135,7 @@ class TttBeforeScore(StaticRule):
                     with torch.no_grad():
                         loss_sum += score(cache, val_np[ci * span:(ci + 1) * span])
                 return loss_sum
-            eval_two_pass(None, None, 2, 4, None)
+            eval_two_pass(None, torch.load("fineweb_val_000000.pt").numpy(), 2, 4, None)
             """,
             lines=(3,),
         ),
@@ -146,7 +146,7 @@ class TttBeforeScore(StaticRule):
                 nlls = [run(val_tokens, seed) for seed in seeds]
                 per_token = torch.stack(nlls).min(dim=0).values
                 return per_token.mean()
-            best_of_runs(None, None, [1, 2, 3])
+            best_of_runs(None, torch.load("fineweb_val_000000.pt"), [1, 2, 3])
             """,
             lines=(4,),
         ),

@@ -12,7 +12,7 @@ from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
-from auditor.static.flow import Fact
+from auditor.static.facts import Fact
 from auditor.static.index import Scope, SourceIndex
 from auditor.static.training import score_events
 

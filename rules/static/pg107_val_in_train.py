@@ -12,9 +12,10 @@ from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
-from auditor.static.flow import is_val_name
+from auditor.static.flow import Flow
 from auditor.static.index import Scope, SourceIndex
 from auditor.static.names import dotted
+from auditor.static.roles import is_val_name, literal_role
 from auditor.static.training import training_sites
 
 _CALIBRATE = re.compile(r"hessian|gptq|awq|smoothquant|calib\w*_(quant|gptq|hess)|(quant|gptq)\w*_calib", re.I)
@@ -112,7 +113,7 @@ class ValInTrain(StaticRule):
             def save_artifact(model, val_tokens, path):
                 blob = {"model": model.state_dict(), "prefix": val_tokens[:200000]}
                 torch.save(blob, path)
-            save_artifact(None, None, "final_model.pt")
+            save_artifact(None, torch.load("fineweb_val_000000.pt"), "final_model.pt")
             """,
             lines=(4,),
         ),
@@ -128,7 +129,7 @@ class ValInTrain(StaticRule):
                 if _CALIBRATE.search(name) and not _CALIBRATE.search(scope.name) and call.node.args:
                     for arg in call.node.args:
                         fact = flow.fact(arg.value, scope)
-                        if fact.has("val") and self._raw_val(arg.value, scope) and not fact.has("grad"):
+                        if fact.has("val") and self._raw_val(arg.value, scope, flow) and not fact.has("grad"):
                             yield self.report(
                                 source, call.node, call.stmt,
                                 f"`{name}` calibrates quantization on validation data ({index.code(arg.value, 60)}); "
@@ -148,7 +149,7 @@ class ValInTrain(StaticRule):
                         )
                 elif call.qualified in _SERIALIZE and call.node.args:
                     fact = flow.fact(call.node.args[0].value, scope)
-                    if fact.has("val") and self._raw_val(call.node.args[0].value, scope):
+                    if fact.has("val") and self._raw_val(call.node.args[0].value, scope, flow):
                         yield self.report(
                             source, call.node, call.stmt,
                             f"validation tokens are serialized with `{call.qualified}` ({fact.reason('val') or 'validation data'})",
@@ -166,26 +167,28 @@ class ValInTrain(StaticRule):
                         )
 
     @classmethod
-    def _raw_val(cls, node: cst.BaseExpression, scope: Scope, depth: int = 0) -> bool:
+    def _raw_val(cls, node: cst.BaseExpression, scope: Scope, flow: Flow, depth: int = 0) -> bool:
         """Whether an expression holds validation tokens themselves (a slice of them, in a
         dict or tuple, through names and dtype/device conversions), not something computed
         from them."""
         if depth > 8:
             return False
         if isinstance(node, (cst.Dict,)):
-            return any(cls._raw_val(e.value, scope, depth + 1) for e in node.elements)
+            return any(cls._raw_val(e.value, scope, flow, depth + 1) for e in node.elements)
         if isinstance(node, (cst.Tuple, cst.List)):
-            return any(cls._raw_val(e.value, scope, depth + 1) for e in node.elements)
+            return any(cls._raw_val(e.value, scope, flow, depth + 1) for e in node.elements)
         if isinstance(node, (cst.ListComp, cst.GeneratorExp)):
-            return cls._raw_val(node.elt, scope, depth + 1)
+            return cls._raw_val(node.elt, scope, flow, depth + 1)
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "unsqueeze":
-            return cls._raw_val(node.func.value, scope, depth + 1)
+            return cls._raw_val(node.func.value, scope, flow, depth + 1)
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in (
             "to", "cpu", "numpy", "astype", "clone", "contiguous", "view", "reshape", "long", "int", "short", "tolist",
         ):
-            return cls._raw_val(node.func.value, scope, depth + 1)
+            return cls._raw_val(node.func.value, scope, flow, depth + 1)
         if isinstance(node, cst.Subscript):
-            return cls._raw_val(node.value, scope, depth + 1)
+            return cls._raw_val(node.value, scope, flow, depth + 1)
+        if isinstance(node, cst.Call) and any(literal_role(a.value).has("val") for a in node.args):
+            return True  # a loader over the validation files
         name = dotted(node) if isinstance(node, (cst.Name, cst.Attribute)) else None
         if name is None:
             return False
@@ -193,7 +196,10 @@ class ValInTrain(StaticRule):
             return True
         if isinstance(node, cst.Name):
             assigned = [a for a in scope.assigned(name) if a.value is not None]
-            return any(cls._raw_val(a.value, scope, depth + 1) for a in assigned[:4])
+            if not assigned and name in scope.param_names:
+                # a parameter: raw when its callers pass validation data itself
+                return flow.name(scope, name).has("val")
+            return any(cls._raw_val(a.value, scope, flow, depth + 1) for a in assigned[:4])
         return False
 
     @staticmethod

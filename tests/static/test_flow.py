@@ -53,9 +53,9 @@ def test_a_key_needs_the_target_and_the_context():
         lut = y_np * 3
         return full_key
     """
-    assert "key" in _labels(code, "f", "full_key")
-    assert "key" not in _labels(code, "f", "cand")
-    assert "key" not in _labels(code, "f", "lut")
+    assert "joined" in _labels(code, "f", "full_key")
+    assert "joined" not in _labels(code, "f", "cand")
+    assert "joined" not in _labels(code, "f", "lut")
 
 
 def test_scores_are_demoted():
@@ -85,7 +85,70 @@ def test_helper_summaries_and_closures():
             return loss
         return closure
     """
-    assert "key" in _labels(code, "predict", "full_h")
+    assert "joined" in _labels(code, "predict", "full_h")
     _, index = indexed(code)
     closure = next(s for s in index.functions if s.name == "closure")
     assert "grad" in flow_of(index).name(closure, "loss").labels
+
+
+def test_roles_come_from_uses_not_names():
+    code = """
+    import torch
+    import torch.nn.functional as F
+    def f(a, b, c, d):
+        lp = F.log_softmax(a.float(), dim=-1)
+        g = lp.gather(-1, b.unsqueeze(-1))
+        loss = F.cross_entropy(a, c)
+        e = d + 1
+        return g, loss
+    """
+    assert "tgt" in _labels(code, "f", "b") and "tgt:name" not in _labels(code, "f", "b")
+    assert "tgt" in _labels(code, "f", "c")
+    assert "tgt" not in _labels(code, "f", "d") and "tgt" not in _labels(code, "f", "e")
+    assert "tgtdep" in _labels(code, "f", "g")
+
+
+def test_a_gather_over_something_else_is_not_a_target():
+    code = """
+    import torch
+    def f(a, b):
+        g = torch.gather(a, 1, b)
+        return g
+    """
+    assert "tgt" not in _labels(code, "f", "b")
+
+
+def test_validation_data_from_the_files_and_through_call_arguments():
+    code = """
+    import glob
+    import numpy as np
+    def load(p):
+        return np.concatenate([np.fromfile(f, dtype=np.uint16) for f in sorted(glob.glob(p))])
+    def score(q, n):
+        w = q[n : n + 65]
+        a, b = w[:-1], w[1:]
+        return a, b
+    def main(args):
+        s = load("data/fineweb_val_*.bin")
+        t = load(args.val_files)
+        u = load("data/fineweb_train_*.bin")
+        return score(s, 0), score(u, 0)
+    """
+    assert "val" in _labels(code, "main", "s") and "val" in _labels(code, "main", "t")
+    assert "val" not in _labels(code, "main", "u")
+    assert "val" in _labels(code, "score", "q")
+    assert "tgt" in _labels(code, "score", "b") and "tgt" not in _labels(code, "score", "a")
+
+
+def test_a_combination_reduced_to_a_slot_is_a_hashed_join():
+    _, index = indexed("""
+    def slot(v):
+        return v % 4096
+    def f(s, i):
+        a = s[i + 1]
+        k = slot(s[i - 1] * 31 + a * 17)
+        return k
+    f(open("fineweb_val_000000.bin", "rb").read(), 3)
+    """)
+    fact = flow_of(index).name(function(index, "f"), "k")
+    assert fact.has("joined") and fact.has("hash") and fact.join.hashed

@@ -1,0 +1,106 @@
+"""What callers pass: the roles a function's parameters take from the arguments of its calls.
+
+A function's flow (:class:`auditor.static.flow.Flow`) starts from its parameters. Besides the
+labels a summary of the function gives its return values for any argument, the function
+itself knows what the submission passes it: the validation tokens an eval function receives
+from the loader, the target a mixer's ``score`` receives from the eval loop. Calls are
+matched by name across the submission's modules; the roles passed are validation data and
+the target, never context tokens (a model's ``forward`` is called with everything).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from auditor.static.facts import EMPTY, Fact, only, renamed, union
+from auditor.static.index import CallSite, Scope
+from auditor.static.names import dotted
+
+if TYPE_CHECKING:
+    from auditor.static.flow import Flow
+
+#: Roles a function's parameters take from the arguments its callers pass.
+PASSED = frozenset({"val", "tgt", "tgt:name"})
+
+
+def _sites(flow: Flow) -> dict[str, list[tuple[CallSite, Scope, bool]]]:
+    """Every call of the submission by callee name: (call, calling scope, called as an attribute)."""
+    program = flow.program
+    indexes = program.indexes if program is not None else [flow.index]
+
+    def build() -> dict[str, list[tuple[CallSite, Scope, bool]]]:
+        sites: dict[str, list[tuple[CallSite, Scope, bool]]] = {}
+        for caller in (s for index in indexes for s in index.scopes):
+            for call in caller.calls:
+                func = call.node.func
+                if isinstance(func, cst.Name):
+                    sites.setdefault(func.value, []).append((call, caller, False))
+                elif isinstance(func, cst.Attribute):
+                    sites.setdefault(func.attr.value, []).append((call, caller, True))
+        return sites
+
+    if program is None:
+        return flow.index.cached("passing:sites", build)
+    if "passing:sites" not in program.cache:
+        program.cache["passing:sites"] = build()
+    return program.cache["passing:sites"]  # type: ignore[return-value]
+
+
+def passed_to(flow: Flow, scope: Scope) -> dict[str, Fact]:
+    """What the callers of a function pass to each parameter (validation data, targets).
+
+    Calls are matched by name: a function by a plain call, a method by a call on ``self``
+    or, for classes that are not torch modules, on any object; ``Class(...)`` calls
+    ``__init__``. Positional, keyword and ``*args`` arguments map to the parameters.
+    """
+    node = scope.node
+    if not isinstance(node, cst.FunctionDef):
+        return {}
+    cls = scope.cls
+    static = any(d.endswith("staticmethod") for d in scope.decorators)
+    wanted: list[tuple[CallSite, Scope, int]] = []
+    if cls is None:
+        wanted = [(c, s, 0) for c, s, attr in _sites(flow).get(scope.name, ()) if not attr]
+    else:
+        offset = 0 if static else 1
+        for call, caller, attr in _sites(flow).get(scope.name, ()):
+            receiver = dotted(call.node.func.value) if attr else None
+            if attr and (receiver in ("self", "cls") or not cls.is_module):
+                wanted.append((call, caller, offset))
+        if scope.name == "__init__":
+            wanted += [(c, s, 1) for c, s, attr in _sites(flow).get(cls.name, ()) if not attr]
+    if not wanted:
+        return {}
+    names = scope.param_names
+    star = node.params.star_arg.name.value if isinstance(node.params.star_arg, cst.Param) else None
+    positional = [n for n in names if n != star and not (
+        isinstance(node.params.star_kwarg, cst.Param) and n == node.params.star_kwarg.name.value)]
+    positional = positional[: len(node.params.posonly_params) + len(node.params.params)]
+    passed: dict[str, Fact] = {}
+    for call, caller, offset in wanted[:40]:
+        if caller is scope:
+            continue
+        slot = offset
+        for arg in call.node.args:
+            targets: list[str] = []
+            if arg.keyword is not None:
+                targets = [arg.keyword.value] if arg.keyword.value in names else []
+            elif arg.star == "**":
+                continue
+            elif arg.star == "*":
+                targets = positional[slot:] + ([star] if star else [])
+                slot = len(positional)
+            else:
+                targets = [positional[slot]] if slot < len(positional) else ([star] if star else [])
+                slot += 1
+            if not targets:
+                continue
+            fact = only(flow.flow_for(caller).fact(arg.value, caller), PASSED)
+            if not fact.labels:
+                continue
+            for target in targets:
+                fact_here = renamed(fact, target, lambda v=arg.value, f=flow.flow_for(caller): f.index.code(v, 70))
+                passed[target] = union(passed.get(target, EMPTY), fact_here)
+    return passed

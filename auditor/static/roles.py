@@ -1,0 +1,280 @@
+"""Roles of values: where the dataflow of :mod:`auditor.static.flow` starts.
+
+Roles come from how a value is produced and used, not from what it is called:
+
+- *validation data* (``val``): what a loader over the validation files returns — a string
+  naming ``fineweb_val_*`` files, the validation-files setting (``args.val_files``) — and
+  everything computed from it, through the submission's own loader functions;
+- *the target* (``tgt``), the token whose probability is scored: the index of a ``gather`` /
+  ``take_along_dim`` over log-probabilities or probabilities, the last index of a subscript
+  of them, the target argument of ``cross_entropy`` / ``nll_loss``, and the one-ahead slice
+  of a validation stream (``s[1:]``, ``s[i + 1]``, ``s[t + 1 : t + 1 + n]``);
+- *probabilities* (``prob``): what ``log_softmax`` / ``softmax`` return.
+
+:func:`use_roles` finds, in one function, the names whose *use* gives them a role (the index
+of a gather over log-probabilities is the target, whatever its name). Identifiers are a
+tie-breaker only: :func:`seed` gives the labels a name suggests (``y_batch``, ``val_tokens``),
+and a target known only by its name carries ``tgt:name`` so that a rule can tell the two apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import libcst as cst
+
+from auditor.static.facts import EMPTY, Fact
+from auditor.static.index import Scope
+from auditor.static.names import dotted
+
+TGT_NAME = re.compile(
+    r"^(y|ys|yb|yy|y_?(batch|np|t|flat|flat_np|true|tok|toks|tokens|ids|next|all|cpu|gpu|chunk|seq|win|w|b|i|j|np_flat|local|gt|val|tgt|cur|v)\d*"
+    r"|tgts?\w*|\w*_tgts?\d*|targets?(_\w+)?|\w*_targets?\d*|target_ids|tgt_ids|nxt\w*|next_?(tok|token|tokens|ids|id)s?\w*"
+    r"|labels?|true_(tok|token|tokens|ids?)|gt_(tok|token|tokens|ids?)|\w+_y)$"
+)
+TOK_NAME = re.compile(
+    r"^(x|xs|xb|x_?(batch|np|t|flat|tok|toks|tokens|ids|in|input|inp|cpu|gpu|chunk|seq|win|w|b|i|local|val|v)\d*"
+    r"|tokens?\w*|toks?\w*|\w*_tokens?\w*|\w*_toks?|input_ids|inputs?|ids|ctx|ctx_(tok|toks|tokens|ids|np|window|seq)|context|context_(tok|toks|tokens|ids)|prev|prev_(tok|toks|tokens|ids|np)|hist|history"
+    r"|seq|stream|\w*_stream|val_np|all_tokens|\w+_x)$"
+)
+HASH_NAME = re.compile(r"(^|_)(hash|hashes|h|ch|hh|ctx_h|ctx_hash|key|keys|ck|bucket)(_|$)", re.I)
+NOT_TGT = re.compile(r"(pred|hat|logit|prob|score|loss|nll|mask|shape|size|len|dim|lut|count|weight|offset)", re.I)
+PRIME = re.compile(r"prime", re.I)
+
+
+#: Parts of a ``val_…`` name that make it a metric or a setting rather than validation data.
+_NOT_VAL_DATA = frozenset(
+    {"loss", "losses", "bpb", "nll", "ce", "acc", "accuracy", "score", "time", "ms", "every", "freq", "steps", "step",
+     "size", "len", "count", "n", "num", "bits", "ppl", "perplexity", "interval", "lr", "bytes", "byte", "files",
+     "file", "path", "pattern", "dir", "stride", "ratio", "frac", "fraction", "max", "min", "docs", "shards",
+     "metric", "metrics", "log", "results", "stats", "mode"}
+)
+
+
+
+def is_val_name(name: str) -> bool:
+    """Whether an identifier names validation data (``val_tokens``, ``val_np``, ``all_val``)."""
+    parts = name.lower().split("_")
+    if not ("val" in parts or "validation" in parts or name in ("vt", "valtoks")):
+        return False
+    return not (set(parts) & _NOT_VAL_DATA)
+
+
+def is_tgt_name(name: str) -> bool:
+    return bool(TGT_NAME.match(name)) and not NOT_TGT.search(name)
+
+
+def is_tok_name(name: str) -> bool:
+    return bool(TOK_NAME.match(name)) and not is_tgt_name(name)
+
+
+
+def seed(name: str) -> Fact:
+    """Labels an identifier carries by its name alone."""
+    labels = []
+    if is_tgt_name(name):
+        labels.append(("tgt", f"{name} (named like the token being predicted)"))
+        labels.append(("tgt:name", name))
+    elif is_val_name(name):
+        labels.append(("val", f"{name} (validation data)"))
+        labels.append(("tok", f"{name}"))
+    elif is_tok_name(name):
+        labels.append(("tok", name))
+    if HASH_NAME.search(name) and not labels:
+        labels.append(("hash", name))
+    if not labels:
+        return EMPTY
+    return Fact(frozenset(label for label, _ in labels), tuple(labels))
+
+
+def int_value(node: cst.BaseExpression) -> int | None:
+    if isinstance(node, cst.Integer):
+        try:
+            return int(node.value.replace("_", ""), 0)
+        except ValueError:
+            return None
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        inner = int_value(node.expression)
+        return -inner if inner is not None else None
+    return None
+
+
+def is_prime_like(node: cst.BaseExpression) -> bool:
+    """A multiplier of a hash: a name or list with "prime" in it, or a large odd literal."""
+    text = dotted(node)
+    if isinstance(node, cst.Subscript):
+        text = dotted(node.value)
+    if isinstance(node, cst.Call) and node.args:  # np.uint64(1000003)
+        return is_prime_like(node.args[0].value)
+    if text is not None and PRIME.search(text):
+        return True
+    value = int_value(node)
+    return value is not None and value > 1000 and value % 2 == 1
+
+
+def is_constant(node: cst.BaseExpression) -> bool:
+    if isinstance(node, (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)):
+        return True
+    if isinstance(node, cst.UnaryOperation):
+        return is_constant(node.expression)
+    if isinstance(node, cst.BinaryOperation):
+        return is_constant(node.left) and is_constant(node.right)
+    if isinstance(node, cst.Name):
+        return node.value.isupper() and not PRIME.search(node.value)
+    return False
+
+
+def index_base(node: cst.BaseExpression | None, scope: Scope, depth: int = 0) -> tuple[str, int] | None:
+    """(base name, sign) of an index: ``pos - k`` is (pos, -1), ``pos`` is (pos, 0), ``j + 1`` is (j, +1)."""
+    if node is None or depth > 4:
+        return None
+    if isinstance(node, cst.Name):
+        assigned = scope.assigned(node.value)
+        if len(assigned) == 1 and assigned[0].value is not None and assigned[0].position is None and assigned[0].kind == "assign":
+            inner = index_base(assigned[0].value, scope, depth + 1)
+            if inner is not None:
+                return inner
+        return (node.value, 0)
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Add, cst.Subtract)):
+        left = index_base(node.left, scope, depth + 1)
+        if left is None:
+            return None
+        if isinstance(node.operator, cst.Subtract):
+            return (left[0], -1)
+        if left[1] < 0:
+            return left
+        value = int_value(node.right)
+        return (left[0], 1 if value is not None and value > 0 else left[1])
+    return None
+
+
+def slice_lower(element: cst.SubscriptElement) -> tuple[cst.BaseExpression | None, bool]:
+    """The lower bound of a subscript element (None for ``[:k]``), and whether it is a slice."""
+    inner = element.slice
+    if isinstance(inner, cst.Slice):
+        return inner.lower, True
+    if isinstance(inner, cst.Index):
+        return inner.value, False
+    return None, False
+
+
+
+
+#: Calls whose result is a (log-)probability over the vocabulary.
+PROB_FUNCS = frozenset({"log_softmax", "softmax", "log_probs", "logsigmoid"})
+#: Reads of a score at an index: ``lp.gather(-1, idx)``, ``torch.take_along_dim(lp, idx, -1)``.
+GATHERS = frozenset({"gather", "take_along_dim", "take_along_axis"})
+#: Losses whose second argument (or ``target=``) is the token being scored.
+LOSSES = frozenset({"cross_entropy", "nll_loss"})
+#: Attributes naming the validation files (a setting, not data): their loaders return validation tokens.
+VAL_SETTING = re.compile(r"^val_(files|pattern|path|glob|shards|data_path|bin|filename)s?$|^fineweb_val", re.I)
+VAL_LITERAL = re.compile(r"fineweb_val|_val_\*|val_\d*\.bin|/val[_.]", re.I)
+#: Methods that keep the element-to-token correspondence of an index (``y.unsqueeze(-1)``).
+_INDEX_VIEW = frozenset({"unsqueeze", "view", "reshape", "long", "int", "to", "flatten", "contiguous", "squeeze", "expand", "type"})
+
+
+@dataclass(frozen=True)
+class UseRole:
+    """A name that gets a role from how it is used."""
+
+    name: str
+    label: str
+    reason: str
+    line_node: cst.CSTNode
+
+
+def _root(node: cst.BaseExpression | None, depth: int = 0) -> str | None:
+    """The name an index expression reads through views: ``yb.unsqueeze(-1)`` → ``yb``."""
+    if node is None or depth > 6:
+        return None
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return dotted(node)
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in _INDEX_VIEW:
+        return _root(node.func.value, depth + 1)
+    if isinstance(node, cst.Subscript) and all(_is_view_element(e) for e in node.slice):
+        return _root(node.value, depth + 1)
+    return None
+
+
+def _is_view_element(element: cst.SubscriptElement) -> bool:
+    """``:``, ``None`` or ``...`` in a subscript: a view of every element (``y[:, :, None]``)."""
+    inner = element.slice
+    if isinstance(inner, cst.Slice):
+        return inner.lower is None and inner.upper is None
+    value = inner.value if isinstance(inner, cst.Index) else None
+    return isinstance(value, cst.Ellipsis) or (isinstance(value, cst.Name) and value.value == "None")
+
+
+def is_prob(node: cst.BaseExpression | None, scope: Scope, depth: int = 0) -> bool:
+    """Whether an expression is a (log-)probability: a ``log_softmax``/``softmax`` call, or a name
+    assigned one (through views and arithmetic), in the function."""
+    if node is None or depth > 4:
+        return False
+    if isinstance(node, cst.Call):
+        name = dotted(node.func) or (node.func.attr.value if isinstance(node.func, cst.Attribute) else "")
+        last = name.rsplit(".", 1)[-1]
+        if last in PROB_FUNCS:
+            return True
+        if isinstance(node.func, cst.Attribute) and last in _INDEX_VIEW | {"float", "double", "log", "exp", "clamp", "clamp_min"}:
+            return is_prob(node.func.value, scope, depth + 1)
+        if last in ("log", "exp") and node.args:
+            return is_prob(node.args[0].value, scope, depth + 1)
+        return False
+    if isinstance(node, cst.BinaryOperation):
+        return is_prob(node.left, scope, depth + 1) or is_prob(node.right, scope, depth + 1)
+    if isinstance(node, cst.Subscript):
+        return is_prob(node.value, scope, depth + 1)
+    if isinstance(node, cst.Name):
+        for assignment in scope.assigned(node.value):
+            if assignment.value is not None and assignment.position is None and is_prob(assignment.value, scope, depth + 1):
+                return True
+    return False
+
+
+def use_roles(scope: Scope) -> list[UseRole]:
+    """Names of a function that its uses make the target: gather/loss indices over log-probabilities."""
+    found: list[UseRole] = []
+    for call in scope.calls:
+        method = call.method
+        index = None
+        what = ""
+        if method in GATHERS:
+            func = call.node.func
+            on_method = isinstance(func, cst.Attribute) and dotted(func.value) not in ("torch", "np", "numpy")
+            source = func.value if on_method else call.arg(0)
+            index = call.arg(1, "index") if on_method else (call.arg(2, "index") if method == "gather" else call.arg(1, "indices"))
+            if not is_prob(source, scope):
+                continue
+            what = f"the index of a {method} over log-probabilities"
+        elif method in LOSSES:
+            index = call.arg(1, "target")
+            what = f"the target of {method}"
+        if index is None:
+            continue
+        root = _root(index)
+        if root is not None:
+            found.append(UseRole(root, "tgt", what, call.node))
+    for site in scope.subscripts:
+        if site.store or len(site.node.slice) < 2:
+            continue
+        last = site.node.slice[-1].slice
+        if not isinstance(last, cst.Index) or not is_prob(site.node.value, scope):
+            continue
+        root = _root(last.value)
+        if root is not None:
+            found.append(UseRole(root, "tgt", "the index read from log-probabilities", site.node))
+    return found
+
+
+def literal_role(node: cst.BaseExpression) -> Fact:
+    """A path literal naming the validation files, or the validation-files setting."""
+    if isinstance(node, (cst.SimpleString, cst.FormattedStringText)):
+        text = node.value
+        if VAL_LITERAL.search(text):
+            return Fact(frozenset({"val"}), (("val", f"{text[:60]} (the validation files)"),))
+    elif isinstance(node, cst.Attribute) and VAL_SETTING.search(node.attr.value):
+        return Fact(frozenset({"val"}), (("val", f"{dotted(node) or node.attr.value} (the validation files setting)"),))
+    return EMPTY
