@@ -93,7 +93,7 @@ def demote(fact: Fact) -> Fact:
     """A value computed *from* token ids (a loss, a probability): it no longer holds them.
 
     ``tgt`` becomes ``tgtdep`` (depends on the target), ``tok`` becomes ``tokdep``; hashes,
-    joins and stream positions are dropped; ``val``, ``grad`` and ``prob`` stay.
+    joins and stream positions are dropped; ``val`` and ``grad`` stay.
     """
     if not fact.labels:
         return fact

@@ -9,7 +9,8 @@ Roles come from how a value is produced and used, not from what it is called:
   ``take_along_dim`` over log-probabilities or probabilities, the last index of a subscript
   of them, the target argument of ``cross_entropy`` / ``nll_loss``, and the one-ahead slice
   of a validation stream (``s[1:]``, ``s[i + 1]``, ``s[t + 1 : t + 1 + n]``);
-- *probabilities* (``prob``): what ``log_softmax`` / ``softmax`` return.
+- *trainable* (``grad``): what an optimizer of ``torch.optim`` is built over (besides
+  ``requires_grad=True`` and ``nn.Parameter``, which the flow sees where they are created).
 
 :func:`use_roles` finds, in one function, the names whose *use* gives them a role (the index
 of a gather over log-probabilities is the target, whatever its name). Identifiers are a
@@ -235,7 +236,8 @@ def is_prob(node: cst.BaseExpression | None, scope: Scope, depth: int = 0) -> bo
 
 
 def use_roles(scope: Scope) -> list[UseRole]:
-    """Names of a function that its uses make the target: gather/loss indices over log-probabilities."""
+    """Names of a function that their uses give a role: the target (gather/loss indices over
+    log-probabilities), trainable tensors (what an optimizer is built over)."""
     found: list[UseRole] = []
     for call in scope.calls:
         method = call.method
@@ -257,6 +259,13 @@ def use_roles(scope: Scope) -> list[UseRole]:
         root = _root(index)
         if root is not None:
             found.append(UseRole(root, "tgt", what, call.node))
+        if call.qualified.startswith("torch.optim.") and call.node.args:
+            # an optimizer built over tensors of the function: they are trainable
+            params = call.node.args[0].value
+            if isinstance(params, (cst.List, cst.Tuple)):
+                for element in params.elements:
+                    if isinstance(element.value, cst.Name):
+                        found.append(UseRole(element.value.value, "grad", "an optimizer steps it", call.node))
     for site in scope.subscripts:
         if site.store or len(site.node.slice) < 2:
             continue
