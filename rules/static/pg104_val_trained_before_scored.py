@@ -9,6 +9,7 @@ from auditor.findings import Confidence, Finding, Severity, Status
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
+from auditor.static.flow import flow_of
 from auditor.static.training import (
     common_loop,
     is_epoch_loop,
@@ -80,6 +81,29 @@ class ValTrainedBeforeScored(StaticRule):
     SOURCES = ("README", "#677", "#1376", "#1972", "R-PREQUANT-TTT", "R-PRE-EVAL-TTT")
     TAGS = ("prequant_ttt",)
     VALID = (
+        Valid(
+            code="""
+            import torch
+            def step(model, opt, x, y):
+                model(x, y).backward()
+                opt.step()
+            def train(model, opt, loader, steps):
+                for _ in range(steps):
+                    x, y = loader.next_batch()
+                    step(model, opt, x, y)
+            def eval_ttt(model, opt, tokens, chunks, span):
+                total = 0.0
+                for ci in range(chunks):
+                    chunk = tokens[ci * span:(ci + 1) * span + 1]
+                    with torch.no_grad():
+                        total += model(chunk[:-1], chunk[1:]).item()
+                    step(model, opt, chunk[:-1], chunk[1:])
+                return total
+            train(None, None, None, 10)
+            eval_ttt(None, None, torch.load("fineweb_val_000000.pt"), 4, 1024)
+            """,
+            note="one training step shared by training and score-first TTT: the TTT call scores first",
+        ),
         Valid(
             code="""
             import torch
@@ -212,6 +236,10 @@ class ValTrainedBeforeScored(StaticRule):
         refs = [s for s in program.referrers.get(scope.name, ()) if s.scope is not scope]
         if not refs:
             return []
+        # A step shared by training and test-time training: only the calls that pass it
+        # validation data matter (when some do; else the validation data is its own).
+        with_val = [s for s in refs if self._passes_val(program.index_of_scope[id(s.scope)], s, scope.name)]
+        refs = with_val or refs
         found = []
         for stmt in refs:
             caller_index = program.index_of_scope[id(stmt.scope)]
@@ -220,6 +248,13 @@ class ValTrainedBeforeScored(StaticRule):
                 continue
             found.append(stmt)
         return found or None
+
+    @staticmethod
+    def _passes_val(index, stmt, name: str) -> bool:  # noqa: ANN001
+        """Whether the calls of ``name`` in a statement pass validation data."""
+        calls = [c for c in stmt.scope.calls if c.stmt is stmt and c.method == name]
+        flow = flow_of(index)
+        return any(flow.fact(arg.value, stmt.scope).has("val") for call in calls for arg in call.node.args)
 
     def _finding(self, evidence, source, index, flow, site, after, callers) -> Finding:  # noqa: ANN001
         scope = site.scope
