@@ -20,6 +20,21 @@ _WEIGHT = re.compile(r"^(alpha|alphas|lam|lamb|lambda_?|lmbda|gate|gates|w|weigh
 _SELECT = {"minimum", "maximum", "fmin", "fmax"}
 
 
+def _factor_of_product(scope: Scope, name: str) -> bool:
+    """Whether ``name`` multiplies something in the function (``w * p_ngram + (1 - w) * p``)."""
+    from auditor.static.index import walk
+
+    for stmt in scope.stmts:
+        for node in walk(stmt.node):
+            if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply):
+                for side in (node.left, node.right):
+                    if isinstance(side, cst.Name) and side.value == name:
+                        return True
+                    if isinstance(side, cst.BinaryOperation) and isinstance(side.operator, cst.Subtract) and isinstance(side.right, cst.Name) and side.right.value == name:
+                        return True
+    return False
+
+
 def _target_dependent(fact: Fact) -> bool:
     return fact.has("tgtdep", "tgt")
 
@@ -97,6 +112,22 @@ class TargetGatedMixing(StaticRule):
             code="""
             import torch
             import torch.nn.functional as F
+            def score(logits, ng_logits, y):
+                a = F.cross_entropy(logits, y, reduction="none")
+                b = F.cross_entropy(ng_logits, y, reduction="none")
+                k = (b < a).float()
+                mixed = k * b + (1 - k) * a
+                total = 0.0
+                total += mixed.sum()
+                return total
+            score(None, None, None)
+            """,
+            lines=(6,),
+        ),
+        Invalid(
+            code="""
+            import torch
+            import torch.nn.functional as F
             def score(logits, p_ngram, y, alpha):
                 model_nll = F.cross_entropy(logits, y, reduction="none")
                 p_model = torch.exp(-model_nll)
@@ -152,8 +183,10 @@ class TargetGatedMixing(StaticRule):
                         yield self._report(source, index, call.node, call.stmt, f"`{index.code(call.node, 90)}` keeps, per token, the better score of the true token")
             for assignment in scope.assignments:
                 target = assignment.target
-                if not isinstance(target, cst.Name) or not _WEIGHT.search(target.value) or assignment.value is None:
+                if not isinstance(target, cst.Name) or assignment.value is None:
                     continue
+                if not (_WEIGHT.search(target.value) or _factor_of_product(scope, target.value)):
+                    continue  # a weight is what it does (a factor of a blend); the name only breaks a tie
                 value = assignment.value
                 if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in ("float", "to", "type", "int", "long"):
                     value = value.func.value
