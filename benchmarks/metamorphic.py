@@ -265,11 +265,21 @@ def main(argv: list[str] | None = None) -> int:
         rows = [r for r in rows if r["pr"] in chosen]
     start = time.perf_counter()
     work = [(args.repo, row, wanted) for row in rows]
+    results: list[PrOutcome] = []
+
+    def progress(r: PrOutcome) -> None:  # one line per PR on stderr, so that a long run shows where it is
+        lost = {name: sorted(r.baseline - o.detected) for name, o in r.rewrites.items() if o.applicable and not o.broken}
+        print(f"#{r.pr} {r.verdict} baseline={sorted(r.baseline)} lost={ {k: v for k, v in lost.items() if v} } "
+              f"{r.failure} {r.seconds:.1f}s", file=sys.stderr, flush=True)
+        results.append(r)
+
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(run_pr, work))
+            for r in pool.map(run_pr, work):
+                progress(r)
     else:
-        results = [run_pr(w) for w in work]
+        for w in work:
+            progress(run_pr(w))
     wall = time.perf_counter() - start
 
     table = summarize(results, wanted)
