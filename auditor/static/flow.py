@@ -492,7 +492,8 @@ class Flow:
                     for a in lp:
                         for b in rp:
                             labels.add(f"combo:{a[6:]}:{b[6:]}")
-                            join = Join(node, self._stmt, "call", True)
+                            if "joined" not in labels:  # an n-gram join made here stays what it is
+                                join = Join(node, self._stmt, "call", True)
         return Fact(frozenset(labels), tuple(why.items()), join)
 
     def _call(self, node: cst.Call, flow: FunctionFlow, depth: int) -> Fact:
@@ -565,7 +566,7 @@ class Flow:
                     if label.startswith("bucket:") and out.join is not None and arg_facts.get(int(label[7:]), EMPTY).join is not None:
                         out = with_label(Fact(out.labels, out.why, out.join.bucketed(), out.items), "hash", f"reduced to a table slot by {scope.qualname}")
                 for label in fact.labels:
-                    if label.startswith("combo:"):
+                    if label.startswith("combo:") and not out.has("joined"):
                         a, b = (int(x) for x in label[6:].split(":"))
                         fa, fb = arg_facts.get(a, EMPTY), arg_facts.get(b, EMPTY)
                         for t, o in ((fa, fb), (fb, fa)):
