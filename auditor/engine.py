@@ -162,11 +162,6 @@ def audit_evidence(evidence: Evidence, options: AuditOptions) -> SubmissionRepor
             if finding.code in codes:
                 findings.append(finding)
             continue
-        if wanted:
-            try:  # the program first: a source's data flow crosses into the modules it uses
-                evidence.static(source)
-            except Exception:  # noqa: BLE001 - the rules then fail one by one, each as a PG907 finding
-                pass
         for rule in wanted:
             findings.extend(_guarded(rule, lambda r=rule, s=source: _check_static(r, evidence, s), source.path, options.debug))
     if bundle.sources:
