@@ -75,9 +75,7 @@ def passed_to(flow: Flow, scope: Scope) -> dict[str, Fact]:
         return {}
     names = scope.param_names
     star = node.params.star_arg.name.value if isinstance(node.params.star_arg, cst.Param) else None
-    positional = [n for n in names if n != star and not (
-        isinstance(node.params.star_kwarg, cst.Param) and n == node.params.star_kwarg.name.value)]
-    positional = positional[: len(node.params.posonly_params) + len(node.params.params)]
+    positional = [p.name.value for p in (*node.params.posonly_params, *node.params.params)]
     passed: dict[str, Fact] = {}
     for call, caller, offset in wanted[:40]:
         if caller is scope:

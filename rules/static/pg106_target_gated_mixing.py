@@ -25,6 +25,8 @@ def _factor_of_product(scope: Scope, name: str) -> bool:
     from auditor.static.index import walk
 
     for stmt in scope.stmts:
+        if isinstance(stmt.node, (cst.FunctionDef, cst.ClassDef)):
+            continue  # another scope
         for node in walk(stmt.node):
             if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply):
                 for side in (node.left, node.right):
@@ -185,12 +187,15 @@ class TargetGatedMixing(StaticRule):
                 target = assignment.target
                 if not isinstance(target, cst.Name) or assignment.value is None:
                     continue
-                if not (_WEIGHT.search(target.value) or _factor_of_product(scope, target.value)):
-                    continue  # a weight is what it does (a factor of a blend); the name only breaks a tie
                 value = assignment.value
                 if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in ("float", "to", "type", "int", "long"):
                     value = value.func.value
-                if isinstance(value, cst.Comparison) and self._comparison(flow, scope, value):
+                if not isinstance(value, cst.Comparison):
+                    continue
+                # a weight is what it does (a factor of a blend); the name only breaks a tie
+                if not (_WEIGHT.search(target.value) or _factor_of_product(scope, target.value)):
+                    continue
+                if self._comparison(flow, scope, value):
                     yield self._report(
                         source, index, assignment.stmt.node, assignment.stmt,
                         f"the mixing weight `{target.value}` is set by comparing the true token's scores ({index.code(value, 80)})",
