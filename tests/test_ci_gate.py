@@ -141,6 +141,25 @@ def test_the_action_script_itself(pr_repo, tmp_path):
     assert (out / "report.sarif").exists() and json.loads((out / "pr.json").read_text())["pr"] == 7
 
 
+@pytest.mark.parametrize(("allow", "code"), [("false", 2), ("true", 0)])
+def test_the_action_fails_an_incomplete_audit_unless_told_otherwise(pr_repo, tmp_path, allow, code):
+    _git(pr_repo, "checkout", "-q", "-b", "wheels", "main")
+    folder = pr_repo / TRACK / "2026-04-04_OnlyWheels"
+    folder.mkdir(parents=True)
+    (folder / "dep-1.0-py3-none-any.whl").write_bytes(b"PK\x03\x04")
+    _git(pr_repo, "add", "-A")
+    _git(pr_repo, "commit", "-qm", "wheels")
+    env = {
+        **os.environ,
+        "PGA_BASE": "main", "PGA_HEAD": "wheels", "PGA_PR": "", "PGA_FAIL_LEVEL": "error", "PGA_RUNTIME": "false",
+        "PGA_WAIVERS": "", "PGA_INLINE": "false", "PGA_TOOL_ERRORS": allow, "PGA_ANNOTATIONS": "10",
+        "PGA_OUT": str(tmp_path / "out"), "GITHUB_ACTIONS": "true",
+    }
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    done = subprocess.run(["bash", "-e", "-c", _action_audit_script()], cwd=pr_repo, env=env, capture_output=True, text=True)
+    assert done.returncode == code, done.stderr
+
+
 def test_workflows_keep_untrusted_code_away_from_the_write_token():
     audit = (REPO_ROOT / "examples" / "workflows" / "pgolf-audit.yml").read_text()
     comment = (REPO_ROOT / "examples" / "workflows" / "pgolf-audit-comment.yml").read_text()
