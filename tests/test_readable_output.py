@@ -38,6 +38,7 @@ def test_readable_values():
     assert readable({"1337": 15948371, "42": None}) == "1337: 15,948,371; 42: —"
     assert readable(["a", 2]) == "a, 2"
     assert readable("rec/x/train_seed42.log", base="rec/x") == "train_seed42.log"
+    assert readable("log:78 (printed by rec/x/train_gpt.py:3)", base="rec/x") == "log:78 (printed by train_gpt.py:3)"
 
 
 def test_shorten_cuts_at_a_word():

@@ -144,7 +144,7 @@ def _stage_notes(sub: SubmissionReport) -> list[str]:
     pairs: dict[tuple[str, str], list[str]] = {}
     for seed in sub.seeds:
         line, timed = seed.get("val_bpb_stage"), scored_stage(seed)
-        if line and timed and line != timed:
+        if line and timed and line.removesuffix("_exact") != timed:  # X_exact is X's own figure
             pairs.setdefault((line, timed), []).append(str(seed.get("seed", "—")))
     return [
         f"Seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}: the score is logged as `{md_cell(line)}`, "

@@ -4,7 +4,7 @@ Evidence is structured data (numbers, strings, lists, nested mappings); the JSON
 reports keep it as data. Every human format (console, Markdown, the review comment, triage)
 shows it through :func:`readable`: ``None`` is "—", booleans are "yes"/"no", integers have
 thousands separators, lists are comma-separated, mappings are ``key: value`` pairs, and paths
-inside the submission's folder are shown relative to it.
+inside the submission's folder (also where a sentence quotes them) are shown relative to it.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def _text(value: Any, prefix: str) -> str:
         return f"{value:,}" if abs(value) >= 10_000 else str(value)
     if isinstance(value, float):
         return f"{value:.10g}"
-    if isinstance(value, str):
-        return value.removeprefix(prefix) if prefix else value
+    if isinstance(value, str):  # a path inside the folder, alone or quoted in a sentence
+        return value.replace(prefix, "") if prefix else value
     if isinstance(value, (list, tuple)):
         return ", ".join(_text(v, prefix) for v in value) or "—"
     if isinstance(value, Mapping):
