@@ -22,24 +22,17 @@ from __future__ import annotations
 
 import ast
 import builtins
-import contextlib
-import copy
 import functools
-import importlib.abc
-import importlib.util
-import io
 import itertools
-import math
 import os
 import random
-import re
 import shutil
 import sys
 import tempfile
 import time
 import traceback
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,263 +40,16 @@ import numpy as np
 import torch
 
 from auditor.runtime import confine, data, guard, loader, probes, protocol, stubs, track
+from auditor.runtime.capture import PassResult, _floats, _has_number, select_scored, set_in, walk
+from auditor.runtime.knobs import Settings, knob_values
+from auditor.runtime.patches import install_sibling_finder, modes_follow_threads, patch_numpy_loaders
+from auditor.runtime.probing import probe_pipeline, probe_snapshots
+from auditor.runtime.replay import Replays, Snapshot, quiet
 from auditor.runtime.track import TRACKER
 
-OUT_OF_TIME = "time budget spent"
-
-
-@dataclass
-class Settings:
-    vocab: int = 64
-    seq_len: int = 64
-    stride: int = 32
-    chunk: int = 256
-    val_tokens: int = 1024
-    train_tokens: int = 65536
-    real_val_tokens: int = 50_000_000  # for scaling hashed tables to the same load
-    seed: int = 1337
-    threads: int = 1
-    budget_s: float = 100.0
-    model_dim: int = 32
-    substitution_positions: int = 2
-    replay_limit_s: float = 20.0  # a replay slower than this is not used for the probes
-    fp32: bool = True  # run models in float32 on the CPU (see stubs.install)
-
-    @classmethod
-    def from_job(cls, job: protocol.Job) -> Settings:
-        known = {k: v for k, v in job.settings.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-
-# -- knobs ---------------------------------------------------------------------------------
-
-def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str],
-                run_env: dict[str, str] | None = None, source_text: str = "") -> dict[str, str]:
-    """Values for the script's own environment knobs that shrink the run."""
-    scale = s.val_tokens / s.real_val_tokens
-    exact: dict[str, Any] = {
-        "VOCAB_SIZE": s.vocab, "MODEL_DIM": s.model_dim, "NUM_HEADS": 2, "NUM_KV_HEADS": 1, "EMBED_DIM": s.model_dim,
-        "TRAIN_SEQ_LEN": s.seq_len, "EVAL_SEQ_LEN": s.seq_len, "TTT_EVAL_SEQ_LEN": s.seq_len, "SEQ_LEN": s.seq_len,
-        "EVAL_STRIDE": s.stride, "STRIDE": s.stride, "SLIDING_STRIDE": s.stride, "TTT_STRIDE": s.stride,
-        "TRAIN_BATCH_TOKENS": 8 * s.seq_len * 2, "VAL_BATCH_SIZE": 8 * s.val_tokens, "VAL_BATCH_TOKENS": 8 * s.val_tokens,
-        "ITERATIONS": 2, "WARMUP_STEPS": 0, "WARMDOWN_ITERS": 0, "VAL_LOSS_EVERY": 0, "TRAIN_LOG_EVERY": 1,
-        "MAX_WALLCLOCK_SECONDS": 100_000_000, "GPTQ_RESERVE_SECONDS": 0, "GPTQ_RESERVE_MS": 0,
-        "TTT_CHUNK_TOKENS": s.chunk, "TTT_EPOCHS": 1, "TTT_BATCH_SEQS": 4, "TTT_CHUNK_SIZE": 32,
-        "TTT_BATCH_SIZE": 4, "TTT_LORA_RANK": 4, "PHASED_TTT_PREFIX_DOCS": 3, "GLOBAL_TTT_CHUNK_TOKENS": 512,
-        "GLOBAL_TTT_BATCH_SEQS": 2, "GLOBAL_TTT_EPOCHS": 1, "SLOT_BATCH_SEQS": 8,
-        "SEED": s.seed, "RUN_ID": "pgolf_audit", "FUSED_CE_ENABLED": 0, "LOGIT_CHUNK": 0,
-        "DATA_PATH": paths["data_path"], "TOKENIZER_PATH": paths["tokenizer"], "DATA_DIR": paths["data_dir"],
-        "DATASETS_DIR": paths["data_path"], "NGRAM_EVAL_MAX_SECONDS": 0, "TRAIN_SEQ_SCHEDULE": "",
-    }
-    out: dict[str, str] = {}
-    for name, knob in knobs.items():
-        value: Any = None
-        default = knob.default
-        number = _number(default)
-        if name in exact:
-            value = exact[name]
-        elif "BUCKET" in name.upper() or "TABLE_SIZE" in name.upper():
-            if number and number >= 4096 and "ART" not in name.upper():
-                value = loader.scaled_buckets(int(number), scale)
-        elif re.search(r"MIN_TOKENS$", name) and number and number > 64:
-            # a cache or mixer that waits for N tokens before it mixes would never switch on in a
-            # stream of a few thousand; the threshold shrinks with the stream
-            value = max(16, int(number * scale))
-        elif re.search(r"SEQ_LEN$", name):
-            value = s.seq_len
-        elif re.search(r"STRIDE$", name):
-            value = s.stride
-        elif re.search(r"CHUNK_TOKENS$", name):
-            value = s.chunk
-        elif re.search(r"BATCH_SEQS$", name):
-            value = 4
-        elif re.search(r"(^|_)EPOCHS$", name) and number and number > 1:
-            value = 1
-        elif re.search(r"CALIB\w*(BATCHES|SAMPLES|SEQS|TOKENS|NUM)$", name) and number and number > 2:
-            value = 2
-        elif re.search(r"(SLOT|TTT|LBFGS|ADAPT)\w*(STEPS|ITERS|MAX_ITER)$", name) and number and number > 3:
-            value = 3
-        elif re.search(r"(AR|GEN)\w*(SEQS|SAMPLES)$", name) and number and number > 2:
-            value = 2
-        if name == "CASEOPS_ENABLED" and value is None and "val_bytes" in source_text:
-            value = (run_env or {}).get(name, "1")  # the byte sidecar is written; CaseOps scripts expect it
-        if name == "COMPRESSOR" and value is None:
-            # lrzip is a program (refused in the sandbox); the round trip is lossless either way
-            chosen = (run_env or {}).get(name, default or "")
-            if re.search(r"lrzip|pergroup|zpaq|xz_cli", chosen, re.I):
-                value = default if default and not re.search(r"lrzip|pergroup", default, re.I) else "lzma"
-        if value is None and knob.multi_gpu_default is not None and name not in (run_env or {}):
-            value = knob.multi_gpu_default  # the default the 8-GPU run had ("1" if world_size > 1)
-        if value is not None:
-            out[name] = str(value)
-    for name in ("DATA_PATH", "TOKENIZER_PATH", "DATA_DIR"):
-        out.setdefault(name, str(exact[name]))
-    return out
-
-
-def _number(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-# -- passes -------------------------------------------------------------------------------
-
-
-@dataclass
-class PassResult:
-    name: str
-    index: int  # how many calls of this function came before it in the run
-    depth: int
-    seconds: float
-    returned: list[float]
-    complete: bool
-    reason: str = ""
-    strategy: str = ""
-    positions: np.ndarray | None = None
-    nll: np.ndarray | None = None
-    starts: list[int] = field(default_factory=list)
-    returned_loss: float | None = None
-    coverage: dict[str, int] = field(default_factory=dict)
-    ordinals: np.ndarray | None = None  # record ordinal of each scored element
-    ignored: bool = False  # not an evaluation after all
-    record_positions: dict[int, np.ndarray] = field(default_factory=dict)  # ordinal -> all positions
-
-    def scored(self) -> probes.Scored:
-        assert self.positions is not None and self.nll is not None
-        return probes.Scored(self.positions, self.nll, self.returned_loss, self.seconds, self.starts)
-
-    def summary(self) -> protocol.PassRecord:
-        return protocol.PassRecord(
-            name=self.name, index=self.index, depth=self.depth, seconds=round(self.seconds, 3),
-            returned=self.returned[:4], complete=self.complete, reason=self.reason, strategy=self.strategy,
-            scored=0 if self.positions is None else int(len(self.positions)),
-            coverage={k: int(v) for k, v in self.coverage.items()},
-        )
-
-
-def _floats(value: Any, depth: int = 0) -> list[float]:
-    """Finite floats in a returned value (tuples, lists, dicts, tensors, numbers)."""
-    out: list[float] = []
-    if depth > 2:
-        return out
-    if isinstance(value, bool):
-        return out
-    if isinstance(value, (int, float)):
-        if math.isfinite(float(value)):
-            out.append(float(value))
-    elif isinstance(value, torch.Tensor) and value.numel() == 1:
-        out.append(float(value.detach().double().item()))
-    elif isinstance(value, np.ndarray) and value.size == 1:
-        out.append(float(value.reshape(-1)[0]))
-    elif isinstance(value, np.generic):
-        out.append(float(value))
-    elif isinstance(value, (tuple, list)):
-        for v in value[:8]:
-            out.extend(_floats(v, depth + 1))
-    elif isinstance(value, dict):
-        for k, v in list(value.items())[:16]:
-            if isinstance(k, str) and ("loss" in k or "nll" in k or "bpb" in k):
-                out.extend(_floats(v, depth + 1))
-    return [x for x in out if math.isfinite(x)]
-
-
-def _has_number(value: Any) -> bool:
-    if isinstance(value, (tuple, list)):
-        return any(_has_number(v) for v in value[:8])
-    return isinstance(value, (float, np.floating)) or (isinstance(value, torch.Tensor) and value.numel() == 1)
-
-
-def _matches(total: float, count: int, returned: list[float]) -> float | None:
-    """The returned number that is the mean (or the sum) of the captured losses, if any."""
-    mean = total / count
-    for r in returned:
-        if abs(mean - r) <= 2e-6 * max(1.0, abs(r)):
-            return r
-    for r in returned:
-        if abs(total - r) <= 2e-6 * max(1.0, abs(r)):
-            return r / count
-    return None
-
-
-def select_scored(pass_id: int, returned: list[float]) -> tuple[str, list[track.Record], float | None, str]:
-    """The records whose mean is the returned loss: (strategy, records, loss, why-not).
-
-    Strategies, in order: the records whose provenance reached a ``.item()`` of the pass (the
-    accumulator), their union, every record made without autograd (scores, not optimisation
-    losses), and the same keeping only the latest score of each target (re-scoring passes).
-    """
-    records = {rid: r for rid, r in TRACKER.records.items() if pass_id in r.passes}
-    if not records:
-        return "", [], None, "no per-token loss of a validation target was seen"
-    if not returned:
-        return "", [], None, "the function returned no number to check the capture against"
-    candidates: list[tuple[str, Any]] = []
-    provs = [prov for value, prov, passes in TRACKER.items if pass_id in passes]
-    seen: set[frozenset[int]] = set()
-    for prov in reversed(provs):
-        if prov not in seen:
-            seen.add(prov)
-            candidates.append(("provenance", lambda prov=prov: [records[r] for r in sorted(prov) if r in records]))
-    if provs:
-        union = frozenset().union(*provs)
-        candidates.append(("provenance-union", lambda: [records[r] for r in sorted(union) if r in records]))
-    for acc in sorted({r.acc for r in records.values() if r.acc}):  # scalars added to one accumulator
-        candidates.append(("accumulator", lambda acc=acc: [r for _, r in sorted(records.items()) if r.acc == acc]))
-    no_grad = [r for _, r in sorted(records.items()) if not r.grad]
-    candidates.append(("no-grad", lambda: no_grad))
-    candidates.append(("no-grad-latest", lambda: _latest(no_grad)))
-    candidates.append(("latest", lambda: _latest([r for _, r in sorted(records.items())])))
-    tried = []
-    for strategy, make in candidates:
-        chosen = make()
-        if not chosen:
-            continue
-        values = np.concatenate([r.values for r in chosen])
-        # A loss of exactly 0 is a masked-out term ((nll * mask).sum()), not a scored target.
-        counted = int(np.count_nonzero(values))
-        if not counted:
-            continue
-        loss = _matches(float(values.sum()), counted, returned)
-        if loss is not None:
-            return strategy, chosen, loss, ""
-        tried.append(f"{strategy}: mean {float(values.sum()) / counted:.6g} over {counted}")
-    return "", [], None, (f"no set of captured per-token losses averages to the returned value(s) "
-                          f"{', '.join(f'{r:.6g}' for r in returned[:3])} ({'; '.join(tried[-4:])})")
-
-
-def _latest(chosen: list[track.Record]) -> list[track.Record]:
-    """Per target, only the most recent non-zero score (copies; the records are not changed)."""
-    owner: dict[int, int] = {}
-    for i, rec in enumerate(chosen):
-        for p, v in zip(rec.positions.tolist(), rec.values.tolist()):
-            if v != 0.0:
-                owner[p] = i
-    out = []
-    for i, rec in enumerate(chosen):
-        mask = np.array([owner.get(p) == i and v != 0.0 for p, v in zip(rec.positions.tolist(), rec.values.tolist())],
-                        dtype=bool)
-        if mask.any():
-            out.append(track.Record(rec.rid, rec.positions[mask], rec.values[mask], rec.kind, rec.grad, rec.passes,
-                                    rec.ordinal))
-    return out
 
 
 # -- the session -----------------------------------------------------------------------------
-
-
-@dataclass
-class Snapshot:
-    fn: Any
-    name: str
-    args: Any
-    kwargs: Any
-    rng: tuple[Any, Any, Any]
-    module: Any
-    result: PassResult | None = None
 
 
 @dataclass
@@ -314,7 +60,9 @@ class Run:
     passes: list[PassResult]
 
 
-class Session:
+class Session(Replays):
+    """One sandboxed run: the files, the submission's module, its captured passes and their snapshots."""
+
     def __init__(self, job: protocol.Job, workdir: Path, channel: ResultPipe | None = None) -> None:
         self.job = job
         self.settings = Settings.from_job(job)
@@ -456,7 +204,7 @@ class Session:
     def _tag_tokens(self, obj: Any) -> None:
         """Tag untagged integer tensors/arrays that hold the validation stream (by content)."""
         stream = self.current
-        for holder, key, value in _walk(obj):
+        for holder, key, value in walk(obj):
             if isinstance(value, torch.Tensor) and not value.is_floating_point() and value.dim() == 1:
                 if track.pos_of(value) is None and value.numel() >= 64 and value.numel() <= len(stream):
                     n = value.numel()
@@ -470,142 +218,7 @@ class Session:
                     and np.issubdtype(value.dtype, np.integer) and 64 <= value.size <= len(stream):
                 if np.array_equal(value.astype(np.int64), stream[: value.size]) and holder is not None:
                     tagged = track.to_tarr(value, np.arange(value.size, dtype=np.int64))
-                    _set(holder, key, tagged)
-
-    def _snapshot(self, fn: Any, name: str, args: tuple, kwargs: dict) -> Snapshot | None:
-        rng = (torch.get_rng_state(), np.random.get_state(), random.getstate())
-        state = {k: v for k, v in vars(self.module).items()
-                 if not k.startswith("__") and isinstance(v, (dict, list, set, np.ndarray, torch.Tensor))}
-        try:
-            with torch.no_grad():
-                copied = copy.deepcopy((args, kwargs, state))
-        except Exception as exc:
-            self.result.notes.append(f"{name}: arguments could not be copied for replays ({type(exc).__name__}: {exc})")
-            return None
-        snap = Snapshot(fn, name, copied[0], copied[1], rng, self.module)
-        snap.globals = copied[2]  # type: ignore[attr-defined]
-        return snap
-
-    def _replay(self, snap: Snapshot, stream: np.ndarray, watch: int | None = None) -> track.StopReplay | None:
-        """Call the evaluation again from its snapshot on another stream; where it stopped, or None."""
-        if time.monotonic() > self.deadline:
-            raise probes.Inconclusive(OUT_OF_TIME)
-        args, kwargs, state = copy.deepcopy((snap.args, snap.kwargs, getattr(snap, "globals", {})))
-        module_vars = vars(snap.module)
-        saved = {k: module_vars.get(k) for k in state}
-        module_vars.update(state)
-        self._swap_tokens((args, kwargs), stream)
-        globals_restore = self._swap_tokens(module_vars, stream, top_level=True)
-        self.write_val(stream)
-        torch.set_rng_state(snap.rng[0])
-        np.random.set_state(snap.rng[1])
-        random.setstate(snap.rng[2])
-        self.take_snapshots = False
-        TRACKER.watch = watch
-        try:
-            with _quiet(self):
-                self.call(snap.fn, snap.name, args, kwargs, record=False)
-        except track.StopReplay as stop:
-            return stop
-        except probes.Inconclusive:
-            raise
-        except Exception as exc:
-            raise probes.Inconclusive(f"the replay raised {type(exc).__name__}: {exc}") from exc
-        finally:
-            TRACKER.watch = None
-            self.take_snapshots = True
-            for undo in globals_restore:
-                undo()
-            module_vars.update(saved)
-            self.write_val(self.stream)
-        return None
-
-    def replay(self, snap: Snapshot, stream: np.ndarray) -> probes.Scored:
-        """The NLLs of a full replay on ``stream``."""
-        self._replay(snap, stream)
-        pr = self.last_pass
-        if not pr.complete:
-            raise probes.Inconclusive(f"capture incomplete in a replay: {pr.reason}")
-        return pr.scored()
-
-    def replay_at(self, snap: Snapshot, stream: np.ndarray, position: int) -> float:
-        """The NLL of one target, replaying only until the record that scores it exists."""
-        pr = snap.result
-        assert pr is not None and pr.positions is not None and pr.ordinals is not None
-        where = np.flatnonzero(pr.positions == position)
-        if not len(where):
-            raise probes.Inconclusive(f"target {position} is not scored")
-        ordinal = int(pr.ordinals[where[-1]])
-        stop = self._replay(snap, stream, watch=ordinal)
-        if stop is None:  # the pass ended first: read it whole
-            scored = self.last_pass
-            if not scored.complete:
-                raise probes.Inconclusive(f"capture incomplete in a replay: {scored.reason}")
-            values = scored.scored().by_position().get(position)
-            if not values:
-                raise probes.Inconclusive(f"target {position} was not scored in a replay")
-            return values[-1]
-        record = stop.record
-        expected = pr.record_positions.get(ordinal)
-        if expected is None or not np.array_equal(record.positions, expected):
-            raise probes.Inconclusive("the replay made its per-token losses in another order")
-        hits = np.flatnonzero((record.positions == position) & (record.values != 0.0))
-        if not len(hits):
-            raise probes.Inconclusive(f"target {position} was masked out in a replay")
-        return float(record.values[hits[-1]])
-
-    def replay_upto(self, snap: Snapshot, stream: np.ndarray, cut: int) -> probes.Scored:
-        """The NLLs of every target <= cut, replaying only until the last record that scores one."""
-        pr = snap.result
-        assert pr is not None and pr.positions is not None and pr.ordinals is not None
-        early = pr.ordinals[pr.positions <= cut]
-        if not len(early):
-            return self.replay(snap, stream)
-        watch = int(early.max())
-        stop = self._replay(snap, stream, watch=watch)
-        if stop is None:
-            scored = self.last_pass
-            if not scored.complete:
-                raise probes.Inconclusive(f"capture incomplete in a replay: {scored.reason}")
-            return scored.scored()
-        by_ordinal = {r.ordinal: r for r in stop.earlier}
-        positions, values = [], []
-        for ordinal in sorted({int(o) for o in pr.ordinals.tolist() if o <= watch}):
-            rec = by_ordinal.get(ordinal)
-            expected = pr.record_positions.get(ordinal)
-            if rec is None or expected is None or not np.array_equal(rec.positions, expected):
-                return self.replay(snap, stream)  # another order: read the whole pass instead
-            keep = (rec.positions >= 0) & (rec.values != 0.0)
-            positions.append(rec.positions[keep])
-            values.append(rec.values[keep])
-        return probes.Scored(np.concatenate(positions), np.concatenate(values))
-
-    def _swap_tokens(self, obj: Any, stream: np.ndarray, top_level: bool = False) -> list[Any]:
-        undo: list[Any] = []
-        for holder, key, value in _walk(obj, max_depth=1 if top_level else 3):
-            if isinstance(value, torch.Tensor) and not value.is_floating_point():
-                pos = track.pos_of(value)
-                if pos is None or pos.shape != value.shape:
-                    continue
-                mask = pos >= 0
-                if not bool(mask.any()) or int(pos.max()) >= len(stream):
-                    continue
-                new = torch.from_numpy(stream[pos[mask].numpy()]).to(value.dtype)
-                old = value.detach().clone()
-                _assign_masked(value, mask, new)
-                if top_level:
-                    undo.append(functools.partial(_assign_masked, value, mask, old[mask]))
-            elif isinstance(value, track.TArr) and value._pg_pos is not None and np.issubdtype(value.dtype, np.integer):
-                pos = value._pg_pos
-                mask = pos >= 0
-                if not mask.any() or int(pos.max()) >= len(stream):
-                    continue
-                raw = value.view(np.ndarray)
-                old = raw.copy()
-                raw[mask] = stream[pos[mask]]
-                if top_level:
-                    undo.append(functools.partial(np.copyto, raw, old))
-        return undo
+                    set_in(holder, key, tagged)
 
     # -- running the pipeline ---------------------------------------------------------------
 
@@ -663,57 +276,6 @@ class Session:
                 return builtins.exec(prepared.code, globals)
         return builtins.exec(source, globals, locals, *args, **kwargs)
 
-    def install_sibling_finder(self) -> None:
-        """Modules beside the script load like the script: adjusted, wrapped, with its imports."""
-        session = self
-        root = (self.workdir / "submission" / self.job.script).parent
-        scale = self.settings.val_tokens / self.settings.real_val_tokens
-
-        class Loader(importlib.abc.Loader):
-            def __init__(self, path: Path) -> None:
-                self.path = path
-
-            def create_module(self, spec: Any) -> None:
-                return None
-
-            def exec_module(self, module: Any) -> None:
-                text = self.path.read_text(encoding="utf-8", errors="replace")
-                prepared = loader.prepare(text, str(self.path), scale)
-                module.__dict__[loader.WRAP] = session.wrap
-                module.__dict__["__builtins__"] = session.builtins
-                session.siblings.add(module.__name__)
-                exec(prepared.code, module.__dict__)  # noqa: S102 - the sandboxed submission
-
-        class Finder(importlib.abc.MetaPathFinder):
-            def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-                rel = name.replace(".", "/")
-                for candidate, package in ((root / f"{rel}.py", False), (root / rel / "__init__.py", True)):
-                    if candidate.is_file():
-                        return importlib.util.spec_from_file_location(
-                            name, candidate, loader=Loader(candidate),
-                            submodule_search_locations=[str(candidate.parent)] if package else None)
-                return None
-
-        sys.meta_path.insert(0, Finder())
-
-        # A helper loaded by path (importlib.util.spec_from_file_location + exec_module, as some
-        # scripts load their evaluation module) gets the same loader: its evaluation functions
-        # are wrapped and captured like those of an imported sibling.
-        original_spec = importlib.util.spec_from_file_location
-        folder = root.resolve()
-
-        def spec_from_file_location(name: str, location: Any = None, *, loader: Any = None, **kwargs: Any) -> Any:
-            if loader is None and location is not None:
-                try:
-                    path = Path(os.fsdecode(location)).resolve()
-                    if path.suffix == ".py" and path.is_file() and path.is_relative_to(folder):
-                        loader = Loader(path)
-                except (OSError, TypeError, ValueError):
-                    pass
-            return original_spec(name, location, loader=loader, **kwargs)
-
-        importlib.util.spec_from_file_location = spec_from_file_location  # type: ignore[assignment]
-
     def run_pipeline(self, label: str, stream: np.ndarray) -> Run:
         self.take_snapshots = label == "baseline"
         self.write_val(stream)
@@ -727,7 +289,7 @@ class Session:
         random.seed(self.settings.seed)
         os.chdir(self.workdir / "run")
         try:
-            with _quiet(self):
+            with quiet(self):
                 module = self.load_module()
                 entry = module.__dict__.get(loader.ENTRY) or module.__dict__.get("main")
                 if entry is None:
@@ -747,82 +309,6 @@ class Session:
         return Run(info, self.passes)
 
 
-def _deepcopy_function(fn: types.FunctionType, memo: dict) -> types.FunctionType:
-    """Functions are copied with their closures, so that a closure over the model (a
-    ``forward_ttt_train`` built around it) refers to the copied model, not the one the run mutated."""
-    if not fn.__closure__ or getattr(fn, "__pg_original__", None) is not None:
-        return fn  # no state, or the harness's own wrapper of an evaluation
-    cells = []
-    for cell in fn.__closure__:
-        try:
-            contents = cell.cell_contents
-        except ValueError:  # an empty cell (the variable was not assigned yet)
-            cells.append(types.CellType())
-            continue
-        try:
-            cells.append(types.CellType(copy.deepcopy(contents, memo)))
-        except Exception:  # a module, a lock, a file: shared, as it was
-            cells.append(types.CellType(contents))
-    new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, tuple(cells))
-    new.__kwdefaults__ = fn.__kwdefaults__
-    new.__dict__.update(fn.__dict__)
-    return new
-
-
-copy._deepcopy_dispatch[types.FunctionType] = _deepcopy_function  # type: ignore[attr-defined]
-
-
-def _assign_masked(t: torch.Tensor, mask: torch.Tensor, values: torch.Tensor) -> None:
-    """t[mask] = values, in place, for any integer dtype (uint16 included) and inference tensors."""
-    raw = t.detach().numpy()
-    raw = raw.view(np.ndarray) if isinstance(raw, np.ndarray) else raw
-    raw[mask.numpy()] = values.numpy().astype(raw.dtype)
-
-
-def _set(holder: Any, key: Any, value: Any) -> None:
-    try:
-        if isinstance(holder, dict):
-            holder[key] = value
-        elif isinstance(holder, list):
-            holder[key] = value
-        elif holder is not None and not isinstance(holder, tuple):
-            setattr(holder, key, value)
-    except Exception:
-        pass
-
-
-def _walk(obj: Any, max_depth: int = 3):
-    """(holder, key, value) for values reachable through tuples, lists, dicts and plain objects."""
-    seen: set[int] = set()
-    stack = [(None, None, obj, 0)]
-    while stack:
-        holder, key, value, depth = stack.pop()
-        if id(value) in seen:
-            continue
-        seen.add(id(value))
-        yield holder, key, value
-        if depth >= max_depth:
-            continue
-        if isinstance(value, (torch.Tensor, np.ndarray, str, bytes, int, float, types.ModuleType, type,
-                              torch.nn.Module)) or callable(value) and not hasattr(value, "__dict__"):
-            continue
-        if isinstance(value, (tuple, list)):
-            for i, v in enumerate(value[:256]):
-                stack.append((value, i, v, depth + 1))
-        elif isinstance(value, dict):
-            for k, v in list(value.items())[:512]:
-                if isinstance(k, str) and k.startswith("__"):
-                    continue
-                stack.append((value, k, v, depth + 1))
-        elif hasattr(value, "__dict__") and not isinstance(value, types.FunctionType):
-            try:
-                items = list(vars(value).items())[:128]
-            except TypeError:
-                continue
-            for k, v in items:
-                stack.append((value, k, v, depth + 1))
-
-
 def _error(exc: BaseException, job: protocol.Job) -> protocol.ErrorInfo:
     """The exception reduced to its type, the submission's line and a short message (no
     traceback: library paths and whatever else it holds stay in the sandbox)."""
@@ -839,148 +325,6 @@ def _error(exc: BaseException, job: protocol.Job) -> protocol.ErrorInfo:
     return protocol.ErrorInfo(type=type(exc).__name__, message=str(exc)[:400], kind=kind,
                               line=where.lineno if where else None,
                               code=(where.line or "")[:200] if where else "", in_submission=bool(own))
-
-
-@contextlib.contextmanager
-def _quiet(session: Session):
-    """Send the script's prints to a buffer (the tail is kept for error reports)."""
-    buffer = io.StringIO()
-    old_out, old_err = sys.stdout, sys.stderr
-    sys.stdout = sys.stderr = buffer
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = old_out, old_err
-        text = buffer.getvalue()
-        if text:
-            session.log_tail = (session.log_tail + text.splitlines())[-40:]
-
-
-# -- probing --------------------------------------------------------------------------------
-
-
-def compare_runs(base: Run, other: Run, cut: int | None, tol: float) -> list[protocol.PipelineRow]:
-    """Pass-by-pass comparison of two pipeline runs (positions <= cut, or all)."""
-    out = []
-    others = {(p.name, p.index): p for p in other.passes if p.complete}
-    for p in base.passes:
-        if not p.complete or p.depth:
-            continue
-        q = others.get((p.name, p.index))
-        if q is None:
-            out.append(protocol.PipelineRow(p.name, p.index, "inconclusive",
-                                            "the pass was not captured in the other run"))
-            continue
-        cmp = probes.compare(p.scored(), q.scored(), upto=cut, tol=tol)
-        row = protocol.PipelineRow(p.name, p.index, "pass", max_abs_delta=float(cmp.max_delta),
-                                   at_position=None if cmp.at is None else int(cmp.at),
-                                   positions_compared=int(cmp.compared), positions_changed=int(cmp.changed))
-        if not cmp.ok:
-            row.status, row.detail = "inconclusive", cmp.mismatch
-        elif cmp.changed:
-            row.status = "fail"
-        out.append(row)
-    return out
-
-
-def probe_pipeline(session: Session, base: Run) -> list[protocol.PipelineRow]:
-    """Rerun the whole pipeline on a stream changed after a cut (catches adaptation before scoring)."""
-    s = session.settings
-    cut = (s.val_tokens // 2) + 5
-    perturbed = data.perturb_after(session.stream, cut, s.vocab, s.seed + 99)
-    other = session.run_pipeline("perturbed", perturbed)
-    session.result.runs.append(other.record)
-    comparisons = compare_runs(base, other, cut, probes.ABS_TOL)
-    moved = [c for c in comparisons if c.status == "fail"]
-    noise_runs = None
-    if moved:
-        if time.monotonic() < session.deadline:
-            again = session.run_pipeline("repeat", session.stream)
-            session.result.runs.append(again.record)
-            noise_runs = compare_runs(base, again, None, 0.0)
-        noise = {(c.name, c.index): c.max_abs_delta if c.max_abs_delta is not None else math.inf
-                 for c in (noise_runs or [])}
-        for c in moved:
-            floor = noise.get((c.name, c.index))
-            if floor is None or not math.isfinite(floor):
-                c.status, c.detail = "inconclusive", "the pipeline could not be repeated to measure its noise"
-                continue
-            c.tolerance = probes.tolerance(floor)
-            c.noise = floor
-            if c.max_abs_delta is not None and c.max_abs_delta <= c.tolerance:
-                c.status = "pass"
-    for c in comparisons:
-        c.cut = cut
-    return comparisons
-
-
-def _row(result: probes.ProbeResult) -> protocol.ProbeRow:
-    return protocol.ProbeRow(result.probe, result.status, result.detail, result.evidence, result.scorer,
-                             round(result.seconds, 3))
-
-
-def probe_snapshots(session: Session) -> None:
-    """Probe each evaluation function from its last call. The evaluation called last (the one
-    whose number is reported) goes first with most of the budget; the others share the rest."""
-    s = session.settings
-    calls = [p.name for p in session.passes if p.depth == 0]
-    final = calls[-1] if calls else None
-    order = sorted(session.snapshots.values(),
-                   key=lambda sn: (sn.name != final, sn.result.seconds if sn.result else 0))
-    probed: list[Snapshot] = []
-    for i, snap in enumerate(order):
-        pr = snap.result
-        assert pr is not None
-        twin = next((o for o in probed if o.result is not None and o.result.positions is not None
-                     and np.array_equal(o.result.positions, pr.positions) and np.array_equal(o.result.nll, pr.nll)),
-                    None)
-        if twin is not None:  # a wrapper around an evaluation already probed (timed_eval(eval_val, ...))
-            session.result.scorers.append(protocol.ScorerRecord(snap.name, final=snap.name == final,
-                                                                same_as=twin.name, seconds=round(pr.seconds, 3)))
-            continue
-        probed.append(snap)
-        entry = protocol.ScorerRecord(snap.name, final=snap.name == final, calls=session.calls.get(snap.name, 1),
-                                      seconds=round(pr.seconds, 3), strategy=pr.strategy,
-                                      coverage={k: int(v) for k, v in pr.coverage.items()})
-        session.result.scorers.append(entry)
-        if pr.seconds > s.replay_limit_s:
-            entry.probes.append(_row(probes.ProbeResult("replay", "skipped",
-                                                        f"one call takes {pr.seconds:.1f} s, too slow to replay",
-                                                        scorer=snap.name)))
-            continue
-        left = session.deadline - time.monotonic()
-        if left <= 0:
-            entry.probes.append(_row(probes.ProbeResult("replay", "skipped", OUT_OF_TIME, scorer=snap.name)))
-            continue
-        # the reported evaluation: two substitution positions; the others: one
-        plan = probes.ProbePlan(substitution_positions=s.substitution_positions if snap.name == final else 1)
-        chunked = "CHUNK" in " ".join(session.applied_knobs)
-        share = left / (len(order) - i) if snap.name != final or len(order) == 1 else left * 0.6
-        session.checkpoint(f"probing {snap.name}()")
-        runner = probes.ProbeRunner(
-            snap.name, lambda stream, sn=snap: session.replay(sn, stream), session.stream, s.vocab,
-            chunk_tokens=s.chunk if chunked else None, plan=plan, deadline=time.monotonic() + share,
-            score_at=lambda stream, t, sn=snap: session.replay_at(sn, stream, t), seq_len=s.seq_len,
-            score_upto=lambda stream, cut, sn=snap: session.replay_upto(sn, stream, cut),
-            cost=_cost_of(pr),
-        )
-        base = pr.scored()
-        runner.run(base)
-        entry.noise = None if runner.noise is None else float(runner.noise)
-        entry.probes = [_row(r) for r in runner.results]
-        session.checkpoint()
-
-
-def _cost_of(pr: PassResult) -> Any:
-    """Share of a full replay needed before a target's score exists (from the record order)."""
-    assert pr.positions is not None and pr.ordinals is not None
-    last = {int(p): int(o) for p, o in zip(pr.positions.tolist(), pr.ordinals.tolist())}
-    top = max(last.values(), default=0) + 1
-
-    def cost(position: int) -> float:
-        return (last.get(position, top) + 1) / top
-
-    return cost
 
 
 class ResultPipe:
@@ -1076,9 +420,9 @@ def _drive(session: Session, job: protocol.Job, workdir: Path) -> None:
     guard.redirect_host_temp(str(workdir), wall)
     wall.install()
     torch.from_numpy = track.from_numpy(torch.from_numpy)
-    _patch_numpy_loaders(session)
-    session.install_sibling_finder()
-    _modes_follow_threads()
+    patch_numpy_loaders(session)
+    install_sibling_finder(session)
+    modes_follow_threads()
     with track.TrackMode(cpu=True):
         session.checkpoint("running the script")
         base = session.run_pipeline("baseline", session.stream)
@@ -1091,60 +435,6 @@ def _drive(session: Session, job: protocol.Job, workdir: Path) -> None:
             out.pipeline_ran = True
             session.checkpoint()
         probe_snapshots(session)
-
-
-def _modes_follow_threads() -> None:
-    """Torch function modes are per thread: threads the script starts (data prefetchers) get ours too."""
-    import threading
-
-    original = threading.Thread.run
-    if getattr(original, "__pg_wrapped__", False):
-        return
-
-    def run(self: threading.Thread) -> None:
-        with track.TrackMode(cpu=True):
-            original(self)
-
-    run.__pg_wrapped__ = True  # type: ignore[attr-defined]
-    threading.Thread.run = run  # type: ignore[method-assign]
-
-
-def _patch_numpy_loaders(session: Session) -> None:
-    """Tag validation tokens at the source: reads of the validation shard come back tagged."""
-    original_fromfile = np.fromfile
-    original_memmap = np.memmap
-    shards = {str(p.resolve()) for p in session.val_shards}
-    header = data.shard_header_bytes()
-
-    def _is_val(file: Any) -> bool:
-        name = getattr(file, "name", file)
-        try:
-            return str(Path(os.fspath(name)).resolve()) in shards
-        except TypeError:
-            return False
-
-    def fromfile(file, dtype=float, count=-1, sep="", offset=0, **kwargs):  # noqa: A002
-        arr = original_fromfile(file, dtype=dtype, count=count, sep=sep, offset=offset, **kwargs)
-        if _is_val(file) and np.dtype(dtype).itemsize == 2 and arr.ndim == 1:
-            start = (offset - header) // 2 if offset >= header else 0
-            if hasattr(file, "tell") and not isinstance(file, (str, bytes, os.PathLike)):
-                start = max(0, (file.tell() - header) // 2 - arr.size)
-            return track.to_tarr(arr, np.arange(start, start + arr.size, dtype=np.int64))
-        return arr
-
-    class memmap(original_memmap):  # noqa: N801
-        def __new__(cls, filename, dtype=np.uint8, mode="r+", offset=0, shape=None, order="C"):
-            arr = original_memmap.__new__(original_memmap, filename, dtype=dtype, mode=mode, offset=offset, shape=shape,
-                                          order=order)
-            if _is_val(filename) and np.dtype(dtype).itemsize == 2 and arr.ndim == 1:
-                start = (offset - header) // 2 if offset >= header else -(header // 2)
-                pos = np.arange(start, start + arr.size, dtype=np.int64)
-                pos[pos < 0] = -1
-                return track.to_tarr(np.asarray(arr), pos)
-            return arr
-
-    np.fromfile = fromfile
-    np.memmap = memmap
 
 
 if __name__ == "__main__":  # pragma: no cover

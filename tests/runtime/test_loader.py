@@ -111,7 +111,7 @@ def test_a_default_that_depends_on_the_world_size_is_read_for_eight_gpus():
 
 
 def test_warm_up_thresholds_shrink_with_the_stream():
-    from auditor.runtime.driver import Settings, knob_values
+    from auditor.runtime.knobs import Settings, knob_values
 
     knobs = {name: loader.Knob(name, default, 1) for name, default in
              (("MIXER_MIN_TOKENS", "10000"), ("NGRAM_MIN_TOKENS", "32"), ("MIN_COUNT", "2"))}

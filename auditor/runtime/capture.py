@@ -1,0 +1,211 @@
+"""What one call of an evaluation function scored: the per-token losses behind the number it
+returned (sandbox side).
+
+:func:`select_scored` picks, among the records :mod:`auditor.runtime.track` made during the
+call, the set whose mean is the returned loss; :class:`PassResult` keeps them by stream
+position for the probes. :func:`walk` and :func:`assign_masked` reach the token tensors held
+in arguments and module state, so that replays can swap the stream in place.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from auditor.runtime import probes, protocol, track
+from auditor.runtime.track import TRACKER
+
+
+@dataclass
+class PassResult:
+    name: str
+    index: int  # how many calls of this function came before it in the run
+    depth: int
+    seconds: float
+    returned: list[float]
+    complete: bool
+    reason: str = ""
+    strategy: str = ""
+    positions: np.ndarray | None = None
+    nll: np.ndarray | None = None
+    starts: list[int] = field(default_factory=list)
+    returned_loss: float | None = None
+    coverage: dict[str, int] = field(default_factory=dict)
+    ordinals: np.ndarray | None = None  # record ordinal of each scored element
+    ignored: bool = False  # not an evaluation after all
+    record_positions: dict[int, np.ndarray] = field(default_factory=dict)  # ordinal -> all positions
+
+    def scored(self) -> probes.Scored:
+        assert self.positions is not None and self.nll is not None
+        return probes.Scored(self.positions, self.nll, self.returned_loss, self.seconds, self.starts)
+
+    def summary(self) -> protocol.PassRecord:
+        return protocol.PassRecord(
+            name=self.name, index=self.index, depth=self.depth, seconds=round(self.seconds, 3),
+            returned=self.returned[:4], complete=self.complete, reason=self.reason, strategy=self.strategy,
+            scored=0 if self.positions is None else int(len(self.positions)),
+            coverage={k: int(v) for k, v in self.coverage.items()},
+        )
+
+
+def _floats(value: Any, depth: int = 0) -> list[float]:
+    """Finite floats in a returned value (tuples, lists, dicts, tensors, numbers)."""
+    out: list[float] = []
+    if depth > 2:
+        return out
+    if isinstance(value, bool):
+        return out
+    if isinstance(value, (int, float)):
+        if math.isfinite(float(value)):
+            out.append(float(value))
+    elif isinstance(value, torch.Tensor) and value.numel() == 1:
+        out.append(float(value.detach().double().item()))
+    elif isinstance(value, np.ndarray) and value.size == 1:
+        out.append(float(value.reshape(-1)[0]))
+    elif isinstance(value, np.generic):
+        out.append(float(value))
+    elif isinstance(value, (tuple, list)):
+        for v in value[:8]:
+            out.extend(_floats(v, depth + 1))
+    elif isinstance(value, dict):
+        for k, v in list(value.items())[:16]:
+            if isinstance(k, str) and ("loss" in k or "nll" in k or "bpb" in k):
+                out.extend(_floats(v, depth + 1))
+    return [x for x in out if math.isfinite(x)]
+
+
+def _has_number(value: Any) -> bool:
+    if isinstance(value, (tuple, list)):
+        return any(_has_number(v) for v in value[:8])
+    return isinstance(value, (float, np.floating)) or (isinstance(value, torch.Tensor) and value.numel() == 1)
+
+
+def _matches(total: float, count: int, returned: list[float]) -> float | None:
+    """The returned number that is the mean (or the sum) of the captured losses, if any."""
+    mean = total / count
+    for r in returned:
+        if abs(mean - r) <= 2e-6 * max(1.0, abs(r)):
+            return r
+    for r in returned:
+        if abs(total - r) <= 2e-6 * max(1.0, abs(r)):
+            return r / count
+    return None
+
+
+def select_scored(pass_id: int, returned: list[float]) -> tuple[str, list[track.Record], float | None, str]:
+    """The records whose mean is the returned loss: (strategy, records, loss, why-not).
+
+    Strategies, in order: the records whose provenance reached a ``.item()`` of the pass (the
+    accumulator), their union, every record made without autograd (scores, not optimisation
+    losses), and the same keeping only the latest score of each target (re-scoring passes).
+    """
+    records = {rid: r for rid, r in TRACKER.records.items() if pass_id in r.passes}
+    if not records:
+        return "", [], None, "no per-token loss of a validation target was seen"
+    if not returned:
+        return "", [], None, "the function returned no number to check the capture against"
+    candidates: list[tuple[str, Any]] = []
+    provs = [prov for value, prov, passes in TRACKER.items if pass_id in passes]
+    seen: set[frozenset[int]] = set()
+    for prov in reversed(provs):
+        if prov not in seen:
+            seen.add(prov)
+            candidates.append(("provenance", lambda prov=prov: [records[r] for r in sorted(prov) if r in records]))
+    if provs:
+        union = frozenset().union(*provs)
+        candidates.append(("provenance-union", lambda: [records[r] for r in sorted(union) if r in records]))
+    for acc in sorted({r.acc for r in records.values() if r.acc}):  # scalars added to one accumulator
+        candidates.append(("accumulator", lambda acc=acc: [r for _, r in sorted(records.items()) if r.acc == acc]))
+    no_grad = [r for _, r in sorted(records.items()) if not r.grad]
+    candidates.append(("no-grad", lambda: no_grad))
+    candidates.append(("no-grad-latest", lambda: _latest(no_grad)))
+    candidates.append(("latest", lambda: _latest([r for _, r in sorted(records.items())])))
+    tried = []
+    for strategy, make in candidates:
+        chosen = make()
+        if not chosen:
+            continue
+        values = np.concatenate([r.values for r in chosen])
+        # A loss of exactly 0 is a masked-out term ((nll * mask).sum()), not a scored target.
+        counted = int(np.count_nonzero(values))
+        if not counted:
+            continue
+        loss = _matches(float(values.sum()), counted, returned)
+        if loss is not None:
+            return strategy, chosen, loss, ""
+        tried.append(f"{strategy}: mean {float(values.sum()) / counted:.6g} over {counted}")
+    return "", [], None, (f"no set of captured per-token losses averages to the returned value(s) "
+                          f"{', '.join(f'{r:.6g}' for r in returned[:3])} ({'; '.join(tried[-4:])})")
+
+
+def _latest(chosen: list[track.Record]) -> list[track.Record]:
+    """Per target, only the most recent non-zero score (copies; the records are not changed)."""
+    owner: dict[int, int] = {}
+    for i, rec in enumerate(chosen):
+        for p, v in zip(rec.positions.tolist(), rec.values.tolist()):
+            if v != 0.0:
+                owner[p] = i
+    out = []
+    for i, rec in enumerate(chosen):
+        mask = np.array([owner.get(p) == i and v != 0.0 for p, v in zip(rec.positions.tolist(), rec.values.tolist())],
+                        dtype=bool)
+        if mask.any():
+            out.append(track.Record(rec.rid, rec.positions[mask], rec.values[mask], rec.kind, rec.grad, rec.passes,
+                                    rec.ordinal))
+    return out
+
+
+def assign_masked(t: torch.Tensor, mask: torch.Tensor, values: torch.Tensor) -> None:
+    """t[mask] = values, in place, for any integer dtype (uint16 included) and inference tensors."""
+    raw = t.detach().numpy()
+    raw = raw.view(np.ndarray) if isinstance(raw, np.ndarray) else raw
+    raw[mask.numpy()] = values.numpy().astype(raw.dtype)
+
+
+def set_in(holder: Any, key: Any, value: Any) -> None:
+    try:
+        if isinstance(holder, dict):
+            holder[key] = value
+        elif isinstance(holder, list):
+            holder[key] = value
+        elif holder is not None and not isinstance(holder, tuple):
+            setattr(holder, key, value)
+    except Exception:
+        pass
+
+
+def walk(obj: Any, max_depth: int = 3):
+    """(holder, key, value) for values reachable through tuples, lists, dicts and plain objects."""
+    seen: set[int] = set()
+    stack = [(None, None, obj, 0)]
+    while stack:
+        holder, key, value, depth = stack.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        yield holder, key, value
+        if depth >= max_depth:
+            continue
+        if isinstance(value, (torch.Tensor, np.ndarray, str, bytes, int, float, types.ModuleType, type,
+                              torch.nn.Module)) or callable(value) and not hasattr(value, "__dict__"):
+            continue
+        if isinstance(value, (tuple, list)):
+            for i, v in enumerate(value[:256]):
+                stack.append((value, i, v, depth + 1))
+        elif isinstance(value, dict):
+            for k, v in list(value.items())[:512]:
+                if isinstance(k, str) and k.startswith("__"):
+                    continue
+                stack.append((value, k, v, depth + 1))
+        elif hasattr(value, "__dict__") and not isinstance(value, types.FunctionType):
+            try:
+                items = list(vars(value).items())[:128]
+            except TypeError:
+                continue
+            for k, v in items:
+                stack.append((value, k, v, depth + 1))

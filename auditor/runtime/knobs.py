@@ -1,0 +1,107 @@
+"""The scale of the sandboxed run: the harness's settings and the values of the script's own
+environment knobs that shrink it (sandbox side; no torch)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from auditor.runtime import loader, protocol
+
+
+@dataclass
+class Settings:
+    vocab: int = 64
+    seq_len: int = 64
+    stride: int = 32
+    chunk: int = 256
+    val_tokens: int = 1024
+    train_tokens: int = 65536
+    real_val_tokens: int = 50_000_000  # for scaling hashed tables to the same load
+    seed: int = 1337
+    threads: int = 1
+    budget_s: float = 100.0
+    model_dim: int = 32
+    substitution_positions: int = 2
+    replay_limit_s: float = 20.0  # a replay slower than this is not used for the probes
+    fp32: bool = True  # run models in float32 on the CPU (see stubs.install)
+
+    @classmethod
+    def from_job(cls, job: protocol.Job) -> Settings:
+        known = {k: v for k, v in job.settings.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+
+def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str],
+                run_env: dict[str, str] | None = None, source_text: str = "") -> dict[str, str]:
+    """Values for the script's own environment knobs that shrink the run."""
+    scale = s.val_tokens / s.real_val_tokens
+    exact: dict[str, Any] = {
+        "VOCAB_SIZE": s.vocab, "MODEL_DIM": s.model_dim, "NUM_HEADS": 2, "NUM_KV_HEADS": 1, "EMBED_DIM": s.model_dim,
+        "TRAIN_SEQ_LEN": s.seq_len, "EVAL_SEQ_LEN": s.seq_len, "TTT_EVAL_SEQ_LEN": s.seq_len, "SEQ_LEN": s.seq_len,
+        "EVAL_STRIDE": s.stride, "STRIDE": s.stride, "SLIDING_STRIDE": s.stride, "TTT_STRIDE": s.stride,
+        "TRAIN_BATCH_TOKENS": 8 * s.seq_len * 2, "VAL_BATCH_SIZE": 8 * s.val_tokens, "VAL_BATCH_TOKENS": 8 * s.val_tokens,
+        "ITERATIONS": 2, "WARMUP_STEPS": 0, "WARMDOWN_ITERS": 0, "VAL_LOSS_EVERY": 0, "TRAIN_LOG_EVERY": 1,
+        "MAX_WALLCLOCK_SECONDS": 100_000_000, "GPTQ_RESERVE_SECONDS": 0, "GPTQ_RESERVE_MS": 0,
+        "TTT_CHUNK_TOKENS": s.chunk, "TTT_EPOCHS": 1, "TTT_BATCH_SEQS": 4, "TTT_CHUNK_SIZE": 32,
+        "TTT_BATCH_SIZE": 4, "TTT_LORA_RANK": 4, "PHASED_TTT_PREFIX_DOCS": 3, "GLOBAL_TTT_CHUNK_TOKENS": 512,
+        "GLOBAL_TTT_BATCH_SEQS": 2, "GLOBAL_TTT_EPOCHS": 1, "SLOT_BATCH_SEQS": 8,
+        "SEED": s.seed, "RUN_ID": "pgolf_audit", "FUSED_CE_ENABLED": 0, "LOGIT_CHUNK": 0,
+        "DATA_PATH": paths["data_path"], "TOKENIZER_PATH": paths["tokenizer"], "DATA_DIR": paths["data_dir"],
+        "DATASETS_DIR": paths["data_path"], "NGRAM_EVAL_MAX_SECONDS": 0, "TRAIN_SEQ_SCHEDULE": "",
+    }
+    out: dict[str, str] = {}
+    for name, knob in knobs.items():
+        value: Any = None
+        default = knob.default
+        number = _number(default)
+        if name in exact:
+            value = exact[name]
+        elif "BUCKET" in name.upper() or "TABLE_SIZE" in name.upper():
+            if number and number >= 4096 and "ART" not in name.upper():
+                value = loader.scaled_buckets(int(number), scale)
+        elif re.search(r"MIN_TOKENS$", name) and number and number > 64:
+            # a cache or mixer that waits for N tokens before it mixes would never switch on in a
+            # stream of a few thousand; the threshold shrinks with the stream
+            value = max(16, int(number * scale))
+        elif re.search(r"SEQ_LEN$", name):
+            value = s.seq_len
+        elif re.search(r"STRIDE$", name):
+            value = s.stride
+        elif re.search(r"CHUNK_TOKENS$", name):
+            value = s.chunk
+        elif re.search(r"BATCH_SEQS$", name):
+            value = 4
+        elif re.search(r"(^|_)EPOCHS$", name) and number and number > 1:
+            value = 1
+        elif re.search(r"CALIB\w*(BATCHES|SAMPLES|SEQS|TOKENS|NUM)$", name) and number and number > 2:
+            value = 2
+        elif re.search(r"(SLOT|TTT|LBFGS|ADAPT)\w*(STEPS|ITERS|MAX_ITER)$", name) and number and number > 3:
+            value = 3
+        elif re.search(r"(AR|GEN)\w*(SEQS|SAMPLES)$", name) and number and number > 2:
+            value = 2
+        if name == "CASEOPS_ENABLED" and value is None and "val_bytes" in source_text:
+            value = (run_env or {}).get(name, "1")  # the byte sidecar is written; CaseOps scripts expect it
+        if name == "COMPRESSOR" and value is None:
+            # lrzip is a program (refused in the sandbox); the round trip is lossless either way
+            chosen = (run_env or {}).get(name, default or "")
+            if re.search(r"lrzip|pergroup|zpaq|xz_cli", chosen, re.I):
+                value = default if default and not re.search(r"lrzip|pergroup", default, re.I) else "lzma"
+        if value is None and knob.multi_gpu_default is not None and name not in (run_env or {}):
+            value = knob.multi_gpu_default  # the default the 8-GPU run had ("1" if world_size > 1)
+        if value is not None:
+            out[name] = str(value)
+    for name in ("DATA_PATH", "TOKENIZER_PATH", "DATA_DIR"):
+        out.setdefault(name, str(exact[name]))
+    return out
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None

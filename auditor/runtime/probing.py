@@ -1,0 +1,141 @@
+"""The probes of a captured run (sandbox side): the whole pipeline rerun on a stream changed
+after a cut, and each evaluation function replayed under :mod:`auditor.runtime.probes`."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from auditor.runtime import data, probes, protocol
+from auditor.runtime.capture import PassResult
+from auditor.runtime.replay import OUT_OF_TIME, Snapshot
+
+if TYPE_CHECKING:
+    from auditor.runtime.driver import Run, Session
+
+
+def compare_runs(base: Run, other: Run, cut: int | None, tol: float) -> list[protocol.PipelineRow]:
+    """Pass-by-pass comparison of two pipeline runs (positions <= cut, or all)."""
+    out = []
+    others = {(p.name, p.index): p for p in other.passes if p.complete}
+    for p in base.passes:
+        if not p.complete or p.depth:
+            continue
+        q = others.get((p.name, p.index))
+        if q is None:
+            out.append(protocol.PipelineRow(p.name, p.index, "inconclusive",
+                                            "the pass was not captured in the other run"))
+            continue
+        cmp = probes.compare(p.scored(), q.scored(), upto=cut, tol=tol)
+        row = protocol.PipelineRow(p.name, p.index, "pass", max_abs_delta=float(cmp.max_delta),
+                                   at_position=None if cmp.at is None else int(cmp.at),
+                                   positions_compared=int(cmp.compared), positions_changed=int(cmp.changed))
+        if not cmp.ok:
+            row.status, row.detail = "inconclusive", cmp.mismatch
+        elif cmp.changed:
+            row.status = "fail"
+        out.append(row)
+    return out
+
+
+def probe_pipeline(session: Session, base: Run) -> list[protocol.PipelineRow]:
+    """Rerun the whole pipeline on a stream changed after a cut (catches adaptation before scoring)."""
+    s = session.settings
+    cut = (s.val_tokens // 2) + 5
+    perturbed = data.perturb_after(session.stream, cut, s.vocab, s.seed + 99)
+    other = session.run_pipeline("perturbed", perturbed)
+    session.result.runs.append(other.record)
+    comparisons = compare_runs(base, other, cut, probes.ABS_TOL)
+    moved = [c for c in comparisons if c.status == "fail"]
+    noise_runs = None
+    if moved:
+        if time.monotonic() < session.deadline:
+            again = session.run_pipeline("repeat", session.stream)
+            session.result.runs.append(again.record)
+            noise_runs = compare_runs(base, again, None, 0.0)
+        noise = {(c.name, c.index): c.max_abs_delta if c.max_abs_delta is not None else math.inf
+                 for c in (noise_runs or [])}
+        for c in moved:
+            floor = noise.get((c.name, c.index))
+            if floor is None or not math.isfinite(floor):
+                c.status, c.detail = "inconclusive", "the pipeline could not be repeated to measure its noise"
+                continue
+            c.tolerance = probes.tolerance(floor)
+            c.noise = floor
+            if c.max_abs_delta is not None and c.max_abs_delta <= c.tolerance:
+                c.status = "pass"
+    for c in comparisons:
+        c.cut = cut
+    return comparisons
+
+
+def _row(result: probes.ProbeResult) -> protocol.ProbeRow:
+    return protocol.ProbeRow(result.probe, result.status, result.detail, result.evidence, result.scorer,
+                             round(result.seconds, 3))
+
+
+def probe_snapshots(session: Session) -> None:
+    """Probe each evaluation function from its last call. The evaluation called last (the one
+    whose number is reported) goes first with most of the budget; the others share the rest."""
+    s = session.settings
+    calls = [p.name for p in session.passes if p.depth == 0]
+    final = calls[-1] if calls else None
+    order = sorted(session.snapshots.values(),
+                   key=lambda sn: (sn.name != final, sn.result.seconds if sn.result else 0))
+    probed: list[Snapshot] = []
+    for i, snap in enumerate(order):
+        pr = snap.result
+        assert pr is not None
+        twin = next((o for o in probed if o.result is not None and o.result.positions is not None
+                     and np.array_equal(o.result.positions, pr.positions) and np.array_equal(o.result.nll, pr.nll)),
+                    None)
+        if twin is not None:  # a wrapper around an evaluation already probed (timed_eval(eval_val, ...))
+            session.result.scorers.append(protocol.ScorerRecord(snap.name, final=snap.name == final,
+                                                                same_as=twin.name, seconds=round(pr.seconds, 3)))
+            continue
+        probed.append(snap)
+        entry = protocol.ScorerRecord(snap.name, final=snap.name == final, calls=session.calls.get(snap.name, 1),
+                                      seconds=round(pr.seconds, 3), strategy=pr.strategy,
+                                      coverage={k: int(v) for k, v in pr.coverage.items()})
+        session.result.scorers.append(entry)
+        if pr.seconds > s.replay_limit_s:
+            entry.probes.append(_row(probes.ProbeResult("replay", "skipped",
+                                                        f"one call takes {pr.seconds:.1f} s, too slow to replay",
+                                                        scorer=snap.name)))
+            continue
+        left = session.deadline - time.monotonic()
+        if left <= 0:
+            entry.probes.append(_row(probes.ProbeResult("replay", "skipped", OUT_OF_TIME, scorer=snap.name)))
+            continue
+        # the reported evaluation: two substitution positions; the others: one
+        plan = probes.ProbePlan(substitution_positions=s.substitution_positions if snap.name == final else 1)
+        chunked = "CHUNK" in " ".join(session.applied_knobs)
+        share = left / (len(order) - i) if snap.name != final or len(order) == 1 else left * 0.6
+        session.checkpoint(f"probing {snap.name}()")
+        runner = probes.ProbeRunner(
+            snap.name, lambda stream, sn=snap: session.replay(sn, stream), session.stream, s.vocab,
+            chunk_tokens=s.chunk if chunked else None, plan=plan, deadline=time.monotonic() + share,
+            score_at=lambda stream, t, sn=snap: session.replay_at(sn, stream, t), seq_len=s.seq_len,
+            score_upto=lambda stream, cut, sn=snap: session.replay_upto(sn, stream, cut),
+            cost=_cost_of(pr),
+        )
+        base = pr.scored()
+        runner.run(base)
+        entry.noise = None if runner.noise is None else float(runner.noise)
+        entry.probes = [_row(r) for r in runner.results]
+        session.checkpoint()
+
+
+def _cost_of(pr: PassResult) -> Any:
+    """Share of a full replay needed before a target's score exists (from the record order)."""
+    assert pr.positions is not None and pr.ordinals is not None
+    last = {int(p): int(o) for p, o in zip(pr.positions.tolist(), pr.ordinals.tolist())}
+    top = max(last.values(), default=0) + 1
+
+    def cost(position: int) -> float:
+        return (last.get(position, top) + 1) / top
+
+    return cost
