@@ -6,6 +6,11 @@ staged files. One audit feeds every output: workflow annotations on stdout (they
 token, so they work on pull requests from forks), the review comment appended to the job
 summary, and ``report.json``, ``report.sarif`` and ``report.md`` written to an output folder
 that a later, privileged job uploads and posts — without ever running the submission's code.
+
+Waivers come from a trusted ref: :func:`waivers_at` reads the waivers file as the *base*
+commit has it, so a pull request cannot waive its own findings by editing the file. Waivers
+that match no finding are returned with the result (a note; ``--fail-on-unused-waivers``
+makes them fail the gate).
 """
 
 from __future__ import annotations
@@ -13,17 +18,19 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from auditor.engine import AuditOptions, audit
 from auditor.exitcodes import exit_code
 from auditor.errors import UsageError
+from auditor.report.base import escape_surrogates
 from auditor.report.github import GithubReporter
 from auditor.report.json import JsonReporter
 from auditor.report.review import ReviewContext, ReviewReporter
 from auditor.report.sarif import SarifReporter
 from auditor.results import Report
+from auditor.suppress import Waiver, parse_waivers, unused_waivers
 
 RECORDS = "records"
 
@@ -63,6 +70,24 @@ def added_folders(repo: Path, base: str, head: str) -> list[str]:
     return folders_of(p for p in done.stdout.decode("utf-8", "replace").split("\0") if p)
 
 
+def waivers_at(repo: Path, rev: str, path: str) -> list[Waiver]:
+    """The waivers file ``path`` (relative to the repository root) as commit ``rev`` has it; no
+    waivers when the file does not exist there."""
+    name = PurePosixPath(path.replace("\\", "/")).as_posix().lstrip("./") if path not in (".", "") else path
+    try:
+        done = subprocess.run(["git", "-C", str(repo), "show", f"{rev}:{name}"], capture_output=True, check=False,
+                              timeout=60)
+    except FileNotFoundError as exc:
+        raise UsageError("git is not installed") from exc
+    if done.returncode != 0:
+        return []
+    try:
+        text = done.stdout.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"waivers file {name} at {rev} is not UTF-8 text") from exc
+    return parse_waivers(text, f"{name} at {rev}")
+
+
 @dataclass
 class GateResult:
     """What the gate decided and wrote."""
@@ -71,6 +96,7 @@ class GateResult:
     report: Report
     exit_code: int
     written: list[Path]
+    unused_waivers: list[Waiver] = field(default_factory=list)
 
 
 def run_gate(
@@ -86,6 +112,7 @@ def run_gate(
     summary_file: Path | None = None,
     pr: int | None = None,
     head_sha: str | None = None,
+    fail_on_unused_waivers: bool = False,
 ) -> tuple[GateResult, str]:
     """Audit the folders (relative to ``root``) once and produce every CI output.
 
@@ -111,11 +138,22 @@ def run_gate(
         }
         for name, text in outputs.items():
             path = out_dir / name
+            text = escape_surrogates(text)  # a file name that is not UTF-8 is shown escaped
             path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
             written.append(path)
     if summary_file is not None:
         with summary_file.open("a", encoding="utf-8") as handle:
-            handle.write(review)
+            handle.write(escape_surrogates(review))
     code = exit_code(report, fail_level=fail_level, allow_tool_errors=allow_tool_errors)
-    annotations = GithubReporter(cap=annotation_cap).render(report)
-    return GateResult(existing, report, code, written), annotations
+    unused = unused_waivers(options.waivers, report.findings)
+    if unused and fail_on_unused_waivers:
+        code = max(code, 1)
+    annotations = escape_surrogates(GithubReporter(cap=annotation_cap).render(report))
+    for waiver in unused:
+        annotations += (f"\n::notice title=pgolf-audit::unused waiver: {waiver.code} {waiver.fingerprint} matched no "
+                        f"finding ({_one_line(waiver.reason)})")
+    return GateResult(existing, report, code, written, unused), annotations
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:200].replace("%", "%25")

@@ -3,7 +3,8 @@
 A suppressed finding is kept (status ``suppressed``, with the reason) so that a reader sees
 what was waived and why; it no longer counts towards the verdict or the exit code.
 
-- A waivers file (TOML) lists fingerprints with a reason and, ideally, a link to the ruling::
+- A waivers file (TOML) lists findings, each by its code and fingerprint (both must match),
+  with a reason and, ideally, a link to the ruling::
 
       [[waiver]]
       fingerprint = "3f1c…"
@@ -18,6 +19,9 @@ what was waived and why; it no longer counts towards the verdict or the exit cod
   A comment without a reason suppresses nothing; the finding stays and says why.
   Inline comments live in the audited code, which its author controls, so a CI gate run by
   maintainers can refuse them (``--no-inline-suppressions``) and rely on waivers alone.
+
+A waiver that matches no finding is reported (:func:`unused_waivers`): a fingerprint changes
+when the finding does, and a stale waiver should not wait silently for a new finding.
 """
 
 from __future__ import annotations
@@ -53,12 +57,21 @@ class WaiverError(UsageError):
 
 
 def load_waivers(path: Path) -> list[Waiver]:
-    """Read a waivers file; every entry needs a fingerprint and a reason."""
+    """Read a waivers file; every entry needs a code, a fingerprint and a reason."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise WaiverError(f"cannot read waivers file {path}: {exc.strerror or exc}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise WaiverError(f"waivers file {path} is not valid TOML: {exc}") from exc
+    return parse_waivers(text, str(path))
+
+
+def parse_waivers(text: str, path: str) -> list[Waiver]:
+    """The waivers of a file's text (``path`` names it in messages)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise WaiverError(f"waivers file {path} is not valid TOML: {exc}") from exc
     entries = data.get("waiver", [])
     if not isinstance(entries, list):
@@ -69,10 +82,22 @@ def load_waivers(path: Path) -> list[Waiver]:
             raise WaiverError(f"waivers file {path}: entry {i} is not a table")
         fingerprint = str(entry.get("fingerprint", "")).strip()
         reason = str(entry.get("reason", "")).strip()
-        if not fingerprint or not reason:
-            raise WaiverError(f"waivers file {path}: entry {i} needs both 'fingerprint' and 'reason'")
-        waivers.append(Waiver(fingerprint, reason, str(entry.get("link", "")), str(entry.get("code", ""))))
+        code = str(entry.get("code", "")).strip().upper()
+        if not fingerprint or not reason or not code:
+            raise WaiverError(f"waivers file {path}: entry {i} needs 'code', 'fingerprint' and 'reason'")
+        waivers.append(Waiver(fingerprint, reason, str(entry.get("link", "")), code))
     return waivers
+
+
+def waives(waiver: Waiver, finding: Finding) -> bool:
+    """Whether the waiver is for this finding: the same fingerprint and the same code (a waiver
+    for one rule never silences another that happens to share a fingerprint)."""
+    return waiver.fingerprint == finding.fingerprint and waiver.code == finding.code
+
+
+def unused_waivers(waivers: Sequence[Waiver], findings: Sequence[Finding]) -> list[Waiver]:
+    """The waivers that matched none of ``findings``."""
+    return [w for w in waivers if not any(waives(w, f) for f in findings)]
 
 
 def _inline_reason(bundle: Bundle, finding: Finding) -> tuple[bool, str] | None:
@@ -105,10 +130,10 @@ def apply_suppressions(
 ) -> list[Finding]:
     """Mark waived and inline-suppressed findings as suppressed, keeping them in the list
     (inline comments are read from ``bundle``; without one, only waivers apply)."""
-    by_fingerprint = {w.fingerprint: w for w in waivers}
+    by_key = {(w.code, w.fingerprint): w for w in waivers}
     out = []
     for finding in findings:
-        waiver = by_fingerprint.get(finding.fingerprint)
+        waiver = by_key.get((finding.code, finding.fingerprint))
         if waiver is not None:
             reason = f"waived: {waiver.reason}" + (f" ({waiver.link})" if waiver.link else "")
             out.append(finding.with_status(Status.SUPPRESSED, reason))

@@ -167,3 +167,49 @@ def test_workflows_keep_untrusted_code_away_from_the_write_token():
     assert re.search(r"permissions:\n  contents: read\n", audit)
     assert "workflow_run:" in comment and "checkout" not in comment
     assert "head.sha" in comment  # the PR number from the artifact is verified against the API
+    assert 'user.login == \\"github-actions[bot]\\"' in comment  # only the bot's own comment is edited
+
+
+def _violation_fingerprint(pr_repo, tmp_path) -> tuple[str, str]:
+    out = tmp_path / "probe"
+    run_cli("ci", "--repo", pr_repo, "--base", "main", "--head", "pr", "--out-dir", out)
+    report = json.loads((out / "report.json").read_text())
+    (finding,) = [f for s in report["submissions"] for f in s["findings"] if f["severity"] == "error"]
+    return finding["code"], finding["fingerprint"]
+
+
+def _waiver(code: str, fingerprint: str) -> str:
+    return f'[[waiver]]\ncode = "{code}"\nfingerprint = "{fingerprint}"\nreason = "accepted by the maintainers"\n'
+
+
+def test_a_pull_request_cannot_waive_its_own_findings(pr_repo, tmp_path):
+    code, fingerprint = _violation_fingerprint(pr_repo, tmp_path)
+    (pr_repo / ".github").mkdir()
+    (pr_repo / ".github" / "waivers.toml").write_text(_waiver(code, fingerprint))
+    _git(pr_repo, "add", "-A")
+    _git(pr_repo, "commit", "-qm", "waive my own finding")
+    result = run_cli("ci", "--repo", pr_repo, "--base", "main", "--head", "pr", "--waivers",
+                     pr_repo / ".github" / "waivers.toml")
+    assert result.code == 1, result.stderr  # read at the base commit, where the file does not exist
+
+
+def test_waivers_at_the_base_apply_and_must_match_code_and_fingerprint(pr_repo, tmp_path):
+    code, fingerprint = _violation_fingerprint(pr_repo, tmp_path)
+    _git(pr_repo, "checkout", "-q", "main")
+    (pr_repo / "waivers.toml").write_text(_waiver(code, fingerprint) + _waiver("PG301", "0" * 16))
+    _git(pr_repo, "add", "-A")
+    _git(pr_repo, "commit", "-qm", "maintainers waive it")
+    _git(pr_repo, "checkout", "-q", "pr")
+    _git(pr_repo, "rebase", "-q", "main")
+    args = ["ci", "--repo", pr_repo, "--base", "main", "--head", "pr", "--waivers", "waivers.toml"]
+    result = run_cli(*args)
+    assert result.code == 0, result.stderr
+    assert "unused waiver PG301" in result.stderr  # a note
+    assert run_cli(*args, "--fail-on-unused-waivers").code == 1
+    # the same fingerprint under another code waives nothing
+    _git(pr_repo, "checkout", "-q", "main")
+    (pr_repo / "waivers.toml").write_text(_waiver("PG301", fingerprint))
+    _git(pr_repo, "commit", "-qam", "wrong code")
+    _git(pr_repo, "checkout", "-q", "pr")
+    _git(pr_repo, "rebase", "-q", "main")
+    assert run_cli(*args).code == 1

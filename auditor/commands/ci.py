@@ -7,16 +7,19 @@ It audits the records folders the change adds (or that hold the given files), on
 writes workflow annotations to stdout (GitHub Actions) or the console report elsewhere,
 appends the review comment to ``$GITHUB_STEP_SUMMARY`` when set, and writes report.json,
 report.sarif, report.md and pr.json to ``--out-dir``. The exit code follows ``--fail-level``.
+With ``--base``, ``--waivers FILE`` is read as the base commit has it (the pull request cannot
+waive its own findings); waivers that match no finding are listed as notes.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
-from auditor.ci import added_folders, folders_of, run_gate
+from auditor.ci import added_folders, folders_of, run_gate, waivers_at
 from auditor.commands.check import add_audit_arguments, add_gate_arguments, options_from, summary_line
 from auditor.findings import Severity
 from auditor.report.console import ConsoleReporter
@@ -43,11 +46,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format", choices=["auto", "github", "console"], default="auto",
         help="stdout format: GitHub annotations inside GitHub Actions, the console report elsewhere",
     )
+    parser.add_argument("--fail-on-unused-waivers", action="store_true",
+                        help="exit with 1 when a waiver matches no finding (they are listed as notes either way)")
     add_audit_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     root = args.repo.resolve()
+    waivers_file, args.waivers = args.waivers, None
+    options = options_from(args)
+    if waivers_file is not None:
+        if args.base:  # a trusted ref: the file as the base commit has it, not as the change edits it
+            waivers = waivers_at(root, args.base, _relative(waivers_file, root))
+        else:
+            from auditor.suppress import load_waivers
+
+            waivers = load_waivers(waivers_file)
+        options = dataclasses.replace(options, waivers=tuple(waivers))
     if args.base:
         folders = added_folders(root, args.base, args.head)
         head_sha = _rev(root, args.head)
@@ -59,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     result, annotations = run_gate(
         folders,
         root=root,
-        options=options_from(args),
+        options=options,
         fail_level=args.fail_level,
         allow_tool_errors=args.allow_tool_errors,
         out_dir=args.out_dir,
@@ -68,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         summary_file=Path(summary) if summary else None,
         pr=args.pr,
         head_sha=head_sha,
+        fail_on_unused_waivers=args.fail_on_unused_waivers,
     )
     in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
     if args.format == "github" or (args.format == "auto" and in_actions):
@@ -76,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         ConsoleReporter().write(result.report, sys.stdout, color=None)
     folders_text = ", ".join(result.folders) or "no records folder added"
     print(f"{summary_line(result.report)} [{folders_text}]", file=sys.stderr)
+    for waiver in result.unused_waivers:
+        print(f"note: unused waiver {waiver.code} {waiver.fingerprint}: it matched no finding", file=sys.stderr)
     return result.exit_code
 
 

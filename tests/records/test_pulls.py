@@ -154,7 +154,7 @@ def test_triage_audits_a_folder_once_and_applies_the_pull_request_check_per_row(
                      cache_root=tmp_path / "other")
     assert not [f for f in ignored.rows[0].get("findings", []) if f["code"] == "PG308"]
     finding = registry.get("PG308").one_folder_per_pull_request(f"{TRACK}/2026-04-05_A", ["a", "b"])
-    waiver = Waiver(finding.fingerprint, "two ablations, kept together")
+    waiver = Waiver(finding.fingerprint, "two ablations, kept together", code="PG308")
     waived = triage(str(clone), numbers=[6], jobs=1, cache_root=tmp_path / "waived",
                     options=AuditOptions(select=["PG3"], waivers=[waiver]))
     row = waived.rows[0]["findings"]
