@@ -22,7 +22,7 @@ from pathlib import Path
 
 from auditor.bundle import Bundle, BundleFile, FileKind, classify
 from auditor.errors import UsageError
-from auditor.files import DirectoryStore, FileStore, FileStoreError
+from auditor.files import MAX_LOG_BYTES, DirectoryStore, FileStore, FileStoreError
 from auditor.findings import Confidence, Location, Severity
 from auditor.problems import tool_finding
 from auditor.source import MAX_PARSE_BYTES, PythonSource, Role
@@ -129,6 +129,13 @@ def build_bundle(store: FileStore, *, single_file: bool = False) -> Bundle:
         bundle.problems.append(
             tool_finding("PG905", f"cannot list the folder: {listing_error}", Location(root))
         )
+    else:
+        for rel, what in getattr(store, "skipped", list)():
+            # a link is never followed (it could point anywhere on the machine): its target is
+            # not read and not named
+            bundle.problems.append(tool_finding(
+                "PG905", f"{what}: not followed and not read, so whatever it stands for (a README, a log, "
+                "submission.json) is not audited", Location(shown(rel)), key=f"skipped:{rel}"))
     auditable = (FileKind.PYTHON, FileKind.SUBMISSION_JSON, FileKind.LOG)
     if not listing_error and not any(f.kind in auditable for f in files):
         bundle.problems.append(
@@ -414,6 +421,10 @@ def _check_text_files(bundle: Bundle) -> None:
         except FileStoreError as exc:
             bundle.problems.append(tool_finding("PG905", f"cannot read the file: {exc}", Location(f.path)))
             continue
+        if f.kind is FileKind.LOG and f.size > MAX_LOG_BYTES:
+            bundle.problems.append(tool_finding(
+                "PG905", f"a {f.size:,}-byte log: only its first {MAX_LOG_BYTES:,} bytes are read",
+                Location(f.path), evidence={"bytes": f.size, "read": MAX_LOG_BYTES}, key="log-cap"))
         if b"\x00" in head:
             bundle.problems.append(
                 tool_finding(

@@ -19,6 +19,10 @@ SKIPPED_DIRS = frozenset({".git", "__pycache__", ".venv", "venv", "node_modules"
 #: A records folder holds a few dozen files; stop listing a runaway tree here.
 MAX_FILES = 2000
 MAX_DEPTH = 6
+#: A log is read up to this many bytes (a real one has a few MB; a huge or sparse file is cut).
+MAX_LOG_BYTES = 32_000_000
+#: Lines longer than this are cut (a file without newlines is not read into memory at once).
+MAX_LINE_BYTES = 1_000_000
 
 
 class FileStoreError(OSError):
@@ -43,12 +47,17 @@ class FileStore(Protocol):
         """Every regular file below the root, as posix paths relative to it."""
         ...
 
+    def skipped(self) -> list[tuple[str, str]]:
+        """Entries the listing left out and why (symbolic links, devices), as (path, what)."""
+        ...
+
     def read(self, rel: str, limit: int | None = None) -> bytes:
         """The bytes of a file (at most ``limit``); :class:`FileStoreError` if it cannot be read."""
         ...
 
     def open_lines(self, rel: str) -> Iterator[bytes]:
-        """The file's lines as bytes, streamed, for large logs."""
+        """The file's lines as bytes, streamed, for large logs (at most :data:`MAX_LOG_BYTES`, each
+        line at most :data:`MAX_LINE_BYTES`)."""
         ...
 
 
@@ -59,15 +68,21 @@ class DirectoryStore:
         self.root = root
         self.display_root = display_root
         self._only = only
+        self._skipped: list[tuple[str, str]] = []
 
     def list_files(self) -> list[StoredFile]:
         if self._only is not None:
             return [StoredFile(rel, self._size(rel)) for rel in self._only]
         found: list[StoredFile] = []
+        self._skipped = []
         base_depth = len(self.root.parts)
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
             depth = len(Path(dirpath).parts) - base_depth
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and depth < MAX_DEPTH)
+            for name in dirnames:  # a linked folder is listed here but never descended into
+                if Path(dirpath, name).is_symlink():
+                    self._skipped.append((Path(dirpath, name).relative_to(self.root).as_posix(), "a symbolic link"))
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and depth < MAX_DEPTH
+                                 and not Path(dirpath, d).is_symlink())
             for name in sorted(filenames):
                 full = Path(dirpath, name)
                 try:
@@ -75,11 +90,17 @@ class DirectoryStore:
                 except OSError:
                     continue
                 if not stat.S_ISREG(info.st_mode):
-                    continue  # links, sockets and devices are not part of a submission
+                    # links, sockets and devices are not part of a submission: never followed, reported
+                    what = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+                    self._skipped.append((full.relative_to(self.root).as_posix(), what))
+                    continue
                 found.append(StoredFile(full.relative_to(self.root).as_posix(), info.st_size))
                 if len(found) >= MAX_FILES:
                     return found
         return found
+
+    def skipped(self) -> list[tuple[str, str]]:
+        return list(self._skipped)
 
     def _size(self, rel: str) -> int:
         try:
@@ -109,9 +130,15 @@ class DirectoryStore:
 
     def open_lines(self, rel: str) -> Iterator[bytes]:
         path = self._path(rel)
+        left = MAX_LOG_BYTES
         try:
             with path.open("rb") as handle:
-                yield from handle
+                while left > 0:
+                    line = handle.readline(min(MAX_LINE_BYTES, left))
+                    if not line:
+                        return
+                    left -= len(line)
+                    yield line
         except OSError as exc:
             raise FileStoreError(f"{rel}: {exc.strerror or exc}") from exc
 
@@ -126,6 +153,9 @@ class MemoryStore:
     def list_files(self) -> list[StoredFile]:
         return [StoredFile(rel, len(data)) for rel, data in sorted(self._files.items())]
 
+    def skipped(self) -> list[tuple[str, str]]:
+        return []
+
     def read(self, rel: str, limit: int | None = None) -> bytes:
         try:
             data = self._files[rel]
@@ -134,4 +164,11 @@ class MemoryStore:
         return data if limit is None else data[:limit]
 
     def open_lines(self, rel: str) -> Iterator[bytes]:
-        yield from self.read(rel).splitlines(keepends=True)
+        yield from capped_lines(self.read(rel, MAX_LOG_BYTES))
+
+
+def capped_lines(data: bytes) -> Iterator[bytes]:
+    """The lines of ``data``, each cut at :data:`MAX_LINE_BYTES`."""
+    for line in data.splitlines(keepends=True):
+        for start in range(0, len(line), MAX_LINE_BYTES):
+            yield line[start:start + MAX_LINE_BYTES]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auditor.errors import UsageError
-from auditor.files import FileStoreError, StoredFile
+from auditor.files import MAX_LOG_BYTES, FileStoreError, StoredFile, capped_lines
 
 
 class GitError(UsageError):
@@ -31,6 +31,7 @@ class TreeEntry:
     path: str
     blob: str
     size: int
+    link: bool = False  # a symbolic link (its blob is the target's name; never followed)
 
 
 class GitRepo:
@@ -76,9 +77,9 @@ class GitRepo:
                 continue
             meta, _, path = record.partition("\t")
             mode, kind, blob, size = meta.split()
-            if kind != "blob" or mode == "120000":  # skip submodules and symbolic links
+            if kind != "blob":  # submodules
                 continue
-            entries.append(TreeEntry(path, blob, int(size) if size.isdigit() else 0))
+            entries.append(TreeEntry(path, blob, int(size) if size.isdigit() else 0, link=mode == "120000"))
         return entries
 
     def _batch_process(self) -> subprocess.Popen[bytes]:
@@ -131,10 +132,15 @@ class GitTreeStore:
         self.display_root = self.prefix or "."
         base = f"{self.prefix}/" if self.prefix else ""
         listed = entries if entries is not None else repo.ls_tree(commit, self.prefix)
-        self.entries = {e.path[len(base):]: e for e in listed if e.path.startswith(base)}
+        inside = {e.path[len(base):]: e for e in listed if e.path.startswith(base)}
+        self.entries = {rel: e for rel, e in inside.items() if not e.link}
+        self.links = sorted(rel for rel, e in inside.items() if e.link)
 
     def list_files(self) -> list[StoredFile]:
         return [StoredFile(rel, e.size) for rel, e in sorted(self.entries.items())]
+
+    def skipped(self) -> list[tuple[str, str]]:
+        return [(rel, "a symbolic link") for rel in self.links]
 
     def blob_id(self, rel: str) -> str:
         return self.entries[rel].blob
@@ -146,4 +152,4 @@ class GitTreeStore:
         return self.repo.read_blob(entry.blob, limit)
 
     def open_lines(self, rel: str) -> Iterator[bytes]:
-        yield from self.read(rel).splitlines(keepends=True)
+        yield from capped_lines(self.read(rel, MAX_LOG_BYTES))

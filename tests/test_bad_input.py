@@ -10,6 +10,7 @@ import hashlib
 import os
 
 from auditor.engine import AuditOptions, audit
+from auditor.report.json import JsonReporter
 
 from .conftest import FIXTURES, run_cli
 
@@ -118,3 +119,49 @@ def test_audited_folders_are_never_written(tmp_path):
         run_cli("check", *roots, "-f", fmt, "-o", tmp_path / f"out.{fmt}")
     audit(roots, AuditOptions())
     assert [_tree_digest(r) for r in roots] == before
+
+
+def test_file_names_that_are_not_utf8_keep_every_format_valid(tmp_path):
+    import json
+
+    folder = tmp_path / "names"
+    folder.mkdir()
+    (folder / "train_gpt.py").write_text("x = 1\n")
+    (tmp_path / "names").joinpath(os.fsdecode(b"caf\xe9.py")).write_bytes(b"y = 2\n")
+    (tmp_path / "names").joinpath(os.fsdecode(b"train_\xff.log")).write_bytes(b"step:1/2 val_loss:2.0\n")
+    for fmt in ("json", "sarif", "markdown", "github", "console"):
+        out = tmp_path / f"out.{fmt}"
+        result = run_cli("check", "--format", fmt, "-o", out, folder)
+        assert result.code in (0, 1), result.stderr
+        text = out.read_text(encoding="utf-8")  # strict: the file is valid UTF-8
+        if fmt in ("json", "sarif"):
+            json.loads(text)
+    assert "caf\\\\xe9.py" in (tmp_path / "out.json").read_text()
+
+
+def test_symbolic_links_are_reported_and_never_followed(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hunter2-secret-token\n")
+    folder = tmp_path / "links"
+    folder.mkdir()
+    (folder / "train_gpt.py").write_text("x = 1\n")
+    (folder / "README.md").symlink_to(secret)
+    (folder / "train_seed1.log").symlink_to(secret)
+    (folder / "outside").symlink_to(tmp_path)
+    report = audit([folder])
+    skipped = sorted(f.location.path.rsplit("/", 1)[-1] for f in report.findings if f.code == "PG905")
+    assert skipped == ["README.md", "outside", "train_seed1.log"]
+    assert report.submissions[0].verdict.value != "clean"
+    assert "hunter2" not in JsonReporter().render(report)
+
+
+def test_a_huge_log_is_read_up_to_a_cap(tmp_path):
+    from auditor.files import MAX_LOG_BYTES
+
+    folder = tmp_path / "huge"
+    folder.mkdir()
+    (folder / "train_gpt.py").write_text("x = 1\n")
+    with open(folder / "train_seed1.log", "wb") as handle:  # sparse: no disk used, no newline
+        handle.truncate(MAX_LOG_BYTES * 4)
+    capped = [f for f in audit([folder]).findings if f.code == "PG905"]
+    assert capped and f"only its first {MAX_LOG_BYTES:,} bytes are read" in capped[0].message

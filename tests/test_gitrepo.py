@@ -52,3 +52,20 @@ def test_errors(repo, tmp_path):
     store = GitTreeStore(repo, repo.resolve("HEAD"), "records")
     with pytest.raises(FileStoreError):
         store.read("missing.py")
+
+
+def test_a_symbolic_link_in_a_commit_is_reported_not_read(tmp_path):
+    root = tmp_path / "links"
+    folder = root / "records" / "track_10min_16mb" / "2026-03-21_L"
+    folder.mkdir(parents=True)
+    (folder / "train_gpt.py").write_text("x = 1\n")
+    (folder / "README.md").symlink_to("/etc/hostname")
+    _git(root, "init", "-q")
+    _git(root, "-c", "user.email=a@b", "-c", "user.name=a", "add", "-A")
+    _git(root, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "x")
+    with GitRepo(root) as git:
+        store = GitTreeStore(git, git.resolve("HEAD"), "records/track_10min_16mb/2026-03-21_L")
+        assert [f.rel for f in store.list_files()] == ["train_gpt.py"]
+        assert store.skipped() == [("README.md", "a symbolic link")]
+        problems = [f for f in build_bundle(store).problems if f.code == "PG905"]
+        assert [f.location.path.rsplit("/", 1)[-1] for f in problems] == ["README.md"]

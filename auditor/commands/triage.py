@@ -124,7 +124,8 @@ def pull_entry(found: PullFolders) -> dict[str, Any]:
         "base": found.base,
         "problem": found.problem,
         "other_added": found.other_added,
-        "folders": [{"path": f.path, "entries": [[e.path, e.blob, e.size] for e in f.entries]} for f in found.folders],
+        "folders": [{"path": f.path, "entries": [[e.path, e.blob, e.size, e.link] for e in f.entries]}
+                    for f in found.folders],
     }
 
 
@@ -314,7 +315,7 @@ def triage(
     # folders in several PRs are audited once (the PR-level check is applied to the rows, step 3)
     opts_fp = {"select": options.select, "ignore": options.ignore, "runtime": options.runtime,
                "significance": options.significance, "inline_suppressions": options.inline_suppressions,
-               "waivers": sorted(w.fingerprint for w in options.waivers)}
+               "waivers": sorted(f"{w.code}:{w.fingerprint}" for w in options.waivers)}
     units: dict[str, Unit] = {}
     folder_keys: dict[int, list[str]] = {}
     found_results: dict[str, dict[str, Any]] = {}
@@ -322,7 +323,7 @@ def triage(
         entry = entries[n]
         keys = []
         for f in entry.get("folders", []):
-            blobs = [(p[len(f["path"]) + 1:], b) for p, b, _ in f["entries"]]
+            blobs = [(p[len(f["path"]) + 1:], b) for p, b, *_ in f["entries"]]
             key = cache_mod.result_key(f["path"], blobs, opts_fp)
             keys.append(key)
             if key in found_results or key in units:

@@ -50,6 +50,21 @@ def md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def escape_surrogates(text: str, in_json: bool = False) -> str:
+    """Text that encodes as UTF-8: a file name that is not UTF-8 (Python keeps its bytes as lone
+    surrogates) is shown with its bytes escaped, ``caf\\xe9.py``; inside JSON the backslash is
+    itself escaped, so the document stays valid."""
+    def one(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        shown = f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+        return shown.replace("\\", "\\\\") if in_json else shown
+
+    return _SURROGATE.sub(one, text)
+
+
 class Reporter(ABC):
     """Turns a report into text in one format."""
 
@@ -59,5 +74,5 @@ class Reporter(ABC):
 
     def write(self, report: Report, stream: TextIO, *, color: bool | None = False) -> None:
         """Write the report to a stream (a terminal or a file); ``color`` None: decide from the stream."""
-        text = self.render(report)
+        text = escape_surrogates(self.render(report))
         stream.write(text if text.endswith("\n") else text + "\n")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from auditor.report.base import Reporter
+from auditor.report.base import Reporter, escape_surrogates
 from auditor.results import Report
 
 
@@ -17,4 +17,4 @@ class JsonReporter(Reporter):
     """Machine-readable output."""
 
     def render(self, report: Report) -> str:
-        return json.dumps(report.to_dict(), indent=2, ensure_ascii=False, sort_keys=False)
+        return escape_surrogates(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, sort_keys=False), in_json=True)

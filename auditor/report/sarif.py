@@ -14,7 +14,7 @@ from typing import Any
 
 from auditor import registry
 from auditor.findings import Finding, Severity, Status
-from auditor.report.base import Reporter, source_url
+from auditor.report.base import Reporter, escape_surrogates, source_url
 from auditor.results import Report
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -117,4 +117,4 @@ class SarifReporter(Reporter):
     """SARIF 2.1.0 JSON."""
 
     def render(self, report: Report) -> str:
-        return json.dumps(to_sarif(report), indent=2, ensure_ascii=False)
+        return escape_surrogates(json.dumps(to_sarif(report), indent=2, ensure_ascii=False), in_json=True)
