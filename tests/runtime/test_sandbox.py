@@ -108,3 +108,21 @@ def test_a_refusal_that_stops_the_run_is_reported_as_one():
     job = protocol.Job(script="train_gpt.py", file="train_gpt.py", nonce="n", result_fd=3, input="/in")
     error = driver._error(guard.Refused("blocked by the pgolf-audit sandbox: process: subprocess (['gcc'],)"), job)
     assert error.kind == "refused" and _kind(error) == "the sandbox refused it"
+
+
+def test_without_bubblewrap_nothing_runs(monkeypatch, tmp_path):
+    from auditor.discover import discover
+    from auditor.runtime import sandbox
+    from auditor.runtime.harness import causality_of
+
+    (tmp_path / "train_gpt.py").write_text("open('/tmp/pgolf-ran-without-sandbox', 'w').write('x')\n")
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    sandbox.sandbox_problem.cache_clear()
+    try:
+        result = causality_of(discover([tmp_path])[0], {"budget_s": 5.0}, Limits(wall_s=30, threads=1))
+    finally:
+        monkeypatch.undo()
+        sandbox.sandbox_problem.cache_clear()
+    assert result.status == "inconclusive"
+    assert result.reasons == ["no sandbox available (install bubblewrap): bwrap is not installed"]
+    assert not os.path.exists("/tmp/pgolf-ran-without-sandbox")
