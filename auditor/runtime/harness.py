@@ -299,11 +299,20 @@ def _rows_from(raw: DriverResult) -> list[Row]:
                       f"no earlier NLL moved ({c.positions_compared} targets compared)")
         evidence = {k: v for k, v in dataclasses.asdict(c).items() if k not in ("status", "detail", "name", "index")}
         evidence["call"] = c.index
-        rows.append(Row(c.name, "pipeline_future", c.status, detail, evidence))
+        rows.append(Row(shown(c.name, 80), "pipeline_future", c.status, shown(detail), evidence))
     for scorer in raw.scorers:
         for p in scorer.probes:
-            rows.append(Row(scorer.name, p.probe, p.status, p.detail, p.evidence, p.seconds))
+            rows.append(Row(shown(scorer.name, 80), shown(p.probe, 40), p.status, shown(p.detail), p.evidence,
+                            p.seconds))
     return rows
+
+
+def shown(text: str, limit: int = 400) -> str:
+    """Text of the untrusted child as a report may carry it: printable, outside paths replaced,
+    bounded (see :func:`reduce_error`)."""
+    text = "".join(ch if ch.isprintable() else " " for ch in text[:4 * limit])
+    text = _ABSOLUTE.sub(_path_shown, text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 REQUIRED = ("determinism", "future", "substitution")
@@ -325,7 +334,8 @@ def interpret(child: ChildResult, source_text: str = "") -> Causality:
     passes = [dataclasses.asdict(p) for p in base.passes] if base else []
     error = raw.error or (base.error if base else None)
     out = Causality("inconclusive", rows=rows, passes=passes,
-                    sandbox_events=[dataclasses.asdict(e) for e in raw.sandbox_events[:200]],
+                    sandbox_events=[{"kind": shown(e.kind, 20), "detail": shown(e.detail, 300), "blocked": e.blocked}
+                                    for e in raw.sandbox_events[:200]],
                     knobs=raw.knobs, adjustments=raw.adjustments,
                     error=dataclasses.asdict(reduce_error(error)) if error else None, raw=raw,
                     confinement=raw.confinement)
@@ -355,12 +365,12 @@ def interpret(child: ChildResult, source_text: str = "") -> Causality:
                        "entry point not found: no evaluation function (eval_*) in the script")
     for p in top:
         if not p.complete:
-            reasons.append(f"capture incomplete for {p.name} (call {p.index + 1}): {p.reason}")
+            reasons.append(f"capture incomplete for {shown(p.name, 80)} (call {p.index + 1}): {shown(p.reason)}")
     # a refused network access is a finding (PG205) and leaves the run unproven; other refusals
     # (a program, a file outside the folder) matter only when they stopped the run, which the
     # run's error then says
-    for e in [e for e in raw.sandbox_events if e.blocked and e.kind == "network"][:1]:
-        reasons.append(f"the sandbox refused network access: {e.detail}")
+    for e in [e for e in out.sandbox_events if e["blocked"] and e["kind"] == "network"][:1]:
+        reasons.append(f"the sandbox refused network access: {e['detail']}")
     if out.failures:
         out.status = "fail"
         out.reasons = reasons
@@ -401,7 +411,7 @@ def interpret(child: ChildResult, source_text: str = "") -> Causality:
 
 #: What of an error message may reach a report: printable text, at most this long.
 MESSAGE_CHARS = 200
-_ABSOLUTE = re.compile(r"(?<![\w.])/(?:[^\s'\"():,]+)")
+_ABSOLUTE = re.compile(r"(?<![\w.:/])/(?:[^\s'\"():,]+)")
 
 
 def reduce_error(error: ErrorInfo) -> ErrorInfo:

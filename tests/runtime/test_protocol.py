@@ -93,3 +93,10 @@ def test_errors_of_the_child_are_reduced_before_a_report_shows_them():
     assert outside.type == "Error" and outside.line is None and outside.code == ""
     inside = reduce_error(ErrorInfo(type="FileNotFoundError", message="no file /workspace/submission/tok.model"))
     assert "submission/tok.model" in inside.message
+
+
+def test_text_of_the_child_is_bounded_and_loses_outside_paths():
+    result = passing()
+    result.scorers[0].probes[0].detail = "the replay raised OSError: cannot open /home/me/.netrc\x07" + "y" * 5000
+    (row, *_) = interpret(ChildResult(result, 0, 1.0)).rows
+    assert "/home/me" not in row.detail and "\x07" not in row.detail and len(row.detail) <= 400
