@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from auditor.findings import Finding, Severity, Status, Verdict
-from auditor.report.base import Reporter, public_sources
+from auditor.report.base import Reporter, escape_surrogates, public_sources
 from auditor.report.text import evidence_items
 from auditor.results import Report, SubmissionReport
 
@@ -130,7 +130,8 @@ def write_trimmed(stream: TextIO, draw: Callable[[Console], None], *, color: boo
     )
     with console.capture() as captured:
         draw(console)
-    stream.write("\n".join(line.rstrip(" ") for line in captured.get().split("\n")))
+    # a file name that is not UTF-8 is shown with its bytes escaped
+    stream.write(escape_surrogates("\n".join(line.rstrip(" ") for line in captured.get().split("\n"))))
 
 
 class ConsoleReporter(Reporter):
