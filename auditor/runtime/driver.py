@@ -379,6 +379,9 @@ def _drive(session: Session, job: protocol.Job, workdir: Path) -> None:
     (workdir / "run").mkdir(exist_ok=True)
     (workdir / "tmp").mkdir(exist_ok=True)
     tempfile.tempdir = str(workdir / "tmp")
+    # programs the submission may run (a C compiler, behind the kernel's wall) write their
+    # temporary files in the working folder too: Landlock allows writes nowhere else
+    os.environ["TMPDIR"] = tempfile.tempdir
     paths = session.prepare_data()
     script = submission / job.script
     text = script.read_text(encoding="utf-8", errors="replace")
