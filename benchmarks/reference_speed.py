@@ -1,7 +1,7 @@
 """Speed of the reference implementation on CPU: training and evaluation tokens per second at the
 smoke and the baseline configuration, and (with --smoke-rerun) the wall time of the whole smoke rerun.
 
-    python benchmarks/reference_speed.py                 # about a minute on 2 cores
+    python benchmarks/reference_speed.py                 # about 70 s of CPU time (one thread)
     python benchmarks/reference_speed.py --smoke-rerun   # plus the end-to-end smoke rerun
     python benchmarks/reference_speed.py --threads 2     # torch intra-op threads (default 1)
 
