@@ -93,8 +93,8 @@ class ScoredConfiguration:
         for run in runs:
             for key, match in run.matches.first.items():
                 self._proven.setdefault(key, match)
-        # Calls that write to these logs: a line of theirs was found (by the callee as written).
-        self._writers = {m.format.callee for run in runs for m in run.matches.proven()}
+        # Calls that write to these logs: a line of theirs was found (callee and keywords as written).
+        self._writers = {m.format.route for run in runs for m in run.matches.proven()}
         by_scope: dict[int, list[LogFormat]] = {}
         for f in formats:
             by_scope.setdefault(id(f.stmt.scope), []).append(f)
@@ -135,7 +135,7 @@ class ScoredConfiguration:
         prefix = _guard_keys(stmt.guards[: position + 1])
         loops = {id(loop) for loop in stmt.loops}
         for f in self._by_scope.get(id(stmt.scope), ()):
-            if _guard_keys(f.stmt.guards) != prefix or f.callee not in self._writers or not f.callee:
+            if _guard_keys(f.stmt.guards) != prefix or f.route not in self._writers or not f.callee:
                 continue
             if any(id(loop) not in loops for loop in f.stmt.loops):
                 continue

@@ -43,6 +43,9 @@ class LogFormat:
     stmt: Stmt
     line: int  # line of the statement in the source (decoded line for a payload)
     callee: str  # the called name as written ("print", "log0", "logger.info"), "" when none
+    #: The callee with the keyword arguments of the call (``log0|console=False``): calls of one
+    #: route write to the same place (a keyword such as ``file=`` or ``console=`` may not).
+    route: str
     template: str  # readable shape, values as {expr}
     pattern: re.Pattern[str]
     fields: tuple[str, ...]  # code of each interpolated expression, in group order
@@ -186,7 +189,7 @@ def build(pieces: list[str | cst.BaseExpression], code) -> tuple[str, str, tuple
             template.append(piece.strip("\n"))
         else:
             last = all(isinstance(p, str) and not p.strip() for p in pieces[i + 1:])
-            regex.append(r"(\S+)" if last else r"(.*?)")
+            regex.append(r"(.+?)" if last else r"(.*?)")
             text = code(piece)
             fields.append(text)
             template.append("{" + text + "}")
@@ -216,5 +219,8 @@ def formats_of(source: PythonSource, index: SourceIndex) -> list[LogFormat]:
             except re.error:
                 continue
             line, _ = index.stmt_position(stmt)
-            out.append(LogFormat(source, index, stmt, line, dotted(call.node.func) or "", template, pattern, fields, key))
+            callee = dotted(call.node.func) or ""
+            keywords = sorted(f"{a.keyword.value}={index.code(a.value, 40)}" for a in call.node.args if a.keyword is not None)
+            route = "|".join([callee, *keywords])
+            out.append(LogFormat(source, index, stmt, line, callee, route, template, pattern, fields, key))
     return out

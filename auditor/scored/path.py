@@ -130,7 +130,7 @@ class ScoredPath:
         for call in callers:
             if id(call.scope) in (self.functions or set()):
                 return None  # also called from the claimed path
-            stage = self._stage_after(call) if call.scope is not None else None
+            stage = self._stage_after(call)
             if stage is None and not call.scope.is_module:
                 stage = self._own_stage(call.scope, depth + 1, seen)
             if stage is None:

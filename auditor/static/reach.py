@@ -156,6 +156,11 @@ class Program:
         if held is not None:
             ran.append(f"{held.where()}: `{held.text[:100]}` (printed by {held.format.where()})")
             return True
+        absent = scored.guard_failed(stmt, position)
+        if absent is not None:
+            self._absent[id(guard.at)] = (f"no scored run's log has the line `{absent.template[:90]}` that "
+                                          f"{absent.where()} prints whenever this branch runs")
+            return False
         config = self.scored_configs.get(id(self.index_of_scope[id(stmt.scope)]))
         if config is not None:
             truth = config.truth(guard.test, stmt.scope, guard.kind)
@@ -165,11 +170,6 @@ class Program:
                     enabled.extend(from_runs)
                     return True
                 return False
-        absent = scored.guard_failed(stmt, position)
-        if absent is not None:
-            self._absent[id(guard.at)] = (f"no scored run's log has the line `{absent.template[:90]}` that "
-                                          f"{absent.where()} prints whenever this branch runs")
-            return False
         return None
 
     def dead_guard(self, stmt: Stmt) -> tuple[Guard, tuple[EnvValue, ...]] | None:

@@ -62,3 +62,12 @@ def test_a_line_two_statements_print_in_different_places_proves_neither():
     ''')
     matcher = Matcher(formats_of(source, index_of(source)))
     assert matcher.match_line("stage done 3") is None
+
+
+def test_the_last_value_of_a_line_may_hold_spaces():
+    source = source_of('''
+        def f(n, layers):
+            print(f"XSA:last_{n} active_layers:{layers}")
+    ''')
+    matcher = Matcher(formats_of(source, index_of(source)))
+    assert matcher.match_line("XSA:last_11 active_layers:[0, 1, 2]")[1] == ("11", "[0, 1, 2]")

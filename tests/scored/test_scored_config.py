@@ -112,3 +112,36 @@ def test_a_wrapped_script_is_matched_through_its_decoded_payload(tmp_path):
     script.write_text(f"import lzma as L,base64 as B\nexec(L.decompress(B.b85decode({blob!r})))\n")
     finding = _finding(folder, "PG101")
     assert finding.status is Status.ACTIVE and finding.location.decoded_from is not None
+
+
+ROUTES = '''\
+import os
+
+def log0(msg, console=True):
+    if console:
+        print(msg)
+
+def main():
+    flag = int(os.environ.get("FLAG_X", "1"))
+    log0(f"final_int6_sliding_window_exact val_loss:{2.0:.8f} val_bpb:{1.1:.8f}")
+    if flag:
+        log0(f"details of the extra pass {flag}", console=False)
+        x = 1
+    if flag:
+        log0(f"details of the other pass {flag}")
+        y = 2
+
+main()
+'''
+
+
+def test_only_a_call_that_writes_to_these_logs_can_be_missing_from_them(tmp_path):
+    folder = tmp_path / "routes"
+    folder.mkdir()
+    (folder / "train_gpt.py").write_text(ROUTES)
+    (folder / "train_seed1.log").write_text("final_int6_sliding_window_exact val_loss:2.00000000 val_bpb:1.10000000\n")
+    evidence = Evidence(discover([folder])[0])
+    index = evidence.index(evidence.bundle.main_source)
+    by_line = {index.stmt_position(s)[0]: s for scope in index.scopes for s in scope.stmts}
+    assert evidence.scored.guard_failed(by_line[12], 0) is None  # its printer writes elsewhere
+    assert evidence.scored.guard_failed(by_line[15], 0).line == 14  # log0 writes here; the line is not
