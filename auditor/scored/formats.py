@@ -27,6 +27,8 @@ from auditor.static.names import dotted
 MIN_LITERAL = 6
 #: A format without any interpolated value must be this long (a plain message).
 MIN_PLAIN = 12
+#: More interpolated values than this: not a line shape worth a regular expression.
+MAX_FIELDS = 24
 _PERCENT = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?[diouxXeEfFgGcrsa%]")
 _BRACE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 _SPACE = re.compile(r"(?:\s|\\[ntr])+")
@@ -179,6 +181,8 @@ def build(pieces: list[str | cst.BaseExpression], code) -> tuple[str, str, tuple
     if "\n" in literal.strip("\n") or "\r" in literal:
         return None  # several lines: not matched line by line
     values = [p for p in pieces if not isinstance(p, str)]
+    if len(values) > MAX_FIELDS:
+        return None
     letters = sum(c.isalnum() for c in literal)
     if letters < (MIN_LITERAL if values else MIN_PLAIN):
         return None

@@ -17,6 +17,9 @@ from auditor.scored.formats import LogFormat
 
 #: Lines of a log that are read (a log's first lines hold the configuration, its last the scores).
 MAX_LINES = 200_000
+#: Longer lines (progress bars, dumped tensors) are not matched: no print of interest writes them,
+#: and a pattern with several open values must not backtrack over megabytes.
+MAX_LINE_CHARS = 2_000
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class Matcher:
                 break
             out.lines = number
             text = raw.rstrip("\r\n")
+            if len(text) > MAX_LINE_CHARS:
+                continue
             found = self.match_line(text)
             if found is None:
                 continue

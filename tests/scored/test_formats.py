@@ -71,3 +71,17 @@ def test_the_last_value_of_a_line_may_hold_spaces():
     ''')
     matcher = Matcher(formats_of(source, index_of(source)))
     assert matcher.match_line("XSA:last_11 active_layers:[0, 1, 2]")[1] == ("11", "[0, 1, 2]")
+
+
+def test_a_very_long_line_is_not_matched_and_a_huge_format_is_not_compiled():
+    fields = " ".join(f"v{i}={{a}}" for i in range(40))
+    source = source_of(f'''
+        def f(a):
+            print(f"many {fields}")
+            print(f"short line value {{a}}")
+    ''')
+    formats = formats_of(source, index_of(source))
+    assert [f.template for f in formats] == ["short line value {a}"]
+    matcher = Matcher(formats)
+    assert matcher.match_log("x.log", ["short line value " + "y " * 5000, "short line value 3"]).first
+    assert [m.line for m in matcher.match_log("x.log", ["short line value " + "y " * 5000]).proven()] == []
