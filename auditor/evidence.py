@@ -147,9 +147,13 @@ class Evidence:
         if not self.context.runtime:
             return None
         from auditor.runtime.harness import causality_of
+        from auditor.runtime.stage import scored_runtime
 
+        # the sandbox runs the scored configuration, and a pass is about the claimed stage
+        scored = scored_runtime(self.scored, self.program)
         return causality_of(
-            self.bundle, dict(self.context.runtime_settings), self.context.runtime_limits, self.context.runtime_progress
+            self.bundle, dict(self.context.runtime_settings), self.context.runtime_limits, self.context.runtime_progress,
+            scored,
         )
 
     @property

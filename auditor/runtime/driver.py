@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from auditor.runtime import confine, data, guard, loader, probes, protocol, stubs, track
+from auditor.runtime import confine, data, guard, loader, probes, protocol, stage, stubs, track
 from auditor.runtime.capture import PassResult, _floats, _has_number, select_scored, set_in, walk
 from auditor.runtime.knobs import Settings, knob_values
 from auditor.runtime.patches import install_sibling_finder, modes_follow_threads, patch_numpy_loaders
@@ -92,6 +92,7 @@ class Session(Replays):
         self.tokenizer_path: Path | None = None
         self.last_pass: PassResult | None = None
         self.snapshots_before: dict[str, Snapshot] = {}
+        self.in_baseline = False
 
     # -- files ----------------------------------------------------------------------------
 
@@ -276,6 +277,13 @@ class Session(Replays):
                 return builtins.exec(prepared.code, globals)
         return builtins.exec(source, globals, locals, *args, **kwargs)
 
+    def saw_output(self, text: str) -> None:
+        """Keep the baseline run's lines that carry a claimed stage's label (the parent checks
+        that the scored stage ran and printed a value a captured evaluation returned)."""
+        if self.in_baseline and len(self.result.stage_lines) < stage.MAX_STAGE_LINES:
+            lines = self.result.stage_lines + stage.stage_lines(text, self.job.stage_labels)
+            self.result.stage_lines = lines[: stage.MAX_STAGE_LINES]
+
     def run_pipeline(self, label: str, stream: np.ndarray) -> Run:
         self.take_snapshots = label == "baseline"
         self.write_val(stream)
@@ -288,6 +296,7 @@ class Session(Replays):
         np.random.seed(self.settings.seed)
         random.seed(self.settings.seed)
         os.chdir(self.workdir / "run")
+        self.in_baseline = label == "baseline"
         try:
             with quiet(self):
                 module = self.load_module()
@@ -303,6 +312,7 @@ class Session(Replays):
                 raise
             info.error = _error(exc, self.job)
         self.take_snapshots = True
+        self.in_baseline = False
         info.seconds = round(time.monotonic() - started, 2)
         info.passes = [p.summary() for p in self.passes]
         self.write_val(self.stream)
@@ -407,7 +417,8 @@ def _drive(session: Session, job: protocol.Job, workdir: Path) -> None:
     run_env = {k: str(v) for k, v in job.run_env.items() if k in session.prepared.knobs}
     out.run_env = run_env
     env = dict(run_env)
-    env.update(knob_values(session.prepared.knobs, session.settings, paths, run_env, text))
+    env.update(knob_values(session.prepared.knobs, session.settings, paths, run_env, text,
+                           scored=job.scored_env, world_size=job.scored_world_size))
     session.applied_knobs = env
     out.knobs = env
     os.environ.update(env)

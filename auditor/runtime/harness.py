@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from auditor.runtime.compat import backport_fstrings
 from auditor.runtime.protocol import DriverResult, ErrorInfo
 from auditor.runtime.sandbox import ChildResult, Limits, run_child
+from auditor.runtime.stage import ClaimedStage, ScoredRuntime, stage_reasons
 
 if TYPE_CHECKING:
     from auditor.bundle import Bundle
@@ -240,12 +241,16 @@ def _backported(files: dict[str, bytes]) -> list[str]:
 
 
 def causality_of(bundle: Bundle, settings: dict[str, Any] | None = None, limits: Limits | None = None,
-                 progress: Any = None) -> Causality:
-    """Run the harness on a bundle (``Evidence.runtime`` calls it once per bundle)."""
-    return _run(bundle, settings or {}, limits, progress)
+                 progress: Any = None, scored: ScoredRuntime | None = None) -> Causality:
+    """Run the harness on a bundle (``Evidence.runtime`` calls it once per bundle). ``scored``:
+    the settings and claimed stage of the run that produced the claimed score; the sandbox runs
+    that configuration, and without it no check ties the verdict to the claimed stage."""
+    return _run(bundle, settings or {}, limits, progress, scored or ScoredRuntime())
 
 
-def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progress: Any = None) -> Causality:
+def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progress: Any = None,
+         scored: ScoredRuntime | None = None) -> Causality:
+    scored = scored or ScoredRuntime()
     started = time.monotonic()
     files, script, file_name, notes, backported = _job_files(bundle)
     if not script:
@@ -263,9 +268,11 @@ def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progre
         limits = Limits(**{**limits.__dict__, "python": python})
     budget = float(settings.get("budget_s", max(20.0, limits.wall_s - 25.0)))
     job = {"script": script, "file": file_name, "run_env": run_env,
-           "settings": {**settings, "budget_s": budget, "threads": limits.threads}}
+           "settings": {**settings, "budget_s": budget, "threads": limits.threads},
+           "scored_env": usable_run_env(scored.env), "scored_world_size": scored.world_size,
+           "stage_labels": [st.label for st in scored.stages]}
     child = run_child(files, job, limits, progress=progress)
-    out = interpret(child, text)
+    out = interpret(child, text, scored.stages)
     out.script = script
     out.run_env = run_env
     out.reasons[:0] = notes
@@ -319,8 +326,10 @@ REQUIRED = ("determinism", "future", "substitution")
 STATUSES = ("pass", "fail", "inconclusive", "skipped")
 
 
-def interpret(child: ChildResult, source_text: str = "") -> Causality:
-    """The verdict from the driver's report (see the module docstring for the rules)."""
+def interpret(child: ChildResult, source_text: str = "", stages: tuple[ClaimedStage, ...] = ()) -> Causality:
+    """The verdict from the driver's report (see the module docstring for the rules). With the
+    claimed stages of the scored run, a pass needs each one exercised: its line printed in the
+    sandboxed run with a value a captured evaluation returned, and that evaluation probed."""
     raw = child.result or child.latest  # a run stopped early reports its last checkpoint: never a pass
     if raw is None:
         reason = child.problem or "the harness produced no result"
@@ -383,12 +392,19 @@ def interpret(child: ChildResult, source_text: str = "") -> Causality:
     names = {p.name for p in top if p.complete}
     final = next((sc.name for sc in raw.scorers if sc.final), None)
     twins = {sc.name: sc.same_as for sc in raw.scorers if sc.same_as}
+    behind_stage: set[str] = set()
+    unexercised: list[str] = []
+    for stage in stages:
+        why, scorer = stage_reasons(stage, [shown(line) for line in raw.stage_lines], top)
+        unexercised.extend(why)
+        if scorer is not None:
+            behind_stage.add(scorer)
     for name in sorted(names):
         mine = [r for r in rows if r.scorer == twins.get(name, name)]
-        # the evaluation whose number is reported must pass every probe; the others (diagnostic
-        # evaluations of the same model) determinism and future perturbation, and substitution
-        # where it ran
-        required = REQUIRED if final in (name, twins.get(name)) or any(
+        # the evaluation whose number is reported (the claimed stage's, else the last one) must
+        # pass every probe; the others (diagnostic evaluations of the same model) determinism
+        # and future perturbation, and substitution where it ran
+        required = REQUIRED if name in behind_stage or final in (name, twins.get(name)) or any(
             r.probe == "substitution" and r.status == "pass" for r in mine) \
             else ("determinism", "future")
         for probe in required:
@@ -402,9 +418,9 @@ def interpret(child: ChildResult, source_text: str = "") -> Causality:
     if out.hashed_tables and not scaled and not reasons:
         reasons.append("the script keeps hashed count tables whose size the harness could not scale to the load of a "
                        "full validation run, so target substitution on a short stream cannot clear it")
-    out.reasons = reasons
-    out.status = "pass" if not reasons and names else "inconclusive"
-    if out.status == "inconclusive" and not reasons:
+    out.reasons = unexercised + reasons  # the scored stage first: it is what a pass would be about
+    out.status = "pass" if not out.reasons and names else "inconclusive"
+    if out.status == "inconclusive" and not out.reasons:
         out.reasons = ["nothing was captured"]
     return out
 

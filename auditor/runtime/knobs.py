@@ -35,8 +35,18 @@ class Settings:
 
 
 def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str],
-                run_env: dict[str, str] | None = None, source_text: str = "") -> dict[str, str]:
-    """Values for the script's own environment knobs that shrink the run."""
+                run_env: dict[str, str] | None = None, source_text: str = "",
+                scored: dict[str, str] | None = None, world_size: int | None = None) -> dict[str, str]:
+    """Values for the script's own environment knobs: the scored run's configuration, shrunk in
+    data and sizes (tokens, sequence length, model width, training steps), never in structure.
+
+    ``scored`` holds the settings of the run that produced the claimed score (its logs, its run
+    command, then the defaults: :mod:`auditor.runtime.stage`). A knob it gives a value to keeps
+    that value unless it is one of the sizes below: epochs, n-gram orders, enable flags and the
+    number of adaptation steps stay what the scored run used, whatever they are called. A knob of
+    unknown role is left alone rather than shrunk. ``world_size`` is the scored run's, when its
+    logs say it (a default computed from the world size then follows the run that was made).
+    """
     scale = s.val_tokens / s.real_val_tokens
     exact: dict[str, Any] = {
         "VOCAB_SIZE": s.vocab, "MODEL_DIM": s.model_dim, "NUM_HEADS": 2, "NUM_KV_HEADS": 1, "EMBED_DIM": s.model_dim,
@@ -45,13 +55,14 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
         "TRAIN_BATCH_TOKENS": 8 * s.seq_len * 2, "VAL_BATCH_SIZE": 8 * s.val_tokens, "VAL_BATCH_TOKENS": 8 * s.val_tokens,
         "ITERATIONS": 2, "WARMUP_STEPS": 0, "WARMDOWN_ITERS": 0, "VAL_LOSS_EVERY": 0, "TRAIN_LOG_EVERY": 1,
         "MAX_WALLCLOCK_SECONDS": 100_000_000, "GPTQ_RESERVE_SECONDS": 0, "GPTQ_RESERVE_MS": 0,
-        "TTT_CHUNK_TOKENS": s.chunk, "TTT_EPOCHS": 1, "TTT_BATCH_SEQS": 4, "TTT_CHUNK_SIZE": 32,
+        "TTT_CHUNK_TOKENS": s.chunk, "TTT_BATCH_SEQS": 4, "TTT_CHUNK_SIZE": 32,
         "TTT_BATCH_SIZE": 4, "TTT_LORA_RANK": 4, "PHASED_TTT_PREFIX_DOCS": 3, "GLOBAL_TTT_CHUNK_TOKENS": 512,
-        "GLOBAL_TTT_BATCH_SEQS": 2, "GLOBAL_TTT_EPOCHS": 1, "SLOT_BATCH_SEQS": 8,
+        "GLOBAL_TTT_BATCH_SEQS": 2, "SLOT_BATCH_SEQS": 8,
         "SEED": s.seed, "RUN_ID": "pgolf_audit", "FUSED_CE_ENABLED": 0, "LOGIT_CHUNK": 0,
         "DATA_PATH": paths["data_path"], "TOKENIZER_PATH": paths["tokenizer"], "DATA_DIR": paths["data_dir"],
         "DATASETS_DIR": paths["data_path"], "NGRAM_EVAL_MAX_SECONDS": 0, "TRAIN_SEQ_SCHEDULE": "",
     }
+    scored_env = dict(scored or {})
     out: dict[str, str] = {}
     for name, knob in knobs.items():
         value: Any = None
@@ -74,12 +85,8 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
             value = s.chunk
         elif re.search(r"BATCH_SEQS$", name):
             value = 4
-        elif re.search(r"(^|_)EPOCHS$", name) and number and number > 1:
-            value = 1
         elif re.search(r"CALIB\w*(BATCHES|SAMPLES|SEQS|TOKENS|NUM)$", name) and number and number > 2:
             value = 2
-        elif re.search(r"(SLOT|TTT|LBFGS|ADAPT)\w*(STEPS|ITERS|MAX_ITER)$", name) and number and number > 3:
-            value = 3
         elif re.search(r"(AR|GEN)\w*(SEQS|SAMPLES)$", name) and number and number > 2:
             value = 2
         if name == "CASEOPS_ENABLED" and value is None and "val_bytes" in source_text:
@@ -89,7 +96,10 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
             chosen = (run_env or {}).get(name, default or "")
             if re.search(r"lrzip|pergroup|zpaq|xz_cli", chosen, re.I):
                 value = default if default and not re.search(r"lrzip|pergroup", default, re.I) else "lzma"
-        if value is None and knob.multi_gpu_default is not None and name not in (run_env or {}):
+        if value is None and name in scored_env:
+            value = scored_env[name]  # structure (or a role unknown here): as the scored run had it
+        if value is None and knob.multi_gpu_default is not None and name not in (run_env or {}) \
+                and (world_size is None or world_size > 1):
             value = knob.multi_gpu_default  # the default the 8-GPU run had ("1" if world_size > 1)
         if value is not None:
             out[name] = str(value)

@@ -46,6 +46,11 @@ class Job:
     input: str  # the read-only folder holding the copy of the submission's files
     run_env: dict[str, str] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    #: Settings of the run that produced the claimed score (auditor.runtime.stage.ScoredRuntime).
+    scored_env: dict[str, str] = field(default_factory=dict)
+    scored_world_size: int | None = None
+    #: Labels of the claimed stages: the driver keeps the output lines that carry them.
+    stage_labels: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -165,6 +170,8 @@ class DriverResult:
     confinement: dict[str, Any] = field(default_factory=dict)
     sandbox_events: list[SandboxEvent] = field(default_factory=list)
     log_tail: list[str] = field(default_factory=list)
+    #: Output lines of the baseline run that carry a claimed stage's label.
+    stage_lines: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:

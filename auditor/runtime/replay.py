@@ -220,3 +220,4 @@ def quiet(session: Any):
         text = buffer.getvalue()
         if text:
             session.log_tail = (session.log_tail + text.splitlines())[-40:]
+            session.saw_output(text)

@@ -220,7 +220,9 @@ def run_child(files: dict[str, bytes], job: dict[str, Any], limits: Limits | Non
         read_end, write_end = os.pipe()
         nonce = secrets.token_hex(16)
         request = Job(script=job["script"], file=job.get("file") or job["script"], nonce=nonce, result_fd=write_end,
-                      input=INPUT, run_env=dict(job.get("run_env") or {}), settings=dict(job.get("settings") or {}))
+                      input=INPUT, run_env=dict(job.get("run_env") or {}), settings=dict(job.get("settings") or {}),
+                      scored_env=dict(job.get("scored_env") or {}), scored_world_size=job.get("scored_world_size"),
+                      stage_labels=list(job.get("stage_labels") or []))
         python = limits.python or sys.executable
         code = ("import sys; sys.path.insert(0, %r); from auditor.runtime.driver import main; sys.exit(main())"
                 % LIBRARY)

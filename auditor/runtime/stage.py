@@ -1,0 +1,152 @@
+"""The scored run as the runtime harness needs it (parent side; no torch).
+
+The claimed score was produced by one run: its seed logs say which stage printed it
+(``legal_ttt_exact val_loss:… val_bpb:…``) and, through the scored configuration
+(:mod:`auditor.scored.config`), with which settings: values its logs printed, the run command,
+then the script's defaults. The harness
+
+- runs that configuration: the sandbox shrinks data and sizes, never structure, so every
+  setting of the scored run that is not a size keeps the scored run's value
+  (:func:`auditor.runtime.knobs.knob_values`);
+- passes only when the scorer behind the claimed stage was captured and probed
+  (:func:`stage_reasons`): the sandboxed run printed the stage's line, the value on it is one
+  a captured evaluation returned, and that evaluation passed every probe. The match is by value
+  (the number on the line is the number the evaluation returned), not by names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from auditor.records.logparse import Score
+    from auditor.runtime.protocol import PassRecord
+    from auditor.scored.config import ScoredConfiguration
+    from auditor.static.reach import Program
+
+#: Lines of the sandboxed run that carry a stage label, kept at most (and their length).
+MAX_STAGE_LINES = 40
+MAX_LINE_CHARS = 400
+#: Settings values that are not a value of the run (unknown defaults, unset variables).
+_NOT_VALUES = frozenset({"?", "unset", ""})
+
+
+@dataclass(frozen=True)
+class ClaimedStage:
+    """The stage whose line carries the claimed score in a seed log."""
+
+    label: str  # as the seed log prints it ("legal_ttt_exact")
+    log_line: str  # "train_seed42.log:1874"
+    printed_by: str  # "train_gpt.py:812" (the statement matched to that line), or ""
+
+    def describe(self) -> str:
+        by = f", printed by {self.printed_by}" if self.printed_by else ""
+        return f"{self.label} ({self.log_line}{by})"
+
+
+@dataclass(frozen=True)
+class ScoredRuntime:
+    """What the harness takes from the scored configuration."""
+
+    #: Settings of the scored run: variable -> value, strongest source first.
+    env: dict[str, str] = field(default_factory=dict)
+    #: Variable -> where its value comes from ("train_seed42.log:1874", "default at …").
+    sources: dict[str, str] = field(default_factory=dict)
+    world_size: int | None = None
+    stages: tuple[ClaimedStage, ...] = ()
+
+
+def scored_runtime(scored: ScoredConfiguration, program: Program | None = None) -> ScoredRuntime:
+    """The settings and claimed stage of the first scored run that names a stage (the seeds of a
+    record run one configuration; a sweep whose logs disagree leaves the disagreeing values to
+    the run command and the defaults, see ``ScoredConfiguration.overrides``)."""
+    runs = [r for r in scored.runs if r.stage]
+    if not runs:
+        return ScoredRuntime()
+    run = runs[0]
+    env: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    if program is not None:
+        for setting in scored.settings(run, list(program.configs.values()), program.run_settings):
+            if setting.value in _NOT_VALUES or setting.name in env:
+                continue
+            env[setting.name] = setting.value
+            sources[setting.name] = _short(setting.source)
+    stages: dict[str, ClaimedStage] = {}
+    for r in runs:
+        assert r.stage is not None
+        printed = r.stage_printed_by()
+        by = f"{PurePath(printed.format.source.path).name}:{printed.format.line}" if printed is not None else ""
+        stages.setdefault(r.stage, ClaimedStage(r.stage, f"{PurePath(r.log).name}:{r.stage_line}", by))
+    return ScoredRuntime(env, sources, run.world_size, tuple(stages.values()))
+
+
+def _short(source: str) -> str:
+    """A source as a report shows it: file names, not this machine's folders."""
+    head, sep, rest = source.rpartition(" ")
+    where = rest if sep else source
+    path, colon, line = where.rpartition(":")
+    if colon and line.isdigit():
+        where = f"{PurePath(path).name}:{line}"
+    return f"{head}{sep}{where}"
+
+
+def stage_lines(text: str, labels: Sequence[str]) -> list[str]:
+    """Lines of the sandboxed run's output that carry one of the claimed stage labels."""
+    if not labels:
+        return []
+    out = []
+    for line in text.splitlines():
+        if any(label in line for label in labels):
+            out.append(line[:MAX_LINE_CHARS])
+            if len(out) >= MAX_STAGE_LINES:
+                break
+    return out
+
+
+def printed_scores(lines: Iterable[str], label: str) -> list[Score]:
+    """The score lines of the sandboxed run with the claimed stage's label (as the records
+    parser reads the seed logs, so both sides read a line the same way)."""
+    from auditor.records.logparse import parse_lines
+
+    parse = parse_lines("sandbox", [line + "\n" for line in lines])
+    return [s for run in parse.runs for s in run.scores if s.raw_label == label]
+
+
+def _same(printed: str, decimals: int, value: float) -> bool:
+    """The returned value, printed with the line's decimals, gives the printed text."""
+    try:
+        number = float(printed)
+    except ValueError:
+        return False
+    return abs(number - value) <= 0.5 * 10.0 ** -decimals * 1.0001 + 1e-12
+
+
+def scorer_of(score: Score, passes: Sequence[PassRecord]) -> PassRecord | None:
+    """The captured top-level evaluation whose returned value the stage line printed."""
+    for p in passes:
+        if p.depth != 0 or not p.complete:
+            continue
+        for value in p.returned:
+            if _same(score.bpb_text, score.decimals, value):
+                return p
+            if score.loss_text is not None and _same(score.loss_text, score.loss_decimals, value):
+                return p
+    return None
+
+
+def stage_reasons(stage: ClaimedStage, lines: Sequence[str], passes: Sequence[PassRecord]) -> tuple[list[str], str | None]:
+    """Why the scored stage was not exercised (empty when it was), and the name of the
+    evaluation function behind it."""
+    printed = printed_scores(lines, stage.label)
+    head = f"the scored stage {stage.describe()} was not exercised"
+    if not printed:
+        return [f"{head}: the sandboxed run never printed its line"], None
+    for score in printed:
+        p = scorer_of(score, passes)
+        if p is not None:
+            return [], p.name
+    return [f"{head}: the value on its line ({printed[0].bpb_text}) is none a captured evaluation returned"], None

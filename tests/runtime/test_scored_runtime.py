@@ -1,0 +1,51 @@
+"""The sandbox runs the scored configuration and passes only when the claimed stage was exercised.
+
+Two fixture submissions with seed logs (fixtures/scored_runtime): a TTT evaluation whose logs
+say it ran three epochs while its default is one, and a claimed stage only eight GPUs reach.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from auditor.discover import discover
+from auditor.evidence import AuditContext, Evidence
+from auditor.runtime.harness import Causality
+
+from ..conftest import REPO_ROOT
+from .conftest import LIMITS, SETTINGS
+
+FIXTURES = REPO_ROOT / "fixtures" / "scored_runtime"
+
+
+def audit(name: str) -> Causality:
+    bundle = discover([FIXTURES / name])[0]
+    result = Evidence(bundle, AuditContext(runtime=True, runtime_settings=SETTINGS, runtime_limits=LIMITS)).runtime
+    assert result is not None
+    return result
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, Causality]:
+    names = ("ttt_epochs_from_log", "stage_out_of_reach")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(names, pool.map(audit, names)))
+
+
+def test_the_harness_keeps_the_epochs_of_the_scored_run(results):
+    result = results["ttt_epochs_from_log"]
+    assert result.knobs["TTT_EPOCHS"] == "3"  # the log's, not the default's 1, and not shrunk
+    assert result.knobs["TRAIN_SEQ_LEN"] == str(SETTINGS["seq_len"])  # sizes shrink
+    assert result.raw is not None and any(line.startswith("legal_ttt_exact") for line in result.raw.stage_lines)
+    assert result.status == "pass", result.reasons
+
+
+def test_a_stage_the_harness_cannot_reach_is_never_a_pass(results):
+    result = results["stage_out_of_reach"]
+    assert result.status == "inconclusive"
+    assert result.reasons[0].startswith("the scored stage final_sliding_half_stride_exact (train_seed42.log:6, "
+                                        "printed by train_gpt.py:")
+    assert "was not exercised" in result.reasons[0]
+    assert {p["name"] for p in result.passes} >= {"eval_val", "eval_val_sliding"}  # the other stages ran

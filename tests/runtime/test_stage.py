@@ -1,0 +1,71 @@
+"""The runtime follows the scored run: its settings keep their structure, and a pass is about the claimed stage."""
+
+from __future__ import annotations
+
+from auditor.runtime import loader
+from auditor.runtime.harness import interpret
+from auditor.runtime.knobs import Settings, knob_values
+from auditor.runtime.protocol import DriverResult, PassRecord, ProbeRow, RunRecord, ScorerRecord
+from auditor.runtime.sandbox import ChildResult
+from auditor.runtime.stage import ClaimedStage, stage_reasons
+
+PATHS = {"data_path": "d", "tokenizer": "t.model", "data_dir": "d"}
+STAGE = ClaimedStage("legal_ttt_exact", "train_seed42.log:40", "train_gpt.py:211")
+
+
+def knobs(**defaults: str) -> dict[str, loader.Knob]:
+    return {name: loader.Knob(name, default, 1) for name, default in defaults.items()}
+
+
+def test_structure_keeps_the_scored_value_and_sizes_shrink():
+    found = knobs(TTT_EPOCHS="1", NGRAM_EVAL_ORDER="0", SLOT_STEPS="24", TRAIN_SEQ_LEN="2048", MODEL_DIM="512",
+                  MYSTERY_COUNT="5")
+    scored = {"TTT_EPOCHS": "3", "NGRAM_EVAL_ORDER": "7", "SLOT_STEPS": "24", "TRAIN_SEQ_LEN": "2048",
+              "MODEL_DIM": "512", "MYSTERY_COUNT": "9"}
+    values = knob_values(found, Settings(), PATHS, scored=scored)
+    assert values["TTT_EPOCHS"] == "3" and values["NGRAM_EVAL_ORDER"] == "7" and values["SLOT_STEPS"] == "24"
+    assert values["MYSTERY_COUNT"] == "9"  # a role unknown here: as the scored run had it
+    assert values["TRAIN_SEQ_LEN"] == str(Settings().seq_len) and values["MODEL_DIM"] == str(Settings().model_dim)
+
+
+def test_without_a_scored_value_epochs_and_steps_keep_their_defaults():
+    values = knob_values(knobs(TTT_EPOCHS="3", GLOBAL_TTT_EPOCHS="2", SLOT_STEPS="24"), Settings(), PATHS)
+    assert not {"TTT_EPOCHS", "GLOBAL_TTT_EPOCHS", "SLOT_STEPS"} & set(values)
+
+
+def test_a_world_size_default_follows_the_scored_run():
+    found = {"NGRAM_CACHE": loader.Knob("NGRAM_CACHE", None, 1, multi_gpu_default="1")}
+    assert knob_values(found, Settings(), PATHS, world_size=8)["NGRAM_CACHE"] == "1"
+    assert "NGRAM_CACHE" not in knob_values(found, Settings(), PATHS, world_size=1)
+    assert knob_values(found, Settings(), PATHS)["NGRAM_CACHE"] == "1"  # unknown: the challenge's 8 GPUs
+
+
+def result(lines: list[str], returned: list[float]) -> DriverResult:
+    probes = [ProbeRow(p, "pass", "ok", {}, "eval_val_ttt") for p in ("determinism", "future", "substitution")]
+    return DriverResult(
+        phase="done", pipeline_ran=True, stage_lines=lines,
+        runs=[RunRecord("baseline", 1.0, None, [PassRecord("eval_val_ttt", 0, 0, 0.1, returned, True, scored=10)])],
+        scorers=[ScorerRecord("eval_val_ttt", final=True, probes=probes)],
+    )
+
+
+def test_a_pass_needs_the_claimed_stage_printed_with_a_captured_value():
+    printed = ["legal_ttt_exact val_loss:4.15888308 val_bpb:2.99999999"]
+    ok = interpret(ChildResult(result(printed, [4.158883083, 3.0]), 0, 1.0), stages=(STAGE,))
+    assert ok.status == "pass", ok.reasons
+    never = interpret(ChildResult(result(["final_sliding val_loss:4.1589 val_bpb:3.0"], [4.158883083, 3.0]), 0, 1.0),
+                      stages=(STAGE,))
+    assert never.status == "inconclusive"
+    assert never.reasons[0].startswith("the scored stage legal_ttt_exact (train_seed42.log:40")
+    assert "was not exercised: the sandboxed run never printed its line" in never.reasons[0]
+    other = interpret(ChildResult(result(printed, [5.0, 3.5]), 0, 1.0), stages=(STAGE,))
+    assert other.status == "inconclusive" and "none a captured evaluation returned" in other.reasons[0]
+    assert interpret(ChildResult(result([], [5.0]), 0, 1.0)).status == "pass"  # no claimed stage: as before
+
+
+def test_the_stage_scorer_is_matched_by_value_at_the_printed_precision():
+    passes = [PassRecord("eval_a", 0, 0, 0.1, [1.23456], True), PassRecord("eval_b", 0, 0, 0.1, [2.5], True)]
+    assert stage_reasons(STAGE, ["legal_ttt_exact val_loss:2.5000 val_bpb:1.8034"], passes) == ([], "eval_b")
+    assert stage_reasons(STAGE, ["legal_ttt_exact val_loss:9.0 val_bpb:1.2346"], passes) == ([], "eval_a")
+    incomplete = [PassRecord("eval_b", 0, 0, 0.1, [2.5], False)]
+    assert stage_reasons(STAGE, ["legal_ttt_exact val_loss:2.5000 val_bpb:1.8034"], incomplete)[1] is None
