@@ -146,7 +146,8 @@ class NonCausalConv(StaticRule):
                 uses = _uses(scope.cls, attr) if scope.cls is not None and attr else []
                 if any(_trimmed_or_left_padded(index, use_scope, use) for use_scope, use in uses):
                     continue
-                time_axis = any(_channels_first(use_scope, use) for use_scope, use in uses)
+                time_axis = any(_channels_first(use_scope, use) for use_scope, use in uses) and not why.endswith("?")
+                why = why.rstrip("?")
                 where = f" (used at line {index.line(uses[0][1].node)})" if uses else ""
                 message = (
                     f"`{index.code(call.node, 90)}` pads {why} on both sides and keeps the length: the output at "
@@ -157,7 +158,8 @@ class NonCausalConv(StaticRule):
                     yield self.report(source, call.node, call.stmt, message, evidence={"conv": index.code(call.node, 160)})
                 else:
                     yield self.report(
-                        source, call.node, call.stmt, message + "; whether it runs over the sequence axis was not seen",
+                        source, call.node, call.stmt,
+                        message + "; the kernel size or whether it runs over the sequence axis was not seen",
                         evidence={"conv": index.code(call.node, 160)}, severity=Severity.WARNING, confidence=Confidence.LOW,
                     )
 
@@ -192,11 +194,25 @@ def _int(config: Config, scope: Scope, node: cst.BaseExpression | None) -> int |
 
 
 def _symmetric(config: Config, scope: Scope, call: CallSite) -> str | None:
-    """How the conv pads, when it pads both sides so that the length stays (kernel ≥ 3)."""
-    kernel = _int(config, scope, call.arg(2, "kernel_size"))
+    """How the conv pads, when it pads both sides so that the length stays (kernel ≥ 3).
+
+    With a kernel size that cannot be evaluated (a constant of another module), padding
+    ``"same"`` or ``K // 2`` of that same expression K still says so, for any K of 3 or more;
+    the answer then ends with ``?`` (the kernel could be 1, which mixes nothing).
+    """
+    kernel_node = call.arg(2, "kernel_size")
+    kernel = _int(config, scope, kernel_node)
     dilation = _int(config, scope, call.arg(5, "dilation")) or 1
     pad_node = call.arg(4, "padding")
-    if kernel is None or kernel < 2 or pad_node is None:
+    if pad_node is None or kernel_node is None:
+        return None
+    if kernel is None:
+        k = cst.Module([]).code_for_node(kernel_node).replace(" ", "")
+        p = cst.Module([]).code_for_node(pad_node).replace(" ", "")
+        if p.strip("'\"") == "same" or p in (f"{k}//2", f"({k})//2", f"({k}-1)//2"):
+            return f"{p} (kernel {k})?"
+        return None
+    if kernel < 2:
         return None
     pad = _value(config, scope, pad_node)
     if isinstance(pad, str) and pad.strip().strip("'\"") == "same":

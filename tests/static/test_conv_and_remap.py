@@ -51,3 +51,18 @@ def test_remap_is_a_warning_at_the_loss(tmp_path):
     (finding,) = _findings(tmp_path, "PG112", text)
     assert finding.severity.value == "warning" and finding.location.line == 5
     assert "z % V" in finding.message
+
+
+def test_an_unknown_kernel_with_half_or_same_padding_is_a_warning(tmp_path):
+    text = (
+        "import torch.nn as nn\n"
+        "from settings import WIDTH\n"
+        "class Mix(nn.Module):\n"
+        "    def __init__(self, d):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv1d(d, d, WIDTH, padding=WIDTH // 2, groups=d)\n"
+        "    def forward(self, x):\n"
+        "        return self.conv(x.transpose(1, 2))\n"
+    )
+    (finding,) = _findings(tmp_path, "PG111", text)
+    assert finding.severity.value == "warning" and "kernel size" in finding.message
