@@ -171,11 +171,8 @@ class Evidence:
         """The facts the report shows: records, significance, scored configuration, runtime."""
         out = dict(self.records.facts())
         out["significance"] = self.significance.summary()
-        program = self.__dict__.get("program")  # settings only when the static analysis ran
-        if program is not None:
-            scored = self.scored.summary(list(program.configs.values()), program.run_settings)
-        else:
-            scored = self.scored.summary()
+        program = self.program  # its configurations give the settings' defaults and run commands
+        scored = self.scored.summary(list(program.configs.values()), program.run_settings)
         if scored:
             out["scored_runs"] = scored
         result = self.runtime_done

@@ -14,9 +14,11 @@ from .conftest import EXAMPLE
 def test_the_per_seed_table_and_facts_do_not_depend_on_the_selected_rules():
     everything = audit([EXAMPLE]).submissions[0]
     static_only = audit([EXAMPLE], AuditOptions(select=["PG1"])).submissions[0]
+    records_only = audit([EXAMPLE], AuditOptions(select=["PG3"])).submissions[0]
     assert everything.seeds, "the example folder has seed logs"
-    assert static_only.seeds == everything.seeds
-    assert static_only.facts == everything.facts
+    assert static_only.seeds == everything.seeds == records_only.seeds
+    assert static_only.facts == everything.facts == records_only.facts
+    assert everything.facts["scored_runs"][0]["settings"]  # with their sources
     assert "significance" in static_only.facts  # the claim test is evidence, not PG309's side effect
 
 
