@@ -55,7 +55,8 @@ class Setting:
 
     def describe(self) -> str:
         via = f" (printed as {self.via})" if self.via and self.via != self.name else ""
-        return f"{self.name}={self.value} at {self.source}{via}"
+        where = self.source if self.source.startswith("default") else f"at {self.source}"
+        return f"{self.name}={self.value} {where}{via}"
 
 
 @dataclass
@@ -195,7 +196,8 @@ class ScoredConfiguration:
             seen.setdefault(LAUNCHER_WORLD_SIZE, Setting(LAUNCHER_WORLD_SIZE, str(run.world_size), run.world_size_source))
         for command in commands:
             for var, env in command.items():
-                seen.setdefault(var, Setting(var, str(env.value), env.origin))
+                if any(c.isalnum() for c in str(env.value)):  # a dump's value cut at a "/" says nothing
+                    seen.setdefault(var, Setting(var, str(env.value), env.origin))
         for config in configs:
             for var, value, where in _defaults(config):
                 seen.setdefault(var, Setting(var, value, f"default at {where}"))
