@@ -137,6 +137,10 @@ def index_base(node: cst.BaseExpression | None, scope: Scope, depth: int = 0) ->
             if inner is not None:
                 return inner
         return (node.value, 0)
+    if isinstance(node, cst.Subscript) and isinstance(node.value, cst.Name) and len(node.slice) == 1:
+        # some of the same positions (``pos = positions[idx]``): the same base
+        inner = index_base(node.value, scope, depth + 1)
+        return (inner[0], 0) if inner is not None and inner[1] == 0 else None
     if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Add, cst.Subtract)):
         left = index_base(node.left, scope, depth + 1)
         if left is None:

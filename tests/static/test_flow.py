@@ -152,3 +152,21 @@ def test_a_combination_reduced_to_a_slot_is_a_hashed_join():
     """)
     fact = flow_of(index).name(function(index, "f"), "k")
     assert fact.has("joined") and fact.has("hash") and fact.join.hashed
+
+
+def test_some_of_the_same_positions_keep_the_n_gram_shape():
+    """``pos = positions[idx]``: reads at ``pos - 1`` are the context of the tokens at ``positions``."""
+    code = """
+    import numpy as np
+    def f(s, positions, p, mask):
+        cur = s[positions]
+        idx = np.nonzero(positions > 2)[0]
+        pos = positions[idx]
+        h = np.zeros(len(idx), dtype=np.uint64)
+        h ^= s[pos - 1] * p[0]
+        k = (h ^ (cur[idx] * p[1])) & mask
+        return k
+    f(np.fromfile("fineweb_val_000000.bin", dtype=np.uint16), np.arange(64), [3, 5], 1023)
+    """
+    labels = _labels(code, "f", "k")
+    assert "joined" in labels and "tgt" in labels
