@@ -95,11 +95,8 @@ def _per_file(rewrite: Callable[[str], str]) -> Callable[[dict[str, str]], dict[
     def apply(texts: dict[str, str]) -> dict[str, str]:
         out = dict(texts)
         for rel, text in texts.items():
-            if rel.endswith(".py"):
-                try:
-                    out[rel] = rewrite(text)
-                except SyntaxError:
-                    continue  # a file that does not parse is left as it is (PG901 either way)
+            if rel.endswith(".py") and _parses(text):  # a file that does not parse is left as it is
+                out[rel] = rewrite(text)
         return out
 
     return apply
@@ -186,13 +183,18 @@ def run_pr(args: tuple[str, dict, tuple[str, ...]]) -> PrOutcome:
                     else:
                         outcome.applicable = True
                 else:
-                    new = {
+                    rewrite = {
                         "rename": _per_file(lambda t: rewrites.on_payload(t, rewrites.rename_locals)),
                         "wrap": _per_file(rewrites.toggle_wrapper),
                         "minify": _per_file(lambda t: rewrites.on_payload(t, rewrites.minify)),
                         "expand": _per_file(lambda t: rewrites.on_payload(t, rewrites.expand)),
                         "env": rewrites.rename_env,
-                    }[name](texts)
+                    }[name]
+                    try:
+                        new = rewrite(texts)
+                    except (SyntaxError, ValueError, RecursionError) as exc:
+                        outcome.broken = f"{name} failed: {type(exc).__name__}: {exc}"
+                        break
                 why = _check(name, texts, new)
                 if why:
                     outcome.broken = why

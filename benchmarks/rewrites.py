@@ -518,15 +518,26 @@ def rename_env(files: dict[str, str]) -> dict[str, str]:
         return pattern.sub(lambda m: mapping[m.group(1)], text)
 
     def in_strings(code: str) -> str:
-        out = []
-        for tok in tokenize.generate_tokens(io.StringIO(code).readline):
-            out.append((tok.type, sub(tok.string) if tok.type == tokenize.STRING else tok.string))
-        return tokenize.untokenize(out)
+        """``code`` with the names replaced inside its string literals only, formatting kept."""
+        starts = [0]
+        for line in code.splitlines(keepends=True):
+            starts.append(starts[-1] + len(line))
+        spans = [
+            (starts[tok.start[0] - 1] + tok.start[1], starts[tok.end[0] - 1] + tok.end[1])
+            for tok in tokenize.generate_tokens(io.StringIO(code).readline)
+            if tok.type == tokenize.STRING
+        ]
+        for begin, end in reversed(spans):
+            code = code[:begin] + sub(code[begin:end]) + code[end:]
+        return code
 
     result = {}
     for rel, text in files.items():
         if rel.endswith(".py"):
-            result[rel] = on_payload(text, lambda code: expand(in_strings(code)))
+            try:
+                result[rel] = on_payload(text, in_strings)
+            except (SyntaxError, tokenize.TokenError, ValueError):
+                result[rel] = text  # a file that does not parse is left as it is
         else:
             result[rel] = sub(text)
     return result
