@@ -375,7 +375,10 @@ def effective_ast(text: str) -> str:
         text = plain
     tree = ast.parse(text)
     body = [s for s in tree.body if not _wrapper_import(s)]
-    return ast.dump(ast.Module(body=body, type_ignores=[]))
+    # ``from __future__`` imports are flags of the whole file: where they stand does not matter
+    futures = [s for s in body if isinstance(s, ast.ImportFrom) and s.module == "__future__"]
+    rest = [s for s in body if s not in futures]
+    return ast.dump(ast.Module(body=futures + rest, type_ignores=[]))
 
 
 def _wrapper_import(stmt: ast.stmt) -> bool:

@@ -123,7 +123,10 @@ def is_scored_accumulator(index: SourceIndex, scope: Scope, name: str, value: cs
         return True
     if flow_of(index).fact(value, scope).has("tgtdep"):
         return True
-    return name in _returned(scope) and not _a_count(value)
+    # what the function returns, or adds into a tensor its caller passed (``loss_sum += …``
+    # on a parameter): either way the caller's total
+    outputs = _returned(scope) | set(scope.param_names)
+    return name in outputs and not _a_count(value) and _reduces(value)
 
 
 def _returned(scope: Scope) -> set[str]:
@@ -137,6 +140,20 @@ def _returned(scope: Scope) -> set[str]:
 
 
 _COUNTS = frozenset({"numel", "len", "size", "shape", "count_nonzero", "nelement"})
+
+
+_NUMBERS = frozenset({"int", "float", "round", "len", "abs", "bool", "str"})
+
+
+def _reduces(value: cst.BaseExpression) -> bool:
+    """A value computed by a call (``(nll * mask).sum()``, ``score(chunk)``), not a plain
+    number (``int(delta)``, ``n``)."""
+    from auditor.static.index import walk
+
+    return any(
+        isinstance(n, cst.Call) and not (isinstance(n.func, cst.Name) and n.func.value in _NUMBERS)
+        for n in walk(value)
+    )
 
 
 def _a_count(value: cst.BaseExpression) -> bool:
