@@ -11,8 +11,10 @@ class RuntimeInconclusive(ToolRule):
     not reach a conclusion on this submission, and why: the script did not import or stopped
     at a line (a missing package, a GPU-only kernel on the evaluation path), no evaluation
     function was found, the captured per-token losses did not add up to the loss the
-    evaluation returned, a probe could not run within the time budget, or the sandbox refused
-    something the run needed.
+    evaluation returned, a probe could not run within the time budget, the sandbox refused
+    something the run needed, the run's result channel carried something unexpected, or no
+    sandbox is available ("no sandbox available (install bubblewrap)": then the submission's
+    code is not run at all).
 
     ## Why is this bad?
     Nothing is wrong with the submission because of it: the conditions C1-C4 of issue #1017
@@ -24,7 +26,8 @@ class RuntimeInconclusive(ToolRule):
 
     ## Use instead
     Nothing to change in the submission. An eager (non-Triton) path for the evaluation lets
-    the harness run it.
+    the harness run it. Where the sandbox is missing, install bubblewrap (README, "The
+    sandbox").
 
     ## References
     - Issue #1017 (the conditions the harness tests).
