@@ -355,6 +355,8 @@ def interpret(child: ChildResult, source_text: str = "", stages: tuple[ClaimedSt
         reasons.append(f"the harness hit its {child.seconds:.0f} s wall-clock limit")
     elif child.result is None:
         reasons.append(child.problem or "the run ended before its final report")
+    if child.survivors:  # the namespace should have taken every process with it
+        reasons.append(f"{child.survivors} process(es) of the sandbox outlived it")
     if raw.error:
         e = reduce_error(raw.error)
         reason = f"{_kind(e)}: {e.type}: {e.message}"

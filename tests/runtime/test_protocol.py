@@ -100,3 +100,8 @@ def test_text_of_the_child_is_bounded_and_loses_outside_paths():
     result.scorers[0].probes[0].detail = "the replay raised OSError: cannot open /home/me/.netrc\x07" + "y" * 5000
     (row, *_) = interpret(ChildResult(result, 0, 1.0)).rows
     assert "/home/me" not in row.detail and "\x07" not in row.detail and len(row.detail) <= 400
+
+
+def test_a_process_that_outlived_the_sandbox_makes_the_run_inconclusive():
+    out = interpret(ChildResult(passing(), 0, 1.0, survivors=1))
+    assert out.status == "inconclusive" and "outlived" in out.reasons[0]
