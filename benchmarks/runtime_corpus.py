@@ -7,8 +7,9 @@ Usage::
         [--resume out.json]
 
 Each labeled PR's records folder is read at its head commit straight from git (wrappers are
-decoded), run through the sandboxed harness (``auditor.runtime.harness.causality_of``) and
-the verdict is compared with the labels:
+decoded), run through the sandboxed harness as an audit runs it (``Evidence.runtime``: the
+scored configuration of its seed logs decides the settings and the claimed stage) and the
+verdict is compared with the labels:
 
 - *conclusive* means the harness said ``fail`` or ``pass``; ``inconclusive`` comes with reasons,
   which are tallied;
@@ -17,7 +18,9 @@ the verdict is compared with the labels:
 - a failed probe on a PR labeled ``legal`` is listed (there should be none);
 - among conclusive PRs labeled target_in_key, slot or prequant_ttt, the share that fails a
   probe is reported per label;
-- per-PR wall time (sandbox start to verdict) gives the median and p90.
+- per-PR wall time (sandbox start to verdict) gives the median and p90;
+- passes are split by whether the claimed stage of the seed logs was exercised (a pass with a
+  claimed stage needs it; a pass without one comes from a folder whose logs name no stage).
 
 With ``--jobs`` above 1 several sandboxes run at once: verdicts are unchanged, timings are not
 comparable to a one-at-a-time run on a 2-core machine.
@@ -38,8 +41,9 @@ from typing import Any
 
 from auditor.discover import build_bundle
 from auditor.gitrepo import GitRepo, GitTreeStore
-from auditor.runtime.harness import causality_of
+from auditor.evidence import AuditContext, Evidence
 from auditor.runtime.sandbox import Limits
+from auditor.runtime.stage import scored_runtime
 
 LEAK_LABELS = ("target_in_key", "slot", "prequant_ttt", "ttt_before_score")
 ADAPTIVE_SOURCE = re.compile(
@@ -61,6 +65,7 @@ def reason_class(reason: str) -> str:
         ("capture incomplete", "capture incomplete"), ("time budget", "time budget"),
         ("wall-clock limit", "time budget"), ("run stopped", "run stopped (error)"),
         ("sandbox refused", "sandbox refused an action"), ("hashed count tables", "hashed tables not scaled"),
+        ("the scored stage", "scored stage not exercised"),
         ("not run", "probe not run"), ("inconclusive", "probe inconclusive"),
     ):
         if key in r:
@@ -77,7 +82,10 @@ def run_one(args: tuple[str, dict[str, Any], dict[str, Any], Limits]) -> dict[st
             bundle = build_bundle(GitTreeStore(repo, row["head_sha"], row["record_dirs"][0]))
         text = bundle.main_source.text if bundle.main_source is not None else ""
         out["adaptive"] = adaptive(row, text)
-        result = causality_of(bundle, settings, limits)
+        evidence = Evidence(bundle, AuditContext(runtime=True, runtime_settings=settings, runtime_limits=limits))
+        out["stages"] = [st.label for st in scored_runtime(evidence.scored, evidence.program).stages]
+        result = evidence.runtime
+        assert result is not None
     except Exception as exc:  # a benchmark reports failures instead of stopping
         out.update(status="inconclusive", reasons=[f"benchmark error: {type(exc).__name__}: {exc}"], failures=[],
                    seconds=time.monotonic() - started, adaptive=out.get("adaptive", False))
@@ -122,6 +130,13 @@ def summarize(results: list[dict[str, Any]]) -> str:
         failed = [r for r in rows if r["status"] == "fail"]
         share = f"{100 * len(failed) / len(rows):.0f} %" if rows else "-"
         lines.append(f"  {label:<16}{len(failed)}/{len(rows)}  {share}")
+    passed = [r for r in results if r["status"] == "pass"]
+    staged = [r for r in passed if r.get("stages")]
+    lines.append("")
+    lines.append(f"passes: {len(passed)}, with the claimed stage exercised: {len(staged)}, "
+                 f"with no claimed stage in the seed logs: {len(passed) - len(staged)}")
+    lines.append(f"inconclusive because the scored stage was not exercised: "
+                 f"{sum(1 for r in results if r['status'] == 'inconclusive' and any('the scored stage' in x for x in r['reasons']))}")
     bad = [r for r in results if r["verdict_label"] == "legal" and r["status"] == "fail"]
     lines.append("")
     lines.append(f"legal PRs with a failed probe: {len(bad)}")
