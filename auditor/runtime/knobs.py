@@ -96,7 +96,7 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
             chosen = (run_env or {}).get(name, default or "")
             if re.search(r"lrzip|pergroup|zpaq|xz_cli", chosen, re.I):
                 value = default if default and not re.search(r"lrzip|pergroup", default, re.I) else "lzma"
-        if value is None and name in scored_env:
+        if value is None and name in scored_env and _same_kind(default, scored_env[name]):
             value = scored_env[name]  # structure (or a role unknown here): as the scored run had it
         if value is None and knob.multi_gpu_default is not None and name not in (run_env or {}) \
                 and (world_size is None or world_size > 1):
@@ -106,6 +106,11 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
     for name in ("DATA_PATH", "TOKENIZER_PATH", "DATA_DIR"):
         out.setdefault(name, str(exact[name]))
     return out
+
+
+def _same_kind(default: str | None, value: str) -> bool:
+    """A scored value the script can parse as it parses its default (a number for a number)."""
+    return _number(default) is None or _number(value) is not None
 
 
 def _number(text: str | None) -> float | None:

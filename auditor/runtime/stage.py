@@ -63,6 +63,8 @@ def scored_runtime(scored: ScoredConfiguration, program: Program | None = None) 
     """The settings and claimed stage of the first scored run that names a stage (the seeds of a
     record run one configuration; a sweep whose logs disagree leaves the disagreeing values to
     the run command and the defaults, see ``ScoredConfiguration.overrides``)."""
+    from auditor.static.env import _LOG_VALUE  # parent side only (the driver imports this module)
+
     runs = [r for r in scored.runs if r.stage]
     if not runs:
         return ScoredRuntime()
@@ -73,7 +75,9 @@ def scored_runtime(scored: ScoredConfiguration, program: Program | None = None) 
         for setting in scored.settings(run, list(program.configs.values()), program.run_settings):
             if setting.value in _NOT_VALUES or setting.name in env:
                 continue
-            env[setting.name] = setting.value
+            # a printed value is the parsed one (``True`` for ``bool(int("1"))``): back to the text
+            # the script parses, as the static analysis reads log values
+            env[setting.name] = _LOG_VALUE.get(setting.value.lower(), setting.value) if setting.via else setting.value
             sources[setting.name] = _short(setting.source)
     stages: dict[str, ClaimedStage] = {}
     for r in runs:

@@ -69,3 +69,9 @@ def test_the_stage_scorer_is_matched_by_value_at_the_printed_precision():
     assert stage_reasons(STAGE, ["legal_ttt_exact val_loss:9.0 val_bpb:1.2346"], passes) == ([], "eval_a")
     incomplete = [PassRecord("eval_b", 0, 0, 0.1, [2.5], False)]
     assert stage_reasons(STAGE, ["legal_ttt_exact val_loss:2.5000 val_bpb:1.8034"], incomplete)[1] is None
+
+
+def test_a_scored_value_the_script_cannot_parse_like_its_default_is_left_out():
+    values = knob_values(knobs(TIE_EMBEDDINGS="1", COMPRESSOR="zlib"), Settings(), PATHS,
+                         scored={"TIE_EMBEDDINGS": "True", "COMPRESSOR": "lzma"})
+    assert "TIE_EMBEDDINGS" not in values and values["COMPRESSOR"] == "lzma"
