@@ -16,6 +16,7 @@ then the script's defaults. The harness
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -32,6 +33,8 @@ MAX_STAGE_LINES = 40
 MAX_LINE_CHARS = 400
 #: Settings values that are not a value of the run (unknown defaults, unset variables).
 _NOT_VALUES = frozenset({"?", "unset", ""})
+#: Text that is code, not a value: a dotted name (``os.environ.get``) or a conversion's name.
+_CODE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+|int|float|bool|str")
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,8 @@ def scored_runtime(scored: ScoredConfiguration, program: Program | None = None) 
     sources: dict[str, str] = {}
     if program is not None:
         for setting in scored.settings(run, list(program.configs.values()), program.run_settings):
-            if setting.value in _NOT_VALUES or setting.name in env:
-                continue
+            if setting.value in _NOT_VALUES or _CODE.fullmatch(setting.value) or setting.name in env:
+                continue  # unknown, or code read as a value (a script dumped into a log)
             # a printed value is the parsed one (``True`` for ``bool(int("1"))``): back to the text
             # the script parses, as the static analysis reads log values
             env[setting.name] = _LOG_VALUE.get(setting.value.lower(), setting.value) if setting.via else setting.value

@@ -75,3 +75,30 @@ def test_a_scored_value_the_script_cannot_parse_like_its_default_is_left_out():
     values = knob_values(knobs(TIE_EMBEDDINGS="1", COMPRESSOR="zlib"), Settings(), PATHS,
                          scored={"TIE_EMBEDDINGS": "True", "COMPRESSOR": "lzma"})
     assert "TIE_EMBEDDINGS" not in values and values["COMPRESSOR"] == "lzma"
+
+
+def test_code_read_as_a_value_is_not_a_setting(tmp_path):
+    from auditor.discover import discover
+    from auditor.evidence import Evidence
+    from auditor.runtime.stage import scored_runtime
+
+    (tmp_path / "train_gpt.py").write_text(
+        "import os\n"
+        "class Hyperparameters:\n"
+        "    ve_layers = os.environ.get('VE_LAYERS', '9,10')\n"
+        "    ttt_epochs = int(os.environ.get('TTT_EPOCHS', '1'))\n"
+        "def main():\n"
+        "    args = Hyperparameters()\n"
+        "    print(f'ttt:start epochs={args.ttt_epochs}')\n"
+        "    print(f'final_ttt_exact val_loss:{2.0:.8f} val_bpb:{1.2:.8f}')\n"
+        "if __name__ == '__main__':\n"
+        "    main()\n")
+    # the script dumped into its log: its lines are code, not the run's values
+    (tmp_path / "train_seed42.log").write_text(
+        "    ve_layers = os.environ.get('VE_LAYERS', '9,10')\n"
+        "ttt:start epochs=3\nfinal_ttt_exact val_loss:2.00000000 val_bpb:1.20000000\n")
+    evidence = Evidence(discover([tmp_path])[0])
+    scored = scored_runtime(evidence.scored, evidence.program)
+    assert scored.env["TTT_EPOCHS"] == "3" and scored.sources["TTT_EPOCHS"] == "train_seed42.log:2"
+    assert "VE_LAYERS" not in scored.env
+    assert [st.label for st in scored.stages] == ["final_ttt_exact"]
