@@ -150,7 +150,7 @@ class Evidence:
         from auditor.runtime.stage import scored_runtime
 
         # the sandbox runs the scored configuration, and a pass is about the claimed stage
-        scored = scored_runtime(self.scored, self.program)
+        scored = scored_runtime(self.scored, self.program, self.records)
         return causality_of(
             self.bundle, dict(self.context.runtime_settings), self.context.runtime_limits, self.context.runtime_progress,
             scored,

@@ -65,7 +65,7 @@ def reason_class(reason: str) -> str:
         ("capture incomplete", "capture incomplete"), ("time budget", "time budget"),
         ("wall-clock limit", "time budget"), ("run stopped", "run stopped (error)"),
         ("sandbox refused", "sandbox refused an action"), ("hashed count tables", "hashed tables not scaled"),
-        ("the scored stage", "scored stage not exercised"),
+        ("the scored stage is unknown", "scored stage unknown"), ("the scored stage", "scored stage not exercised"),
         ("not run", "probe not run"), ("inconclusive", "probe inconclusive"),
     ):
         if key in r:
@@ -83,7 +83,7 @@ def run_one(args: tuple[str, dict[str, Any], dict[str, Any], Limits]) -> dict[st
         text = bundle.main_source.text if bundle.main_source is not None else ""
         out["adaptive"] = adaptive(row, text)
         evidence = Evidence(bundle, AuditContext(runtime=True, runtime_settings=settings, runtime_limits=limits))
-        out["stages"] = [st.label for st in scored_runtime(evidence.scored, evidence.program).stages]
+        out["stages"] = [st.label for st in scored_runtime(evidence.scored, evidence.program, evidence.records).stages]
         result = evidence.runtime
         assert result is not None
     except Exception as exc:  # a benchmark reports failures instead of stopping

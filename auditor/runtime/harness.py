@@ -272,7 +272,7 @@ def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progre
            "scored_env": usable_run_env(scored.env), "scored_world_size": scored.world_size,
            "stage_labels": [st.label for st in scored.stages]}
     child = run_child(files, job, limits, progress=progress)
-    out = interpret(child, text, scored.stages)
+    out = interpret(child, text, scored.stages, scored.unknown_stage)
     out.script = script
     out.run_env = run_env
     out.reasons[:0] = notes
@@ -326,7 +326,8 @@ REQUIRED = ("determinism", "future", "substitution")
 STATUSES = ("pass", "fail", "inconclusive", "skipped")
 
 
-def interpret(child: ChildResult, source_text: str = "", stages: tuple[ClaimedStage, ...] = ()) -> Causality:
+def interpret(child: ChildResult, source_text: str = "", stages: tuple[ClaimedStage, ...] = (),
+              unknown_stage: str = "") -> Causality:
     """The verdict from the driver's report (see the module docstring for the rules). With the
     claimed stages of the scored run, a pass needs each one exercised: its line printed in the
     sandboxed run with a value a captured evaluation returned, and that evaluation probed."""
@@ -396,6 +397,9 @@ def interpret(child: ChildResult, source_text: str = "", stages: tuple[ClaimedSt
     twins = {sc.name: sc.same_as for sc in raw.scorers if sc.same_as}
     behind_stage: set[str] = set()
     unexercised: list[str] = []
+    if unknown_stage:
+        unexercised.append(f"the scored stage is unknown ({unknown_stage}): no evaluation of the run is tied "
+                           "to the claimed score")
     for stage in stages:
         why, scorer = stage_reasons(stage, [shown(line) for line in raw.stage_lines], top)
         unexercised.extend(why)

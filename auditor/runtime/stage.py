@@ -23,6 +23,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from auditor.records.analysis import RecordsAnalysis
     from auditor.records.logparse import Score
     from auditor.runtime.protocol import PassRecord
     from auditor.scored.config import ScoredConfiguration
@@ -60,9 +61,13 @@ class ScoredRuntime:
     sources: dict[str, str] = field(default_factory=dict)
     world_size: int | None = None
     stages: tuple[ClaimedStage, ...] = ()
+    #: Set when the folder claims a score but no seed log names the stage that printed it: what
+    #: is claimed (then no evaluation of the sandboxed run can be tied to the claim).
+    unknown_stage: str = ""
 
 
-def scored_runtime(scored: ScoredConfiguration, program: Program | None = None) -> ScoredRuntime:
+def scored_runtime(scored: ScoredConfiguration, program: Program | None = None,
+                   records: RecordsAnalysis | None = None) -> ScoredRuntime:
     """The settings and claimed stage of the first scored run that names a stage (the seeds of a
     record run one configuration; a sweep whose logs disagree leaves the disagreeing values to
     the run command and the defaults, see ``ScoredConfiguration.overrides``)."""
@@ -70,6 +75,11 @@ def scored_runtime(scored: ScoredConfiguration, program: Program | None = None) 
 
     runs = [r for r in scored.runs if r.stage]
     if not runs:
+        claims = records.claims if records is not None else None
+        if claims is not None and claims.val_bpb is not None:
+            where = PurePath(records.claims_file.path).name if records.claims_file is not None else "the folder"
+            return ScoredRuntime(unknown_stage=f"{where} claims val_bpb {claims.val_bpb.value} and no seed log "
+                                               "names the stage that printed it")
         return ScoredRuntime()
     run = runs[0]
     env: dict[str, str] = {}

@@ -102,3 +102,20 @@ def test_code_read_as_a_value_is_not_a_setting(tmp_path):
     assert scored.env["TTT_EPOCHS"] == "3" and scored.sources["TTT_EPOCHS"] == "train_seed42.log:2"
     assert "VE_LAYERS" not in scored.env
     assert [st.label for st in scored.stages] == ["final_ttt_exact"]
+
+
+def test_a_claim_whose_stage_no_log_names_is_never_a_pass(tmp_path):
+    from auditor.discover import discover
+    from auditor.evidence import Evidence
+    from auditor.runtime.stage import scored_runtime
+
+    (tmp_path / "train_gpt.py").write_text("print('final val_bpb:1.2')\n")
+    (tmp_path / "submission.json").write_text('{"val_bpb": 1.2, "track": "track_10min_16mb"}')
+    evidence = Evidence(discover([tmp_path])[0])
+    scored = scored_runtime(evidence.scored, evidence.program, evidence.records)
+    assert not scored.stages and "submission.json claims val_bpb 1.2" in scored.unknown_stage
+    out = interpret(ChildResult(result([], [5.0]), 0, 1.0), unknown_stage=scored.unknown_stage)
+    assert out.status == "inconclusive" and out.reasons[0].startswith("the scored stage is unknown (submission.json")
+    (tmp_path / "submission.json").unlink()  # nothing claimed: the run's own evaluations decide
+    evidence = Evidence(discover([tmp_path])[0])
+    assert scored_runtime(evidence.scored, evidence.program, evidence.records).unknown_stage == ""
