@@ -36,7 +36,7 @@ def default_dir() -> Path:
 @functools.cache
 def code_digest() -> str:
     """A digest of the auditor's own source and of the rule catalogue: the "rules version"."""
-    from auditor.registry import catalogue_dir  # noqa: PLC0415 - registry imports the catalogue lazily
+    from auditor.registry import catalogue_dir  # registry imports the catalogue lazily
 
     digest = hashlib.sha256(__version__.encode())
     roots = [Path(__file__).resolve().parent, catalogue_dir()]

@@ -73,7 +73,7 @@ def _floats(value: Any) -> list[float]:
 
 
 def _significance(value: Any) -> str:
-    from auditor.records.stats import RULES  # noqa: PLC0415 - scipy-free, but keep start-up light
+    from auditor.records.stats import RULES  # scipy-free, but keep start-up light
 
     return _choice(*RULES)(value)
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from auditor import registry
 from auditor.bundle import Bundle
@@ -23,12 +24,13 @@ from auditor.evidence import AuditContext, Evidence
 from auditor.findings import Finding, Location, Status
 from auditor.problems import tool_finding
 from auditor.results import Report, SubmissionReport
-from auditor.rule import Rule
+from auditor.rule import BundleRule, Rule
 from auditor.source import MAX_PARSE_BYTES, PythonSource, Role
 from auditor.suppress import Waiver, apply_suppressions
 
 if TYPE_CHECKING:
     from auditor.runtime.sandbox import Limits
+    from auditor.static.base import StaticRule
 
 
 @dataclass
@@ -132,11 +134,11 @@ def _reconciled(findings: list[Finding], evidence: Evidence, codes: set[str], de
             evidence={"check": "runtime", "error": f"{type(exc).__name__}: {exc}"}, key="runtime-reconcile")]
 
 
-def _check_static(rule: Rule, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
+def _check_static(rule: StaticRule, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
     # the submission's program (with its scored configuration) is attached to the source
     # before any rule reads the source's data flow or statuses
     evidence.static(source)
-    return rule.check(evidence, source)  # type: ignore[call-arg]
+    return rule.check(evidence, source)
 
 
 def audit_bundle(bundle: Bundle, options: AuditOptions) -> SubmissionReport:
@@ -152,9 +154,10 @@ def audit_evidence(evidence: Evidence, options: AuditOptions) -> SubmissionRepor
     findings: list[Finding] = [f for f in bundle.problems if f.code in codes]
     checked: list[str] = []
 
-    static_rules = [cls() for cls in rules.values() if cls.KIND == "static"]
+    # the catalogue is loaded by path: its classes are typed by their KIND, not statically
+    static_rules = [cast("StaticRule", cls()) for cls in rules.values() if cls.KIND == "static"]
     for source in bundle.sources:
-        wanted = [rule for rule in static_rules if source.role in rule.ROLES]  # type: ignore[attr-defined]
+        wanted = [rule for rule in static_rules if source.role in rule.ROLES]
         if not wanted and source.role is not Role.MAIN:
             continue  # nothing looks at it: do not pay for parsing it
         if source.parse_error is not None:
@@ -163,7 +166,7 @@ def audit_evidence(evidence: Evidence, options: AuditOptions) -> SubmissionRepor
                 findings.append(finding)
             continue
         for rule in wanted:
-            findings.extend(_guarded(rule, lambda r=rule, s=source: _check_static(r, evidence, s), source.path, options.debug))
+            findings.extend(_guarded(rule, partial(_check_static, rule, evidence, source), source.path, options.debug))
     if bundle.sources:
         checked.extend(f"{r.CODE} {r.NAME}" for r in static_rules)
 
@@ -172,8 +175,8 @@ def audit_evidence(evidence: Evidence, options: AuditOptions) -> SubmissionRepor
         for cls in rules.values():
             if cls.KIND != kind:
                 continue
-            rule = cls()
-            findings.extend(_guarded(rule, lambda r=rule: r.check(evidence), bundle.path, options.debug))
+            bundle_rule = cast("BundleRule", cls())
+            findings.extend(_guarded(bundle_rule, partial(bundle_rule.check, evidence), bundle.path, options.debug))
             checked.append(f"{cls.CODE} {cls.NAME}")
 
     if options.runtime:

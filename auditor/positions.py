@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import libcst as cst
+from libcst.metadata import PositionProvider
 
 try:  # the codegen state is internal to libcst; fall back to the public provider without it
     from libcst._nodes.internal import CodegenState
@@ -23,7 +24,7 @@ except ImportError:  # pragma: no cover - depends on the installed libcst
 
 if CodegenState is not None:
 
-    class _StartRecorder(CodegenState):  # type: ignore[misc,valid-type]
+    class _StartRecorder(CodegenState):
         """Records the token index where each wanted node starts during codegen."""
 
         def setup(self, wanted: set[cst.CSTNode]) -> None:
@@ -96,5 +97,5 @@ def _indices_to_positions(tokens: list[str], index: dict[cst.CSTNode, int]) -> d
 
 def _via_provider(module: cst.Module, wanted: set[cst.CSTNode]) -> dict[cst.CSTNode, tuple[int, int]]:
     wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
-    ranges = wrapper.resolve(cst.metadata.PositionProvider)
+    ranges = wrapper.resolve(PositionProvider)
     return {n: (ranges[n].start.line, ranges[n].start.column) for n in wanted if n in ranges}

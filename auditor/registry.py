@@ -40,7 +40,7 @@ def _ensure_package(name: str, path: Path) -> None:
     spec = importlib.util.spec_from_loader(name, loader=None, is_package=True)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
-    module.__path__ = [str(path)]  # type: ignore[attr-defined]
+    module.__path__ = [str(path)]
     sys.modules[name] = module
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from auditor.findings import Confidence, Finding, Location, Severity, Status
 
 if TYPE_CHECKING:
-    from auditor.bundle import Bundle
+    from auditor.evidence import Evidence
 
 #: Tag names with a fixed meaning across the catalogue and the corpus labels.
 KNOWN_TAGS = frozenset(
@@ -172,7 +172,7 @@ class BundleRule(Rule):
 
     KIND: ClassVar[str] = "records"
 
-    def check(self, bundle: Bundle) -> Iterable[Finding]:  # pragma: no cover - interface
+    def check(self, evidence: Evidence) -> Iterable[Finding]:  # pragma: no cover - interface
         raise NotImplementedError
 
 

@@ -206,7 +206,7 @@ def print_seed_agreement(results: list[PrResult]) -> None:
     diffs: list[str] = []
     for r in results:
         mine = {s.get("log", "").rsplit("/", 1)[-1]: s for s in r.seeds}
-        for key, labeled in r.labeled_seeds.items():
+        for labeled in r.labeled_seeds.values():
             ours = mine.get(labeled.get("log", ""))
             for theirs_name, our_name, tolerance in SEED_FIGURES:
                 tol = tolerance

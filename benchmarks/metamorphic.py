@@ -39,7 +39,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import rewrites  # noqa: E402
+from benchmarks import rewrites
 
 REWRITES = ("rename", "wrap", "move", "minify", "expand", "env")
 #: Rewrites that must leave the AST each file runs unchanged.

@@ -24,10 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a clone without installing
 
-from reference_impl.evaluate import score_ngram_mixer, score_plain, score_sliding, score_ttt  # noqa: E402
-from reference_impl.hparams import Hyperparameters  # noqa: E402
-from reference_impl.model import GPT, GPTConfig  # noqa: E402
-from reference_impl.optim import build_optimizers  # noqa: E402
+from reference_impl.evaluate import score_ngram_mixer, score_plain, score_sliding, score_ttt
+from reference_impl.hparams import Hyperparameters
+from reference_impl.model import GPT, GPTConfig
+from reference_impl.optim import build_optimizers
 
 
 def train_tokens_per_second(config: GPTConfig, batch_seqs: int, steps: int) -> float:

@@ -153,7 +153,7 @@ class _Renamer(ast.NodeTransformer):
         self._function(node, node.args, node.body)
         return node
 
-    visit_AsyncFunctionDef = visit_FunctionDef  # noqa: N815
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
         self._function(node, node.args, node.body)
@@ -179,7 +179,7 @@ class _Renamer(ast.NodeTransformer):
             self.scopes.pop()
         return node
 
-    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension  # noqa: N815
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension
 
     def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
         # a class body is not a scope its methods see; its own names are attributes

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     limits = Limits(wall_s=args.budget + 40.0)
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda n: run(n, settings, limits), names))
-    print(f"| fixture | verdict | evidence | time |\n|---|---|---|---|")
+    print("| fixture | verdict | evidence | time |\n|---|---|---|---|")
     for name, result, seconds in results:
         print(f"| {name} | {result.status} | {describe(result)[:160]} | {seconds:.0f} s |")
     return 0

@@ -38,7 +38,7 @@ from auditor.gitrepo import GitRepo, GitTreeStore
 from auditor.static.index import index_of
 
 
-def _stmt_at(evidence: Evidence, path: str, line: int | None, decoded: bool):  # noqa: ANN202
+def _stmt_at(evidence: Evidence, path: str, line: int | None, decoded: bool):
     """The statement a finding points at (its first line), and its program."""
     for source in evidence.bundle.sources:
         if source.path != path or (source.origin is not None) != decoded or source.parse_error is not None:
@@ -51,7 +51,7 @@ def _stmt_at(evidence: Evidence, path: str, line: int | None, decoded: bool):  #
     return None, None
 
 
-def _contradiction(stmt, program, status: Status) -> str | None:  # noqa: ANN001
+def _contradiction(stmt, program, status: Status) -> str | None:
     scored = program.scored
     if scored is None or not scored.runs:
         return None

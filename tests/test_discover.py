@@ -54,7 +54,8 @@ def test_exec_shim_links_the_decoded_module(in_tmp):
 
 
 def test_wrapper_payload_is_a_source_of_the_main_script(in_tmp, tmp_path):
-    import base64, zlib
+    import base64
+    import zlib
 
     blob = base64.b64encode(zlib.compress(b"import helper\n")).decode()
     _write(in_tmp / "rec", {

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from auditor.engine import AuditOptions, audit
+from auditor.engine import audit
 from auditor.findings import Status
 from auditor.report import Format
 from auditor.report.github import GithubReporter, annotation
@@ -102,8 +102,8 @@ def test_github_annotations_are_escaped_and_capped(report):
     assert "\n" not in line
     many = type(report)(submissions=[type(report.submissions[0])(path="x", findings=[finding] * 25)])
     lines = GithubReporter(cap=10).render(many).splitlines()
-    assert sum(l.startswith("::error") for l in lines) == 10
-    assert any("15 more findings" in l for l in lines)
+    assert sum(line.startswith("::error") for line in lines) == 10
+    assert any("15 more findings" in line for line in lines)
 
 
 def test_github_escaping():

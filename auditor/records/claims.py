@@ -34,7 +34,7 @@ def number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value  # type: ignore[return-value]  # keep byte counts integral
+        return value  # an int is a float to its callers; kept integral for byte counts
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, str):

@@ -421,7 +421,7 @@ class _Builder:
         if key in ("datasets_dir", "data_path", "train_files", "val_files") and P.DOUBLE_DATASETS.search(value):
             self.run.double_datasets = At(value, line_no, text.strip())
 
-    def _line(self, n: int, line: str) -> None:  # noqa: C901 - one dispatch over line shapes
+    def _line(self, n: int, line: str) -> None:  # one dispatch over line shapes
         run = self.run
         t = line[:300]
         # training progress first: the most frequent lines
@@ -657,13 +657,13 @@ def key_values(line: str) -> tuple[str, str, str, str | None, str] | None:
     words = line.split()
     label_words = []
     for word in words:
-        if _KV.match(word) and _KV.match(word).end() == len(word) or "=" in word or not _LABEL_WORD.match(word):
+        if (kv := _KV.match(word)) and kv.end() == len(word) or "=" in word or not _LABEL_WORD.match(word):
             break
         label_words.append(word)
     if not label_words:
         return None
     pairs = _KV.findall(line)
-    keys = {}
+    keys: dict[str, str] = {}
     for key, value in pairs:
         keys.setdefault(key, value)
     chosen = None

@@ -48,8 +48,8 @@ def significance_from(args: argparse.Namespace) -> dict[str, Any]:
 
 def baseline_from_folder(folder: str) -> tuple[list[float], str]:
     """Per-seed scores of a records folder, read from its logs as the auditor reads any."""
-    from auditor.discover import discover  # noqa: PLC0415 - avoid an import cycle at start-up
-    from auditor.records.analysis import analyse  # noqa: PLC0415
+    from auditor.discover import discover  # avoid an import cycle at start-up
+    from auditor.records.analysis import analyse
 
     bundles = discover([folder])
     if len(bundles) != 1:

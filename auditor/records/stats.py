@@ -61,7 +61,7 @@ class Significance:
 
 def scipy_stats():
     try:
-        from scipy import stats  # noqa: PLC0415 - optional dependency
+        from scipy import stats  # optional dependency
     except ImportError:
         return None
     return stats

@@ -75,7 +75,7 @@ class _Backport(cst.CSTTransformer):
         super().__init__()
         self.rewritten = 0
 
-    def leave_FormattedString(  # noqa: N802 - libcst's visitor naming
+    def leave_FormattedString(  # libcst's visitor naming
         self, original_node: cst.FormattedString, updated_node: cst.FormattedString
     ) -> cst.BaseExpression:
         # inner f-strings are rewritten first; the outer one may compile once they are
@@ -84,10 +84,10 @@ class _Backport(cst.CSTTransformer):
         self.rewritten += 1
         return format_call(updated_node)
 
-    def visit_ConcatenatedString(self, node: cst.ConcatenatedString) -> bool:  # noqa: N802
+    def visit_ConcatenatedString(self, node: cst.ConcatenatedString) -> bool:
         return False  # its pieces are rewritten together in leave_ConcatenatedString
 
-    def leave_ConcatenatedString(  # noqa: N802
+    def leave_ConcatenatedString(
         self, original_node: cst.ConcatenatedString, updated_node: cst.ConcatenatedString
     ) -> cst.BaseExpression:
         # "a" f"{...}" juxtaposes literals; once a piece is a call, the pieces are added instead,

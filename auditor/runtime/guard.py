@@ -256,7 +256,7 @@ class Guard:
                 self._empty = "" if text else b""
                 self.stdout = self.stderr = self.stdin = None
 
-            def communicate(self, input: Any = None, *a: Any, **k: Any) -> tuple[Any, Any]:  # noqa: A002
+            def communicate(self, input: Any = None, *a: Any, **k: Any) -> tuple[Any, Any]:
                 if self.echo and input is not None:
                     return input, self._empty
                 return self._empty, self._empty

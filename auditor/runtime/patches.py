@@ -34,7 +34,7 @@ def install_sibling_finder(session: Any) -> None:
             module.__dict__[loader.WRAP] = session.wrap
             module.__dict__["__builtins__"] = session.builtins
             session.siblings.add(module.__name__)
-            exec(prepared.code, module.__dict__)  # noqa: S102 - the sandboxed submission
+            exec(prepared.code, module.__dict__)  # the sandboxed submission
 
     class Finder(importlib.abc.MetaPathFinder):
         def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
@@ -97,7 +97,7 @@ def patch_numpy_loaders(session: Any) -> None:
         except TypeError:
             return False
 
-    def fromfile(file, dtype=float, count=-1, sep="", offset=0, **kwargs):  # noqa: A002
+    def fromfile(file, dtype=float, count=-1, sep="", offset=0, **kwargs):
         arr = original_fromfile(file, dtype=dtype, count=count, sep=sep, offset=offset, **kwargs)
         if _is_val(file) and np.dtype(dtype).itemsize == 2 and arr.ndim == 1:
             start = (offset - header) // 2 if offset >= header else 0
@@ -106,7 +106,7 @@ def patch_numpy_loaders(session: Any) -> None:
             return track.to_tarr(arr, np.arange(start, start + arr.size, dtype=np.int64))
         return arr
 
-    class memmap(original_memmap):  # noqa: N801
+    class memmap(original_memmap):
         def __new__(cls, filename, dtype=np.uint8, mode="r+", offset=0, shape=None, order="C"):
             arr = original_memmap.__new__(original_memmap, filename, dtype=dtype, mode=mode, offset=offset, shape=shape,
                                           order=order)

@@ -21,7 +21,7 @@ from auditor.runtime import data, probes
 
 def available() -> bool:
     try:
-        import reference_impl.evaluate  # noqa: F401
+        import reference_impl.evaluate
         import reference_impl.model  # noqa: F401
     except ImportError:
         return False

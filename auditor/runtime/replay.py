@@ -156,7 +156,7 @@ class Replays:
 
     def _swap_tokens(self, obj: Any, stream: np.ndarray, top_level: bool = False) -> list[Any]:
         undo: list[Any] = []
-        for holder, key, value in walk(obj, max_depth=1 if top_level else 3):
+        for _holder, _key, value in walk(obj, max_depth=1 if top_level else 3):
             if isinstance(value, torch.Tensor) and not value.is_floating_point():
                 pos = track.pos_of(value)
                 if pos is None or pos.shape != value.shape:

@@ -224,14 +224,13 @@ def run_child(files: dict[str, bytes], job: dict[str, Any], limits: Limits | Non
                       scored_env=dict(job.get("scored_env") or {}), scored_world_size=job.get("scored_world_size"),
                       stage_labels=list(job.get("stage_labels") or []))
         python = limits.python or sys.executable
-        code = ("import sys; sys.path.insert(0, %r); from auditor.runtime.driver import main; sys.exit(main())"
-                % LIBRARY)
+        code = f"import sys; sys.path.insert(0, {LIBRARY!r}); from auditor.runtime.driver import main; sys.exit(main())"
         try:
             proc = subprocess.Popen(
                 bwrap_command(python, host, limits) + [python, "-I", "-c", code], cwd=str(host),
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(write_end,), start_new_session=True,
-                preexec_fn=_limiter(limits),  # noqa: PLW1509 - only setrlimit, before exec
+                preexec_fn=_limiter(limits),  # only setrlimit, before exec
             )
         except OSError as exc:
             os.close(read_end)

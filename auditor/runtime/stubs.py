@@ -22,7 +22,6 @@ Nothing here changes what the evaluation computes, only where it runs.
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 import types
 from typing import Any
@@ -316,11 +315,11 @@ def _install_distributed() -> None:
         tensor_list[0].copy_(tensor)
         return done(async_op)
 
-    def all_gather_into_tensor(output, input, group=None, async_op=False):  # noqa: A002
+    def all_gather_into_tensor(output, input, group=None, async_op=False):
         output.copy_(input.reshape(output.shape))
         return done(async_op)
 
-    def reduce_scatter_tensor(output, input, op=None, group=None, async_op=False):  # noqa: A002
+    def reduce_scatter_tensor(output, input, op=None, group=None, async_op=False):
         output.copy_(input.reshape(output.shape))
         return done(async_op)
 
@@ -334,7 +333,7 @@ def _install_distributed() -> None:
     def broadcast_object_list(object_list, src=0, group=None, device=None):
         return None
 
-    def all_to_all_single(output, input, *args, async_op=False, **kwargs):  # noqa: A002
+    def all_to_all_single(output, input, *args, async_op=False, **kwargs):
         output.copy_(input)
         return done(async_op)
 

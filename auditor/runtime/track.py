@@ -235,7 +235,7 @@ class TrackMode(TorchFunctionMode):
         super().__init__()
         self.cpu = cpu  # also run CUDA device requests on the CPU (see auditor.runtime.stubs)
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: A002
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         if name == "__get__":
@@ -673,4 +673,5 @@ _HANDLERS = {
 
 
 # The NumPy half lives in its own module; it builds on the tracker above.
-from auditor.runtime.track_numpy import TArr, _from_tarr, _ProvScalar, from_numpy, to_tarr  # noqa: E402
+from auditor.runtime.track_numpy import TArr, _from_tarr, _ProvScalar, to_tarr  # noqa: E402
+from auditor.runtime.track_numpy import from_numpy as from_numpy  # noqa: E402 - re-exported: track.from_numpy

@@ -229,7 +229,7 @@ class TArr(np.ndarray):
         return self._shape_method("squeeze", *args, **kwargs)
 
     @property
-    def T(self) -> Any:  # noqa: N802
+    def T(self) -> Any:
         return self._shape_method("transpose")
 
     def sum(self, *args: Any, **kwargs: Any) -> Any:

@@ -175,7 +175,7 @@ def _literal_regex(text: str) -> str:
     return r"\s*".join(re.escape(p) for p in _SPACE.split(text))
 
 
-def build(pieces: list[str | cst.BaseExpression], code) -> tuple[str, str, tuple[str, ...], str] | None:  # noqa: ANN001
+def build(pieces: list[str | cst.BaseExpression], code) -> tuple[str, str, tuple[str, ...], str] | None:
     """(regex, template, fields, key) of a line made of ``pieces``; None when it proves little."""
     literal = "".join(p for p in pieces if isinstance(p, str))
     if "\n" in literal.strip("\n") or "\r" in literal:

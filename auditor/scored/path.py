@@ -159,6 +159,6 @@ class ScoredPath:
 def _parses(text: str) -> bool:
     try:
         cst.parse_expression(text)
-    except Exception:  # noqa: BLE001 - a printed expression the parser does not take
+    except Exception:  # a printed expression the parser does not take
         return False
     return True

@@ -50,7 +50,7 @@ class StaticRule(Rule):
         return flow_of(index_of(source))
 
     @classmethod
-    def report(  # noqa: PLR0913 - a finding has many parts
+    def report(  # a finding has many parts
         cls,
         source: PythonSource,
         node: cst.CSTNode,

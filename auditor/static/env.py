@@ -225,7 +225,7 @@ class Config:
         name = dotted(node.func) or ""
         return name in ENV_GETTERS or (self.index.imports.qualify(node.func) or "") in ENV_GETTERS or name.split(".")[-1] in self.env_helpers
 
-    def _reads_env(self, info) -> bool:  # noqa: ANN001
+    def _reads_env(self, info) -> bool:
         from auditor.static.index import walk
 
         for value in info.attributes.values():

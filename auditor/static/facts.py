@@ -131,7 +131,7 @@ class Lazy:
 
     __slots__ = ("_make", "_text", "name", "depth")
 
-    def __init__(self, make, name: str = "", depth: int = 0) -> None:  # noqa: ANN001
+    def __init__(self, make, name: str = "", depth: int = 0) -> None:
         self._make = make
         self._text: str | None = None
         self.name = name
@@ -146,7 +146,7 @@ class Lazy:
         return True
 
 
-def renamed(fact: Fact, name: str, code) -> Fact:  # noqa: ANN001
+def renamed(fact: Fact, name: str, code) -> Fact:
     """The fact of ``name = <value>``: the target's reason gains a step of the alias chain.
 
     ``code`` renders the assigned value (called only if the reason is ever shown).

@@ -148,7 +148,7 @@ class FunctionFlow:
 class Flow:
     """Labels for the functions of one source, computed on demand and cached."""
 
-    def __init__(self, index: SourceIndex, resolve=None, dead=None, program=None) -> None:  # noqa: ANN001
+    def __init__(self, index: SourceIndex, resolve=None, dead=None, program=None) -> None:
         self.index = index
         #: the submission's other modules (a :class:`auditor.static.reach.Program`), whose
         #: functions this source calls or is called by; None for a lone source
@@ -168,7 +168,7 @@ class Flow:
         self._stmt: Stmt | None = None  # the statement being evaluated (for evidence lines)
 
     @property
-    def program(self):  # noqa: ANN201 - a Program (reach imports this module)
+    def program(self):  # a Program (reach imports this module)
         """The submission's program this source's flow crosses into, or None for a lone source."""
         return self._program
 
@@ -440,7 +440,7 @@ class Flow:
                     fact = with_label(fact, label, Lazy(lambda: self.index.code(node, 60)))
         return fact
 
-    def _combine(self, op: cst.BaseBinaryOp, left: Fact, right: Fact, node, where, left_node, right_node) -> Fact:  # noqa: ANN001
+    def _combine(self, op: cst.BaseBinaryOp, left: Fact, right: Fact, node, where, left_node, right_node) -> Fact:
         fact = union(left, right)
         labels = set(fact.labels)
         why = dict(fact.why)
@@ -556,8 +556,9 @@ class Flow:
                     if arg.keyword.value in names:
                         arg_facts[names.index(arg.keyword.value)] = self._expr(arg.value, flow, depth + 1)
 
-            def instantiate(fact: Fact) -> Fact:
-                parts = [Fact(frozenset(l for l in fact.labels if not l.startswith(("param:", "combo:", "bucket:"))), fact.why, fact.join)]
+            def instantiate(fact: Fact, arg_facts: dict[int, Fact] = arg_facts, scope: Scope = scope) -> Fact:
+                kept = frozenset(label for label in fact.labels if not label.startswith(("param:", "combo:", "bucket:")))
+                parts = [Fact(kept, fact.why, fact.join)]
                 for label in fact.labels:
                     if label.startswith("param:"):
                         parts.append(arg_facts.get(int(label[6:]), EMPTY))

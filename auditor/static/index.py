@@ -25,7 +25,7 @@ import ast
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from auditor.source import PythonSource
     from auditor.static.reach import Program
 
-Loop = Union[cst.For, cst.While, cst.CompFor]
+Loop = cst.For | cst.While | cst.CompFor
 
 # -- the pruned walk ----------------------------------------------------------------------------
 
@@ -544,7 +544,7 @@ class SourceIndex:
     def scopes(self) -> list[Scope]:
         return [self.module_scope, *self.functions]
 
-    def cached(self, key: str, compute):  # noqa: ANN001 - a small memo for derived analyses
+    def cached(self, key: str, compute):  # a small memo for derived analyses
         if key not in self._cache:
             self._cache[key] = compute()
         return self._cache[key]

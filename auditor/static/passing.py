@@ -95,10 +95,11 @@ def passed_to(flow: Flow, scope: Scope) -> dict[str, Fact]:
                 slot += 1
             if not targets:
                 continue
-            fact = only(flow.flow_for(caller).fact(arg.value, caller), PASSED)
+            caller_flow = flow.flow_for(caller)
+            fact = only(caller_flow.fact(arg.value, caller), PASSED)
             if not fact.labels:
                 continue
             for target in targets:
-                fact_here = renamed(fact, target, lambda v=arg.value, f=flow.flow_for(caller): f.index.code(v, 70))
+                fact_here = renamed(fact, target, lambda v=arg.value, f=caller_flow: f.index.code(v, 70))
                 passed[target] = union(passed.get(target, EMPTY), fact_here)
     return passed

@@ -202,7 +202,7 @@ def scoring_functions(program: Program) -> set[str]:
     return program.cache["scoring_functions"]
 
 
-def common_loop(a: Stmt, b: Stmt):  # noqa: ANN201
+def common_loop(a: Stmt, b: Stmt):
     """The innermost loop around both statements (same scope), or None."""
     shared = None
     for la, lb in zip(a.loops, b.loops):
@@ -213,7 +213,7 @@ def common_loop(a: Stmt, b: Stmt):  # noqa: ANN201
     return shared
 
 
-def is_epoch_loop(loop) -> bool:  # noqa: ANN001
+def is_epoch_loop(loop) -> bool:
     """A loop over epochs (``for epoch in range(args.ttt_epochs)``): each pass covers the whole set."""
     if not isinstance(loop, cst.For):
         return False
@@ -264,7 +264,7 @@ def val_source(index: SourceIndex, flow: Flow, scope: Scope) -> tuple[str, Stmt]
     return None
 
 
-def _shallow(node: cst.CSTNode):  # noqa: ANN202
+def _shallow(node: cst.CSTNode):
     from auditor.static.index import walk
 
     for i, child in enumerate(walk(node)):

@@ -103,9 +103,7 @@ class RecordsFolderFormat(BundleRule):
         bundle = evidence.bundle
         if bundle.single_file:
             return
-        a = evidence.records
         root = Location(bundle.path)
-        parts = a.folder_parts
         rel = records_relative(bundle)
         if rel is not None:
             below = rel[1:]

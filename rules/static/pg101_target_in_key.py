@@ -252,7 +252,7 @@ class TargetInKey(StaticRule):
         """A key of exact (context, target) values: no hash on either side."""
         return fact.join is not None and not fact.join.hashed and not fact.has("hash")
 
-    def _finding(self, source, index, node, stmt, fact: Fact, key_expr) -> Finding:  # noqa: ANN001
+    def _finding(self, source, index, node, stmt, fact: Fact, key_expr) -> Finding:
         exact = self._exact(fact)
         join = fact.join
         key_code = index.code(join.node, 120) if join is not None else index.code(key_expr, 120)

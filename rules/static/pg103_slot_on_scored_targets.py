@@ -235,12 +235,12 @@ class SlotOnScoredTargets(StaticRule):
             )
 
     @staticmethod
-    def flow_of(index: SourceIndex):  # noqa: ANN205
+    def flow_of(index: SourceIndex):
         return flow_of(index)
 
     # parameters ------------------------------------------------------------------------
 
-    def _params(self, index: SourceIndex, site) -> list[tuple[str, Stmt, cst.CSTNode]]:  # noqa: ANN001
+    def _params(self, index: SourceIndex, site) -> list[tuple[str, Stmt, cst.CSTNode]]:
         """Fresh trainable tensors the loss depends on: (name, statement, node)."""
         scopes: list[Scope] = []
         scope: Scope | None = site.scope
@@ -266,7 +266,7 @@ class SlotOnScoredTargets(StaticRule):
 
     # the optimization region -----------------------------------------------------------
 
-    def _region(self, index: SourceIndex, site, created: Stmt | None = None) -> tuple[str, str, int | None]:  # noqa: ANN001
+    def _region(self, index: SourceIndex, site, created: Stmt | None = None) -> tuple[str, str, int | None]:
         """Which positions the optimization loss covers: scored | context | window | unknown."""
         scopes = [site.scope] + ([site.scope.parent] if site.scope.parent and not site.scope.parent.is_module else [])
         roots = names_in(site.loss)

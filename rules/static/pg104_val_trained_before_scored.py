@@ -226,12 +226,12 @@ class ValTrainedBeforeScored(StaticRule):
                 continue  # trains on a chunk, then scores it in the same loop: PG105
             yield self._finding(evidence, source, index, flow, site, after, callers)
 
-    def _chunk_loop(self, site, after) -> bool:  # noqa: ANN001
+    def _chunk_loop(self, site, after) -> bool:
         """Training and scoring share a loop over chunks (not over epochs of the whole set)."""
         loop = common_loop(site.stmt, after.stmt)
         return loop is not None and not is_epoch_loop(loop)
 
-    def _unprotected_callers(self, program, scope):  # noqa: ANN001
+    def _unprotected_callers(self, program, scope):
         """Call sites of an adapter that are not preceded by scoring in a loop (None: all protected)."""
         refs = [s for s in program.referrers.get(scope.name, ()) if s.scope is not scope]
         if not refs:
@@ -250,13 +250,13 @@ class ValTrainedBeforeScored(StaticRule):
         return found or None
 
     @staticmethod
-    def _passes_val(index, stmt, name: str) -> bool:  # noqa: ANN001
+    def _passes_val(index, stmt, name: str) -> bool:
         """Whether the calls of ``name`` in a statement pass validation data."""
         calls = [c for c in stmt.scope.calls if c.stmt is stmt and c.method == name]
         flow = flow_of(index)
         return any(flow.fact(arg.value, stmt.scope).has("val") for call in calls for arg in call.node.args)
 
-    def _finding(self, evidence, source, index, flow, site, after, callers) -> Finding:  # noqa: ANN001
+    def _finding(self, evidence, source, index, flow, site, after, callers) -> Finding:
         scope = site.scope
         where = "the module level" if scope.is_module else scope.qualname
         details = {"loss": index.code(site.loss, 100), "trains_on": site.fact.reason("val")}

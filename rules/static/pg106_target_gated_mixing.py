@@ -202,7 +202,7 @@ class TargetGatedMixing(StaticRule):
                     )
 
     @staticmethod
-    def _replaces_score(flow, scope: Scope, node: cst.If) -> bool:  # noqa: ANN001
+    def _replaces_score(flow, scope: Scope, node: cst.If) -> bool:
         """The branch assigns a target-dependent score (not just a counter)."""
         for item in node.body.body:
             smalls = item.body if isinstance(item, cst.SimpleStatementLine) else [item] if isinstance(node.body, cst.SimpleStatementSuite) else []
@@ -212,19 +212,19 @@ class TargetGatedMixing(StaticRule):
         return False
 
     @staticmethod
-    def _whole_value(call) -> bool:  # noqa: ANN001
+    def _whole_value(call) -> bool:
         node = call.stmt.node
         value = getattr(node, "value", None)
         return value is call.node
 
     @staticmethod
-    def _comparison(flow, scope: Scope, test: cst.Comparison) -> bool:  # noqa: ANN001
+    def _comparison(flow, scope: Scope, test: cst.Comparison) -> bool:
         if len(test.comparisons) != 1 or not isinstance(test.comparisons[0].operator, (cst.LessThan, cst.GreaterThan, cst.LessThanEqual, cst.GreaterThanEqual)):
             return False
         left = flow.fact(test.left, scope)
         right = flow.fact(test.comparisons[0].comparator, scope)
         return _target_dependent(left) and _target_dependent(right)
 
-    def _report(self, source: PythonSource, index: SourceIndex, node, stmt, message: str) -> Finding:  # noqa: ANN001
+    def _report(self, source: PythonSource, index: SourceIndex, node, stmt, message: str) -> Finding:
         return self.report(source, node, stmt, message + "; the choice depends on the token being scored", evidence={"expression": index.code(node, 140)})
 

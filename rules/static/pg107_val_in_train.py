@@ -203,7 +203,7 @@ class ValInTrain(StaticRule):
         return False
 
     @staticmethod
-    def _used_for_training(index: SourceIndex, scope: Scope, call, trains: set[int]) -> str:  # noqa: ANN001
+    def _used_for_training(index: SourceIndex, scope: Scope, call, trains: set[int]) -> str:
         stmt = call.stmt.node
         target = None
         if isinstance(stmt, (cst.Assign,)) and len(stmt.targets) == 1 and isinstance(stmt.targets[0].target, cst.Name):

@@ -89,7 +89,7 @@ class TrainDataAtEval(StaticRule):
     )
 
     @staticmethod
-    def _logged(call) -> bool:  # noqa: ANN001
+    def _logged(call) -> bool:
         """A call inside a log line (``log(f"train_shards: {len(glob(...))}")``) reads no data."""
         node = call.stmt.node
         if isinstance(node, cst.Expr) and isinstance(node.value, cst.Call):

@@ -168,7 +168,7 @@ _OPS = {cst.Add: lambda a, b: a + b, cst.Subtract: lambda a, b: a - b, cst.Multi
         cst.FloorDivide: lambda a, b: a // b if b else None}
 
 
-def _value(config: Config, scope: Scope, node: cst.BaseExpression | None, depth: int = 0):  # noqa: ANN202
+def _value(config: Config, scope: Scope, node: cst.BaseExpression | None, depth: int = 0):
     """The value of a size expression: literals, the configuration's defaults, a parameter's
     default value, and + - * // of those."""
     if node is None or depth > 8:

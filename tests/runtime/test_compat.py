@@ -38,7 +38,7 @@ def test_rewritten_fstring_computes_the_same_string(expression, expected):
     if sys.version_info < (3, 12):
         assert rewritten >= 1 and "format(" in text
     scope = dict(SCOPE)
-    exec(compile(text, "<case>", "exec"), scope)  # noqa: S102 - the test's own code
+    exec(compile(text, "<case>", "exec"), scope)  # the test's own code
     assert scope["value"] == expected
 
 
@@ -50,7 +50,7 @@ def test_lines_stay_where_they_were():
     assert new.count("\n") == text.count("\n")
     assert new.splitlines()[4] == "y = 2" and new.splitlines()[5] == "def f():"
     scope: dict = {}
-    exec(compile(new, "<case>", "exec"), scope)  # noqa: S102
+    exec(compile(new, "<case>", "exec"), scope)
     assert scope["msg"] == "abc" and scope["f"]() == "z"
 
 

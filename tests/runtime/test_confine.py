@@ -23,7 +23,7 @@ def _private_network() -> None:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).unshare(0x10000000 | 0x40000000)  # CLONE_NEWUSER | CLONE_NEWNET
-    except Exception:  # noqa: BLE001 - never raise between fork and exec
+    except Exception:  # never raise between fork and exec
         pass
 
 HELPER = textwrap.dedent("""

@@ -17,5 +17,5 @@ def indexed(code: str) -> tuple[PythonSource, SourceIndex]:
     return source, index_of(source)
 
 
-def function(index: SourceIndex, name: str):  # noqa: ANN201
+def function(index: SourceIndex, name: str):
     return next(s for s in index.functions if s.name == name)

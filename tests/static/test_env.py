@@ -9,7 +9,7 @@ from auditor.static.env import UNKNOWN, Config, log_scenarios, run_scenarios
 from .helpers import function, indexed
 
 
-def _value(code: str, expr: str, scope_name: str | None = None, overrides=None):  # noqa: ANN001, ANN202
+def _value(code: str, expr: str, scope_name: str | None = None, overrides=None):
     _, index = indexed(code)
     config = Config(index)
     if overrides:

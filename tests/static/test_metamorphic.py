@@ -21,13 +21,13 @@ CASES = [
 ]
 
 
-def _own(rule, folder, monkeypatch):  # noqa: ANN001, ANN202
+def _own(rule, folder, monkeypatch):
     monkeypatch.chdir(folder.parent)
     report = audit([folder.name], AuditOptions(select=[rule.CODE]))
     return [f for s in report.submissions for f in s.findings if f.code == rule.CODE]
 
 
-def _rewrite(folder, rewrite) -> None:  # noqa: ANN001
+def _rewrite(folder, rewrite) -> None:
     files = {p.name: p.read_text() for p in folder.glob("*.py")}
     for rel, text in rewrite(files).items():
         (folder / rel).write_text(text)

@@ -32,7 +32,7 @@ if __name__ == "__main__":
 """
 
 
-def _first_assign(index, name):  # noqa: ANN001, ANN202
+def _first_assign(index, name):
     return next(s for s in function(index, name).stmts if isinstance(s.node, cst.Assign))
 
 
