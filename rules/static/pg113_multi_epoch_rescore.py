@@ -141,7 +141,7 @@ class MultiEpochRescore(StaticRule):
                     yield finding
                     break
 
-    def _rescored(self, source, index, config, scope: Scope, acc: Assignment, steps: list[Stmt]):  # noqa: ANN001, ANN202
+    def _rescored(self, source, index, config, scope: Scope, acc: Assignment, steps: list[Stmt]):
         scored_from = depends(scope, names_in(acc.value), limit=120)
         for step in steps:
             loop = _common_loop(acc.stmt, step)
@@ -201,7 +201,7 @@ def _calls(node: cst.BaseExpression, functions: set[str]) -> bool:
     return False
 
 
-def _common_loop(a: Stmt, b: Stmt):  # noqa: ANN202
+def _common_loop(a: Stmt, b: Stmt):
     shared = None
     for la, lb in zip(a.loops, b.loops):
         if la is not lb:
@@ -210,7 +210,7 @@ def _common_loop(a: Stmt, b: Stmt):  # noqa: ANN202
     return shared
 
 
-def _iterable_varies(scope: Scope, loop, outer: cst.For, outer_names: set[str]) -> bool:  # noqa: ANN001
+def _iterable_varies(scope: Scope, loop, outer: cst.For, outer_names: set[str]) -> bool:
     """Whether the chunk loop's domain depends on the outer loop's variable (another part each pass)."""
     if not isinstance(loop, cst.For):
         return True  # a while loop: its domain is not visible; do not claim a repeat
@@ -242,7 +242,7 @@ def _acc_name(target: cst.BaseExpression) -> str | None:
     return dotted(target) if isinstance(target, (cst.Name, cst.Attribute)) else None
 
 
-def _reset_in(scope: Scope, acc: Assignment, outer: cst.For, loop) -> Stmt | None:  # noqa: ANN001
+def _reset_in(scope: Scope, acc: Assignment, outer: cst.For, loop) -> Stmt | None:
     """Where the accumulator is set afresh inside the outer loop, outside the chunk loop: a plain
     assignment, or an in-place ``zero_()`` / ``fill_()``."""
     name = _acc_name(acc.target)
