@@ -126,7 +126,7 @@ class ScaledNll(StaticRule):
                     )
 
 
-def _scaled_losses(config: Config, scope: Scope, value: cst.BaseExpression):  # noqa: ANN202
+def _scaled_losses(config: Config, scope: Scope, value: cst.BaseExpression):
     """(product, its statement, factor) for each loss scaled by a constant that ``value`` is
     computed from (in the expression, or in the local assignments it depends on)."""
     needed = depends(scope, names_in(value), limit=120)
@@ -162,7 +162,7 @@ def _scaled_losses(config: Config, scope: Scope, value: cst.BaseExpression):  # 
                 yield a.stmt.node, a.stmt, factor
 
 
-def _stmt_of(scope: Scope, node: cst.CSTNode):  # noqa: ANN202
+def _stmt_of(scope: Scope, node: cst.CSTNode):
     """The innermost statement holding ``node`` (a compound statement's node holds its body)."""
     owner = None
     for stmt in scope.stmts:
@@ -245,7 +245,7 @@ def _picked(node: cst.BaseExpression, scope: Scope, depth: int = 0) -> bool:
     return False
 
 
-def _call(scope: Scope, node: cst.Call):  # noqa: ANN202
+def _call(scope: Scope, node: cst.Call):
     for call in scope.calls:
         if call.node is node:
             return call
