@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
-from rich.markdown import Markdown
 
 from auditor import registry
 from auditor.catalogue_doc import rule_markdown
@@ -36,5 +35,9 @@ def run(args: argparse.Namespace) -> int:
     if args.raw:
         print(text)
     else:
+        # Imported here: rich.markdown pulls in markdown-it (about 75 ms), which every other
+        # command, each of which builds this parser, would pay for at start-up.
+        from rich.markdown import Markdown
+
         Console().print(Markdown(text))
     return 0
