@@ -12,12 +12,18 @@ from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
+from auditor.static.deps import depends, names_in
+from auditor.static.env import Config
 from auditor.static.facts import Fact
 from auditor.static.index import Scope, SourceIndex
-from auditor.static.training import score_events
+from auditor.static.roles import is_constant
+from auditor.static.training import is_scored_accumulator, score_events
 
 _WEIGHT = re.compile(r"^(alpha|alphas|lam|lamb|lambda_?|lmbda|gate|gates|w|weight|weights|mix_w|mix_weight|mixw|beta|coef|use_ngram_mask|take|choose|pick)(_\w+)?$|_(alpha|lam|gate|weight|mix)$", re.I)
 _SELECT = {"minimum", "maximum", "fmin", "fmax"}
+#: The smallest vocabulary the challenge's tokenizers have (bytes): a lower bound on V, the
+#: script's own vocabulary size being unknown to this rule.
+_MIN_VOCAB = 256
 
 
 def _factor_of_product(scope: Scope, name: str) -> bool:
@@ -48,14 +54,19 @@ class TargetGatedMixing(StaticRule):
     the score of the true token: "use the n-gram mix only where it lowers the target's
     loss" (`if new_nll < old_nll: nll = new_nll`, `torch.where(mix_nll < nll, mix_nll,
     nll)`, `torch.minimum(mix_nll, nll)`), or a gate computed by comparing the target's
-    probabilities under two models.
+    probabilities under two models. Also a probability chosen by whether the target equals a
+    prediction (`torch.where(logits.argmax(-1) == y, 0.9, 1 / V)`): the value depends on the
+    target through the comparison only, and is not a distribution evaluated at it.
 
     ## Why is this bad?
     The choice is made after looking at the token being scored, so the reported loss is the
     better of two predictions for each token: an oracle no causal predictor can match. The
     "oracle safety gate" of PR #659 was ruled illegal (cited in the PR #779 description);
     issue #1017 condition C1 says p_t may not depend on x_t. A gate may depend only on what
-    the model knows before the token, e.g. its own entropy.
+    the model knows before the token, e.g. its own entropy. A probability `high` for the
+    predicted token and `1/V` for every other sums to `high + (V - 1)/V` over the vocabulary
+    (condition C2); only the remainder `(1 - high)/(V - 1)` for the others makes it a
+    distribution.
 
     ## Example
     ```python
@@ -74,7 +85,7 @@ class TargetGatedMixing(StaticRule):
 
     ## References
     - R-NGRAM-ORACLE-GATE (PR #659), R-TILT-TARGET-GATED (PR #1420, #1967).
-    - Issue #1017, condition C1.
+    - Issue #1017, conditions C1 and C2.
     """
 
     CODE = "PG106"
@@ -107,6 +118,37 @@ class TargetGatedMixing(StaticRule):
                 return max(a, b) + math.log1p(math.exp(-abs(a - b)))
             """,
             note="a log-sum-exp of two log-probabilities",
+        ),
+        Valid(
+            code="""
+            import torch
+            import torch.nn.functional as F
+            def score(model, x, y, vocab):
+                loss_sum, correct = 0.0, 0
+                with torch.no_grad():
+                    logits = model(x)
+                    nll = F.cross_entropy(logits, y, reduction="none")
+                    pred = logits.argmax(-1)
+                    correct += (pred == y).sum().item()
+                    conf = logits.softmax(-1).max(-1).values
+                    p = torch.where(pred == y, conf, (1 - conf) / (vocab - 1))
+                    loss_sum += -torch.log(p).sum() + 0 * nll.sum()
+                return loss_sum, correct
+            """,
+            note="an accuracy count, and the predicted token's mass with the rest shared by the others",
+        ),
+        Valid(
+            code="""
+            import torch
+            import torch.nn.functional as F
+            def score(logits, y, pad_id):
+                loss_sum = 0.0
+                with torch.no_grad():
+                    nll = F.cross_entropy(logits, y, reduction="none")
+                    loss_sum += torch.where(y == pad_id, torch.zeros_like(nll), nll).sum()
+                return loss_sum
+            """,
+            note="padding targets masked out of the sum",
         ),
     )
     INVALID = (
@@ -161,11 +203,29 @@ class TargetGatedMixing(StaticRule):
             """,
             lines=(8,),
         ),
+        Invalid(
+            code="""
+            import torch
+            import torch.nn.functional as F
+            def score(model, x, y, vocab):
+                loss_sum = 0.0
+                with torch.no_grad():
+                    logits = model(x)
+                    lp = F.log_softmax(logits, -1)
+                    seen = lp.gather(-1, y[:, None])
+                    pred = logits.argmax(-1)
+                    p = torch.where(pred == y, 0.9, 1.0 / vocab)
+                    loss_sum += -torch.log(p).sum()
+                return loss_sum, seen
+            """,
+            lines=(10,),
+        ),
     )
 
     def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
         flow = self.flow(source)
+        config = Config(index)
         for scope in index.scopes:
             if not score_events(index, scope, any_context=True):
                 continue
@@ -180,6 +240,10 @@ class TargetGatedMixing(StaticRule):
                     cond = call.node.args[0].value
                     if isinstance(cond, cst.Comparison) and self._comparison(flow, scope, cond):
                         yield self._report(source, index, call.node, call.stmt, f"`{index.code(call.node, 90)}` picks, per token, the better score of the true token")
+                    else:
+                        why = _equality_choice(flow, config, index, scope, call)
+                        if why:
+                            yield self.report(source, call.node, call.stmt, why, evidence={"expression": index.code(call.node, 140)})
                 elif call.method in _SELECT and len(call.node.args) >= 2:
                     if self._whole_value(call) and all(_target_dependent(flow.fact(a.value, scope)) for a in call.node.args[:2]):
                         yield self._report(source, index, call.node, call.stmt, f"`{index.code(call.node, 90)}` keeps, per token, the better score of the true token")
@@ -228,3 +292,113 @@ class TargetGatedMixing(StaticRule):
     def _report(self, source: PythonSource, index: SourceIndex, node, stmt, message: str) -> Finding:
         return self.report(source, node, stmt, message + "; the choice depends on the token being scored", evidence={"expression": index.code(node, 140)})
 
+
+
+def _equality_choice(flow, config: Config, index: SourceIndex, scope: Scope, call) -> str:
+    """Why ``where(pred == target, a, b)`` scores a value chosen by comparing the target, or "".
+
+    The condition tests the target (the token id itself) for equality with something that is
+    neither the target nor a constant (a prediction, another token); neither branch depends on
+    the target; the result is accumulated as a score; and the branches are not a distribution:
+    ``b`` is not the remainder ``(1 - a)/(V - 1)`` of ``a``, and, when both are numbers, no
+    vocabulary of a whole number of tokens (at least 256) makes ``a + (V - 1)·b`` equal 1. A mask against a
+    constant (``where(y == PAD, 0, nll)``) has a constant side and a target-dependent branch."""
+    node = call.node
+    if len(node.args) < 3:
+        return ""
+    sides = _equality_sides(call, node.args[0].value)
+    if sides is None:
+        return ""
+    (left, right), equal = sides
+    facts = [flow.fact(left, scope), flow.fact(right, scope)]
+    target = [i for i, f in enumerate(facts) if f.has("tgt")]
+    if len(target) != 1:
+        return ""
+    other = (left, right)[1 - target[0]]
+    if facts[1 - target[0]].has("tgtdep") or is_constant(other) or _number(config, scope, other) is not None:
+        return ""
+    on, off = (node.args[1].value, node.args[2].value) if equal else (node.args[2].value, node.args[1].value)
+    if any(flow.fact(b, scope).has("tgt", "tgtdep") for b in (on, off)):
+        return ""
+    if not _scored(scope, call):
+        return ""
+    a, b = _number(config, scope, on), _number(config, scope, off)
+    if a is not None and b is not None:
+        # a + (V - 1)·b = 1 for one vocabulary size only: a whole number of at least 256 may be
+        # the script's own, so that pair is left alone
+        if b <= 0:
+            return ""
+        size = 1.0 + (1.0 - a) / b
+        if size >= _MIN_VOCAB and abs(size - round(size)) <= 1e-6 * size:
+            return ""
+        mass = (f"sums to {a + (_MIN_VOCAB - 1) * b:.3g} or more over any vocabulary of {_MIN_VOCAB} tokens or "
+                f"more; it would sum to 1 only for {size:.4g} tokens")
+    elif _remainder(config, scope, on, off):
+        return ""
+    else:
+        mass = "the other tokens' value is not the remainder (1 - p)/(V - 1) of the matched one"
+    code = lambda n: index.code(n, 40)  # noqa: E731
+    return (f"the scored probability is `{code(on)}` where the target equals `{code(other)}` and `{code(off)}` "
+            f"elsewhere: it is chosen by comparing the target, not a distribution evaluated at it ({mass})")
+
+
+def _equality_sides(call, cond: cst.BaseExpression):
+    """((left, right), equal) of ``a == b`` / ``a != b`` / ``a.eq(b)`` / ``torch.eq(a, b)``."""
+    if isinstance(cond, cst.Comparison) and len(cond.comparisons) == 1:
+        op = cond.comparisons[0].operator
+        if isinstance(op, (cst.Equal, cst.NotEqual)):
+            return (cond.left, cond.comparisons[0].comparator), isinstance(op, cst.Equal)
+        return None
+    if isinstance(cond, cst.Call) and isinstance(cond.func, cst.Attribute) and cond.func.attr.value in ("eq", "ne", "equal", "not_equal"):
+        equal = cond.func.attr.value in ("eq", "equal")
+        args = [a.value for a in cond.args if a.keyword is None]
+        if len(args) == 2:
+            return (args[0], args[1]), equal
+        if len(args) == 1:
+            return (cond.func.value, args[0]), equal
+    return None
+
+
+def _number(config: Config, scope: Scope, node: cst.BaseExpression) -> float | None:
+    """The value of a number known before the run (a literal, a constant expression, a default)."""
+    if isinstance(node, cst.Name) and any(node.value == p for p, _ in scope.params):
+        return None
+    value = config.evaluate(node, scope).value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _scored(scope: Scope, call) -> bool:
+    """Whether the ``where`` is (or is computed into) a value the function accumulates as a score."""
+    from auditor.static.index import walk
+
+    stmt = call.stmt
+    assigned = {a.target.value for a in scope.assignments if a.stmt is stmt and isinstance(a.target, cst.Name)}
+    for acc in scope.assignments:
+        if acc.kind != "aug" or acc.op is not cst.AddAssign or acc.value is None or not isinstance(acc.target, cst.Name):
+            continue
+        if acc.stmt is stmt and any(n is call.node for n in walk(acc.value)):
+            return True
+        if assigned & depends(scope, names_in(acc.value), limit=80):
+            return True
+    return False
+
+
+def _remainder(config: Config, scope: Scope, on: cst.BaseExpression, off: cst.BaseExpression) -> bool:
+    """Whether ``off`` is computed from ``1 - on`` (the rest of the mass, shared by the others)."""
+    from auditor.static.index import walk
+
+    exprs = [off] + [a.value for a in scope.assignments
+                     if a.value is not None and isinstance(a.target, cst.Name) and a.target.value in depends(scope, names_in(off), limit=60)]
+    on_names = names_in(on)
+    on_value = _number(config, scope, on)
+    for expr in exprs:
+        for node in walk(expr):
+            if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Subtract) and _number(config, scope, node.left) == 1.0:
+                right = node.right
+                if on_names and names_in(right) & depends(scope, on_names, limit=60):
+                    return True
+                if on_value is not None and _number(config, scope, right) == on_value:
+                    return True
+    return False
