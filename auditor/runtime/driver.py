@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from auditor.runtime import confine, data, guard, loader, protocol, stage, stubs, track
+from auditor.runtime import bytecount, confine, data, guard, loader, protocol, stage, stubs, track
 from auditor.runtime.capture import PassResult, _floats, _has_number, select_scored, set_in, walk
 from auditor.runtime.knobs import Settings, knob_values
 from auditor.runtime.patches import install_sibling_finder, modes_follow_threads, patch_numpy_loaders
@@ -89,6 +89,8 @@ class Session(Replays):
         self.applied_knobs: dict[str, str] = {}
         self.guard: guard.Guard | None = None
         self.byte_table: np.ndarray | None = None
+        self.byte_tables: bytecount.ByteTables | None = None  # the official LUT of the harness's tokenizer
+        self.tokenizer_watch = bytecount.TokenizerWatch()
         self.tokenizer_path: Path | None = None
         self.last_pass: PassResult | None = None
         self.snapshots_before: dict[str, Snapshot] = {}
@@ -113,6 +115,8 @@ class Session(Replays):
             data.write_shard(d / "fineweb_train_000000.bin", train)
             self.val_shards.append(d / "fineweb_val_000000.bin")
         self.byte_table = data.token_bytes(model, s.vocab)
+        self.byte_tables = bytecount.ByteTables.from_model(model, s.vocab)
+        self.tokenizer_watch.expect(model.read_bytes())
         self.write_val(self.stream)
         self.tokenizer_path = model
         return {"data_path": str(dirs[0]), "tokenizer": str(model), "data_dir": str(root),
@@ -283,6 +287,21 @@ class Session(Replays):
         if self.in_baseline and len(self.result.stage_lines) < stage.MAX_STAGE_LINES:
             lines = self.result.stage_lines + stage.stage_lines(text, self.job.stage_labels)
             self.result.stage_lines = lines[: stage.MAX_STAGE_LINES]
+        if self.in_baseline and len(self.result.metric_lines) < bytecount.MAX_METRIC_LINES:
+            lines = self.result.metric_lines + bytecount.metric_lines(text)
+            self.result.metric_lines = lines[: bytecount.MAX_METRIC_LINES]
+
+    def account_bytes(self, base: Run) -> None:
+        """The canonical bytes of what each evaluation call of the baseline run scored (the
+        parent compares them with the bits per byte the script printed)."""
+        watch = self.tokenizer_watch
+        self.result.tokenizer_loaded = "harness" if watch.loaded_harness else "other" if watch.loaded_other else ""
+        if self.byte_tables is None:
+            return
+        try:
+            self.result.byte_accounts = bytecount.accounts(base.passes, self.stream, self.byte_tables)
+        except Exception as exc:  # the byte check is then inconclusive, the other probes go on
+            self.result.notes.append(f"byte accounting failed ({type(exc).__name__}: {exc})")
 
     def run_pipeline(self, label: str, stream: np.ndarray) -> Run:
         self.take_snapshots = label == "baseline"
@@ -424,6 +443,7 @@ def _drive(session: Session, job: protocol.Job, workdir: Path) -> None:
     os.environ.update(env)
     sys.path.insert(0, str(script.parent))
     stubs.install(session.settings.threads, session.settings.fp32)
+    session.tokenizer_watch.install()
     wall = guard.Guard(str(workdir), extra_read_roots=[str(Path(__file__).resolve().parent.parent)])
     # the kernel's wall goes up before any submission code runs; only behind it may the
     # submission's own native code run
@@ -441,6 +461,7 @@ def _drive(session: Session, job: protocol.Job, workdir: Path) -> None:
         session.checkpoint("running the script")
         base = session.run_pipeline("baseline", session.stream)
         out.runs.append(base.record)
+        session.account_bytes(base)
         session.checkpoint()
         complete = [p for p in base.passes if p.complete and p.depth == 0]
         if complete and time.monotonic() < session.deadline:

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from auditor.runtime.bytecheck import judge as judge_bytes
 from auditor.runtime.compat import backport_fstrings
 from auditor.runtime.protocol import DriverResult, ErrorInfo
 from auditor.runtime.sandbox import ChildResult, Limits, run_child
@@ -48,6 +49,7 @@ PROBE_LABELS = {
     "substitution": "target substitution",
     "capture": "capture",
     "replay": "replay",
+    "bytes": "byte accounting",
 }
 
 
@@ -311,6 +313,8 @@ def _rows_from(raw: DriverResult) -> list[Row]:
         for p in scorer.probes:
             rows.append(Row(shown(scorer.name, 80), shown(p.probe, 40), p.status, shown(p.detail), p.evidence,
                             p.seconds))
+    for p in judge_bytes(raw):  # the printed bpb against the bytes of the scored targets
+        rows.append(Row(shown(p.scorer, 80), p.probe, p.status, shown(p.detail), p.evidence))
     return rows
 
 

@@ -143,6 +143,23 @@ class ScorerRecord:
 
 
 @dataclass
+class ByteAccount:
+    """The canonical bytes of the targets one top-level evaluation call scored
+    (auditor.runtime.bytecount): what the parent compares with the script's bits per byte."""
+
+    name: str
+    index: int
+    tokens: int  # scored targets, a target scored twice counted twice (as its NLL is)
+    distinct: int  # distinct stream positions among them
+    nll_sum: float  # sum of the captured NLLs (nats)
+    loss: float | None  # the returned loss the capture matched
+    returned: list[float]
+    bytes: int  # pipeline.md's formula over the scored targets
+    space_after_boundary: int  # the same, a leading space after a boundary counted too
+    alternatives: dict[str, int] = field(default_factory=dict)  # sums that name accounting errors
+
+
+@dataclass
 class SandboxEvent:
     """An attempt the audit hook refused (or tolerated)."""
 
@@ -172,6 +189,12 @@ class DriverResult:
     log_tail: list[str] = field(default_factory=list)
     #: Output lines of the baseline run that carry a claimed stage's label.
     stage_lines: list[str] = field(default_factory=list)
+    #: Canonical bytes of what each top-level evaluation call of the baseline run scored, the
+    #: output lines of that run that carry a bits-per-byte value, and whether the script loaded
+    #: the tokenizer the harness wrote ("harness", "other" or "" when it loaded none).
+    byte_accounts: list[ByteAccount] = field(default_factory=list)
+    metric_lines: list[str] = field(default_factory=list)
+    tokenizer_loaded: str = ""
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:

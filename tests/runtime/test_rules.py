@@ -109,3 +109,24 @@ def test_wrapped_script_is_decoded_and_run(runtime_results):
 
 def test_audited_folders_are_unchanged(runtime_results):
     assert tree_digest(FIXTURES) == runtime_results["__digest_before__"]
+
+
+@pytest.mark.parametrize(("name", "explained_by"), [
+    ("bytes_remapped_targets", None),  # bytes of the clamped ids: no named error fits
+    ("bytes_subset_denominator", "every target of the stream, not only the scored ones"),
+    ("bytes_lut_space_twice", "leading space counted twice (a table that keeps it, plus the formula's extra byte)"),
+])
+def test_byte_accounting_errors_fail_the_byte_probe(name, explained_by, runtime_results):
+    result = runtime_results[name]
+    assert result.status == "fail", result.reasons
+    row = next(r for r in result.failures if r.probe == "bytes")
+    assert row.evidence["explained_by"] == explained_by
+    assert abs(row.evidence["implied_bytes"] - row.evidence["canonical_bytes"]) > 10 * row.evidence["tolerance_bytes"]
+    findings = findings_for(f"fixtures/runtime/{name}", runtime_results, ["PG206"])
+    assert any(f.code == "PG206" and "bpb_accounting" in f.tags for f in findings)
+
+
+@pytest.mark.parametrize("name", ["legal_sliding", "legal_ttt", "wrapped_legal", "bytes_sliding_scored_subset_legal"])
+def test_legal_byte_accounting_passes_the_byte_probe(name, runtime_results):
+    rows = [r for r in runtime_results[name].rows if r.probe == "bytes"]
+    assert rows and all(r.status == "pass" for r in rows), [(r.scorer, r.status, r.detail) for r in rows]
