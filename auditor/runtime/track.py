@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
+from auditor.runtime import dtypes
+
 POS = "_pg_pos"
 PROV = "_pg_prov"
 
@@ -255,6 +257,8 @@ class TrackMode(TorchFunctionMode):
                 first = args[1]
                 if isinstance(first, (torch.device, str)) or (isinstance(first, int) and not isinstance(first, bool)):
                     args = (args[0], _cpu_device(first), *args[2:])
+            if name in dtypes.UNIFY or name in dtypes.INTO_SELF:  # bf16 code with float32 modules
+                args, kwargs = dtypes.consistent(name, args, kwargs, _cast)
         if not (_any_tagged(args) or _any_tagged(kwargs.values())):
             if name in ("tensor", "as_tensor", "asarray") and args and isinstance(args[0], (TArr, _ProvScalar)):
                 return _factory(func, name, args, kwargs)
@@ -292,6 +296,11 @@ class _Passthrough(Exception):
 
 
 _CPU = torch.device("cpu")
+
+
+def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in ``dtype``, with its tags (a cast moves no value)."""
+    return tag(t.to(dtype), pos_of(t), prov_of(t))
 
 
 def _cpu_device(value: Any) -> Any:
