@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from auditor.runtime import bytecount, confine, data, guard, loader, protocol, stage, stubs, track
+from auditor.runtime import bytecount, confine, data, guard, layout, loader, protocol, stage, stubs, track
 from auditor.runtime.capture import PassResult, _floats, _has_number, select_scored, set_in, walk
 from auditor.runtime.knobs import Settings, knob_values
 from auditor.runtime.patches import install_sibling_finder, modes_follow_threads, patch_numpy_loaders
@@ -92,6 +92,7 @@ class Session(Replays):
         self.byte_tables: bytecount.ByteTables | None = None  # the official LUT of the harness's tokenizer
         self.tokenizer_watch = bytecount.TokenizerWatch()
         self.tokenizer_path: Path | None = None
+        self.train_stream: np.ndarray | None = None
         self.last_pass: PassResult | None = None
         self.snapshots_before: dict[str, Snapshot] = {}
         self.in_baseline = False
@@ -108,7 +109,7 @@ class Session(Replays):
             target = tokenizers / name
             if not target.exists():
                 target.write_bytes(model.read_bytes())
-        train = data.markov_stream(s.train_tokens, s.vocab, s.seed + 1)
+        train = self.train_stream = data.markov_stream(s.train_tokens, s.vocab, s.seed + 1)
         dirs = [root / "datasets" / f"fineweb10B_sp{v}" for v in (s.vocab, 1024, 4096, 8192)] + [root / "datasets"]
         self.val_shards = []
         for d in dirs:
@@ -121,6 +122,18 @@ class Session(Replays):
         self.tokenizer_path = model
         return {"data_path": str(dirs[0]), "tokenizer": str(model), "data_dir": str(root),
                 "datasets_dir": str(root / "datasets")}
+
+    def provide_default_paths(self, texts: list[str]) -> list[str]:
+        """Fill the paths the scripts' own literals name (``./data/...``) with the harness's
+        shards and tokenizer (:mod:`auditor.runtime.layout`); the notes say what was written."""
+        assert self.tokenizer_path is not None and self.train_stream is not None
+        train = self.train_stream
+        made = layout.materialize(layout.default_paths(texts), self.workdir, self.tokenizer_path,
+                                  lambda path: data.write_shard(path, train))
+        if made.val_shards:
+            self.val_shards.extend(made.val_shards)
+            self.write_val(self.current)
+        return [f"{note} (a path the script names)" for note in made.notes]
 
     def write_val(self, stream: np.ndarray) -> None:
         sidecar = "val_bytes" in self.source_text
@@ -252,7 +265,7 @@ class Session(Replays):
         self.builtins["__import__"] = stubs.SubmissionImporter(self.prepared.triton_optional)
         self.builtins["exec"] = self._exec
         module = types.ModuleType("train_gpt")
-        module.__file__ = str(self.workdir / "submission" / self.job.file)
+        module.__file__ = str(self.workdir / layout.SUBMISSION / self.job.file)
         module.__dict__[loader.WRAP] = self.wrap
         module.__dict__["__builtins__"] = self.builtins
         sys.modules["train_gpt"] = module
@@ -314,7 +327,7 @@ class Session(Replays):
         torch.manual_seed(self.settings.seed)
         np.random.seed(self.settings.seed)
         random.seed(self.settings.seed)
-        os.chdir(self.workdir / "run")
+        os.chdir(self.workdir)  # the repository's root, where README commands run
         self.in_baseline = label == "baseline"
         try:
             with quiet(self):
@@ -403,9 +416,8 @@ def main() -> int:
 def _drive(session: Session, job: protocol.Job, workdir: Path) -> None:
     out = session.result
     out.settings = dict(session.settings.__dict__)
-    submission = workdir / "submission"
+    submission = workdir / layout.SUBMISSION
     shutil.copytree(job.input, submission, symlinks=False, dirs_exist_ok=True)
-    (workdir / "run").mkdir(exist_ok=True)
     (workdir / "tmp").mkdir(exist_ok=True)
     tempfile.tempdir = str(workdir / "tmp")
     # programs the submission may run (a C compiler, behind the kernel's wall) write their
@@ -424,15 +436,18 @@ def _drive(session: Session, job: protocol.Job, workdir: Path) -> None:
     out.adjustments = list(session.prepared.adjustments)
     out.wrapped = list(session.prepared.wrapped)
     knobs = dict(session.prepared.knobs)
+    texts = [text]
     for other in sorted(submission.rglob("*.py")):  # a shim runs a sibling's code
         if other != script:
+            other_text = other.read_text(encoding="utf-8", errors="replace")
+            texts.append(other_text)
             try:
-                for name, knob in loader.scan_knobs(ast.parse(other.read_text(encoding="utf-8",
-                                                                               errors="replace"))).items():
+                for name, knob in loader.scan_knobs(ast.parse(other_text)).items():
                     knobs.setdefault(name, knob)
             except (SyntaxError, ValueError, RecursionError):
                 pass
     session.prepared.knobs = knobs
+    out.adjustments.extend(session.provide_default_paths(texts))
     run_env = {k: str(v) for k, v in job.run_env.items() if k in session.prepared.knobs}
     out.run_env = run_env
     env = dict(run_env)

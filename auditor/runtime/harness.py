@@ -458,9 +458,8 @@ def reduce_error(error: ErrorInfo) -> ErrorInfo:
 
 def _path_shown(match: re.Match[str]) -> str:
     path = match.group(0)
-    for inside in ("/workspace/submission/", "/workspace/run/", "/workspace/data/"):
-        if path.startswith(inside):
-            return path[len("/workspace/"):]
+    if path.startswith("/workspace/"):  # the sandbox's own folder: the copy, the data, what the run wrote
+        return path[len("/workspace/"):]
     return "<path>"
 
 
