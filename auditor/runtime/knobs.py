@@ -63,6 +63,7 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
         "DATASETS_DIR": paths["data_path"], "NGRAM_EVAL_MAX_SECONDS": 0, "TRAIN_SEQ_SCHEDULE": "",
     }
     scored_env = dict(scored or {})
+    ties = tied_widths(knobs, {w: str(exact[w]) for w in WIDTHS}, scored_env)
     out: dict[str, str] = {}
     for name, knob in knobs.items():
         value: Any = None
@@ -96,6 +97,8 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
             chosen = (run_env or {}).get(name, default or "")
             if re.search(r"lrzip|pergroup|zpaq|xz_cli", chosen, re.I):
                 value = default if default and not re.search(r"lrzip|pergroup", default, re.I) else "lzma"
+        if value is None and name in ties:
+            value = ties[name]  # tied to a shrunk width in the scored run
         if value is None and name in scored_env and _same_kind(default, scored_env[name]):
             value = scored_env[name]  # structure (or a role unknown here): as the scored run had it
         if value is None and knob.multi_gpu_default is not None and name not in (run_env or {}) \
@@ -105,6 +108,35 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
             out[name] = str(value)
     for name in ("DATA_PATH", "TOKENIZER_PATH", "DATA_DIR"):
         out.setdefault(name, str(exact[name]))
+    return out
+
+
+#: Widths the harness shrinks, and the knobs that may be tied to them (their names end so).
+WIDTHS = ("MODEL_DIM",)
+TIED = re.compile(r"_DIM$")
+
+
+def tied_widths(knobs: dict[str, loader.Knob], shrunk: dict[str, str],
+                scored: dict[str, str]) -> dict[str, str]:
+    """Width knobs the scored run ties to a shrunk width: a ``*_DIM`` knob left at its value
+    whose value in the scored run (its logs, else the script's default) equals the model
+    width's there (``EMBEDDING_DIM`` 512 with ``MODEL_DIM`` 512) takes the shrunk width too.
+    Code may rely on the equality the run had (an embedding added to the residual stream before
+    the projection that a differing width would add), so shrinking one and not the other
+    breaks shapes the real run never had; widths that differed keep their value."""
+    out: dict[str, str] = {}
+    for width in WIDTHS:
+        knob = knobs.get(width)
+        if knob is None or width not in shrunk:
+            continue
+        real = _number(scored.get(width, knob.default))
+        if real is None:
+            continue
+        for name, other in knobs.items():
+            if name in shrunk or not TIED.search(name):
+                continue
+            if _number(scored.get(name, other.default)) == real:
+                out[name] = shrunk[width]
     return out
 
 

@@ -42,7 +42,7 @@ def test_case(rule, case, valid, runtime_results):
         assert own, f"{rule.CODE} not raised on {case.folder}: {runtime_results[case.folder.rsplit('/', 1)[-1]].to_dict()}"
 
 
-@pytest.mark.parametrize("name", ["legal_sliding", "legal_ttt", "cache_plus1_825"])
+@pytest.mark.parametrize("name", ["legal_sliding", "legal_ttt", "cache_plus1_825", "legal_repo_habits"])
 def test_legal_fixtures_pass_every_probe(name, runtime_results):
     result = runtime_results[name]
     assert result.status == "pass", result.reasons

@@ -119,3 +119,21 @@ def test_a_claim_whose_stage_no_log_names_is_never_a_pass(tmp_path):
     (tmp_path / "submission.json").unlink()  # nothing claimed: the run's own evaluations decide
     evidence = Evidence(discover([tmp_path])[0])
     assert scored_runtime(evidence.scored, evidence.program, evidence.records).unknown_stage == ""
+
+
+def test_a_width_equal_to_the_model_width_in_the_scored_run_shrinks_with_it():
+    found = knobs(MODEL_DIM="512", EMBEDDING_DIM="512", VE_DIM="128", BIGRAM_DIM="512", HEAD_LR="512")
+    values = knob_values(found, Settings(), PATHS, scored={"BIGRAM_DIM": "256"})
+    width = str(Settings().model_dim)
+    assert values["MODEL_DIM"] == width and values["EMBEDDING_DIM"] == width  # tied by the defaults
+    assert "VE_DIM" not in values  # a different width keeps its value
+    assert values["BIGRAM_DIM"] == "256"  # the scored run had them differ: as it ran
+    assert "HEAD_LR" not in values  # not a width
+
+
+def test_widths_tie_through_the_scored_values():
+    found = knobs(MODEL_DIM="512", EMBEDDING_DIM="512")
+    values = knob_values(found, Settings(), PATHS, scored={"MODEL_DIM": "768", "EMBEDDING_DIM": "768"})
+    assert values["EMBEDDING_DIM"] == values["MODEL_DIM"] == str(Settings().model_dim)
+    values = knob_values(found, Settings(), PATHS, scored={"MODEL_DIM": "768"})
+    assert "EMBEDDING_DIM" not in values  # its default 512 against the run's 768: not tied, left alone
