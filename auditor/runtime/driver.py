@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from auditor.runtime import bytecount, confine, data, guard, layout, loader, protocol, stage, stubs, track
+from auditor.runtime import absent, bytecount, confine, data, guard, layout, loader, protocol, stage, stubs, track
 from auditor.runtime.capture import PassResult, _floats, _has_number, select_scored, set_in, walk
 from auditor.runtime.knobs import Settings, knob_values
 from auditor.runtime.patches import install_sibling_finder, modes_follow_threads, patch_numpy_loaders
@@ -96,6 +96,8 @@ class Session(Replays):
         self.last_pass: PassResult | None = None
         self.snapshots_before: dict[str, Snapshot] = {}
         self.in_baseline = False
+        self.unguarded: frozenset[str] = frozenset()  # packages imported outside any try: block
+        self.importer: stubs.SubmissionImporter | None = None
 
     # -- files ----------------------------------------------------------------------------
 
@@ -262,7 +264,8 @@ class Session(Replays):
             sys.modules.pop(name, None)
         self.siblings.clear()
         self.builtins = dict(vars(builtins))
-        self.builtins["__import__"] = stubs.SubmissionImporter(self.prepared.triton_optional)
+        self.importer = stubs.SubmissionImporter(self.prepared.triton_optional, self.unguarded)
+        self.builtins["__import__"] = self.importer
         self.builtins["exec"] = self._exec
         module = types.ModuleType("train_gpt")
         module.__file__ = str(self.workdir / layout.SUBMISSION / self.job.file)
@@ -349,6 +352,21 @@ class Session(Replays):
         info.passes = [p.summary() for p in self.passes]
         self.write_val(self.stream)
         return Run(info, self.passes)
+
+
+def unguarded_imports(texts: list[str]) -> frozenset[str]:
+    """Packages the scripts import outside any ``try:`` block and never inside one."""
+    inside: set[str] = set()
+    outside: set[str] = set()
+    for text in texts:
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        found = loader.import_places(tree)
+        inside |= found[0]
+        outside |= found[1]
+    return frozenset(outside - inside)
 
 
 def _error(exc: BaseException, job: protocol.Job) -> protocol.ErrorInfo:
@@ -448,6 +466,7 @@ def _drive(session: Session, job: protocol.Job, workdir: Path) -> None:
                 pass
     session.prepared.knobs = knobs
     out.adjustments.extend(session.provide_default_paths(texts))
+    session.unguarded = unguarded_imports(texts)
     run_env = {k: str(v) for k, v in job.run_env.items() if k in session.prepared.knobs}
     out.run_env = run_env
     env = dict(run_env)
@@ -476,6 +495,9 @@ def _drive(session: Session, job: protocol.Job, workdir: Path) -> None:
         session.checkpoint("running the script")
         base = session.run_pipeline("baseline", session.stream)
         out.runs.append(base.record)
+        for name in sorted(session.importer.absent if session.importer is not None else ()):
+            role = "a logger: its calls do nothing" if absent.is_logger(name) else "any use stops the run"
+            out.adjustments.append(f"{name}: missing in the sandbox, imported as a stand-in ({role})")
         session.account_bytes(base)
         session.checkpoint()
         complete = [p for p in base.passes if p.complete and p.depth == 0]

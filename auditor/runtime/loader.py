@@ -68,22 +68,30 @@ class Prepared:
     triton_optional: bool = False  # Triton is imported inside try: (the script has a fallback)
 
 
-def _optional_import(tree: ast.AST, package: str) -> bool:
-    """Whether every import of ``package`` sits inside a ``try:`` block."""
-    found = {"inside": 0, "outside": 0}
+def import_places(tree: ast.AST) -> tuple[set[str], set[str]]:
+    """Top-level packages imported inside a ``try:`` block, and those imported outside one."""
+    inside: set[str] = set()
+    outside: set[str] = set()
 
     def visit(node: ast.AST, in_try: bool) -> None:
+        names: list[str] = []
         if isinstance(node, ast.Import):
-            if any(a.name.split(".")[0] == package for a in node.names):
-                found["inside" if in_try else "outside"] += 1
-        elif isinstance(node, ast.ImportFrom):
-            if (node.module or "").split(".")[0] == package and not node.level:
-                found["inside" if in_try else "outside"] += 1
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module]
+        for name in names:
+            (inside if in_try else outside).add(name.split(".")[0])
         for child in ast.iter_child_nodes(node):
             visit(child, in_try or (isinstance(node, ast.Try) and child in node.body))
 
     visit(tree, False)
-    return found["inside"] > 0 and found["outside"] == 0
+    return inside, outside
+
+
+def _optional_import(tree: ast.AST, package: str) -> bool:
+    """Whether every import of ``package`` sits inside a ``try:`` block."""
+    inside, outside = import_places(tree)
+    return package in inside and package not in outside
 
 
 def is_eval_name(name: str) -> bool:

@@ -29,6 +29,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from auditor.runtime import absent
+
 class KernelUnavailable(RuntimeError):
     """A GPU-only kernel (Triton, CUTLASS) was launched on the CPU."""
 
@@ -571,10 +573,14 @@ class SubmissionImporter:
     expects on a machine without a GPU.
     """
 
-    def __init__(self, triton_optional: bool = False) -> None:
+    def __init__(self, triton_optional: bool = False, unguarded: frozenset[str] = frozenset()) -> None:
         self.modules = {**_flash_attn_modules(), **_triton_modules(), **_tool_modules()}
         self.triton_optional = triton_optional
         self.real = __import__
+        #: Packages the scripts import outside any ``try:``: missing, they get a stand-in
+        #: (:mod:`auditor.runtime.absent`), and the names of those that did.
+        self.unguarded = unguarded
+        self.absent: dict[str, types.ModuleType] = {}
 
     def __call__(self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
         if level == 0 and name == "python_minifier":
@@ -591,7 +597,18 @@ class SubmissionImporter:
             if fromlist:
                 return self.modules[name]
             return self.modules[name.split(".")[0]]
-        return self.real(name, globals, locals, fromlist, level)
+        try:
+            return self.real(name, globals, locals, fromlist, level)
+        except ModuleNotFoundError as exc:
+            top = name.split(".")[0]
+            if level or top not in self.unguarded or (exc.name or "").split(".")[0] != top:
+                raise  # a fallback handles it, or an installed package's own dependency is missing
+            return self._stand_in(name if fromlist else top)
+
+    def _stand_in(self, name: str) -> types.ModuleType:
+        if name not in self.absent:
+            self.absent[name] = absent.stand_in(name)
+        return self.absent[name]
 
 
 def install(threads: int = 2, fp32: bool = False) -> None:
