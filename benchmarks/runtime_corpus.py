@@ -96,8 +96,16 @@ def run_one(args: tuple[str, dict[str, Any], dict[str, Any], Limits]) -> dict[st
         passed=sorted({f"{r.scorer}:{r.probe}" for r in result.rows if r.status == "pass"}),
         seconds=time.monotonic() - started, run_env=result.run_env,
         passes=[{k: p.get(k) for k in ("name", "index", "complete", "seconds", "reason")} for p in result.passes],
+        bytes=[{"scorer": r.scorer, "status": r.status, "detail": r.detail} for r in result.rows if r.probe == "bytes"],
     )
     return out
+
+
+def byte_status(r: dict[str, Any]) -> str:
+    """The byte-accounting probe's outcome for a PR: fail if a call failed, pass if one passed
+    and none failed, else inconclusive ("not run" when no evaluation was captured)."""
+    statuses = {b["status"] for b in r.get("bytes", [])}
+    return next((s for s in ("fail", "pass", "inconclusive") if s in statuses), "not run")
 
 
 def summarize(results: list[dict[str, Any]]) -> str:
@@ -143,6 +151,15 @@ def summarize(results: list[dict[str, Any]]) -> str:
     for r in bad:
         for f in r["failures"]:
             lines.append(f"  #{r['pr']} {f['scorer']} {f['probe']}: {f['detail'][:160]}")
+    lines.append("")
+    tally = Counter(byte_status(r) for r in results)
+    lines.append("byte accounting (PG206): " + ", ".join(f"{k} {tally[k]}" for k in ("fail", "pass", "inconclusive",
+                                                                                  "not run")))
+    for r in sorted(results, key=lambda r: r["pr"]):
+        if byte_status(r) in ("fail", "pass") or "bpb_accounting" in r["labels"]:
+            first = next((b for b in r.get("bytes", []) if b["status"] == byte_status(r)), None)
+            lines.append(f"  #{r['pr']} {','.join(r['labels']) or r['verdict_label']}: {byte_status(r)}"
+                         + (f" ({first['scorer']}: {first['detail'][:150]})" if first else ""))
     lines.append("")
     lines.append("inconclusive reasons (first reason per PR):")
     tally = Counter(reason_class(r["reasons"][0]) if r["reasons"] else "none given"

@@ -36,6 +36,9 @@ def describe(result) -> str:
             ev = row.evidence
             if row.probe == "substitution":
                 parts.append(f"{row.probe}: sum {ev.get('sum', 0):.3g} at target {ev.get('position')}")
+            elif row.probe == "bytes":
+                parts.append(f"{row.probe}: bpb implies {ev.get('implied_bytes', 0):.0f} bytes, the scored targets "
+                             f"hold {ev.get('canonical_bytes')}")
             elif row.probe == "determinism":
                 parts.append(f"{row.probe}: |dNLL| {ev.get('max_abs_delta', 0):.3g}")
             else:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -38,6 +39,8 @@ from typing import Any
 from auditor.runtime.protocol import ByteAccount, DriverResult, ProbeRow
 
 PROBE = "bytes"
+#: Files that are a tokenizer or its byte tables (a SentencePiece model, a vocabulary, LUT metadata).
+TOKENIZER_FILE = re.compile(r"\.(model|vocab)$|meta\.npz$|tokenizer[^/]*\.json$", re.I)
 #: Relative tolerance on the implied byte count (10x the capture's own loss match, 2e-6).
 REL_TOL = 2e-5
 #: Smallest tolerance in bytes (B is an integer: a one-byte miscount is still a finding).
@@ -124,11 +127,28 @@ def explain(account: ByteAccount, bpb: Printed, counts: dict[str, int]) -> str |
     return None
 
 
-def judge(result: DriverResult) -> list[ProbeRow]:
-    """One ``bytes`` row per evaluation function of the baseline run (module docstring)."""
+def judge(result: DriverResult, files: Sequence[str] = ()) -> list[ProbeRow]:
+    """One ``bytes`` row per evaluation function of the baseline run (module docstring).
+    ``files``: the folder's files; one that is a tokenizer (``TOKENIZER_FILE``) makes every row
+    inconclusive, since the run behind the claimed score may have counted bytes with it (a byte
+    table shipped as ``*.meta.npz``) while the sandbox ran the tokenizer the harness wrote."""
     accounts = result.byte_accounts
     if not accounts:
         return []
+    rows = _judge(result, accounts)
+    shipped = sorted(f for f in files if TOKENIZER_FILE.search(f))
+    if shipped:
+        names = ", ".join(f.rsplit("/", 1)[-1] for f in shipped[:3])
+        for row in rows:
+            if row.status in ("pass", "fail"):
+                row.evidence = {**row.evidence, "with_harness_tokenizer": row.status, "shipped_tokenizer_files": shipped[:8]}
+                row.detail = (f"the folder ships its own tokenizer files ({names}), which the scored run may have "
+                              f"counted bytes with; with the harness's tokenizer the check gave {row.status}: {row.detail}")
+                row.status = "inconclusive"
+    return rows
+
+
+def _judge(result: DriverResult, accounts: list[ByteAccount]) -> list[ProbeRow]:
     names = list(dict.fromkeys(a.name for a in accounts))
     if result.tokenizer_loaded != "harness":
         why = ("the script loaded another tokenizer than the one the harness wrote" if result.tokenizer_loaded
@@ -195,3 +215,4 @@ def _row(name: str, calls: list[Judged]) -> ProbeRow:
                         scorer=name)
     return ProbeRow(PROBE, "inconclusive", "no bits per byte of this evaluation was printed next to the loss it "
                     "returned, nor returned with it", {"calls": len(calls)}, scorer=name)
+

@@ -24,6 +24,7 @@ import re
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -274,7 +275,7 @@ def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progre
            "scored_env": usable_run_env(scored.env), "scored_world_size": scored.world_size,
            "stage_labels": [st.label for st in scored.stages]}
     child = run_child(files, job, limits, progress=progress)
-    out = interpret(child, text, scored.stages, scored.unknown_stage)
+    out = interpret(child, text, scored.stages, scored.unknown_stage, [f.rel for f in bundle.files])
     out.script = script
     out.run_env = run_env
     out.reasons[:0] = notes
@@ -294,7 +295,7 @@ def _def_lines(text: str) -> dict[str, int]:
     return lines
 
 
-def _rows_from(raw: DriverResult) -> list[Row]:
+def _rows_from(raw: DriverResult, files: Sequence[str] = ()) -> list[Row]:
     rows: list[Row] = []
     for c in raw.pipeline:
         if c.detail:
@@ -313,7 +314,7 @@ def _rows_from(raw: DriverResult) -> list[Row]:
         for p in scorer.probes:
             rows.append(Row(shown(scorer.name, 80), shown(p.probe, 40), p.status, shown(p.detail), p.evidence,
                             p.seconds))
-    for p in judge_bytes(raw):  # the printed bpb against the bytes of the scored targets
+    for p in judge_bytes(raw, files):  # the printed bpb against the bytes of the scored targets
         rows.append(Row(shown(p.scorer, 80), p.probe, p.status, shown(p.detail), p.evidence))
     return rows
 
@@ -331,15 +332,16 @@ STATUSES = ("pass", "fail", "inconclusive", "skipped")
 
 
 def interpret(child: ChildResult, source_text: str = "", stages: tuple[ClaimedStage, ...] = (),
-              unknown_stage: str = "") -> Causality:
+              unknown_stage: str = "", files: Sequence[str] = ()) -> Causality:
     """The verdict from the driver's report (see the module docstring for the rules). With the
     claimed stages of the scored run, a pass needs each one exercised: its line printed in the
-    sandboxed run with a value a captured evaluation returned, and that evaluation probed."""
+    sandboxed run with a value a captured evaluation returned, and that evaluation probed.
+    ``files``: the folder's files (the byte check asks whether it ships its own tokenizer)."""
     raw = child.result or child.latest  # a run stopped early reports its last checkpoint: never a pass
     if raw is None:
         reason = child.problem or "the harness produced no result"
         return Causality("inconclusive", [reason], seconds=child.seconds)
-    rows = _rows_from(raw)
+    rows = _rows_from(raw, files)
     odd = sorted({r.status for r in rows} - set(STATUSES))
     if odd:
         return Causality("inconclusive", [f"the harness reported an unknown probe status {odd[0][:40]!r}"],

@@ -22,7 +22,9 @@ class ByteAccountingAtRuntime(RuntimeRule):
     and the printed decimals, and never by less than half a byte. A leading space counted
     after a document start is accepted too (exact on the real validation set, whose
     documents never begin with a space). Inconclusive when the script loads another
-    tokenizer than the one provided, or prints no bpb next to a loss it returned.
+    tokenizer than the one provided, when the folder ships tokenizer files of its own (the
+    claimed score may have counted bytes with those: a byte table in `*.meta.npz`), or when
+    it prints no bpb next to a loss it returned.
 
     ## Why is this bad?
     val_bpb is the NLL of the scored targets over the UTF-8 bytes of the same targets. A

@@ -109,3 +109,13 @@ def test_another_tokenizer_leaves_the_check_inconclusive(harness_tokenizer, stre
 def test_metric_lines_keep_only_lines_with_a_bpb():
     text = "step:1/2 train_loss:4.1\nfinal val_loss:4.0 val_bpb:2.3\nsliding_bpb=1.2 done\nbpb is good\n"
     assert bytecount.metric_lines(text) == ["final val_loss:4.0 val_bpb:2.3", "sliding_bpb=1.2 done"]
+
+
+def test_a_folder_with_its_own_tokenizer_files_is_inconclusive(harness_tokenizer, stream):
+    _, tables = harness_tokenizer
+    account = full_account(stream, tables, np.full(len(stream) - 1, 2.0))
+    wrong = f"final val_loss:2.00000000 val_bpb:{account.nll_sum / (2 * account.bytes * math.log(2)):.8f}"
+    assert bytecheck.judge(result_with(account, wrong), ["train_gpt.py", "README.md"])[0].status == "fail"
+    (row,) = bytecheck.judge(result_with(account, wrong), ["train_gpt.py", "candidate.meta.npz"])
+    assert row.status == "inconclusive" and row.evidence["with_harness_tokenizer"] == "fail"
+    assert "candidate.meta.npz" in row.detail
