@@ -16,8 +16,9 @@ from auditor.static.deps import depends, names_in
 from auditor.static.env import Config
 from auditor.static.facts import Fact
 from auditor.static.index import Scope, SourceIndex
+from auditor.static.mixtures import accumulation
 from auditor.static.roles import is_constant
-from auditor.static.training import is_scored_accumulator, score_events
+from auditor.static.training import score_events
 
 _WEIGHT = re.compile(r"^(alpha|alphas|lam|lamb|lambda_?|lmbda|gate|gates|w|weight|weights|mix_w|mix_weight|mixw|beta|coef|use_ngram_mask|take|choose|pick)(_\w+)?$|_(alpha|lam|gate|weight|mix)$", re.I)
 _SELECT = {"minimum", "maximum", "fmin", "fmax"}
@@ -320,7 +321,7 @@ def _equality_choice(flow, config: Config, index: SourceIndex, scope: Scope, cal
     on, off = (node.args[1].value, node.args[2].value) if equal else (node.args[2].value, node.args[1].value)
     if any(flow.fact(b, scope).has("tgt", "tgtdep") for b in (on, off)):
         return ""
-    if not _scored(scope, call):
+    if accumulation(scope, call.stmt, call.node) is None:
         return ""
     a, b = _number(config, scope, on), _number(config, scope, off)
     if a is not None and b is not None:
@@ -367,22 +368,6 @@ def _number(config: Config, scope: Scope, node: cst.BaseExpression) -> float | N
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return None
-
-
-def _scored(scope: Scope, call) -> bool:
-    """Whether the ``where`` is (or is computed into) a value the function accumulates as a score."""
-    from auditor.static.index import walk
-
-    stmt = call.stmt
-    assigned = {a.target.value for a in scope.assignments if a.stmt is stmt and isinstance(a.target, cst.Name)}
-    for acc in scope.assignments:
-        if acc.kind != "aug" or acc.op is not cst.AddAssign or acc.value is None or not isinstance(acc.target, cst.Name):
-            continue
-        if acc.stmt is stmt and any(n is call.node for n in walk(acc.value)):
-            return True
-        if assigned & depends(scope, names_in(acc.value), limit=80):
-            return True
-    return False
 
 
 def _remainder(config: Config, scope: Scope, on: cst.BaseExpression, off: cst.BaseExpression) -> bool:
