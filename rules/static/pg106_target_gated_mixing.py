@@ -228,6 +228,11 @@ class TargetGatedMixing(StaticRule):
         flow = self.flow(source)
         config = Config(index)
         for scope in index.scopes:
+            for call in scope.calls:  # decided on the accumulation it feeds (``-=`` included)
+                if call.method == "where" and len(call.node.args) >= 3:
+                    why = _equality_choice(flow, config, index, scope, call)
+                    if why:
+                        yield self.report(source, call.node, call.stmt, why, evidence={"expression": index.code(call.node, 140)})
             if not score_events(index, scope, any_context=True):
                 continue
             for stmt in scope.stmts:
@@ -241,10 +246,6 @@ class TargetGatedMixing(StaticRule):
                     cond = call.node.args[0].value
                     if isinstance(cond, cst.Comparison) and self._comparison(flow, scope, cond):
                         yield self._report(source, index, call.node, call.stmt, f"`{index.code(call.node, 90)}` picks, per token, the better score of the true token")
-                    else:
-                        why = _equality_choice(flow, config, index, scope, call)
-                        if why:
-                            yield self.report(source, call.node, call.stmt, why, evidence={"expression": index.code(call.node, 140)})
                 elif call.method in _SELECT and len(call.node.args) >= 2:
                     if self._whole_value(call) and all(_target_dependent(flow.fact(a.value, scope)) for a in call.node.args[:2]):
                         yield self._report(source, index, call.node, call.stmt, f"`{index.code(call.node, 90)}` keeps, per token, the better score of the true token")
