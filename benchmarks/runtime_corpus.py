@@ -55,22 +55,51 @@ def adaptive(row: dict[str, Any], text: str) -> bool:
     return bool(set(row["violations"]) & set(LEAK_LABELS)) or bool(ADAPTIVE_SOURCE.search(text))
 
 
+#: Classes of inconclusive reasons, most fundamental first: a PR's root cause is the first of
+#: its reasons' classes in this order (a run that stopped explains its unexercised stage).
+REASON_CLASSES = (
+    ("no main script", "no main script in the folder"),
+    ("does not compile", "syntax the interpreter rejects"),
+    ("(import failed)", "run stopped: import failed"), ("import failed", "run stopped: import failed"),
+    ("(a gpu-only kernel", "run stopped: GPU-only kernel"), ("(dtype mismatch)", "run stopped: dtype mismatch"),
+    ("(shape mismatch", "run stopped: shape mismatch (shrunk settings)"),
+    ("rejected a shrunk setting", "run stopped: the script rejected a shrunk setting"),
+    ("(a file was missing)", "run stopped: a file was missing"), ("(out of memory)", "run stopped: out of memory"),
+    ("(the sandbox refused it)", "run stopped: the sandbox refused an action"),
+    ("(an assertion of the script failed)", "run stopped: an assertion of the script"),
+    ("run stopped", "run stopped: an error in the script"),
+    ("refused network", "network access refused"),
+    ("could not be read", "a file of the folder could not be read"),
+    ("wall-clock limit", "wall-clock limit"), ("ended before its final report", "run ended early"),
+    ("entry point not found", "entry point not found"), ("no evaluation function was called", "no evaluation called"),
+    ("capture incomplete", "capture incomplete"), ("time budget", "time budget of the probes"),
+    ("hashed count tables", "hashed tables not scaled"),
+    ("the scored stage is unknown", "scored stage unknown"),
+    ("never printed its line", "scored stage never printed"),
+    ("is none a captured evaluation returned", "scored value from no captured evaluation"),
+    ("not run", "probe not run"), ("inconclusive", "probe inconclusive"),
+)
+
+
 def reason_class(reason: str) -> str:
     """A short class for an inconclusive reason (for the tally)."""
     r = reason.lower()
-    for key, label in (
-        ("import failed", "import failed"), ("no module named", "import failed"),
-        ("gpu-only kernel", "GPU-only kernel on the path"), ("triton", "GPU-only kernel on the path"),
-        ("entry point not found", "entry point not found"), ("no evaluation function was called", "no evaluation called"),
-        ("capture incomplete", "capture incomplete"), ("time budget", "time budget"),
-        ("wall-clock limit", "time budget"), ("run stopped", "run stopped (error)"),
-        ("sandbox refused", "sandbox refused an action"), ("hashed count tables", "hashed tables not scaled"),
-        ("the scored stage is unknown", "scored stage unknown"), ("the scored stage", "scored stage not exercised"),
-        ("not run", "probe not run"), ("inconclusive", "probe inconclusive"),
-    ):
+    for key, label in REASON_CLASSES:
         if key in r:
             return label
     return "other"
+
+
+def root_cause(reasons: list[str]) -> str:
+    """The most fundamental class among a PR's reasons (see :data:`REASON_CLASSES`)."""
+    order = {label: i for i, (_, label) in enumerate(REASON_CLASSES)}
+    classes = [reason_class(r) for r in reasons]
+    return min(classes, key=lambda c: order.get(c, len(order))) if classes else "none given"
+
+
+def _root_reason(reasons: list[str]) -> str:
+    cause = root_cause(reasons)
+    return next((r for r in reasons if reason_class(r) == cause), reasons[0])
 
 
 def run_one(args: tuple[str, dict[str, Any], dict[str, Any], Limits]) -> dict[str, Any]:
@@ -161,10 +190,12 @@ def summarize(results: list[dict[str, Any]]) -> str:
             lines.append(f"  #{r['pr']} {','.join(r['labels']) or r['verdict_label']}: {byte_status(r)}"
                          + (f" ({first['scorer']}: {first['detail'][:150]})" if first else ""))
     lines.append("")
-    lines.append("inconclusive reasons (first reason per PR):")
-    tally = Counter(reason_class(r["reasons"][0]) if r["reasons"] else "none given"
-                    for r in results if r["status"] == "inconclusive")
-    for reason, n in tally.most_common():
+    inconclusive = [r for r in results if r["status"] == "inconclusive"]
+    lines.append("inconclusive, by root cause (the most fundamental reason per PR):")
+    for reason, n in Counter(root_cause(r["reasons"]) for r in inconclusive).most_common():
+        lines.append(f"  {n:>3}  {reason}")
+    lines.append("every reason given (a PR counts once per class):")
+    for reason, n in Counter(c for r in inconclusive for c in {reason_class(x) for x in r["reasons"]}).most_common():
         lines.append(f"  {n:>3}  {reason}")
     times = sorted(r["seconds"] for r in results)
     if times:
@@ -176,7 +207,7 @@ def summarize(results: list[dict[str, Any]]) -> str:
     for r in sorted(results, key=lambda r: r["pr"]):
         what = ",".join(r["labels"]) or r["verdict_label"]
         detail = (f"{r['failures'][0]['probe']} on {r['failures'][0]['scorer']}" if r["status"] == "fail" and r["failures"]
-                  else (r["reasons"][0][:110] if r["reasons"] else ""))
+                  else (f"[{root_cause(r['reasons'])}] " + _root_reason(r["reasons"])[:110] if r["reasons"] else ""))
         lines.append(f"  #{r['pr']:<5} {what:<28} {r['status']:<13} {r['seconds']:>5.0f} s  {detail}")
     return "\n".join(lines)
 

@@ -43,3 +43,16 @@ def test_static_speed_parses_on_every_repetition(monkeypatch):
         parse_s, _rules_s, _findings, _cpu = static_speed.time_one("train_gpt.py", text, [])
         assert parse_s > 0
     assert len(calls) == 3  # no tree shared between repetitions
+
+
+def test_the_runtime_tally_names_the_root_cause_of_each_inconclusive_run():
+    runtime_corpus = _load("runtime_corpus")
+    reasons = ["the scored stage legal_ttt_exact (train_seed1.log:9) was not exercised: the sandboxed run never "
+               "printed its line",
+               "the run stopped at line 12 (dtype mismatch): RuntimeError: expected m1 and m2 to have the same dtype"]
+    assert runtime_corpus.root_cause(reasons) == "run stopped: dtype mismatch"
+    assert runtime_corpus.root_cause(reasons[:1]) == "scored stage never printed"
+    assert runtime_corpus.root_cause(["something new"]) == "other"
+    assert runtime_corpus.reason_class("the run stopped at line 3 (the script rejected a shrunk setting: "
+                                       "NGRAM_EVAL_BUCKETS=64): ValueError: …") == \
+        "run stopped: the script rejected a shrunk setting"

@@ -41,7 +41,7 @@ import torch
 
 from auditor.runtime import absent, bytecount, confine, data, guard, layout, loader, protocol, stage, stubs, track
 from auditor.runtime.capture import PassResult, _floats, _has_number, select_scored, set_in, walk
-from auditor.runtime.knobs import Settings, knob_values
+from auditor.runtime.knobs import Settings, knob_values, restored_sizes
 from auditor.runtime.patches import install_sibling_finder, modes_follow_threads, patch_numpy_loaders
 from auditor.runtime.probing import probe_pipeline, probe_snapshots
 from auditor.runtime.replay import Replays, Snapshot, quiet
@@ -354,6 +354,34 @@ class Session(Replays):
         return Run(info, self.passes)
 
 
+def _retry_with_real_sizes(session: Session, base: Run) -> Run:
+    """Run the script once more when the shrunk settings stopped it: the knob its error names,
+    or the model's widths after a shape error, get the scored run's value back
+    (:func:`auditor.runtime.knobs.restored_sizes`); the data stays small."""
+    error = base.record.error
+    if error is None or error.kind != "error" or session.prepared is None or time.monotonic() > session.deadline:
+        return base
+    real = {**{k: str(v) for k, v in session.job.run_env.items()}, **session.job.scored_env}
+    restore = restored_sizes(error.type, error.message, session.applied_knobs, session.prepared.knobs, real)
+    if not restore:
+        return base
+    for name, value in restore.items():
+        if value is None:
+            os.environ.pop(name, None)
+            session.applied_knobs.pop(name, None)
+        else:
+            os.environ[name] = session.applied_knobs[name] = value
+    out = session.result
+    out.knobs = dict(session.applied_knobs)
+    where = f"line {error.line}: " if error.line else ""
+    given = ", ".join(f"{k}={v}" if v is not None else f"{k} (the script's default)" for k, v in sorted(restore.items()))
+    out.adjustments.append(f"not shrunk: {given}; shrunk, the run stopped ({where}{error.type}: {error.message[:160]})")
+    session.snapshots = {}
+    out.stage_lines = []
+    out.metric_lines = []
+    return session.run_pipeline("baseline", session.stream)
+
+
 def unguarded_imports(texts: list[str]) -> frozenset[str]:
     """Packages the scripts import outside any ``try:`` block and never inside one."""
     inside: set[str] = set()
@@ -494,6 +522,7 @@ def _drive(session: Session, job: protocol.Job, workdir: Path) -> None:
     with track.TrackMode(cpu=True):
         session.checkpoint("running the script")
         base = session.run_pipeline("baseline", session.stream)
+        base = _retry_with_real_sizes(session, base)
         out.runs.append(base.record)
         for name in sorted(session.importer.absent if session.importer is not None else ()):
             role = "a logger: its calls do nothing" if absent.is_logger(name) else "any use stops the run"

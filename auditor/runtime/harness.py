@@ -376,7 +376,7 @@ def interpret(child: ChildResult, source_text: str = "", stages: tuple[ClaimedSt
     elif base.error:
         e = reduce_error(base.error)
         where = f" at line {e.line}" if e.line and e.in_submission else ""
-        reasons.append(f"the run stopped{where} ({_kind(e)}): {e.type}: {e.message}")
+        reasons.append(f"the run stopped{where} ({stop_cause(e, out.knobs)}): {e.type}: {e.message}")
     top = [p for p in (base.passes if base else []) if p.depth == 0]
     if base is not None and not top:
         reasons.append("no evaluation function was called" if raw.wrapped else
@@ -466,6 +466,36 @@ def _path_shown(match: re.Match[str]) -> str:
 
 
 ERROR_KINDS = frozenset({"import", "file", "kernel", "memory", "harness", "refused", "error"})
+
+
+#: Messages of errors that a CPU run of GPU code, or the shrunk settings, typically cause.
+_CAUSES = (
+    (re.compile(r"operator \S+ does not exist|no such operator|could not find the operator|torch\.ops\.", re.I),
+     "a GPU-only kernel was needed: a compiled extension's operator is not built"),
+    (re.compile(r"same dtype|expected scalar type|dtype mismatch|dtypes? must (be|match)|input type \(\S+\) and weight type",
+                re.I), "dtype mismatch"),
+    (re.compile(r"size of tensor a|shapes? .*(cannot be multiplied|mismatch|must match|invalid)|"
+                r"invalid for input of size|must match the size|expected .*size|out of bounds for dimension|"
+                r"not divisible|divisible by", re.I), "shape mismatch under the shrunk settings"),
+)
+
+
+def stop_cause(error: ErrorInfo, knobs: dict[str, str] | None = None) -> str:
+    """What stopped the run, specific enough to act on: a kind the driver set (import, kernel,
+    file, memory, refused), a setting of the harness's that the script rejected (its name is in
+    the message), or the class of the error's message (dtype, shape), else "error"."""
+    if error.kind != "error":
+        return _kind(error)
+    message = error.message or ""
+    named = sorted(k for k in (knobs or {}) if len(k) > 3 and re.search(rf"\b{re.escape(k)}\b", message))
+    if named:
+        return f"the script rejected a shrunk setting: {named[0]}={(knobs or {})[named[0]]}"
+    for pattern, cause in _CAUSES:
+        if pattern.search(message):
+            return cause
+    if error.type == "AssertionError":
+        return "an assertion of the script failed"
+    return "error"
 
 
 def _kind(error: ErrorInfo) -> str:

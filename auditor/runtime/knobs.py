@@ -152,3 +152,49 @@ def _number(text: str | None) -> float | None:
         return float(text)
     except ValueError:
         return None
+
+
+#: Sizes of the model the harness shrinks that a script may not accept shrunk; restored when it
+#: does not (never the vocabulary, which must match the harness's tokenizer and data).
+MODEL_WIDTHS = ("MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "EMBED_DIM")
+#: Messages that say the shapes did not fit together.
+SHAPE_ERROR = re.compile(r"size of tensor a|shapes? .*(cannot be multiplied|mismatch|must match|invalid)|"
+                         r"invalid for input of size|must match the size|not divisible|divisible by", re.I)
+
+
+def restored_sizes(error_type: str, message: str, applied: dict[str, str], knobs: dict[str, loader.Knob],
+                   scored: dict[str, str] | None = None) -> dict[str, str | None]:
+    """Knobs to set otherwise after the run stopped on them (value None: unset, the script's
+    default), or nothing when no second run is worth it:
+
+    - the knob the error message names (the script checks it: ``NGRAM_EVAL_ORDER must be ...``)
+      gets the scored run's value back;
+    - a value the message quotes (``invalid literal for int(): '1776142360.542'``) is one the
+      script cannot parse, so the scored run cannot have had it (it was misread from a log):
+      the knob is unset;
+    - when shapes did not fit, or an assertion failed, the model's widths get their real values.
+
+    When in doubt the data stays small and the model does not: a larger model only makes the
+    run slower. Hashed-table sizes are never restored (a table as large as the real one on a
+    short stream hides the collisions the substitution probe needs), nor the vocabulary or paths."""
+    scored = scored or {}
+    keep = ("VOCAB_SIZE", "DATA_PATH", "TOKENIZER_PATH", "DATA_DIR", "DATASETS_DIR")
+
+    def real(name: str) -> str | None:
+        return scored.get(name)  # else unset: the script's default
+
+    def allowed(name: str) -> bool:
+        return name in knobs and name not in keep and "BUCKET" not in name.upper() and "TABLE_SIZE" not in name.upper()
+
+    named = [k for k in applied if len(k) > 3 and re.search(rf"\b{re.escape(k)}\b", message)]
+    if set(named) & set(MODEL_WIDTHS):  # widths tied to the model's go back with it
+        named += [k for k in applied if TIED.search(k) and k not in named]
+    if named:
+        return {k: real(k) for k in named if allowed(k) and applied[k] != real(k)}
+    quoted = [k for k, v in applied.items() if len(v) >= 3 and (f"'{v}'" in message or f'"{v}"' in message)]
+    if quoted:
+        return {k: None for k in quoted if allowed(k)}
+    if SHAPE_ERROR.search(message) or error_type == "AssertionError":
+        widths = [k for k in applied if k in MODEL_WIDTHS or TIED.search(k)]
+        return {k: real(k) for k in widths if allowed(k) and applied[k] != real(k)}
+    return {}

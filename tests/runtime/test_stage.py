@@ -137,3 +137,51 @@ def test_widths_tie_through_the_scored_values():
     assert values["EMBEDDING_DIM"] == values["MODEL_DIM"] == str(Settings().model_dim)
     values = knob_values(found, Settings(), PATHS, scored={"MODEL_DIM": "768"})
     assert "EMBEDDING_DIM" not in values  # its default 512 against the run's 768: not tied, left alone
+
+
+def test_a_setting_the_script_rejects_is_given_back_its_real_value():
+    from auditor.runtime.knobs import restored_sizes
+
+    found = knobs(MODEL_DIM="512", NUM_HEADS="8", NGRAM_EVAL_ORDER="7", NGRAM_EVAL_BUCKETS="4194304", TTT_CHUNK="2048",
+                  EMBEDDING_DIM="512")
+    applied = {"MODEL_DIM": "32", "NUM_HEADS": "2", "NGRAM_EVAL_BUCKETS": "64", "TTT_CHUNK": "256",
+               "EMBEDDING_DIM": "32", "VOCAB_SIZE": "64"}
+    named = restored_sizes("ValueError", "TTT_CHUNK must be a multiple of 1024, got 256", applied, found,
+                           {"TTT_CHUNK": "2048"})
+    assert named == {"TTT_CHUNK": "2048"}
+    heads = restored_sizes("ValueError", "MODEL_DIM / NUM_HEADS must be 64", applied, found)
+    assert heads == {"MODEL_DIM": None, "NUM_HEADS": None, "EMBEDDING_DIM": None}  # the tied width goes back too
+    shapes = restored_sizes("RuntimeError", "The size of tensor a (512) must match the size of tensor b (32)",
+                            applied, found)
+    assert shapes == {"MODEL_DIM": None, "NUM_HEADS": None, "EMBEDDING_DIM": None}  # unset: the script's defaults
+    # a hashed table kept as large as the real one would hide collisions: never restored
+    assert restored_sizes("ValueError", "NGRAM_EVAL_BUCKETS must be >= 1024, got 64", applied, found) == {}
+    assert restored_sizes("ValueError", "VOCAB_SIZE must match the tokenizer", applied, found) == {}
+    assert restored_sizes("UnboundLocalError", "cannot access local variable 'model'", applied, found) == {}
+
+
+def test_a_scored_value_the_script_cannot_parse_is_dropped():
+    from auditor.runtime.knobs import restored_sizes
+
+    found = knobs(TTT_EVAL_BATCHES="", MODEL_DIM="512")
+    applied = {"TTT_EVAL_BATCHES": "1776142360.542", "MODEL_DIM": "32"}
+    message = "invalid literal for int() with base 10: '1776142360.542'"
+    assert restored_sizes("ValueError", message, applied, found, {"TTT_EVAL_BATCHES": "1776142360.542"}) == {
+        "TTT_EVAL_BATCHES": None}
+    assert restored_sizes("ValueError", "invalid literal for int() with base 10: '32x'", applied, found) == {}
+
+
+def test_a_stopped_run_says_what_stopped_it():
+    from auditor.runtime.harness import stop_cause
+    from auditor.runtime.protocol import ErrorInfo
+
+    def cause(message: str, kind: str = "error", type_: str = "RuntimeError") -> str:
+        return stop_cause(ErrorInfo(type=type_, message=message, kind=kind), {"NGRAM_EVAL_BUCKETS": "64"})
+
+    assert cause("expected m1 and m2 to have the same dtype, but got: c10::BFloat16 != float") == "dtype mismatch"
+    assert cause("The size of tensor a (512) must match the size of tensor b (32)").startswith("shape mismatch")
+    assert cause("NGRAM_EVAL_BUCKETS must be a power of two >=1024, got 64", type_="ValueError") == \
+        "the script rejected a shrunk setting: NGRAM_EVAL_BUCKETS=64"
+    assert cause("operator cutlass_evt::gemm_mul does not exist").startswith("a GPU-only kernel was needed")
+    assert cause("No module named 'x'", kind="import") == "import failed"
+    assert cause("cannot access local variable 'eval_model'", type_="UnboundLocalError") == "error"
