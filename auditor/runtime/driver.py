@@ -43,7 +43,7 @@ from auditor.runtime import absent, bytecount, confine, data, guard, layout, loa
 from auditor.runtime.capture import PassResult, _floats, _has_number, select_scored, set_in, walk
 from auditor.runtime.knobs import Settings, knob_values, restored_sizes
 from auditor.runtime.patches import install_sibling_finder, modes_follow_threads, patch_numpy_loaders
-from auditor.runtime.probing import probe_pipeline, probe_snapshots
+from auditor.runtime.probing import probe_pipeline, probe_snapshots, replays_per_scorer
 from auditor.runtime.replay import Replays, Snapshot, quiet
 from auditor.runtime.track import TRACKER
 
@@ -319,6 +319,23 @@ class Session(Replays):
         except Exception as exc:  # the byte check is then inconclusive, the other probes go on
             self.result.notes.append(f"byte accounting failed ({type(exc).__name__}: {exc})")
 
+    def ask_for_time(self, base: Run) -> None:
+        """Grow the probing budget to the measured cost of the work left, within ``max_budget_s``:
+        the whole-pipeline rerun (as long as the baseline run, twice when it needs its noise) and
+        each evaluation's replays (its call's seconds times the replays of its probes). The
+        parent grows its wall-clock limit to match (``DriverResult.wanted_s``)."""
+        s = self.settings
+        if s.max_budget_s <= s.budget_s:
+            return
+        need = time.monotonic() - self.started + 2 * base.record.seconds
+        for snap in self.snapshots.values():
+            pr = snap.result
+            if pr is not None and pr.seconds <= s.replay_limit_s:
+                need += pr.seconds * replays_per_scorer(s.substitution_positions, s.vocab)
+        total = min(max(s.budget_s, need), s.max_budget_s)
+        self.deadline = self.started + total
+        self.result.wanted_s = round(total, 1)
+
     def run_pipeline(self, label: str, stream: np.ndarray) -> Run:
         self.take_snapshots = label == "baseline"
         self.write_val(stream)
@@ -528,6 +545,7 @@ def _drive(session: Session, job: protocol.Job, workdir: Path) -> None:
             role = "a logger: its calls do nothing" if absent.is_logger(name) else "any use stops the run"
             out.adjustments.append(f"{name}: missing in the sandbox, imported as a stand-in ({role})")
         session.account_bytes(base)
+        session.ask_for_time(base)
         session.checkpoint()
         complete = [p for p in base.passes if p.complete and p.depth == 0]
         if complete and time.monotonic() < session.deadline:

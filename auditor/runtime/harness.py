@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from auditor.runtime.bytecheck import judge as judge_bytes
 from auditor.runtime.compat import backport_fstrings
 from auditor.runtime.protocol import DriverResult, ErrorInfo
-from auditor.runtime.sandbox import ChildResult, Limits, run_child
+from auditor.runtime.sandbox import WALL_MARGIN_S, ChildResult, Limits, run_child
 from auditor.runtime.stage import ClaimedStage, ScoredRuntime, stage_reasons
 
 if TYPE_CHECKING:
@@ -269,9 +269,11 @@ def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progre
     python = runtime_python(text)
     if python and not limits.python:
         limits = Limits(**{**limits.__dict__, "python": python})
-    budget = float(settings.get("budget_s", max(20.0, limits.wall_s - 25.0)))
+    budget = float(settings.get("budget_s", max(20.0, limits.wall_s - WALL_MARGIN_S)))
+    # the probes may take longer when their measured cost needs it, within the grown wall limit
+    most = max(budget, budget + limits.max_wall_s - limits.wall_s)
     job = {"script": script, "file": file_name, "run_env": run_env,
-           "settings": {**settings, "budget_s": budget, "threads": limits.threads},
+           "settings": {**settings, "budget_s": budget, "max_budget_s": most, "threads": limits.threads},
            "scored_env": usable_run_env(scored.env), "scored_world_size": scored.world_size,
            "stage_labels": [st.label for st in scored.stages]}
     child = run_child(files, job, limits, progress=progress)

@@ -22,6 +22,7 @@ class Settings:
     seed: int = 1337
     threads: int = 1
     budget_s: float = 100.0
+    max_budget_s: float = 0.0  # what budget_s may grow to when the probes' measured cost needs it
     model_dim: int = 32
     substitution_positions: int = 2
     replay_limit_s: float = 20.0  # a replay slower than this is not used for the probes

@@ -72,6 +72,14 @@ def probe_pipeline(session: Session, base: Run) -> list[protocol.PipelineRow]:
     return comparisons
 
 
+def replays_per_scorer(substitution_positions: int, vocab: int) -> float:
+    """Replays of one evaluation its probes make, in whole-call equivalents: two for
+    determinism, about eight cuts of future perturbation and score before update, and one
+    substitution per token of the vocabulary at each probed position, each stopping on average
+    halfway through the call."""
+    return 2 + 8 + substitution_positions * vocab / 2
+
+
 def _row(result: probes.ProbeResult) -> protocol.ProbeRow:
     return protocol.ProbeRow(result.probe, result.status, result.detail, result.evidence, result.scorer,
                              round(result.seconds, 3))

@@ -196,6 +196,9 @@ class DriverResult:
     metric_lines: list[str] = field(default_factory=list)
     tokenizer_loaded: str = ""
     seconds: float = 0.0
+    #: Seconds the driver asks for in all, from the measured cost of the probes it has to run
+    #: (the parent grants at most its Limits.max_wall_s; untrusted, so only ever bounded).
+    wanted_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))

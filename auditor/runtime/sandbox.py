@@ -61,6 +61,9 @@ NO_SANDBOX = "no sandbox available (install bubblewrap)"
 @dataclass
 class Limits:
     wall_s: float = 140.0
+    #: The wall-clock limit a run may grow to when the measured cost of its probes needs more
+    #: than ``wall_s`` (the driver asks after the baseline run; never beyond this).
+    max_wall_s: float = 420.0
     cpu_s: int = 600
     memory_bytes: int = 8 * 2**30  # per process (address space)
     total_memory_bytes: int | None = None  # all processes together (proportional resident set); default memory_bytes
@@ -247,7 +250,7 @@ def run_child(files: dict[str, bytes], job: dict[str, Any], limits: Limits | Non
         watchdog = _Watchdog(proc.pid, limits)
         timed_out = False
         try:
-            timed_out = _wait(proc, started + limits.wall_s, progress, results, watchdog)
+            timed_out = _wait(proc, lambda: _deadline(started, limits, results), progress, results, watchdog)
         finally:
             _end(proc)
         results.join()
@@ -324,17 +327,21 @@ class _Reader(threading.Thread):
     def data(self) -> bytes:
         return bytes(self.chunks)
 
-    def phase(self) -> str:
-        """The phase of the latest complete checkpoint, for progress display only (not trusted)."""
+    def latest(self, key: str) -> Any:
+        """A field of the latest complete checkpoint (not trusted: for progress and bounded limits)."""
         text = bytes(self.chunks)
         end = text.rfind(b"\n")
         start = text.rfind(b"\n", 0, end) + 1 if end > 0 else -1
         if end <= 0:
-            return ""
+            return None
         try:
-            phase = json.loads(text[start:end]).get("result", {}).get("phase", "")
-        except (ValueError, AttributeError):
-            return ""
+            return json.loads(text[start:end]).get("result", {}).get(key)
+        except (ValueError, AttributeError, RecursionError):
+            return None
+
+    def phase(self) -> str:
+        """The phase of the latest complete checkpoint, for progress display only (not trusted)."""
+        phase = self.latest("phase")
         return phase if isinstance(phase, str) else ""
 
 
@@ -360,10 +367,23 @@ class _Watchdog:
         return not self.broken
 
 
-def _wait(proc: subprocess.Popen, deadline: float, progress: Any, results: _Reader, watchdog: _Watchdog) -> bool:
-    """Wait for the child under the limits, reporting progress; True when it hit the wall-clock limit."""
+def _deadline(started: float, limits: Limits, results: _Reader) -> float:
+    """The wall-clock limit: ``wall_s``, grown to what the driver asked for (plus the margin the
+    harness keeps for starting and reporting), never beyond ``max_wall_s``."""
+    wanted = results.latest("wanted_s")
+    grown = wanted + WALL_MARGIN_S if isinstance(wanted, (int, float)) and wanted == wanted else 0.0
+    return started + min(max(limits.wall_s, grown), max(limits.wall_s, limits.max_wall_s))
+
+
+#: Seconds of a run's wall-clock limit beyond the driver's budget (start-up, data, the report).
+WALL_MARGIN_S = 25.0
+
+
+def _wait(proc: subprocess.Popen, deadline: Any, progress: Any, results: _Reader, watchdog: _Watchdog) -> bool:
+    """Wait for the child under the limits, reporting progress; True when it hit the wall-clock
+    limit (``deadline()``, read again on every turn: it grows when the driver asks for time)."""
     while True:
-        left = deadline - time.monotonic()
+        left = deadline() - time.monotonic()
         if left <= 0:
             return True
         try:

@@ -126,3 +126,46 @@ def test_without_bubblewrap_nothing_runs(monkeypatch, tmp_path):
     assert result.status == "inconclusive"
     assert result.reasons == ["no sandbox available (install bubblewrap): bwrap is not installed"]
     assert not os.path.exists("/tmp/pgolf-ran-without-sandbox")
+
+
+class _Checkpoints:
+    def __init__(self, wanted):
+        self.wanted = wanted
+
+    def latest(self, key):
+        return self.wanted if key == "wanted_s" else None
+
+
+@pytest.mark.parametrize(("wanted", "limit"), [(None, 140.0), (60.0, 140.0), (300.0, 325.0), (10_000.0, 420.0),
+                                               (float("nan"), 140.0), ("300", 140.0), (True, 140.0)])
+def test_the_wall_clock_limit_grows_to_what_the_probes_need_and_no_further(wanted, limit):
+    from auditor.runtime.sandbox import _deadline
+
+    assert _deadline(1000.0, Limits(wall_s=140.0, max_wall_s=420.0), _Checkpoints(wanted)) == 1000.0 + limit
+    assert _deadline(0.0, Limits(wall_s=140.0, max_wall_s=100.0), _Checkpoints(10_000.0)) == 140.0  # never below
+
+
+def test_the_driver_asks_for_the_measured_cost_of_its_probes():
+    import time as clock
+    from types import SimpleNamespace
+
+    from auditor.runtime import protocol
+    from auditor.runtime.driver import Run, Session
+    from auditor.runtime.knobs import Settings
+    from auditor.runtime.probing import replays_per_scorer
+
+    session = Session.__new__(Session)
+    session.settings = Settings(budget_s=100.0, max_budget_s=395.0, substitution_positions=2, vocab=64)
+    session.started = clock.monotonic()
+    session.result = protocol.DriverResult()
+    base = Run(protocol.RunRecord("baseline", seconds=4.0), [])
+    session.snapshots = {"eval_val": SimpleNamespace(result=SimpleNamespace(seconds=0.05))}
+    session.ask_for_time(base)
+    assert session.result.wanted_s == 100.0  # a quick evaluation needs no more than the budget
+    session.snapshots["eval_val_ttt"] = SimpleNamespace(result=SimpleNamespace(seconds=2.5))
+    session.ask_for_time(base)
+    need = 8.0 + (2.5 + 0.05) * replays_per_scorer(2, 64)  # the pipeline rerun twice, each evaluation's replays
+    assert need <= session.result.wanted_s < need + 1.0 and session.deadline > session.started + 100.0
+    session.snapshots["eval_val_slow"] = SimpleNamespace(result=SimpleNamespace(seconds=15.0))
+    session.ask_for_time(base)
+    assert session.result.wanted_s == 395.0  # never beyond what the parent grants
