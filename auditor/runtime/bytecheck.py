@@ -133,9 +133,15 @@ def judge(result: DriverResult, files: Sequence[str] = ()) -> list[ProbeRow]:
     inconclusive, since the run behind the claimed score may have counted bytes with it (a byte
     table shipped as ``*.meta.npz``) while the sandbox ran the tokenizer the harness wrote."""
     accounts = result.byte_accounts
-    if not accounts:
-        return []
-    rows = _judge(result, accounts)
+    rows = _judge(result, accounts) if accounts else []
+    # an evaluation whose scored targets were not captured: their bytes are unknown
+    counted = {a.name for a in accounts}
+    base = result.runs[0].passes if result.runs else []
+    for p in base:
+        if p.depth == 0 and not p.complete and p.name not in counted:
+            counted.add(p.name)
+            rows.append(ProbeRow(PROBE, "inconclusive", f"the targets it scored were not captured ({p.reason})",
+                                 scorer=p.name))
     shipped = sorted(f for f in files if TOKENIZER_FILE.search(f))
     if shipped:
         names = ", ".join(f.rsplit("/", 1)[-1] for f in shipped[:3])

@@ -119,3 +119,12 @@ def test_a_folder_with_its_own_tokenizer_files_is_inconclusive(harness_tokenizer
     (row,) = bytecheck.judge(result_with(account, wrong), ["train_gpt.py", "candidate.meta.npz"])
     assert row.status == "inconclusive" and row.evidence["with_harness_tokenizer"] == "fail"
     assert "candidate.meta.npz" in row.detail
+
+
+def test_an_evaluation_not_captured_is_inconclusive():
+    from auditor.runtime.protocol import PassRecord, RunRecord
+
+    missed = PassRecord("eval_val_ngram", 0, 0, 0.1, [4.0], False, reason="no set of captured losses matches")
+    result = DriverResult(runs=[RunRecord("baseline", passes=[missed])], tokenizer_loaded="harness")
+    (row,) = bytecheck.judge(result)
+    assert row.status == "inconclusive" and "not captured" in row.detail and row.scorer == "eval_val_ngram"
