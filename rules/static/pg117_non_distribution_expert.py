@@ -105,6 +105,27 @@ class NonDistributionExpert(StaticRule):
             """,
             note="two distributions evaluated at the target, weights summing to 1",
         ),
+        Valid(
+            code="""
+            import math
+            import torch
+            import torch.nn.functional as F
+            def score(logits, y, ngram, lam):
+                loss_sum = 0.0
+                with torch.no_grad():
+                    lp = F.log_softmax(logits, -1)
+                    picked = []
+                    for t in range(len(y)):
+                        picked.append(int(y[t]))
+                    model_lp = lp[torch.arange(len(picked)), torch.tensor(picked)].tolist()
+                    for j in range(len(model_lp)):
+                        a = math.log(1 - lam) + model_lp[j]
+                        b = math.log(lam) + ngram.logprob(y[j])
+                        loss_sum += -(max(a, b) + math.log1p(math.exp(-abs(a - b))))
+                return loss_sum
+            """,
+            note="the model's expert read at targets collected in a list",
+        ),
     )
     INVALID = (
         Invalid(
@@ -184,7 +205,11 @@ class NonDistributionExpert(StaticRule):
 
 
 def _target(flow: Flow, scope: Scope, node: cst.BaseExpression) -> bool:
-    return flow.fact(node, scope).has("tgt", "tgtdep")
+    """Whether a value may depend on the target: its dataflow says so, or something it is
+    computed from (through lists that targets were appended to) holds or depends on it."""
+    if flow.fact(node, scope).has("tgt", "tgtdep"):
+        return True
+    return any(flow.name(scope, name).has("tgt", "tgtdep") for name in sources(scope, node))
 
 
 def _not_a_distribution(flow: Flow, scope: Scope, mixture: Mixture) -> cst.BaseExpression | None:
