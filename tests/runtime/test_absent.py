@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from auditor.runtime import absent, loader  # noqa: E402
-from auditor.runtime.driver import unguarded_imports  # noqa: E402
-from auditor.runtime.stubs import SubmissionImporter  # noqa: E402
+from auditor.runtime import absent, loader
+from auditor.runtime.driver import unguarded_imports
+from auditor.runtime.stubs import SubmissionImporter
 
 MISSING = "pgolf_surely_missing_pkg"
 
