@@ -161,6 +161,7 @@ class Config:
     # Keyed by the identities of (expression, scope): both live as long as the module does.
     _memo: dict[tuple[int, int], Evaluated] = field(default_factory=dict)
     _active: set[tuple[int, int]] = field(default_factory=set)
+    _config_names: dict[tuple[str, int], bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         index = self.index
@@ -304,7 +305,7 @@ class Config:
                 if owner is None or owner.name not in self.config_classes:
                     return Evaluated(UNKNOWN)
                 return self._attribute(node.attr.value, scope, depth)
-            if base is not None and (base in CONFIG_OBJECTS or base in self.config_classes or base.split(".")[-1] in CONFIG_OBJECTS):
+            if base is not None and self.is_config_object(base, scope):
                 return self._attribute(node.attr.value, scope, depth)
             return Evaluated(UNKNOWN)
         if isinstance(node, cst.UnaryOperation):
@@ -400,6 +401,71 @@ class Config:
         if isinstance(result.value, (list, tuple, dict, set)) and not result.env:
             return Evaluated(UNKNOWN)
         return result
+
+    def is_config_object(self, name: str, scope: Scope | None, depth: int = 0) -> bool:
+        """Whether a name holds the configuration: an instance of a class that reads the
+        environment, known from where it comes from (``h = Hyperparameters()``, a parameter
+        annotated with the class, or one every caller passes the configuration to) or, as a
+        tie-breaker, from a conventional name (``args``, ``hp``)."""
+        if name in CONFIG_OBJECTS or name in self.config_classes or name.split(".")[-1] in CONFIG_OBJECTS:
+            return True
+        if not self.config_classes or "." in name or depth > 3:
+            return False
+        key = (name, id(scope))
+        known = self._config_names.get(key)
+        if known is None:
+            self._config_names[key] = False  # a cycle through the callers decides nothing
+            known = self._config_provenance(name, scope, depth)
+            self._config_names[key] = known
+        return known
+
+    def _config_provenance(self, name: str, scope: Scope | None, depth: int) -> bool:
+        current = scope
+        while current is not None:
+            node = current.node
+            if not current.is_module and name in current.param_names and isinstance(node, cst.FunctionDef):
+                for param in (*node.params.posonly_params, *node.params.params, *node.params.kwonly_params):
+                    if param.name.value == name and param.annotation is not None:
+                        annotated = dotted(param.annotation.annotation) or ""
+                        if annotated.rsplit(".", 1)[-1] in self.config_classes:
+                            return True
+                return self._passed_config(current, name, depth)
+            assigned = current.assigned(name)
+            if assigned:
+                return all(
+                    a.value is not None and a.position is None and self._config_value(a.value, current, depth)
+                    for a in assigned
+                )
+            if current.is_module:
+                return False
+            current = current.parent
+        return False
+
+    def _config_value(self, value: cst.BaseExpression, scope: Scope, depth: int) -> bool:
+        if isinstance(value, cst.Call):
+            return (dotted(value.func) or "").rsplit(".", 1)[-1] in self.config_classes
+        if isinstance(value, cst.Name):
+            return self.is_config_object(value.value, scope, depth + 1)
+        return False
+
+    def _passed_config(self, scope: Scope, name: str, depth: int) -> bool:
+        """Whether every call of a function in this source passes the configuration for ``name``."""
+        node = scope.node
+        if not isinstance(node, cst.FunctionDef) or scope.cls is not None:
+            return False
+        positional = [p.name.value for p in (*node.params.posonly_params, *node.params.params)]
+        found = False
+        for caller in self.index.scopes:
+            for call in caller.calls:
+                if not isinstance(call.node.func, cst.Name) or call.node.func.value != scope.name:
+                    continue
+                arg = call.arg(positional.index(name), name) if name in positional else call.arg(10**6, name)
+                if arg is None:
+                    continue
+                if not (isinstance(arg, cst.Name) and self.is_config_object(arg.value, caller, depth + 1)):
+                    return False
+                found = True
+        return found
 
     def _attribute(self, name: str, scope: Scope | None, depth: int) -> Evaluated:
         values = self.attributes.get(name)

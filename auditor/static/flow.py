@@ -73,8 +73,10 @@ from auditor.static.roles import (
     is_tok_name,
     is_val_name,
     literal_role,
+    position_parts,
     seed,
     slice_lower,
+    translate_position,
     use_roles,
 )
 
@@ -548,17 +550,23 @@ class Flow:
             summary = self.flow_for(scope).summary(scope)
             offset = 1 if scope.cls is not None and scope.params and scope.params[0][0] in ("self", "cls") else 0
             arg_facts: dict[int, Fact] = {}
+            arg_nodes: dict[str, cst.BaseExpression] = {}
+            names = scope.param_names
             for i, arg in enumerate(args):
-                if arg.keyword is None:
-                    arg_facts[i + offset] = self._expr(arg.value, flow, depth + 1)
-                else:
-                    names = scope.param_names
-                    if arg.keyword.value in names:
-                        arg_facts[names.index(arg.keyword.value)] = self._expr(arg.value, flow, depth + 1)
+                position = i + offset if arg.keyword is None else (
+                    names.index(arg.keyword.value) if arg.keyword.value in names else None
+                )
+                if position is None:
+                    continue
+                arg_facts[position] = self._expr(arg.value, flow, depth + 1)
+                if position < len(names):
+                    arg_nodes[names[position]] = arg.value
 
-            def instantiate(fact: Fact, arg_facts: dict[int, Fact] = arg_facts, scope: Scope = scope) -> Fact:
+            def instantiate(
+                fact: Fact, arg_facts: dict[int, Fact] = arg_facts, scope: Scope = scope, arg_nodes=arg_nodes
+            ) -> Fact:
                 kept = frozenset(label for label in fact.labels if not label.startswith(("param:", "combo:", "bucket:")))
-                parts = [Fact(kept, fact.why, fact.join)]
+                parts = [self._through_call(Fact(kept, fact.why, fact.join), arg_nodes, flow.scope)]
                 for label in fact.labels:
                     if label.startswith("param:"):
                         parts.append(arg_facts.get(int(label[6:]), EMPTY))
@@ -585,6 +593,35 @@ class Flow:
             return results[0]
         merged = union(*results)
         return merged
+
+    @staticmethod
+    def _through_call(fact: Fact, arg_nodes: dict[str, cst.BaseExpression], caller: Scope) -> Fact:
+        """A callee's stream positions read at the call: ``ctx:tokens:pos`` of ``hash_ctx(tokens,
+        pos)`` called as ``hash_ctx(val_np, j)`` is ``ctx:val_np:j``. Positions over the callee's
+        own locals mean nothing at the caller and are dropped; those over attributes are kept."""
+        if not any(label.startswith(("cur:", "ctx:")) for label in fact.labels):
+            return fact
+        labels = set(fact.labels)
+        why = dict(fact.why)
+        for label in fact.labels:
+            parts = position_parts(label)
+            if parts is None:
+                continue
+            _, stream, base = parts
+            if stream.startswith("self.") and base not in arg_nodes:
+                continue
+            labels.discard(label)
+            reason = why.pop(label, "")
+            stream_node, base_node = arg_nodes.get(stream), arg_nodes.get(base)
+            caller_stream = dotted(stream_node) if stream_node is not None else (stream if stream.startswith("self.") else None)
+            caller_base = index_base(base_node, caller) if base_node is not None else None
+            if caller_stream is None or caller_base is None:
+                continue
+            translated = translate_position(label, caller_stream, caller_base)
+            if translated is not None:
+                labels.add(translated)
+                why.setdefault(translated, reason)
+        return Fact(frozenset(labels), tuple((k, v) for k, v in why.items() if k in labels), fact.join, fact.items)
 
     def summary(self, scope: Scope) -> Summary:
         key = id(scope)

@@ -17,6 +17,7 @@ import libcst as cst
 from auditor.static.facts import EMPTY, Fact, only, renamed, union
 from auditor.static.index import CallSite, Scope
 from auditor.static.names import dotted
+from auditor.static.roles import position_parts
 
 if TYPE_CHECKING:
     from auditor.static.flow import Flow
@@ -80,7 +81,9 @@ def passed_to(flow: Flow, scope: Scope) -> dict[str, Fact]:
     for call, caller, offset in wanted[:40]:
         if caller is scope:
             continue
+        caller_flow = flow.flow_for(caller)
         slot = offset
+        bound: list[tuple[cst.Arg, list[str]]] = []
         for arg in call.node.args:
             targets: list[str] = []
             if arg.keyword is not None:
@@ -93,13 +96,31 @@ def passed_to(flow: Flow, scope: Scope) -> dict[str, Fact]:
             else:
                 targets = [positional[slot]] if slot < len(positional) else ([star] if star else [])
                 slot += 1
-            if not targets:
-                continue
-            caller_flow = flow.flow_for(caller)
-            fact = only(caller_flow.fact(arg.value, caller), PASSED)
+            if targets:
+                bound.append((arg, targets))
+        whole = {dotted(arg.value): targets[0] for arg, targets in bound if len(targets) == 1 and dotted(arg.value)}
+        for arg, targets in bound:
+            full = caller_flow.fact(arg.value, caller)
+            fact = union(only(full, PASSED), _positions(full, whole))
             if not fact.labels:
                 continue
             for target in targets:
                 fact_here = renamed(fact, target, lambda v=arg.value, f=caller_flow: f.index.code(v, 70))
                 passed[target] = union(passed.get(target, EMPTY), fact_here)
     return passed
+
+
+def _positions(fact: Fact, whole: dict[str | None, str]) -> Fact:
+    """The stream positions an argument holds (``stream[pos]``: ``cur:stream:pos``), where the
+    same call also passes the stream and the positions themselves: renamed to the callee's
+    parameters, so that ``lookup(tokens, pos, tokens[pos])`` gives its third parameter the token
+    at its second parameter's positions of its first."""
+    out = EMPTY
+    for label in fact.labels:
+        parts = position_parts(label)
+        if parts is None:
+            continue
+        kind, stream, base = parts
+        if stream in whole and base in whole:
+            out = union(out, Fact(frozenset({f"{kind}:{whole[stream]}:{whole[base]}"}), ((f"{kind}:{whole[stream]}:{whole[base]}", fact.reason(label)),)))
+    return out

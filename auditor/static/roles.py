@@ -131,9 +131,15 @@ def index_base(node: cst.BaseExpression | None, scope: Scope, depth: int = 0) ->
     if node is None or depth > 4:
         return None
     if isinstance(node, cst.Name):
+        # A name assigned the same kind of index everywhere (``jv = global_j[v_idx]`` in each of
+        # several loops) has that index's base; assignments that disagree leave the name its own.
         assigned = scope.assigned(node.value)
-        if len(assigned) == 1 and assigned[0].value is not None and assigned[0].position is None and assigned[0].kind == "assign":
-            inner = index_base(assigned[0].value, scope, depth + 1)
+        bases = {
+            index_base(a.value, scope, depth + 1) if a.value is not None and a.position is None and a.kind == "assign" else None
+            for a in assigned
+        }
+        if len(bases) == 1:
+            inner = bases.pop()
             if inner is not None:
                 return inner
         return (node.value, 0)
@@ -152,6 +158,31 @@ def index_base(node: cst.BaseExpression | None, scope: Scope, depth: int = 0) ->
         value = int_value(node.right)
         return (left[0], 1 if value is not None and value > 0 else left[1])
     return None
+
+
+def position_parts(label: str) -> tuple[str, str, str] | None:
+    """``("cur", stream, base)`` of a position label ``cur:S:B`` / ``ctx:S:B``, else None."""
+    if not label.startswith(("cur:", "ctx:")):
+        return None
+    kind, _, rest = label.partition(":")
+    stream, _, base = rest.rpartition(":")
+    return (kind, stream, base) if stream and base else None
+
+
+def translate_position(label: str, stream: str, base: tuple[str, int]) -> str | None:
+    """A position label of a callee, read at the caller: its stream and base parameters replaced by
+    what the call passes (``base``, an :func:`index_base`). A base passed as ``j - k`` turns a read
+    at the base into a context read; one passed as ``j + k`` relates to nothing the caller reads."""
+    parts = position_parts(label)
+    if parts is None:
+        return None
+    kind, _, _ = parts
+    name, sign = base
+    if sign > 0:
+        return None
+    if sign < 0:
+        kind = "ctx"
+    return f"{kind}:{stream}:{name}"
 
 
 def slice_lower(element: cst.SubscriptElement) -> tuple[cst.BaseExpression | None, bool]:

@@ -130,6 +130,22 @@ class TargetInKey(StaticRule):
             """,
             note="switched off by its default: reported inactive, not active",
         ),
+        Valid(
+            code="""
+            import numpy as np
+            class Phrases:
+                def look(self, a, b, c):
+                    h = np.zeros(len(b), dtype=np.uint64)
+                    for k in range(2, 5):
+                        h ^= a[b - k].astype(np.uint64) * 1000003
+                    g = (h ^ (a[b - 1].astype(np.uint64) * 40503)) & 1023
+                    return self.tab[g]
+            VAL = np.fromfile("fineweb_val_000000.bin", dtype=np.uint16)
+            P = np.arange(8, 64)
+            Phrases().look(VAL, P, VAL[P])
+            """,
+            note="the key reads the stream before the scored positions only; the target passed alongside is unused",
+        ),
     )
     INVALID = (
         Invalid(
@@ -202,6 +218,69 @@ class TargetInKey(StaticRule):
             """,
             lines=(5,),
             status=Status.INACTIVE,
+        ),
+        Invalid(
+            code="""
+            import numpy as np
+            class Phrases:
+                def look(self, a, b, c):
+                    h = np.zeros(len(b), dtype=np.uint64)
+                    for k in range(1, 4):
+                        h ^= a[b - k].astype(np.uint64) * 1000003
+                    g = (h ^ (c.astype(np.uint64) * 40503)) & 1023
+                    return self.tab[g]
+            VAL = np.fromfile("fineweb_val_000000.bin", dtype=np.uint16)
+            P = np.arange(8, 64)
+            Phrases().look(VAL, P, VAL[P])
+            """,
+            lines=(8,),
+            note="the caller passes the stream, the positions and the tokens at them: the third argument is the target",
+        ),
+        Invalid(
+            code="""
+            import numpy as np
+            def blend(a, tabs, m):
+                j = np.arange(8, len(a))
+                t = a[j].astype(np.uint64)
+                out = np.zeros(len(j))
+                for n in (2, 3):
+                    v = np.nonzero(j >= n)[0]
+                    u = j[v]
+                    h = np.zeros(len(u), dtype=np.uint64)
+                    for k in range(1, n):
+                        h ^= a[u - k].astype(np.uint64) * 1000003
+                    out[v] += tabs[n][(h ^ (t[v] * 40503)) & m]
+                for n in (4, 5):
+                    v = np.nonzero(j >= n)[0]
+                    u = j[v]
+                    h = np.zeros(len(u), dtype=np.uint64)
+                    for k in range(1, n):
+                        h ^= a[u - k].astype(np.uint64) * 1000003
+                    out[v] = np.maximum(out[v], tabs[n][(h ^ (t[v] * 40503)) & m])
+                return out
+            blend(np.fromfile("fineweb_val_000000.bin", dtype=np.uint16), {}, 1023)
+            """,
+            lines=(12, 19),
+            note="positions assigned in two loops from the same index still say which token follows the context",
+        ),
+        Invalid(
+            code="""
+            import numpy as np
+            class Phrases:
+                def _context(self, s, p, n):
+                    h = np.zeros(len(p), dtype=np.uint64)
+                    for k in range(1, n):
+                        h ^= s[p - k].astype(np.uint64) * 1000003
+                    return h
+                def look(self, a, b, c):
+                    h = self._context(a, b, 4)
+                    return self.tab[(h ^ (c.astype(np.uint64) * 40503)) & 1023]
+            VAL = np.fromfile("fineweb_val_000000.bin", dtype=np.uint16)
+            P = np.arange(8, 64)
+            Phrases().look(VAL, P, VAL[P])
+            """,
+            lines=(10,),
+            note="a helper hashes the context before the positions it is given: read at the call, before b",
         ),
     )
 

@@ -96,3 +96,32 @@ def test_a_flag_read_twice_from_the_environment_keeps_its_value():
     result = _value(REREAD, "enabled", "main")
     assert result.value is False and [e.name for e in result.env] == ["NGRAM_ENABLED"]
     assert _value(REREAD, "counter > 0", "main").value is UNKNOWN  # two different assignments
+
+
+PROVENANCE = """
+import os
+class Settings:
+    blend = bool(int(os.environ.get("BLEND", "0")))
+class Cache:
+    blend = True
+def run(q9):
+    return q9.blend
+def helper(z: Settings, w):
+    return z.blend, w.blend
+def entry():
+    k3 = Settings()
+    run(k3)
+    other = Cache()
+    return k3.blend, other.blend
+"""
+
+
+def test_the_configuration_object_is_known_from_where_it_comes_from_not_its_name():
+    # an instance of the class that reads the environment, a parameter annotated with it,
+    # and a parameter every caller passes it to
+    assert _value(PROVENANCE, "k3.blend", "entry").value is False
+    assert _value(PROVENANCE, "z.blend", "helper").value is False
+    assert _value(PROVENANCE, "q9.blend", "run").value is False
+    # an instance of another class, and a parameter no caller passes: unknown
+    assert _value(PROVENANCE, "other.blend", "entry").value is UNKNOWN
+    assert _value(PROVENANCE, "w.blend", "helper").value is UNKNOWN
