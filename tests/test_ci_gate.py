@@ -213,3 +213,18 @@ def test_waivers_at_the_base_apply_and_must_match_code_and_fingerprint(pr_repo, 
     _git(pr_repo, "checkout", "-q", "pr")
     _git(pr_repo, "rebase", "-q", "main")
     assert run_cli(*args).code == 1
+
+
+def test_third_party_actions_are_pinned_to_a_commit_sha():
+    # a tag can be moved to other code after review; a commit SHA cannot
+    files = [REPO_ROOT / "action.yml", *sorted((REPO_ROOT / "examples" / "workflows").glob("*.yml"))]
+    seen = 0
+    for path in files:
+        for line in path.read_text().splitlines():
+            match = re.search(r"uses:\s*([\w.-]+/[\w./-]+)@(\S+)", line)
+            if match is None or match.group(1).startswith("OWNER/"):
+                continue
+            seen += 1
+            assert re.fullmatch(r"[0-9a-f]{40}", match.group(2)), f"{path.name}: {line.strip()}"
+            assert re.search(r"#\s*v\d+\.\d+\.\d+", line), f"{path.name}: the release is not named: {line.strip()}"
+    assert seen >= 4
