@@ -140,6 +140,31 @@ class SelectedOnValidation(StaticRule):
             """,
             note="a minimum over training losses",
         ),
+        Valid(
+            code="""
+            import glob
+            import math
+            import numpy as np
+            import torch
+            import torch.nn.functional as F
+            def load(pattern):
+                return torch.cat([torch.from_numpy(np.fromfile(f, dtype=np.uint16)) for f in sorted(glob.glob(pattern))])
+            def logprob(model, tokens):
+                return F.log_softmax(model(tokens[:-1]), -1).gather(-1, tokens[1:, None]).squeeze(-1)
+            def main(args, model, cache):
+                val = load(args.val_files)
+                a = logprob(model, val) + math.log(0.8)
+                b = logprob(cache, val) + math.log(0.2)
+                total = 0.0
+                for j in range(len(a)):
+                    p = float(a[j])
+                    q = float(b[j])
+                    mixed = max(p, q) + math.log1p(math.exp(-abs(p - q)))
+                    total -= mixed
+                return {"val_loss": total / len(a)}
+            """,
+            note="max(p, q) + log1p(exp(-|p - q|)) is log(e^p + e^q): a mixture of two models, nothing chosen",
+        ),
     )
     INVALID = (
         Invalid(
@@ -262,6 +287,8 @@ class SelectedOnValidation(StaticRule):
             if call.stmt is not stmt or call.method not in _PICKERS or _logged(call.stmt):
                 continue
             args = [a.value for a in call.node.args if a.keyword is None and not a.star]
+            if _shifts_log_sum_exp(scope, stmt, call.node, args):
+                continue
             valued = [a for a in args if scores.of(a) is not None]
             sites = scores.different(valued[0], valued[1]) if len(args) >= 2 and len(valued) >= 2 else []
             if sites:
@@ -367,6 +394,34 @@ class _Scores:
         if not (ca and cb and ca != cb):
             return []
         return [self.sites[c] for c in sorted(ca | cb) if c in self.sites]
+
+
+#: Functions of a log-sum-exp written out by hand.
+_EXP_LIKE = frozenset({"exp", "log1p", "expm1", "softplus", "logaddexp"})
+
+
+def _shifts_log_sum_exp(scope: Scope, stmt: Stmt, picker: cst.Call, args: list[cst.BaseExpression]) -> bool:
+    """``max(a, b) + log1p(exp(-abs(a - b)))``, or ``m = max(a, b)`` then ``exp(a - m)``: the
+    larger of two log-probabilities shifts a log-sum-exp (a mixture of both); nothing is chosen.
+    Decided by structure: an exponential, in the picker's statement or one reading its result,
+    of an expression over both compared values, or over one of them and the picker's result."""
+    if len(args) != 2:
+        return False
+    first, second = names_in(args[0]), names_in(args[1])
+    if not first or not second:
+        return False
+    kept = _assigned(scope, stmt)
+    readers = [stmt] + [s for s in scope.stmts if s is not stmt and kept & _reads(s)]
+    for reader in readers[:8]:
+        for part in walk(reader.node):
+            if part is picker or not isinstance(part, cst.Call) or not part.args:
+                continue
+            if _callee(part).rsplit(".", 1)[-1] not in _EXP_LIKE:
+                continue
+            inner = names_in(part.args[0].value)
+            if (inner & first and inner & second) or (kept & inner and (inner & first or inner & second)):
+                return True
+    return False
 
 
 def _callee(call: cst.Call) -> str:
