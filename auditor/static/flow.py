@@ -9,7 +9,9 @@ what callers pass is :mod:`auditor.static.passing`; the facts themselves are
 ``val``
     validation data: what a loader over the validation files returns (a ``fineweb_val_*``
     path, the validation-files setting), what an eval function receives in its place, and
-    what is sliced or converted from it.
+    what is sliced or converted from it. A value known only by its name (``val_tokens``, a
+    tie-breaker) carries ``val`` alone; one whose data comes from the validation files also
+    carries ``val:files``.
 ``tgt``
     the token being scored: the index of a gather over log-probabilities, the target of
     ``cross_entropy``/``nll_loss``, the one-ahead slice of the validation stream (``s[1:]``,
@@ -296,7 +298,7 @@ class Flow:
             # Writing into an array gives the array what was written: y_batch[i, :n] = chunk[1:]
             name = dotted(target.value)
             if name is not None and fact.has("tgt", "tok", "val", "joined"):
-                fact = only(fact, {"tgt", "tgt:name", "tok", "val", "joined", "hash"})
+                fact = only(fact, {"tgt", "tgt:name", "tok", "val", "val:files", "joined", "hash"})
             else:
                 return False
         if name is None:

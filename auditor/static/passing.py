@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from auditor.static.flow import Flow
 
 #: Roles a function's parameters take from the arguments its callers pass.
-PASSED = frozenset({"val", "tgt", "tgt:name"})
+PASSED = frozenset({"val", "val:files", "tgt", "tgt:name"})
 
 
 def _sites(flow: Flow) -> dict[str, list[tuple[CallSite, Scope, bool]]]:

@@ -318,7 +318,7 @@ def literal_role(node: cst.BaseExpression) -> Fact:
     if isinstance(node, (cst.SimpleString, cst.FormattedStringText)):
         text = node.value
         if VAL_LITERAL.search(text):
-            return Fact(frozenset({"val"}), (("val", f"{text[:60]} (the validation files)"),))
+            return Fact(frozenset({"val", "val:files"}), (("val", f"{text[:60]} (the validation files)"),))
     elif isinstance(node, cst.Attribute) and VAL_SETTING.search(node.attr.value):
-        return Fact(frozenset({"val"}), (("val", f"{dotted(node) or node.attr.value} (the validation files setting)"),))
+        return Fact(frozenset({"val", "val:files"}), (("val", f"{dotted(node) or node.attr.value} (the validation files setting)"),))
     return EMPTY

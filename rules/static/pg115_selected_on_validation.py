@@ -315,7 +315,7 @@ class SelectedOnValidation(StaticRule):
             "setting": "a value used afterwards",
         }[use.kind]
         reason = fact.reason("val")
-        by_name = reason.endswith("(validation data)")
+        by_name = not fact.has("val:files")
         chain = reason.split(" ← ")
         short = f"{chain[0]} … {chain[-1]}" if len(chain) > 2 else " ← ".join(chain)
         how = _HOW.get(how, f"`{how}`")

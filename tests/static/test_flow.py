@@ -170,3 +170,20 @@ def test_some_of_the_same_positions_keep_the_n_gram_shape():
     """
     labels = _labels(code, "f", "k")
     assert "joined" in labels and "tgt" in labels
+
+
+def test_validation_data_from_the_files_is_told_apart_from_a_name():
+    code = """
+    import numpy as np
+    def load(pattern):
+        return np.fromfile(pattern, dtype=np.uint16)
+    def main(args, val_tokens):
+        a = load(args.val_files)
+        b = load("data/fineweb_val_000000.bin")[1:]
+        c = val_tokens[1:]
+        return a, b, c
+    """
+    assert {"val", "val:files"} <= _labels(code, "main", "a")
+    assert {"val", "val:files"} <= _labels(code, "main", "b")
+    labels = _labels(code, "main", "c")
+    assert "val" in labels and "val:files" not in labels
