@@ -155,7 +155,7 @@ def renamed(fact: Fact, name: str, code) -> Fact:
         return fact
     why = []
     for label, text in fact.why:
-        if label in ("tgt", "val") and getattr(text, "depth", 0) < _MAX_TRAIL and getattr(text, "name", None) != name:
+        if label in ("tgt", "val", "train") and getattr(text, "depth", 0) < _MAX_TRAIL and getattr(text, "name", None) != name:
             text = Lazy(
                 (lambda prev=text: f"{name} = {code()} ← {prev}" if str(prev) else f"{name} = {code()}"),
                 name,

@@ -33,6 +33,14 @@ what callers pass is :mod:`auditor.static.passing`; the facts themselves are
     shape ``tokens_np[pos - k]`` … ``tokens_np[pos]``).
 ``grad``
     a tensor created with ``requires_grad=True`` (or ``.requires_grad_()``) in the function.
+``train``
+    training data: what a loader over the training files returns (a ``fineweb_train_*``
+    path, the training-files setting, a glob over them) and what is computed from it; an
+    object a statement fills with it (``cache.update(chunk)``, the call's result unused)
+    carries it too, so that a table prefilled from the training shards is known as such.
+``hub`` / ``gen``
+    another corpus: what ``datasets.load_dataset`` returns (a hub dataset), and generated
+    tokens (``model.generate(...)``, ``torch.multinomial``).
 ``tgtdep`` / ``tokdep``
     computed from the target / from context tokens (a loss, a probability).
 
@@ -227,6 +235,7 @@ class Flow:
         # of a function itself also knows what its callers give it.
         passed = {} if marks or scope.is_module else passed_to(self, scope)
         # Roles from uses come first, so that their reasons are the ones shown.
+        fills = _fills(scope)
         for role in use_roles(scope):
             reason = Lazy(lambda r=role: f"{r.name} ({r.reason}, line {self.index.line(r.line_node)})")
             flow.names[role.name] = union(flow.names.get(role.name, EMPTY), Fact(frozenset({role.label}), ((role.label, reason),)))
@@ -244,6 +253,8 @@ class Flow:
                 changed = False
                 for assignment in ordered:
                     changed |= self._assign(assignment, flow)
+                for call in fills:
+                    changed |= self._fill(call, flow)
                 if not changed:
                     break
             facts = []
@@ -260,6 +271,21 @@ class Flow:
         finally:
             self._current, self._param_marks, self._stmt = saved
         return flow
+
+    def _fill(self, call: cst.Call, flow: FunctionFlow) -> bool:
+        """``table.update(chunk)``: the object a statement fills with training data carries it."""
+        assert isinstance(call.func, cst.Attribute)
+        fact = union(*(self._expr(a.value, flow) for a in call.args))
+        if not fact.has(*CORPORA):
+            return False
+        receiver = dotted(call.func.value)
+        if receiver is None or receiver in ("self", "cls"):
+            return False
+        root = receiver.split(".", 1)[0]
+        scope = flow.scope
+        if root not in scope.param_names and not scope.assigned(root) and root not in ("self", "cls"):
+            return False  # a module (``torch.save(x, f)``) or a global: not an object of this function
+        return self._store(flow, receiver, only(fact, CORPORA))
 
     def _store(self, flow: FunctionFlow, key: str, fact: Fact) -> bool:
         old = flow.names.get(key, EMPTY)
@@ -398,12 +424,34 @@ class Flow:
             fact = union(*(ev(p) for p in parts))
             return Fact(fact.labels - {"joined", "hash"}, fact.why)
         if cls in (cst.ListComp, cst.GeneratorExp, cst.SetComp):
-            return ev(node.elt)
+            return self._comprehension(node, flow, depth)
         if cls is cst.NamedExpr:
             return ev(node.value)
         if cls is cst.StarredElement:
             return ev(node.value)
         return EMPTY
+
+    def _comprehension(self, node: cst.ListComp | cst.GeneratorExp | cst.SetComp, flow: FunctionFlow, depth: int) -> Fact:
+        """The element of a comprehension, its variables taking the labels of what they iterate
+        over: ``float(x) for x in text.split(",")`` knows nothing of a ``x`` the function
+        assigns elsewhere (the variables are local to the comprehension)."""
+        saved: dict[str, Fact | None] = {}
+        comp: cst.CompFor | None = node.for_in
+        try:
+            while comp is not None:
+                fact = self._expr(comp.iter, flow, depth + 1)
+                for name in _bound_names(comp.target):
+                    if name not in saved:
+                        saved[name] = flow.names.get(name)
+                    flow.names[name] = fact
+                comp = comp.inner_for_in
+            return self._expr(node.elt, flow, depth + 1)
+        finally:
+            for name, old in saved.items():
+                if old is None:
+                    flow.names.pop(name, None)
+                else:
+                    flow.names[name] = old
 
     def _enclosing(self, scope: Scope, name: str) -> Fact | None:
         """A free variable of a nested function (a closure): its fact in the enclosing function."""
@@ -530,6 +578,12 @@ class Flow:
             candidates = [s for s in self._resolve(last) if not s.is_module]
             if candidates:
                 return self._apply_summary(candidates, node, flow, depth)
+        if last == "load_dataset" and name in ("load_dataset", "datasets.load_dataset"):
+            split = kw.get("split")
+            what = f"split {self.index.code(split, 30)}" if split is not None else "a hub dataset"
+            return Fact(frozenset({"hub"}), (("hub", Lazy(lambda: f"{self.index.code(node, 80)} ({what})")),))
+        if (last == "generate" and isinstance(func, cst.Attribute)) or (last == "multinomial" and module_call):
+            return Fact(frozenset({"gen"}), (("gen", Lazy(lambda: f"{self.index.code(node, 80)} (generated tokens)")),))
         if last in ("numel", "size", "dim", "nelement", "element_size", "stride", "data_ptr", "get_device"):
             return EMPTY
         if isinstance(func, cst.Attribute):
@@ -581,7 +635,7 @@ class Flow:
                         a, b = (int(x) for x in label[6:].split(":"))
                         fa, fb = arg_facts.get(a, EMPTY), arg_facts.get(b, EMPTY)
                         for t, o in ((fa, fb), (fb, fa)):
-                            if t.has("tgt") and not o.has("tgt") and o.labels:
+                            if t.has("tgt") and not o.has("tgt") and o.labels - CORPORA:
                                 out = with_label(out, "joined", f"{scope.qualname} combines its arguments into a key")
                                 inner = fact.join or out.join
                                 out = Fact(out.labels, out.why, Join(inner.node, inner.stmt, "call", True, dict(t.why).get("tgt", "")) if inner else None)
@@ -639,6 +693,31 @@ class Flow:
         summary = Summary(flow.returns, flow.return_items, tuple(scope.param_names))
         self._summaries[key] = summary
         return summary
+
+
+#: Labels of where a corpus comes from other than the validation files.
+CORPORA = frozenset({"train", "hub", "gen"})
+
+
+def _fills(scope: Scope) -> list[cst.Call]:
+    """Statements that are a method call with arguments, its result unused (``t.update(x)``)."""
+    out = []
+    for stmt in scope.stmts:
+        small = stmt.node
+        if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+            call = small.value
+            if isinstance(call.func, cst.Attribute) and call.args:
+                out.append(call)
+    return out
+
+
+def _bound_names(target: cst.BaseExpression) -> list[str]:
+    """Names a ``for`` target binds (``x``, ``i, (a, b)``)."""
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [n for element in target.elements for n in _bound_names(element.value)]
+    return []
 
 
 def is_slice_el(element: cst.SubscriptElement) -> bool:

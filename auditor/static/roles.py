@@ -5,6 +5,10 @@ Roles come from how a value is produced and used, not from what it is called:
 - *validation data* (``val``): what a loader over the validation files returns — a string
   naming ``fineweb_val_*`` files, the validation-files setting (``args.val_files``) — and
   everything computed from it, through the submission's own loader functions;
+- *training data* (``train``): the same for the training files (``fineweb_train_*``,
+  ``args.train_files``), and what is filled from it (``cache.update(chunk)``);
+- *other corpora*: a hub dataset (``hub``, what ``datasets.load_dataset`` returns) and
+  generated tokens (``gen``, what ``.generate(...)`` or ``torch.multinomial`` returns);
 - *the target* (``tgt``), the token whose probability is scored: the index of a ``gather`` /
   ``take_along_dim`` over log-probabilities or probabilities, the last index of a subscript
   of them, the target argument of ``cross_entropy`` / ``nll_loss``, and the one-ahead slice
@@ -206,6 +210,9 @@ LOSSES = frozenset({"cross_entropy", "nll_loss"})
 #: Attributes naming the validation files (a setting, not data): their loaders return validation tokens.
 VAL_SETTING = re.compile(r"^val_(files|pattern|path|glob|shards|data_path|bin|filename)s?$|^fineweb_val", re.I)
 VAL_LITERAL = re.compile(r"fineweb_val|_val_\*|val_\d*\.bin|/val[_.]", re.I)
+#: The same for the training files: their loaders return training tokens.
+TRAIN_SETTING = re.compile(r"^train_(files|pattern|glob|shards|data_path|bin|filename)s?$|^fineweb_train", re.I)
+TRAIN_LITERAL = re.compile(r"fineweb_train|_train_\*|(^|/)train_\d+\.bin", re.I)
 #: Methods that keep the element-to-token correspondence of an index (``y.unsqueeze(-1)``).
 _INDEX_VIEW = frozenset({"unsqueeze", "view", "reshape", "long", "int", "to", "flatten", "contiguous", "squeeze", "expand", "type"})
 
@@ -314,11 +321,17 @@ def use_roles(scope: Scope) -> list[UseRole]:
 
 
 def literal_role(node: cst.BaseExpression) -> Fact:
-    """A path literal naming the validation files, or the validation-files setting."""
+    """A path literal naming the validation (``val``) or training (``train``) files, or the
+    setting that holds them (``args.val_files``, ``args.train_files``)."""
     if isinstance(node, (cst.SimpleString, cst.FormattedStringText)):
         text = node.value
         if VAL_LITERAL.search(text):
             return Fact(frozenset({"val", "val:files"}), (("val", f"{text[:60]} (the validation files)"),))
-    elif isinstance(node, cst.Attribute) and VAL_SETTING.search(node.attr.value):
-        return Fact(frozenset({"val", "val:files"}), (("val", f"{dotted(node) or node.attr.value} (the validation files setting)"),))
+        if TRAIN_LITERAL.search(text):
+            return Fact(frozenset({"train"}), (("train", f"{text[:60]} (the training files)"),))
+    elif isinstance(node, cst.Attribute):
+        if VAL_SETTING.search(node.attr.value):
+            return Fact(frozenset({"val", "val:files"}), (("val", f"{dotted(node) or node.attr.value} (the validation files setting)"),))
+        if TRAIN_SETTING.search(node.attr.value):
+            return Fact(frozenset({"train"}), (("train", f"{dotted(node) or node.attr.value} (the training files setting)"),))
     return EMPTY

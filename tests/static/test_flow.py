@@ -187,3 +187,37 @@ def test_validation_data_from_the_files_is_told_apart_from_a_name():
     assert {"val", "val:files"} <= _labels(code, "main", "b")
     labels = _labels(code, "main", "c")
     assert "val" in labels and "val:files" not in labels
+
+
+def test_training_data_and_other_corpora_by_provenance():
+    code = """
+    import glob
+    import numpy as np
+    from datasets import load_dataset
+    def load(p):
+        return np.concatenate([np.fromfile(f, dtype=np.uint16) for f in sorted(glob.glob(p))])
+    def main(args, table, model, prompt):
+        u = load(args.train_files)
+        v = load("data/fineweb_train_000001.bin")
+        w = load(args.val_files)
+        table.update(u[:1000])
+        docs = load_dataset("HuggingFaceFW/fineweb", split="train")
+        out = model.generate(prompt)
+        return u, v, w, docs, out
+    """
+    assert "train" in _labels(code, "main", "u") and "train" in _labels(code, "main", "v")
+    assert "train" not in _labels(code, "main", "w") and "val" not in _labels(code, "main", "u")
+    assert "train" in _labels(code, "main", "table")  # filled from the training data
+    assert "hub" in _labels(code, "main", "docs") and "gen" in _labels(code, "main", "out")
+
+
+def test_comprehension_variables_are_local_to_the_comprehension():
+    code = """
+    import numpy as np
+    def main(args, loader, text):
+        x = loader.next_batch(args.train_files)
+        weights = tuple(float(x) for x in text.split(","))
+        return weights
+    """
+    assert "train" in _labels(code, "main", "x")
+    assert "train" not in _labels(code, "main", "weights")
