@@ -45,6 +45,7 @@ KNOWN_TAGS = frozenset(
         "target_gated",
         "dynamic_code",
         "train_data_at_eval",
+        "eval_corpus",
         "selection",
         "consistency",
         "causality",
