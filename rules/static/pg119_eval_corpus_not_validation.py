@@ -71,7 +71,9 @@ class EvalCorpusNotValidation(StaticRule):
 
     ## Known problems
     A function that only ever scores training shards and never validation data is not taken
-    for the scored evaluation (it may be a diagnostic of the training loss). A bits-per-byte
+    for the scored evaluation (it may be a diagnostic of the training loss), and a stream
+    the scored evaluation only hands on to a helper that slices it is not followed. A
+    bits-per-byte
     denominator over other tokens than the NLL is not a static check: PG206 runs the scorer
     on a known stream and compares the bytes it divided by, PG306 recomputes the byte count
     from the logs.
