@@ -39,7 +39,7 @@ SERIALIZE = frozenset({
 })
 _WRITES = frozenset({"write", "write_bytes", "save_file", "tofile"})
 #: Labels of a corpus other than the validation set (see :mod:`auditor.static.flow`).
-OTHER_CORPORA = ("train", "hub", "gen")
+OTHER_CORPORA = ("train", "hub", "gen", "file")
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,10 @@ what callers pass is :mod:`auditor.static.passing`; the facts themselves are
     path, the training-files setting, a glob over them) and what is computed from it; an
     object a statement fills with it (``cache.update(chunk)``, the call's result unused)
     carries it too, so that a table prefilled from the training shards is known as such.
-``hub`` / ``gen``
-    another corpus: what ``datasets.load_dataset`` returns (a hub dataset), and generated
-    tokens (``model.generate(...)``, ``torch.multinomial``).
+``hub`` / ``gen`` / ``file``
+    another corpus: what ``datasets.load_dataset`` returns (a hub dataset), generated
+    tokens (``model.generate(...)``, ``torch.multinomial``), and a token or text file named
+    by a literal that does not say it is held out (``"data/wiki.bin"``).
 ``tgtdep`` / ``tokdep``
     computed from the target / from context tokens (a loss, a probability).
 
@@ -696,7 +697,7 @@ class Flow:
 
 
 #: Labels of where a corpus comes from other than the validation files.
-CORPORA = frozenset({"train", "hub", "gen"})
+CORPORA = frozenset({"train", "hub", "gen", "file"})
 
 
 def _fills(scope: Scope) -> list[cst.Call]:

@@ -7,8 +7,10 @@ Roles come from how a value is produced and used, not from what it is called:
   everything computed from it, through the submission's own loader functions;
 - *training data* (``train``): the same for the training files (``fineweb_train_*``,
   ``args.train_files``), and what is filled from it (``cache.update(chunk)``);
-- *other corpora*: a hub dataset (``hub``, what ``datasets.load_dataset`` returns) and
-  generated tokens (``gen``, what ``.generate(...)`` or ``torch.multinomial`` returns);
+- *other corpora*: a hub dataset (``hub``, what ``datasets.load_dataset`` returns),
+  generated tokens (``gen``, what ``.generate(...)`` or ``torch.multinomial`` returns) and a
+  token or text file a literal names that is neither of the above nor says it is held out
+  (``file``: ``"data/wiki.bin"``; ``"data/val.bin"`` is not);
 - *the target* (``tgt``), the token whose probability is scored: the index of a ``gather`` /
   ``take_along_dim`` over log-probabilities or probabilities, the last index of a subscript
   of them, the target argument of ``cross_entropy`` / ``nll_loss``, and the one-ahead slice
@@ -213,6 +215,10 @@ VAL_LITERAL = re.compile(r"fineweb_val|_val_\*|val_\d*\.bin|/val[_.]", re.I)
 #: The same for the training files: their loaders return training tokens.
 TRAIN_SETTING = re.compile(r"^train_(files|pattern|glob|shards|data_path|bin|filename)s?$|^fineweb_train", re.I)
 TRAIN_LITERAL = re.compile(r"fineweb_train|_train_\*|(^|/)train_\d+\.bin", re.I)
+#: A token or text file named by a literal: a corpus of its own unless it says it is the
+#: validation (or a test) set.
+DATA_FILE = re.compile(r"\.(bin|npy|txt|jsonl?|parquet|arrow)$", re.I)
+_HELD_OUT = re.compile(r"val|eval|test|held", re.I)
 #: Methods that keep the element-to-token correspondence of an index (``y.unsqueeze(-1)``).
 _INDEX_VIEW = frozenset({"unsqueeze", "view", "reshape", "long", "int", "to", "flatten", "contiguous", "squeeze", "expand", "type"})
 
@@ -329,6 +335,8 @@ def literal_role(node: cst.BaseExpression) -> Fact:
             return Fact(frozenset({"val", "val:files"}), (("val", f"{text[:60]} (the validation files)"),))
         if TRAIN_LITERAL.search(text):
             return Fact(frozenset({"train"}), (("train", f"{text[:60]} (the training files)"),))
+        if isinstance(node, cst.SimpleString) and DATA_FILE.search(text.strip("\"'")) and not _HELD_OUT.search(text):
+            return Fact(frozenset({"file"}), (("file", f"{text[:60]} (another file)"),))
     elif isinstance(node, cst.Attribute):
         if VAL_SETTING.search(node.attr.value):
             return Fact(frozenset({"val", "val:files"}), (("val", f"{dotted(node) or node.attr.value} (the validation files setting)"),))

@@ -26,7 +26,7 @@ from auditor.static.flow import flow_of
 from auditor.static.index import CallSite, Scope
 from auditor.static.reach import Program, program_for
 
-_WHAT = {"train": "the training data", "hub": "a hub dataset", "gen": "generated tokens"}
+_WHAT = {"train": "the training data", "hub": "a hub dataset", "gen": "generated tokens", "file": "another file"}
 
 
 def _other(fact: Fact) -> str | None:
@@ -46,8 +46,9 @@ class EvalCorpusNotValidation(StaticRule):
     accumulates the loss of the scored targets (see PG108 for how it is found) is given, or
     loads itself, a stream that comes from the training shards (`fineweb_train_*`, the
     training-files setting), from a hub dataset (`datasets.load_dataset(...)`, whatever the
-    split) or from generated tokens (`model.generate`, `torch.multinomial`), and not from the
-    validation files. Only the parameters the scored targets are computed from count, and only
+    split), from generated tokens (`model.generate`, `torch.multinomial`) or from a token or
+    text file a literal names that does not say it is held out (`"data/wiki103.bin"`; a
+    custom `"data/val.bin"` is left alone), and not from the validation files. Only the parameters the scored targets are computed from count, and only
     calls outside the training part of their caller (a training loop may compute a loss on
     its own batches). A stream of unknown origin (passed from outside, loaded by code the
     analysis cannot see) is not reported.
@@ -146,6 +147,21 @@ class EvalCorpusNotValidation(StaticRule):
             """,
             note="generated tokens used to train (here, a calibration), not as the scored stream",
         ),
+        Valid(
+            code="""
+            import numpy as np
+            import torch
+            import torch.nn.functional as F
+            def run(m, toks):
+                total = 0.0
+                with torch.no_grad():
+                    for i in range(0, len(toks) - 1, 64):
+                        total += F.cross_entropy(m(toks[i:i + 64]), toks[i + 1:i + 65]).item()
+                return total
+            print(run(None, torch.from_numpy(np.fromfile("data/sp4096/val.bin", dtype=np.uint16))))
+            """,
+            note="a file named like a held-out split is not reported (its origin is not known)",
+        ),
     )
     INVALID = (
         Invalid(
@@ -226,6 +242,24 @@ class EvalCorpusNotValidation(StaticRule):
             """,
             lines=(5,),
             note="the scored evaluation loads its own stream from the hub",
+        ),
+        Invalid(
+            code="""
+            import numpy as np
+            import torch
+            import torch.nn.functional as F
+            def run(m, toks):
+                total = 0.0
+                with torch.no_grad():
+                    for i in range(0, len(toks) - 1, 64):
+                        total += F.cross_entropy(m(toks[i:i + 64]), toks[i + 1:i + 65]).item()
+                return total
+            def main(m, s):
+                print(run(m, torch.from_numpy(np.fromfile(s.val_files, dtype=np.uint16))[:4096]))
+                print(run(m, torch.from_numpy(np.fromfile("data/wikitext103_sp1024.bin", dtype=np.uint16))))
+            """,
+            lines=(12,),
+            note="a file that is not the validation shards is the scored stream",
         ),
     )
 

@@ -203,12 +203,15 @@ def test_training_data_and_other_corpora_by_provenance():
         table.update(u[:1000])
         docs = load_dataset("HuggingFaceFW/fineweb", split="train")
         out = model.generate(prompt)
-        return u, v, w, docs, out
+        wiki = np.fromfile("data/wiki103.bin", dtype=np.uint16)
+        held = np.fromfile("data/val.bin", dtype=np.uint16)
+        return u, v, w, docs, out, wiki, held
     """
     assert "train" in _labels(code, "main", "u") and "train" in _labels(code, "main", "v")
     assert "train" not in _labels(code, "main", "w") and "val" not in _labels(code, "main", "u")
     assert "train" in _labels(code, "main", "table")  # filled from the training data
     assert "hub" in _labels(code, "main", "docs") and "gen" in _labels(code, "main", "out")
+    assert "file" in _labels(code, "main", "wiki") and "file" not in _labels(code, "main", "held")
 
 
 def test_comprehension_variables_are_local_to_the_comprehension():
