@@ -172,6 +172,7 @@ class Flow:
         self._live_targets: dict[int, set[str]] = {}
         self._flows: dict[int, FunctionFlow] = {}
         self._summaries: dict[int, Summary] = {}
+        self._marked: dict[int, FunctionFlow] = {}
         self._in_progress: set[int] = set()
         self._analysing: set[int] = set()
         #: callee name -> candidate scopes (defaults to this source's functions)
@@ -686,14 +687,39 @@ class Flow:
             return self._summaries[key]
         if key in self._in_progress:
             return Summary()
+        flow = self.marked(scope)
+        summary = Summary(flow.returns, flow.return_items, tuple(scope.param_names))
+        self._summaries[key] = summary
+        return summary
+
+    def marked(self, scope: Scope) -> FunctionFlow:
+        """The flow of a function whatever it is given: each parameter carries ``param:N`` (its
+        position), so that a label says which parameters a value is computed from. Summaries
+        are made from it; :mod:`auditor.static.effects` reads which parameters reach state."""
+        key = id(scope)
+        flow = self._marked.get(key)
+        if flow is not None:
+            return flow
+        if key in self._in_progress:
+            return FunctionFlow(scope)  # a call cycle: nothing known yet
         self._in_progress.add(key)
         try:
             flow = self._analyse(scope, marks=True)
         finally:
             self._in_progress.discard(key)
-        summary = Summary(flow.returns, flow.return_items, tuple(scope.param_names))
-        self._summaries[key] = summary
-        return summary
+        self._marked[key] = flow
+        return flow
+
+    def marked_fact(self, node: cst.BaseExpression, scope: Scope) -> Fact:
+        """The labels of an expression in a function's :meth:`marked` flow (``param:N`` for the
+        parameters it is computed from)."""
+        flow = self.marked(scope)
+        saved = self._current, self._param_marks
+        self._current, self._param_marks = flow, True
+        try:
+            return self._expr(node, flow)
+        finally:
+            self._current, self._param_marks = saved
 
 
 #: Labels of where a corpus comes from other than the validation files.
