@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import libcst as cst
 
 from auditor.source import code_of
+from auditor.static.deps import depends, names_in
 from auditor.static.flow import Fact, Flow, flow_of
-from auditor.static.index import CallSite, Scope, SourceIndex, Stmt
+from auditor.static.index import CallSite, Scope, SourceIndex, Stmt, walk
 from auditor.static.names import dotted
 from auditor.static.reach import Program
 
@@ -290,3 +291,50 @@ def looks_like_warmup(index: SourceIndex, site: TrainSite) -> str:
     text = " ".join(texts)
     match = WARMUP.search(text)
     return match.group(0) if match else ""
+
+
+def per_pass_losses(flow: Flow, scope: Scope, node: cst.BaseExpression, program: Program | None) -> str:
+    """Why a value holds per-token losses of a scoring pass, by provenance ("" when nothing
+    says so): computed from the scored target (a ``cross_entropy``, a log-probability gathered
+    at the target), from a pass over the validation data, or returned by one of the
+    submission's scoring functions (:func:`scoring_functions`)."""
+    fact = flow.fact(node, scope)
+    if fact.has("tgtdep", "tgt"):
+        return "computed from the scored target"
+    if fact.has("val"):
+        return "computed from the validation data"
+    if program is None:
+        return ""
+    scorers = scoring_functions(program)
+    needed = depends(scope, names_in(node), limit=80)
+    values = [node] + [a.value for a in scope.assignments if a.value is not None and dotted(a.target) in needed]
+    for value in values:
+        for child in walk(value):
+            if isinstance(child, cst.Call):
+                name = (dotted(child.func) or "").rsplit(".", 1)[-1]
+                if name in scorers:
+                    return f"returned by the scoring function {name}"
+    return ""
+
+
+_REPORTS = frozenset({"print", "log0", "log", "info", "write"})
+
+
+def reported(index: SourceIndex, stmt: Stmt, program: Program | None) -> bool:
+    """Whether what a statement assigns reaches what its function reports: a returned value, a
+    scored accumulation, or a printed or logged line."""
+    scope = stmt.scope
+    written = {dotted(a.target) for a in scope.assignments if a.stmt is stmt} - {None}
+    if not written:
+        return True  # the expression itself is returned or printed where it stands
+    if written & _returned(scope):
+        return True
+    for event in score_events(index, scope, program, any_context=True):
+        node = event.stmt.node
+        if isinstance(node, cst.AugAssign) and written & depends(scope, names_in(node.value), limit=80):
+            return True
+    for call in scope.calls:
+        if call.method in _REPORTS and written & depends(scope, names_in(call.node), limit=80):
+            return True
+    return False
+
