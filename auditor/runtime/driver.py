@@ -21,6 +21,7 @@ the scale. The driver
 from __future__ import annotations
 
 import ast
+import base64
 import builtins
 import functools
 import itertools
@@ -98,6 +99,8 @@ class Session(Replays):
         self.in_baseline = False
         self.unguarded: frozenset[str] = frozenset()  # packages imported outside any try: block
         self.importer: stubs.SubmissionImporter | None = None
+        #: The copy of the audited folder, relative to the working folder (the checkout's root).
+        self.folder = layout.records_folder(job.folder)
 
     # -- files ----------------------------------------------------------------------------
 
@@ -131,7 +134,7 @@ class Session(Replays):
         assert self.tokenizer_path is not None and self.train_stream is not None
         train = self.train_stream
         made = layout.materialize(layout.default_paths(texts), self.workdir, self.tokenizer_path,
-                                  lambda path: data.write_shard(path, train))
+                                  lambda path: data.write_shard(path, train), self.folder)
         if made.val_shards:
             self.val_shards.extend(made.val_shards)
             self.write_val(self.current)
@@ -267,11 +270,13 @@ class Session(Replays):
         self.importer = stubs.SubmissionImporter(self.prepared.triton_optional, self.unguarded)
         self.builtins["__import__"] = self.importer
         self.builtins["exec"] = self._exec
-        module = types.ModuleType("train_gpt")
-        module.__file__ = str(self.workdir / layout.SUBMISSION / self.job.file)
+        # the script is ``__main__``, as in ``python train_gpt.py`` (its main block is the entry
+        # the driver calls; the loader took it out of the module's body)
+        module = types.ModuleType("__main__")
+        module.__file__ = str(self.workdir / self.folder / self.job.file)
         module.__dict__[loader.WRAP] = self.wrap
         module.__dict__["__builtins__"] = self.builtins
-        sys.modules["train_gpt"] = module
+        sys.modules["__main__"] = module
         exec(self.prepared.code, module.__dict__)  # the sandboxed submission
         self.module = module
         return module
@@ -418,7 +423,8 @@ def _error(exc: BaseException, job: protocol.Job) -> protocol.ErrorInfo:
     """The exception reduced to its type, the submission's line and a short message (no
     traceback: library paths and whatever else it holds stay in the sandbox)."""
     frames = traceback.extract_tb(exc.__traceback__)
-    own = [f for f in frames if f.filename.endswith(job.file) or "/submission/" in f.filename]
+    folder = f"/{layout.records_folder(job.folder)}/"
+    own = [f for f in frames if f.filename.endswith(job.file) or folder in f.filename]
     where = own[-1] if own else None
     kind = "kernel" if isinstance(exc, stubs.KernelUnavailable) else "error"
     if isinstance(exc, (FileNotFoundError, ModuleNotFoundError, ImportError)):
@@ -468,7 +474,7 @@ def main() -> int:
     workdir = Path.cwd()
     session = Session(job, workdir, ResultPipe(job.result_fd, job.nonce))
     try:
-        _drive(session, job, workdir)
+        _drive(session, job, workdir, Path(job.home) if job.home else workdir)
     except Exception as exc:  # the driver reports, never crashes silently
         session.result.error = protocol.ErrorInfo(type(exc).__name__, str(exc)[:400], kind="harness")
     assert session.channel is not None
@@ -476,13 +482,27 @@ def main() -> int:
     return 0
 
 
-def _drive(session: Session, job: protocol.Job, workdir: Path) -> None:
+def write_files(folder: Path, job: protocol.Job) -> None:
+    """The copy of the submission: the job's files (or its input folder) in its records folder.
+    The script's place held the sandbox's first code (:mod:`auditor.runtime.boot`) until now."""
+    (folder / job.file).unlink(missing_ok=True)
+    if job.input:
+        shutil.copytree(job.input, folder, symlinks=False, dirs_exist_ok=True)
+    root = folder.resolve()
+    for rel, content in job.files.items():
+        target = (folder / rel).resolve()
+        if target.is_relative_to(root):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(base64.b64decode(content))
+
+
+def _drive(session: Session, job: protocol.Job, workdir: Path, home: Path) -> None:
     out = session.result
     out.settings = dict(session.settings.__dict__)
-    submission = workdir / layout.SUBMISSION
-    shutil.copytree(job.input, submission, symlinks=False, dirs_exist_ok=True)
-    (workdir / "tmp").mkdir(exist_ok=True)
-    tempfile.tempdir = str(workdir / "tmp")
+    submission = workdir / session.folder
+    write_files(submission, job)
+    (home / "tmp").mkdir(exist_ok=True)
+    tempfile.tempdir = str(home / "tmp")
     # programs the submission may run (a C compiler, behind the kernel's wall) write their
     # temporary files in the working folder too: Landlock allows writes nowhere else
     os.environ["TMPDIR"] = tempfile.tempdir
@@ -520,17 +540,19 @@ def _drive(session: Session, job: protocol.Job, workdir: Path) -> None:
     session.applied_knobs = env
     out.knobs = env
     os.environ.update(env)
-    sys.path.insert(0, str(script.parent))
+    if str(script.parent) not in sys.path[:1]:  # the interpreter put it there when it ran the script
+        sys.path.insert(0, str(script.parent))
     stubs.install(session.settings.threads, session.settings.fp32)
     session.tokenizer_watch.install()
-    wall = guard.Guard(str(workdir), extra_read_roots=[str(Path(__file__).resolve().parent.parent)])
+    # writes go to the home folder, which holds the checkout (the harness's code is not on disk)
+    wall = guard.Guard(str(home))
     # the kernel's wall goes up before any submission code runs; only behind it may the
     # submission's own native code run
-    confinement = confine.confine(str(workdir), wall.read_roots)
+    confinement = confine.confine(str(home), wall.read_roots)
     wall.native_code = confinement.native_code_allowed
     out.confinement = confinement.to_dict()
     session.guard = wall
-    guard.redirect_host_temp(str(workdir), wall)
+    guard.redirect_host_temp(str(home), wall)
     wall.install()
     torch.from_numpy = track.from_numpy(torch.from_numpy)
     patch_numpy_loaders(session)

@@ -26,12 +26,13 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from auditor.runtime.bytecheck import judge as judge_bytes
 from auditor.runtime.compat import backport_fstrings
 from auditor.runtime.protocol import DriverResult, ErrorInfo
-from auditor.runtime.sandbox import WALL_MARGIN_S, ChildResult, Limits, run_child
+from auditor.runtime.sandbox import HOME, WALL_MARGIN_S, WORKDIR, ChildResult, Limits, run_child
 from auditor.runtime.stage import ClaimedStage, ScoredRuntime, stage_reasons
 
 if TYPE_CHECKING:
@@ -272,7 +273,7 @@ def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progre
     budget = float(settings.get("budget_s", max(20.0, limits.wall_s - WALL_MARGIN_S)))
     # the probes may take longer when their measured cost needs it, within the grown wall limit
     most = max(budget, budget + limits.max_wall_s - limits.wall_s)
-    job = {"script": script, "file": file_name, "run_env": run_env,
+    job = {"script": script, "file": file_name, "folder": _folder_name(bundle), "run_env": run_env,
            "settings": {**settings, "budget_s": budget, "max_budget_s": most, "threads": limits.threads},
            "scored_env": usable_run_env(scored.env), "scored_world_size": scored.world_size,
            "stage_labels": [st.label for st in scored.stages]}
@@ -462,9 +463,16 @@ def reduce_error(error: ErrorInfo) -> ErrorInfo:
 
 def _path_shown(match: re.Match[str]) -> str:
     path = match.group(0)
-    if path.startswith("/workspace/"):  # the sandbox's own folder: the copy, the data, what the run wrote
-        return path[len("/workspace/"):]
+    for folder in (WORKDIR, HOME):  # the sandbox's own folders: the copy, the data, what the run wrote
+        if path.startswith(folder + "/"):
+            return path[len(folder) + 1:]
     return "<path>"
+
+
+def _folder_name(bundle: Bundle) -> str:
+    """The audited folder's name (the records folder its copy gets in the sandbox's checkout)."""
+    path = PurePosixPath(bundle.path.replace("\\", "/"))
+    return (path.parent if bundle.single_file else path).name
 
 
 ERROR_KINDS = frozenset({"import", "file", "kernel", "memory", "harness", "refused", "error"})

@@ -9,8 +9,8 @@ literals instead of reading them from an environment variable the harness can se
 
 - the working folder is the clone's root: the harness's synthetic data lives in ``data/``
   (``datasets/fineweb10B_sp<V>/`` shards and ``tokenizers/fineweb_<V>_bpe.model``), the
-  copy of the folder sits at :data:`SUBMISSION` (the depth of a records folder) and the run
-  starts there;
+  copy of the folder sits at :func:`records_folder` (``records/track_10min_16mb/<its name>``,
+  the depth of a records folder) and the run starts there;
 - every path the script's own literals name inside the working folder (relative ones, and
   absolute ones under it) is filled with the harness's files by what the literal itself is:
   a SentencePiece model (``….model``), a shard or shard pattern (``…val….bin``,
@@ -32,8 +32,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-#: The copy of the audited folder, relative to the working folder (the repository's root).
+#: The copy of the audited folder, relative to the working folder (the repository's root),
+#: when its own name cannot be used (:func:`records_folder`).
 SUBMISSION = PurePosixPath("records/track_10min_16mb/submission")
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9][\w.\-]{0,99}")
+
+
+def records_folder(name: str = "") -> PurePosixPath:
+    """Where the copy of the audited folder sits in the checkout: the records folder of its own
+    name (``records/track_10min_16mb/2026-03-17_NaiveBaseline``), as in a clone of the
+    challenge's repository; :data:`SUBMISSION` for a name that is not a plain folder name."""
+    return SUBMISSION.parent / name if _FOLDER_NAME.fullmatch(name or "") else SUBMISSION
+
+
 #: At most this many literal paths are filled (a script is not a file-system plan).
 MAX_PATHS = 32
 _SHARD = re.compile(r"\.bin$")
@@ -133,11 +144,11 @@ class Materialized:
 
 
 def materialize(paths: DefaultPaths, workdir: Path, tokenizer: Path,
-                write_train: Callable[[Path], None]) -> Materialized:
+                write_train: Callable[[Path], None], folder: PurePosixPath = SUBMISSION) -> Materialized:
     """Fill the paths the literals name in the working folder with the harness's files. Existing
     files are left alone; validation shards are returned for the caller to write (and rewrite)."""
     out = Materialized()
-    protected = (workdir / SUBMISSION).resolve()
+    protected = (workdir / folder).resolve()
     done = 0
 
     def place(literal: str) -> Path | None:

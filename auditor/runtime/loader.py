@@ -1,7 +1,7 @@
 """Loading a submission's script for a run on the CPU (runs inside the sandbox).
 
-The script is executed as a module (never as ``__main__``) from an AST that the loader
-adjusts without changing what the evaluation computes:
+The script is executed as the ``__main__`` module, as ``python train_gpt.py`` runs it, from an
+AST that the loader adjusts without changing what the evaluation computes:
 
 - the body of ``if __name__ == "__main__":`` becomes a function, ``__pg_entry__``, that the
   driver calls when it is ready (scripts that call ``main()`` at import time are covered:

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from auditor.runtime import data, layout, loader, track
+from auditor.runtime import data, loader, track
 
 
 def install_sibling_finder(session: Any) -> None:
     """Modules beside the script load like the script: adjusted, wrapped, with its imports."""
-    root = (session.workdir / layout.SUBMISSION / session.job.script).parent
+    root = (session.workdir / session.folder / session.job.script).parent
     scale = session.settings.val_tokens / session.settings.real_val_tokens
 
     class Loader(importlib.abc.Loader):

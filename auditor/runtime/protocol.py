@@ -43,7 +43,7 @@ class Job:
     file: str  # its name as the audited folder has it (a decoded wrapper runs under another name)
     nonce: str  # per-run secret every result message must carry
     result_fd: int  # the inherited pipe the driver writes to
-    input: str  # the read-only folder holding the copy of the submission's files
+    input: str  # a read-only folder holding the copy of the submission's files ("" when ``files`` carries them)
     run_env: dict[str, str] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     #: Settings of the run that produced the claimed score (auditor.runtime.stage.ScoredRuntime).
@@ -51,6 +51,12 @@ class Job:
     scored_world_size: int | None = None
     #: Labels of the claimed stages: the driver keeps the output lines that carry them.
     stage_labels: list[str] = field(default_factory=list)
+    #: The submission's files (relative path to base64 bytes), written into its records folder.
+    files: dict[str, str] = field(default_factory=dict)
+    #: The audited folder's name: its copy sits at ``records/track_10min_16mb/<folder>``.
+    folder: str = ""
+    #: The writable home folder that holds the checkout ("" : the working folder itself).
+    home: str = ""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -293,7 +299,8 @@ def _build(cls: type, obj: Any, where: str) -> Any:
         raise ProtocolError(f"{where}: expected an object")
     hints = _HINTS.get(cls)
     if hints is None:
-        hints = _HINTS[cls] = typing.get_type_hints(cls)
+        # this module's names, not sys.modules': in the sandbox the harness's modules are not there
+        hints = _HINTS[cls] = typing.get_type_hints(cls, globalns=globals())
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(obj) - names
     if unknown:

@@ -7,11 +7,12 @@ unprivileged user namespaces), which gives it
 - new user, mount, PID, IPC, UTS and network namespaces (no network device but loopback; no
   pathname or abstract unix socket of the host is reachable), an unprivileged uid, its own
   session (``--new-session``), and ``--die-with-parent``;
-- a root file system built from nothing: read-only binds of the system libraries (``/usr``),
-  the Python installation, the harness's own package and the *copy* of the submission's files
-  (the audited folder is never named to it), a generated ``/etc/passwd``; no ``/etc/shadow``,
-  no home folder, no ``/run``; private size-limited tmpfs mounts for its working folder,
-  ``/tmp`` and ``/dev/shm`` (the aggregate disk limit);
+- a root file system built from nothing: read-only binds of the system libraries (``/usr``)
+  and the Python installation, a generated ``/etc/passwd``; no ``/etc/shadow``, no ``/run``;
+  private size-limited tmpfs mounts for its home folder, ``/tmp`` and ``/dev/shm`` (the
+  aggregate disk limit). The harness's code and the copy of the submission's files come on
+  standard input, so that neither has a place on the file system (the audited folder is never
+  named to it);
 - an environment built from scratch (no token, key or credential of the caller);
 - resource limits (address space, CPU seconds, open files, file size, no core dumps; processes
   where the kernel counts them), and a watchdog in the parent that sums the resident memory and
@@ -22,6 +23,12 @@ unprivileged user namespaces), which gives it
 Inside, the driver adds Landlock (:mod:`auditor.runtime.confine`) and the audit hook of
 :mod:`auditor.runtime.guard`; those are extra layers, not the boundary.
 
+The sandbox looks like a normal run where that is cheap: an ordinary user (``ubuntu``, uid
+1000) runs ``python records/track_10min_16mb/<folder>/train_gpt.py`` from a checkout of the
+challenge's repository in its home folder, as the only process of its PID namespace; what
+starts there is :mod:`auditor.runtime.boot`, which loads the harness without a trace in
+``sys.modules``, ``sys.path`` or file names, and the driver then puts the script in its place.
+
 The job goes to the child on its standard input; results come back on an inherited pipe, as
 messages that carry a per-run nonce (:mod:`auditor.runtime.protocol`), never through a file
 the child could write. Where bubblewrap cannot run, the submission is not run at all
@@ -31,30 +38,35 @@ to something weaker.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
+import site
 import subprocess
 import sys
-import tempfile
+import sysconfig
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from auditor.runtime import layout
 from auditor.runtime.protocol import CHANNEL_CAP, Channel, DriverResult, Job, read_messages
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
-#: Where things are inside the sandbox.
-WORKDIR = "/workspace"  # the writable working folder (a tmpfs)
-INPUT = "/opt/input"  # the read-only copy of the submission's files
-LIBRARY = "/opt/lib"  # the harness's own package, read-only
-#: The uid and gid the submission runs as inside its user namespace.
+#: The user the submission runs as inside its user namespace (that of an Ubuntu cloud machine).
+USER = "ubuntu"
 UID = 1000
+#: Where things are inside the sandbox: the home folder (the writable tmpfs) holds a checkout of
+#: the challenge's repository, the working folder where the run starts.
+HOME = f"/home/{USER}"
+WORKDIR = f"{HOME}/parameter-golf"
 NO_SANDBOX = "no sandbox available (install bubblewrap)"
 
 
@@ -95,7 +107,7 @@ def child_env(threads: int) -> dict[str, str]:
     n = str(max(1, threads))
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": WORKDIR,
+        "HOME": HOME,
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "PYTHONHASHSEED": "0",
@@ -106,6 +118,48 @@ def child_env(threads: int) -> dict[str, str]:
         # default; the file was written by the same sandboxed run, so unpickling it adds no risk.
         "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
     }
+
+
+#: The sandbox's ``/etc/passwd`` and ``/etc/group``: those of an Ubuntu machine.
+PASSWD = "".join(f"{line}\n" for line in (
+    "root:x:0:0:root:/root:/bin/bash", "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin",
+    "bin:x:2:2:bin:/bin:/usr/sbin/nologin", "sys:x:3:3:sys:/dev:/usr/sbin/nologin", "sync:x:4:65534:sync:/bin:/bin/sync",
+    "games:x:5:60:games:/usr/games:/usr/sbin/nologin", "man:x:6:12:man:/var/cache/man:/usr/sbin/nologin",
+    "lp:x:7:7:lp:/var/spool/lpd:/usr/sbin/nologin", "mail:x:8:8:mail:/var/mail:/usr/sbin/nologin",
+    "news:x:9:9:news:/var/spool/news:/usr/sbin/nologin", "uucp:x:10:10:uucp:/var/spool/uucp:/usr/sbin/nologin",
+    "proxy:x:13:13:proxy:/bin:/usr/sbin/nologin", "www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin",
+    "backup:x:34:34:backup:/var/backups:/usr/sbin/nologin", "list:x:38:38:Mailing List Manager:/var/list:/usr/sbin/nologin",
+    "irc:x:39:39:ircd:/run/ircd:/usr/sbin/nologin", "_apt:x:42:65534::/nonexistent:/usr/sbin/nologin",
+    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin", f"{USER}:x:{UID}:{UID}:Ubuntu:{HOME}:/bin/bash"))
+GROUP = "".join(f"{line}\n" for line in (
+    "root:x:0:", "daemon:x:1:", "bin:x:2:", "sys:x:3:", f"adm:x:4:{USER}", "tty:x:5:", "disk:x:6:", "lp:x:7:",
+    "mail:x:8:", "news:x:9:", "uucp:x:10:", "man:x:12:", "proxy:x:13:", "kmem:x:15:", f"dialout:x:20:{USER}",
+    f"cdrom:x:24:{USER}", f"sudo:x:27:{USER}", "audio:x:29:", "www-data:x:33:", "backup:x:34:", "operator:x:37:",
+    "list:x:38:", "irc:x:39:", "src:x:40:", "shadow:x:42:", "utmp:x:43:", "video:x:44:", "plugdev:x:46:",
+    "staff:x:50:", "games:x:60:", "users:x:100:", "nogroup:x:65534:", f"{USER}:x:{UID}:"))
+
+
+@functools.lru_cache(maxsize=1)
+def harness_sources() -> str:
+    """The harness's package as one JSON line (module name to source text): the sandbox's first
+    code (:mod:`auditor.runtime.boot`) loads it from standard input, so it has no place on the
+    sandbox's file system."""
+    sources = {}
+    for path in sorted((PACKAGE_ROOT / "auditor").rglob("*.py")):
+        rel = path.relative_to(PACKAGE_ROOT).with_suffix("")
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        sources[".".join(parts)] = path.read_text(encoding="utf-8")
+    return json.dumps(sources)
+
+
+def _data(text: str) -> int:
+    """A pipe's read end that yields ``text`` (small: it fits the pipe's buffer), for bwrap."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, text.encode("utf-8"))
+    finally:
+        os.close(write_end)
+    return read_end
 
 
 # -- bubblewrap -------------------------------------------------------------------------------
@@ -120,12 +174,14 @@ def _python_roots(python: str) -> list[str]:
     return sorted(r for r in roots if r and r != "/" and not r.startswith("/usr"))
 
 
-def bwrap_command(python: str, host_dir: Path, limits: Limits) -> list[str]:
-    """The ``bwrap`` command line that runs ``python`` in a fresh sandbox (see the module docstring)."""
+def bwrap_command(python: str, limits: Limits, data: dict[str, int], script: tuple[str, int] | None = None) -> list[str]:
+    """The ``bwrap`` command line that runs ``python`` in a fresh sandbox (see the module docstring).
+    ``data``: ``/etc/passwd`` and ``/etc/group``, as pipes (:func:`_data`); ``script``: a file
+    (its path relative to the working folder, and a pipe with its text) that the run starts with."""
     bwrap = shutil.which("bwrap") or "bwrap"
     cmd = [bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
-           "--unshare-cgroup-try", "--uid", str(UID), "--gid", str(UID), "--hostname", "localhost",
-           "--die-with-parent", "--new-session", "--clearenv",
+           "--unshare-cgroup-try", "--uid", str(UID), "--gid", str(UID), "--hostname", secrets.token_hex(6),
+           "--as-pid-1", "--die-with-parent", "--new-session", "--clearenv",
            "--ro-bind", "/usr", "/usr"]
     for link in ("bin", "sbin", "lib", "lib32", "lib64"):
         target = os.path.join("/", link)
@@ -136,21 +192,56 @@ def bwrap_command(python: str, host_dir: Path, limits: Limits) -> list[str]:
     for name in ("ld.so.cache", "localtime"):
         if os.path.exists(f"/etc/{name}"):
             cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
-    cmd += ["--ro-bind", str(host_dir / "etc" / "passwd"), "/etc/passwd",
-            "--ro-bind", str(host_dir / "etc" / "group"), "/etc/group"]
+    for name, fd in sorted(data.items()):
+        cmd += ["--perms", "0644", "--ro-bind-data", str(fd), name]
     for root in _python_roots(python):
         if os.path.isdir(root):
             cmd += ["--ro-bind", root, root]
-    cmd += ["--ro-bind", str(PACKAGE_ROOT / "auditor"), f"{LIBRARY}/auditor",
-            "--ro-bind", str(host_dir / "input"), INPUT,
-            "--proc", "/proc", "--dev", "/dev",
+    cmd += _hide_installation(python)
+    cmd += ["--proc", "/proc", "--dev", "/dev",
             "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm",
             "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
-            "--size", str(limits.file_bytes), "--tmpfs", WORKDIR,
-            "--chdir", WORKDIR]
+            "--size", str(limits.file_bytes), "--tmpfs", HOME,
+            "--dir", WORKDIR]
+    if script is not None:
+        rel, fd = script
+        cmd += ["--dir", os.path.dirname(f"{WORKDIR}/{rel}"), "--perms", "0644", "--file", str(fd), f"{WORKDIR}/{rel}"]
+    cmd += ["--chdir", WORKDIR]
     for key, value in child_env(limits.threads).items():
         cmd += ["--setenv", key, value]
     return cmd
+
+
+#: Entries of a site-packages folder that belong to this tool's installation.
+_OWN_ENTRY = re.compile(r"^auditor$|parameter[_-]golf[_-]auditor|pgolf[_-]audit", re.I)
+
+
+def _hide_installation(python: str) -> list[str]:
+    """bwrap arguments that leave this tool's installation out of the interpreter's
+    site-packages (its package, metadata and ``.pth`` files): the folder is replaced by an empty
+    one into which every other entry is bound again, so that ``import auditor`` fails there."""
+    if os.path.realpath(python) != os.path.realpath(sys.executable):
+        return []
+    folders = set(site.getsitepackages()) | {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    out: list[str] = []
+    for folder in sorted(f for f in folders if os.path.isdir(f)):
+        try:
+            entries = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        if not any(_OWN_ENTRY.search(e) for e in entries):
+            continue
+        out += ["--tmpfs", folder]
+        for entry in entries:
+            path = os.path.join(folder, entry)
+            if _OWN_ENTRY.search(entry):
+                continue
+            if os.path.islink(path):
+                out += ["--symlink", os.readlink(path), path]
+            else:
+                out += ["--ro-bind", path, path]
+        out += ["--remount-ro", folder]
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -158,26 +249,19 @@ def sandbox_problem() -> str:
     """Why bubblewrap cannot run here ("" when it can); checked once per process."""
     if shutil.which("bwrap") is None:
         return f"{NO_SANDBOX}: bwrap is not installed"
-    with tempfile.TemporaryDirectory(prefix="pgolf-bwrap-check-") as tmp:
-        host = Path(tmp)
-        _prepare_host_dir(host)
-        cmd = bwrap_command(sys.executable, host, Limits()) + [sys.executable, "-I", "-c", "pass"]
-        try:
-            done = subprocess.run(cmd, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"{NO_SANDBOX}: {type(exc).__name__}"
+    data = {"/etc/passwd": _data(PASSWD), "/etc/group": _data(GROUP)}
+    try:
+        cmd = bwrap_command(sys.executable, Limits(), data) + [sys.executable, "-I", "-c", "pass"]
+        done = subprocess.run(cmd, capture_output=True, timeout=60, stdin=subprocess.DEVNULL, pass_fds=tuple(data.values()))
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{NO_SANDBOX}: {type(exc).__name__}"
+    finally:
+        for fd in data.values():
+            os.close(fd)
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit {done.returncode}"]
         return f"{NO_SANDBOX}: bwrap: {message[0][:200]}"
     return ""
-
-
-def _prepare_host_dir(host: Path) -> None:
-    (host / "input").mkdir()
-    (host / "etc").mkdir()
-    (host / "etc" / "passwd").write_text(f"root:x:0:0:root:/root:/bin/sh\nuser:x:{UID}:{UID}:user:{WORKDIR}:/bin/sh\n"
-                                         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
-    (host / "etc" / "group").write_text(f"root:x:0:\nuser:x:{UID}:\nnogroup:x:65534:\n")
 
 
 def _limiter(limits: Limits):
@@ -209,72 +293,75 @@ def _limiter(limits: Limits):
 
 def run_child(files: dict[str, bytes], job: dict[str, Any], limits: Limits | None = None,
               progress: Any = None) -> ChildResult:
-    """Copy ``files`` (relative paths) into a fresh folder and run the driver on ``job``
-    (script, file, run_env, settings) in the sandbox."""
+    """Run the driver on ``job`` (script, file, folder, run_env, settings) in the sandbox, with
+    ``files`` (relative paths) as the copy of the submission."""
     limits = limits or Limits()
     started = time.monotonic()
     problem = sandbox_problem()
     if problem:
         return ChildResult(None, None, 0.0, problem=problem)
-    host = Path(tempfile.mkdtemp(prefix="pgolf-runtime-")).resolve()
+    read_end, write_end = os.pipe()
+    nonce = secrets.token_hex(16)
+    folder = layout.records_folder(str(job.get("folder") or ""))
+    request = Job(script=job["script"], file=job.get("file") or job["script"], nonce=nonce, result_fd=write_end,
+                  input="", run_env=dict(job.get("run_env") or {}), settings=dict(job.get("settings") or {}),
+                  scored_env=dict(job.get("scored_env") or {}), scored_world_size=job.get("scored_world_size"),
+                  stage_labels=list(job.get("stage_labels") or []), files=_encoded(files), folder=folder.name,
+                  home=HOME)
+    python = limits.python or sys.executable
+    # the run starts as ``python records/track_10min_16mb/<folder>/train_gpt.py`` would; the
+    # file there is the sandbox's first code until the driver puts the script in its place
+    script = str(folder / request.file)
+    data = {"/etc/passwd": _data(PASSWD), "/etc/group": _data(GROUP)}
+    boot = _data((Path(__file__).parent / "boot.py").read_text(encoding="utf-8"))
     try:
-        _prepare_host_dir(host)
-        _copy_files(files, host / "input")
-        read_end, write_end = os.pipe()
-        nonce = secrets.token_hex(16)
-        request = Job(script=job["script"], file=job.get("file") or job["script"], nonce=nonce, result_fd=write_end,
-                      input=INPUT, run_env=dict(job.get("run_env") or {}), settings=dict(job.get("settings") or {}),
-                      scored_env=dict(job.get("scored_env") or {}), scored_world_size=job.get("scored_world_size"),
-                      stage_labels=list(job.get("stage_labels") or []))
-        python = limits.python or sys.executable
-        code = f"import sys; sys.path.insert(0, {LIBRARY!r}); from auditor.runtime.driver import main; sys.exit(main())"
-        try:
-            proc = subprocess.Popen(
-                bwrap_command(python, host, limits) + [python, "-I", "-c", code], cwd=str(host),
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(write_end,), start_new_session=True,
-                preexec_fn=_limiter(limits),  # only setrlimit, before exec
-            )
-        except OSError as exc:
-            os.close(read_end)
-            return ChildResult(None, None, time.monotonic() - started, problem=f"could not start the sandbox: {exc}")
-        finally:
-            os.close(write_end)
-        results = _Reader(read_end, CHANNEL_CAP)
-        output = _Reader(proc.stdout.fileno(), limits.output_bytes, tail=True)
-        try:
-            proc.stdin.write(request.to_json().encode("utf-8"))
-            proc.stdin.close()
-        except OSError:
-            pass
-        watchdog = _Watchdog(proc.pid, limits)
-        timed_out = False
-        try:
-            timed_out = _wait(proc, lambda: _deadline(started, limits, results), progress, results, watchdog)
-        finally:
-            _end(proc)
-        results.join()
-        output.join()
+        proc = subprocess.Popen(
+            bwrap_command(python, limits, data, (script, boot)) + [python, script], cwd="/",
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(write_end, boot, *data.values()),
+            start_new_session=True, preexec_fn=_limiter(limits),  # only setrlimit, before exec
+        )
+    except OSError as exc:
         os.close(read_end)
-        proc.stdout.close()
-        channel = read_messages(results.data, nonce, truncated=results.overflow)
-        seconds = time.monotonic() - started
-        out = ChildResult(channel.final, proc.returncode, seconds, timed_out,
-                          output.data.decode("utf-8", "replace"), latest=channel.latest, output_bytes=output.total,
-                          survivors=len(_descendants(proc.pid)))
-        out.problem = _problem(channel, out, limits, watchdog.broken)
-        return out
+        return ChildResult(None, None, time.monotonic() - started, problem=f"could not start the sandbox: {exc}")
     finally:
-        shutil.rmtree(host, ignore_errors=True)
+        for fd in (write_end, boot, *data.values()):
+            os.close(fd)
+    results = _Reader(read_end, CHANNEL_CAP)
+    output = _Reader(proc.stdout.fileno(), limits.output_bytes, tail=True)
+    try:
+        proc.stdin.write(harness_sources().encode("utf-8") + b"\n" + request.to_json().encode("utf-8"))
+        proc.stdin.close()
+    except OSError:
+        pass
+    watchdog = _Watchdog(proc.pid, limits)
+    timed_out = False
+    try:
+        timed_out = _wait(proc, lambda: _deadline(started, limits, results), progress, results, watchdog)
+    finally:
+        _end(proc)
+    results.join()
+    output.join()
+    os.close(read_end)
+    proc.stdout.close()
+    channel = read_messages(results.data, nonce, truncated=results.overflow)
+    seconds = time.monotonic() - started
+    out = ChildResult(channel.final, proc.returncode, seconds, timed_out,
+                      output.data.decode("utf-8", "replace"), latest=channel.latest, output_bytes=output.total,
+                      survivors=len(_descendants(proc.pid)))
+    out.problem = _problem(channel, out, limits, watchdog.broken)
+    return out
 
 
-def _copy_files(files: dict[str, bytes], folder: Path) -> None:
+def _encoded(files: dict[str, bytes]) -> dict[str, str]:
+    """The files for the job (base64), without a path that would leave the folder."""
+    out = {}
     for rel, content in files.items():
-        target = (folder / rel).resolve()
-        if not target.is_relative_to(folder):
-            continue  # a path that would leave the folder
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
+        path = PurePosixPath(rel)
+        if path.is_absolute() or ".." in path.parts or not path.parts:
+            continue
+        out[str(path)] = base64.b64encode(content).decode("ascii")
+    return out
 
 
 def _problem(channel: Channel, out: ChildResult, limits: Limits, broken: str) -> str:

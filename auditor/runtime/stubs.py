@@ -21,6 +21,7 @@ Nothing here changes what the evaluation computes, only where it runs.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import time
 import types
@@ -576,7 +577,7 @@ class SubmissionImporter:
     def __init__(self, triton_optional: bool = False, unguarded: frozenset[str] = frozenset()) -> None:
         self.modules = {**_flash_attn_modules(), **_triton_modules(), **_tool_modules()}
         self.triton_optional = triton_optional
-        self.real = __import__
+        self.real = builtins.__import__  # the interpreter's (the harness's own may differ)
         #: Packages the scripts import outside any ``try:``: missing, they get a stand-in
         #: (:mod:`auditor.runtime.absent`), and the names of those that did.
         self.unguarded = unguarded

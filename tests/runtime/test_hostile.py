@@ -147,6 +147,38 @@ def test_memory_is_limited_across_processes(tmp_path):
     assert not _descendants(os.getpid())
 
 
+def test_a_careful_evader_sees_no_sign_of_the_audit():
+    """trick_stealth.py looks for every cheap sign of an audit (the harness's modules, paths and
+    frames, the command line, environment, user, host and processes) and prints what it saw."""
+    from auditor.runtime.sandbox import Limits, run_child
+
+    files = {"train_gpt.py": (HOSTILE / "cheater.py").read_bytes(), "trick.py": (HOSTILE / "trick_stealth.py").read_bytes()}
+    child = run_child(files, {"script": "train_gpt.py", "folder": "2026-03-17_NgramCache", "settings": {"budget_s": 20}},
+                      Limits(wall_s=60, threads=1))
+    assert child.result is not None, child.problem + child.stderr_tail[-2000:]
+    assert "signs of an audit: []" in child.result.log_tail, child.result.log_tail
+
+
+def test_a_careful_evader_cheats_and_the_probes_see_it(tmp_path):
+    """The same trick on a cheat the probes can measure (a hashed cache with the target in its
+    key): it sees no sign, so it cheats, and target substitution fails; the static error stands."""
+    from .conftest import FIXTURES
+
+    folder = tmp_path / "2026-03-17_NgramCache"
+    folder.mkdir()
+    text = (FIXTURES / "ngram_target_in_key" / "train_gpt.py").read_text()
+    future = "from __future__ import annotations\n"
+    (folder / "train_gpt.py").write_text(text.replace(future, future + "\nimport trick  # noqa: F401\n", 1))
+    (folder / "trick.py").write_bytes((HOSTILE / "trick_stealth.py").read_bytes())
+    rc, report, stderr = audit(folder)
+    assert rc == 1, stderr[-2000:]
+    findings = {f["code"]: f for f in report["submissions"][0]["findings"]}
+    assert "PG203" in findings and "PG908" not in findings, sorted(findings)
+    assert findings["PG101"]["severity"] == "error"
+    assert findings["PG101"]["evidence"]["runtime"]["status"] == "fail"
+    assert findings["PG101"]["evidence"]["runtime"]["probe"] == "substitution"
+
+
 def _in_sandbox(pid: str) -> bool:
     """Whether a process runs below a bwrap process (inside a sandbox that is still running)."""
     for _ in range(64):

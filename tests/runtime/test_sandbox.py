@@ -169,3 +169,13 @@ def test_the_driver_asks_for_the_measured_cost_of_its_probes():
     session.snapshots["eval_val_slow"] = SimpleNamespace(result=SimpleNamespace(seconds=15.0))
     session.ask_for_time(base)
     assert session.result.wanted_s == 395.0  # never beyond what the parent grants
+
+
+def test_the_sandbox_command_names_nothing_of_the_harness():
+    from auditor.runtime.sandbox import _OWN_ENTRY, WORKDIR, bwrap_command
+
+    script = "records/track_10min_16mb/2026-03-17_NaiveBaseline/train_gpt.py"
+    cmd = bwrap_command(sys.executable, Limits(), {"/etc/passwd": 5, "/etc/group": 6}, (script, 7))
+    assert "--as-pid-1" in cmd and "localhost" not in cmd  # the run is its namespace's only process
+    assert not any("/opt/" in arg or "pgolf" in arg or _OWN_ENTRY.search(arg.rsplit("/", 1)[-1]) for arg in cmd)
+    assert cmd[cmd.index("--file") + 2] == f"{WORKDIR}/{script}" and cmd[cmd.index("--chdir") + 1] == WORKDIR
