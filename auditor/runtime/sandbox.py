@@ -181,8 +181,11 @@ def bwrap_command(python: str, limits: Limits, data: dict[str, int], script: tup
     bwrap = shutil.which("bwrap") or "bwrap"
     cmd = [bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
            "--unshare-cgroup-try", "--uid", str(UID), "--gid", str(UID), "--hostname", secrets.token_hex(6),
-           "--as-pid-1", "--die-with-parent", "--new-session", "--clearenv",
+           "--die-with-parent", "--new-session", "--clearenv",
            "--ro-bind", "/usr", "/usr"]
+    if _supports("--as-pid-1"):  # bubblewrap 0.8: no reaper of bwrap's own as PID 1 to see
+        cmd.insert(1, "--as-pid-1")
+    perms = ["--perms", "0644"] if _supports("--perms") else []
     for link in ("bin", "sbin", "lib", "lib32", "lib64"):
         target = os.path.join("/", link)
         if os.path.islink(target):
@@ -193,7 +196,7 @@ def bwrap_command(python: str, limits: Limits, data: dict[str, int], script: tup
         if os.path.exists(f"/etc/{name}"):
             cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
     for name, fd in sorted(data.items()):
-        cmd += ["--perms", "0644", "--ro-bind-data", str(fd), name]
+        cmd += [*perms, "--ro-bind-data", str(fd), name]
     for root in _python_roots(python):
         if os.path.isdir(root):
             cmd += ["--ro-bind", root, root]
@@ -205,11 +208,21 @@ def bwrap_command(python: str, limits: Limits, data: dict[str, int], script: tup
             "--dir", WORKDIR]
     if script is not None:
         rel, fd = script
-        cmd += ["--dir", os.path.dirname(f"{WORKDIR}/{rel}"), "--perms", "0644", "--file", str(fd), f"{WORKDIR}/{rel}"]
+        cmd += ["--dir", os.path.dirname(f"{WORKDIR}/{rel}"), *perms, "--file", str(fd), f"{WORKDIR}/{rel}"]
     cmd += ["--chdir", WORKDIR]
     for key, value in child_env(limits.threads).items():
         cmd += ["--setenv", key, value]
     return cmd
+
+
+@functools.cache
+def _supports(option: str) -> bool:
+    """Whether this bubblewrap knows ``option`` (its ``--help`` lists it)."""
+    try:
+        done = subprocess.run([shutil.which("bwrap") or "bwrap", "--help"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return f"{option} " in done.stdout + done.stderr
 
 
 #: Entries of a site-packages folder that belong to this tool's installation.
@@ -449,7 +462,7 @@ class _Watchdog:
         if rss > cap:
             self.broken = (f"the sandbox's processes held {rss / 2**30:.1f} GiB together, over the "
                            f"{cap / 2**30:.1f} GiB limit")
-        elif len(pids) > self.limits.processes + 2:  # bwrap's own two processes
+        elif len(pids) > self.limits.processes + 2:  # and bwrap's own reaper, where it has one
             self.broken = f"the sandbox ran {len(pids) - 2} processes, over the limit of {self.limits.processes}"
         return not self.broken
 
