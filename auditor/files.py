@@ -23,6 +23,9 @@ MAX_DEPTH = 6
 MAX_LOG_BYTES = 32_000_000
 #: Lines longer than this are cut (a file without newlines is not read into memory at once).
 MAX_LINE_BYTES = 1_000_000
+#: A folder with a name like these stands where a file the audit reads is expected
+#: (``train_gpt.py/``, ``submission.json/``, ``train_seed1.log/``): reported, never descended into.
+FILE_SUFFIXES = (".py", ".json", ".log", ".md")
 
 
 class FileStoreError(OSError):
@@ -78,11 +81,16 @@ class DirectoryStore:
         base_depth = len(self.root.parts)
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
             depth = len(Path(dirpath).parts) - base_depth
+            kept = []
             for name in dirnames:  # a linked folder is listed here but never descended into
+                rel = Path(dirpath, name).relative_to(self.root).as_posix()
                 if Path(dirpath, name).is_symlink():
-                    self._skipped.append((Path(dirpath, name).relative_to(self.root).as_posix(), "a symbolic link"))
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and depth < MAX_DEPTH
-                                 and not Path(dirpath, d).is_symlink())
+                    self._skipped.append((rel, "a symbolic link"))
+                elif name.lower().endswith(FILE_SUFFIXES):
+                    self._skipped.append((rel, "a folder where a file is expected"))
+                elif name not in SKIPPED_DIRS and depth < MAX_DEPTH:
+                    kept.append(name)
+            dirnames[:] = sorted(kept)
             for name in sorted(filenames):
                 full = Path(dirpath, name)
                 try:

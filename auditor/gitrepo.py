@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auditor.errors import UsageError
-from auditor.files import MAX_LOG_BYTES, FileStoreError, StoredFile, capped_lines
+from auditor.files import FILE_SUFFIXES, MAX_LOG_BYTES, FileStoreError, StoredFile, capped_lines
 
 
 class GitError(UsageError):
@@ -122,6 +122,15 @@ class GitRepo:
         self.close()
 
 
+def _file_like_folder(rel: str) -> str:
+    """The first folder of ``rel`` named like a file the audit reads (``train_gpt.py/``), or ""."""
+    parts = rel.split("/")[:-1]
+    for i, part in enumerate(parts):
+        if part.lower().endswith(FILE_SUFFIXES):
+            return "/".join(parts[: i + 1])
+    return ""
+
+
 class GitTreeStore:
     """The files of one folder at one commit, as a read-only file store."""
 
@@ -133,6 +142,9 @@ class GitTreeStore:
         base = f"{self.prefix}/" if self.prefix else ""
         listed = entries if entries is not None else repo.ls_tree(commit, self.prefix)
         inside = {e.path[len(base):]: e for e in listed if e.path.startswith(base)}
+        # a folder named like a file the audit reads (``train_gpt.py/``): reported, its files not read
+        self.file_like_folders = sorted({folder for rel in inside if (folder := _file_like_folder(rel))})
+        inside = {rel: e for rel, e in inside.items() if not _file_like_folder(rel)}
         self.entries = {rel: e for rel, e in inside.items() if not e.link}
         self.links = sorted(rel for rel, e in inside.items() if e.link)
 
@@ -140,7 +152,8 @@ class GitTreeStore:
         return [StoredFile(rel, e.size) for rel, e in sorted(self.entries.items())]
 
     def skipped(self) -> list[tuple[str, str]]:
-        return [(rel, "a symbolic link") for rel in self.links]
+        return sorted([*((rel, "a symbolic link") for rel in self.links),
+                       *((rel, "a folder where a file is expected") for rel in self.file_like_folders)])
 
     def blob_id(self, rel: str) -> str:
         return self.entries[rel].blob

@@ -165,3 +165,19 @@ def test_a_huge_log_is_read_up_to_a_cap(tmp_path):
         handle.truncate(MAX_LOG_BYTES * 4)
     capped = [f for f in audit([folder]).findings if f.code == "PG905"]
     assert capped and f"only its first {MAX_LOG_BYTES:,} bytes are read" in capped[0].message
+
+
+def test_a_folder_where_a_file_is_expected_is_pg905(tmp_path):
+    """``train_gpt.py/`` or ``train_seed1.log/`` as a folder: reported, not descended into, not clean."""
+    folder = tmp_path / "dirs"
+    (folder / "train_gpt.py").mkdir(parents=True)
+    (folder / "train_gpt.py" / "inner.py").write_text("import os\n")
+    (folder / "train_seed1.log").mkdir()
+    (folder / "submission.json").write_text('{"val_bpb": 1.2}\n')
+    report = audit([folder])
+    found = sorted((f.location.path.rsplit("/", 1)[-1], f.message.split(":")[0])
+                   for f in report.findings if f.code == "PG905")
+    assert found == [("train_gpt.py", "a folder where a file is expected"),
+                     ("train_seed1.log", "a folder where a file is expected")]
+    assert not any("inner.py" in f.location.path for f in report.findings)
+    assert run_cli("check", "-q", folder).code == 2

@@ -69,3 +69,21 @@ def test_a_symbolic_link_in_a_commit_is_reported_not_read(tmp_path):
         assert store.skipped() == [("README.md", "a symbolic link")]
         problems = [f for f in build_bundle(store).problems if f.code == "PG905"]
         assert [f.location.path.rsplit("/", 1)[-1] for f in problems] == ["README.md"]
+
+
+def test_a_folder_named_like_a_file_in_a_commit_is_reported_not_read(tmp_path):
+    root = tmp_path / "dirs"
+    folder = root / "records" / "track_10min_16mb" / "2026-03-21_D"
+    (folder / "train_gpt.py").mkdir(parents=True)
+    (folder / "train_gpt.py" / "inner.py").write_text("x = 1\n")
+    (folder / "logs" / "train_seed1.log" / "deeper").mkdir(parents=True)
+    (folder / "logs" / "train_seed1.log" / "deeper" / "a.txt").write_text("step:1/2\n")
+    (folder / "submission.json").write_text("{}\n")
+    _git(root, "init", "-q")
+    _git(root, "-c", "user.email=a@b", "-c", "user.name=a", "add", "-A")
+    _git(root, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "x")
+    with GitRepo(root) as git:
+        store = GitTreeStore(git, git.resolve("HEAD"), "records/track_10min_16mb/2026-03-21_D")
+        assert [f.rel for f in store.list_files()] == ["submission.json"]
+        assert store.skipped() == [("logs/train_seed1.log", "a folder where a file is expected"),
+                                   ("train_gpt.py", "a folder where a file is expected")]
