@@ -11,6 +11,7 @@ import ast
 import enum
 import hashlib
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,18 @@ _RECENT_TREES: OrderedDict[tuple[str, bytes], Any] = OrderedDict()
 
 #: Larger Python files are not parsed: no real submission comes near (the largest is ~160 KB).
 MAX_PARSE_BYTES = 4_000_000
+
+#: libcst's native parser recurses on the C stack with no limit of its own: a few thousand nested
+#: brackets or operators overflow a thread's usual 8 MB and kill the process (SIGSEGV). So it runs
+#: on a thread with this much stack (reserved, not used: pages are touched only as deep as the
+#: parse goes), and only on text whose depth Python's own parser bounds (see ``_too_deep``).
+PARSER_STACK_BYTES = 256 * 1024 * 1024
+#: ``a and b and …`` is one flat node to Python's parser but one level of libcst's recursion per
+#: operator (~1.2 KB of stack each; an 8 MB stack overflows near 6,800): longer chains are refused.
+MAX_BOOL_CHAIN = 5_000
+_BOOL_WORDS = re.compile(r"\b(?:and|or)\b")
+#: Python's own refusals of nesting (its tokenizer stops at 200 brackets, 100 indents).
+_TOO_DEEP = ("too many nested parentheses", "too many levels of indentation")
 
 _PY2_HINTS = re.compile(r"^\s*(print\s+[^\s(=]|exec\s+[\"']|raise\s+\w+\s*,)|\bur[\"']|\b0[0-7]+L?\b|<>", re.M)
 
@@ -90,13 +103,48 @@ class PythonSource:
         size = len(self.text.encode("utf-8", "surrogateescape"))
         if size > MAX_PARSE_BYTES:
             return None, f"{size:,} bytes is larger than the {MAX_PARSE_BYTES:,}-byte parse limit"
+        too_deep = self._too_deep()
+        if too_deep:
+            return None, too_deep
         try:
             with _parser_nodes_unchecked():
-                return cst.parse_module(self.text), None
+                return _on_a_deep_stack(cst.parse_module, self.text), None
         except cst.ParserSyntaxError as exc:
             return None, _describe_syntax_error(self.text, exc)
         except (RecursionError, MemoryError, ValueError, cst.CSTValidationError) as exc:
             return None, f"the parser gave up: {type(exc).__name__}"
+
+    def _too_deep(self) -> str | None:
+        """Why libcst must not see this text (it would overflow the stack), or ``None``.
+
+        Python's parser bounds the nesting it accepts (200 brackets, about 3,000 levels of
+        expressions): what it accepts, or rejects for an ordinary syntax error further on, is
+        within libcst's reach on :data:`PARSER_STACK_BYTES`; ``and``/``or`` chains are counted apart.
+        """
+        tree = self.ast_tree
+        error: SyntaxError | None = None
+        if tree is None:
+            try:
+                ast.parse(self.text)
+            except (RecursionError, MemoryError) as exc:
+                return f"nested too deeply for Python's parser ({type(exc).__name__})"
+            except SyntaxError as exc:
+                if exc.msg in _TOO_DEEP:
+                    return f"{exc.msg} at line {exc.lineno} (Python's parser stops there)"
+                error = exc
+            except ValueError:  # NUL bytes: libcst reports them
+                pass
+        words = len(_BOOL_WORDS.findall(self.text))  # at least the longest chain
+        if words <= MAX_BOOL_CHAIN:
+            return None
+        if tree is not None:
+            chain = _longest_bool_chain(tree)
+            if chain <= MAX_BOOL_CHAIN:
+                return None
+            return f"a chain of {chain:,} and/or operators, longer than the {MAX_BOOL_CHAIN:,} the parser takes"
+        if error is not None:  # it does not parse anyway: Python's reason, without libcst's
+            return f"{error.msg} at line {error.lineno}, column {error.offset}"
+        return f"{words:,} and/or operators, more than the {MAX_BOOL_CHAIN:,} the parser takes in one chain"
 
     @cached_property
     def ast_tree(self) -> ast.Module | None:
@@ -218,6 +266,45 @@ def _parser_nodes_unchecked() -> Iterator[None]:
         yield
     finally:
         base.__post_init__ = checked  # type: ignore[method-assign]
+
+
+def _longest_bool_chain(tree: ast.AST) -> int:
+    """The most ``and``/``or`` operators on one path of nested boolean operations (no recursion)."""
+    longest = 0
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, chain = stack.pop()
+        if isinstance(node, ast.BoolOp):
+            chain += len(node.values) - 1
+            longest = max(longest, chain)
+        stack.extend((child, chain) for child in ast.iter_child_nodes(node))
+    return longest
+
+
+def _on_a_deep_stack(parse: Callable[[str], T], text: str) -> T:
+    """``parse(text)`` on a thread with :data:`PARSER_STACK_BYTES` of stack (here when none starts)."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, parse(text)))
+        except BaseException as exc:  # handed to the caller as it is
+            outcome.append((False, exc))
+
+    previous = threading.stack_size()
+    try:
+        threading.stack_size(PARSER_STACK_BYTES)
+        worker = threading.Thread(target=run, name="pgolf-audit-parse", daemon=True)
+        worker.start()
+    except (RuntimeError, ValueError, MemoryError):  # no thread of that size here
+        return parse(text)
+    finally:
+        threading.stack_size(previous)
+    worker.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def _unchecked(self: cst.CSTNode) -> None:

@@ -181,3 +181,33 @@ def test_a_folder_where_a_file_is_expected_is_pg905(tmp_path):
                      ("train_seed1.log", "a folder where a file is expected")]
     assert not any("inner.py" in f.location.path for f in report.findings)
     assert run_cli("check", "-q", folder).code == 2
+
+
+DEEP = {
+    "brackets": lambda n: "x = " + "(" * n + "1" + ")" * n + "\n",
+    "lists": lambda n: "x = " + "[" * n + "]" * n + "\n",
+    "calls": lambda n: "def f():\n    return " + "f(" * n + ")" * n + "\n",
+    "unary": lambda n: "x = " + "-" * n + "1\n",
+    "not": lambda n: "x = " + "not " * n + "1\n",
+    "attributes": lambda n: "x = a" + ".b" * n + "\n",
+    "sums": lambda n: "x = " + "+".join(["1"] * n) + "\n",
+    "elif": lambda n: "if a:\n    pass\n" + "elif a:\n    pass\n" * n,
+    "and": lambda n: "x = " + " and ".join(["a"] * n) + "\n",
+    "and after a syntax error": lambda n: "x = = 1\ny = " + " or ".join(["a"] * n) + "\n",
+}
+
+
+def test_deep_nesting_is_pg901_not_a_crash(tmp_path):
+    """libcst's native parser overflowed the stack (SIGSEGV, no report at all) on a few thousand
+    nested brackets or operators; Python's parser refuses them, and so does the audit."""
+    for name, make in DEEP.items():
+        findings = audit([_one(tmp_path, name.replace(" ", "_"), make(50_000).encode())]).findings
+        assert [f.code for f in findings] == ["PG901"], (name, findings)
+        assert "line" in findings[0].message or "nested" in findings[0].message or "chain" in findings[0].message
+
+
+def test_nesting_python_accepts_is_analysed(tmp_path):
+    """Deeper than libcst takes on an 8 MB stack (brackets near 1,250, ``and`` near 6,800) but within
+    what Python accepts: parsed (on the parser's own deep stack) and audited."""
+    for name, text in {"and": DEEP["and"](4_000), "unary": DEEP["unary"](2_500), "brackets": DEEP["brackets"](150)}.items():
+        assert audit([_one(tmp_path, name, text.encode())]).findings == [], name
