@@ -211,3 +211,19 @@ def test_nesting_python_accepts_is_analysed(tmp_path):
     what Python accepts: parsed (on the parser's own deep stack) and audited."""
     for name, text in {"and": DEEP["and"](4_000), "unary": DEEP["unary"](2_500), "brackets": DEEP["brackets"](150)}.items():
         assert audit([_one(tmp_path, name, text.encode())]).findings == [], name
+
+
+def test_a_newline_or_escape_in_a_file_name_stays_on_its_line(tmp_path):
+    """A name is the submitter's: ``train_gpt\\n::error …\\n.py`` must not print a line of its own
+    (GitHub reads ``::command::`` lines of a job's output), nor an ESC colour the terminal."""
+    folder = tmp_path / "2026-03-17_Names"
+    folder.mkdir()
+    (folder / "train_gpt\n::error file=a.py::pwned\n.py").write_text("def f(:\n")
+    (folder / "x\x1b[31m.py").write_text("def g(:\n")
+    for fmt in ("console", "markdown", "github"):
+        result = run_cli("check", folder, "-f", fmt, "-q", "--color", "never") if fmt == "console" else \
+            run_cli("check", folder, "-f", fmt, "-q")
+        lines = result.stdout.splitlines()
+        assert not any(line.startswith("::error file=a.py") for line in lines), fmt
+        assert "\x1b" not in result.stdout, fmt
+        assert "pwned" in result.stdout, fmt

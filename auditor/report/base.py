@@ -51,6 +51,14 @@ def md_cell(text: str) -> str:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def escape_controls(path: str) -> str:
+    """A file name as one printable line: a newline, tab or terminal escape in it (a name is the
+    submitter's to choose) is shown as ``\\x0a``, so it cannot start a line of its own (a workflow
+    command in a CI log, a Markdown heading) or colour a terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
 
 
 def escape_surrogates(text: str, in_json: bool = False) -> str:

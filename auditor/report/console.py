@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from auditor.findings import Finding, Severity, Status, Verdict
-from auditor.report.base import Reporter, escape_surrogates, public_sources
+from auditor.report.base import Reporter, escape_controls, escape_surrogates, public_sources
 from auditor.report.text import evidence_items
 from auditor.results import Report, SubmissionReport
 
@@ -63,12 +63,12 @@ def _where(finding: Finding, base: str) -> str:
     text = str(finding.location)
     if text == base:
         return ""
-    return text.removeprefix(base.rstrip("/") + "/") if base else text
+    return escape_controls(text.removeprefix(base.rstrip("/") + "/") if base else text)
 
 
 def _submission(console: Console, sub: SubmissionReport) -> None:
     title = Text()
-    title.append(sub.path, style="bold")
+    title.append(escape_controls(sub.path), style="bold")
     title.append("  ")
     title.append(sub.verdict.value.upper(), style=VERDICT_STYLE[sub.verdict])
     if sub.head_sha:
@@ -103,7 +103,7 @@ def summary_table(report: Report) -> Table:
     for sub in report.submissions:
         active = [f for f in sub.findings if f.counts]
         table.add_row(
-            sub.path,
+            escape_controls(sub.path),
             Text(sub.verdict.value, style=VERDICT_STYLE[sub.verdict]),
             _counted([(sum(f.severity is level for f in active), level.value, f"{level.value}s") for level in Severity]),
             _counted([

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from auditor.findings import Finding, Status, Verdict
-from auditor.report.base import Reporter, md_cell, sources_markdown
+from auditor.report.base import Reporter, escape_controls, md_cell, sources_markdown
 from auditor.report.text import evidence_items, md_value, readable
 from auditor.results import Report, SubmissionReport
 
@@ -17,7 +17,7 @@ MARKER = "<!-- pgolf-audit -->"
 
 def _where(finding: Finding) -> str:
     loc = finding.location
-    text = f"`{loc.path}`"
+    text = f"`{escape_controls(loc.path)}`"
     if loc.decoded_from is not None:
         text += f" line {loc.decoded_from.line} → decoded line {loc.line}"
     elif loc.line is not None:
@@ -46,7 +46,7 @@ def _finding_block(finding: Finding, base: str) -> list[str]:
 
 def submission_markdown(sub: SubmissionReport) -> list[str]:
     """The Markdown section of one submission."""
-    out = [f"### `{sub.path}` — {VERDICT_TEXT[sub.verdict]}"]
+    out = [f"### `{escape_controls(sub.path)}` — {VERDICT_TEXT[sub.verdict]}"]
     if sub.head_sha:
         out.append(f"Head commit `{sub.head_sha}`.")
     out.append("")
