@@ -44,6 +44,7 @@ PARSER_STACK_BYTES = 256 * 1024 * 1024
 #: ``a and b and …`` is one flat node to Python's parser but one level of libcst's recursion per
 #: operator (~1.2 KB of stack each; an 8 MB stack overflows near 6,800): longer chains are refused.
 MAX_BOOL_CHAIN = 5_000
+_STACK_SIZE_LOCK = threading.Lock()
 _BOOL_WORDS = re.compile(r"\b(?:and|or)\b")
 #: Python's own refusals of nesting (its tokenizer stops at 200 brackets, 100 indents).
 _TOO_DEEP = ("too many nested parentheses", "too many levels of indentation")
@@ -291,15 +292,18 @@ def _on_a_deep_stack(parse: Callable[[str], T], text: str) -> T:
         except BaseException as exc:  # handed to the caller as it is
             outcome.append((False, exc))
 
-    previous = threading.stack_size()
-    try:
-        threading.stack_size(PARSER_STACK_BYTES)
-        worker = threading.Thread(target=run, name="pgolf-audit-parse", daemon=True)
-        worker.start()
-    except (RuntimeError, ValueError, MemoryError):  # no thread of that size here
+    with _STACK_SIZE_LOCK:  # the size is process-wide: set and put back by one thread at a time
+        previous = threading.stack_size()
+        try:
+            threading.stack_size(PARSER_STACK_BYTES)
+            worker = threading.Thread(target=run, name="pgolf-audit-parse", daemon=True)
+            worker.start()
+        except (RuntimeError, ValueError, MemoryError):  # no thread of that size here
+            worker = None
+        finally:
+            threading.stack_size(previous)
+    if worker is None:
         return parse(text)
-    finally:
-        threading.stack_size(previous)
     worker.join()
     ok, value = outcome[0]
     if not ok:

@@ -517,6 +517,7 @@ def bundled_folders() -> list[Path]:
 def pr_folders(repo_path: str, labels: Path, prs: list[int] | None, sample: int, seed: int,
                work: Path) -> tuple[list[Path], list[Path]]:
     """Every labeled PR's records folders written under ``work`` (all, and the ones to mutate)."""
+    from auditor.files import FileStoreError
     from auditor.gitrepo import GitRepo, GitTreeStore
 
     rows = [json.loads(line) for line in labels.read_text().splitlines() if line.strip()]
@@ -530,9 +531,14 @@ def pr_folders(repo_path: str, labels: Path, prs: list[int] | None, sample: int,
                 store = GitTreeStore(repo, row["head_sha"], prefix)
                 target = work / f"pr{row['pr']}_{i}" / prefix.rstrip("/").rsplit("/", 1)[-1]
                 for f in store.list_files():
+                    try:
+                        data = store.read(f.rel)
+                    except FileStoreError:  # a blob the clone lacks (a large file): left out
+                        print(f"  #{row['pr']}: {f.rel} is not in the clone, left out", file=sys.stderr)
+                        continue
                     path = target / f.rel
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(store.read(f.rel))
+                    path.write_bytes(data)
                 target.mkdir(parents=True, exist_ok=True)
                 every.append(target)
                 if row["pr"] in chosen:
