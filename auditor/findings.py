@@ -149,7 +149,7 @@ class Finding:
     def fingerprint(self) -> str:
         """An identity that survives edits elsewhere in the file: no line numbers in it."""
         parts = [self.code, self.location.path, _SPACE.sub(" ", self.snippet).strip(), self.key]
-        return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+        return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
     @property
     def counts(self) -> bool:

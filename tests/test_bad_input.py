@@ -227,3 +227,13 @@ def test_a_newline_or_escape_in_a_file_name_stays_on_its_line(tmp_path):
         assert not any(line.startswith("::error file=a.py") for line in lines), fmt
         assert "\x1b" not in result.stdout, fmt
         assert "pwned" in result.stdout, fmt
+
+
+def test_a_name_that_is_not_even_surrogate_escaped_utf8_has_a_fingerprint(tmp_path):
+    """``\\xed\\xa0\\x80`` (an encoded surrogate) in a file name: the fingerprint hashed the
+    message as strict UTF-8 and raised UnicodeEncodeError (found by benchmarks/fuzz.py)."""
+    from auditor.findings import Location
+    from auditor.problems import tool_finding
+
+    finding = tool_finding("PG905", "x", Location(os.fsdecode(b"d/\xed\xa0\x80.md")))
+    assert len(finding.fingerprint) == 32
