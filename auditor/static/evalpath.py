@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from auditor.static.deps import depends, names_in
+from auditor.static.effects import bind
 from auditor.static.flow import flow_of
 from auditor.static.index import CallSite, Scope, SourceIndex, Stmt, walk
 from auditor.static.names import dotted
@@ -291,22 +292,9 @@ def stream_params(program: Program, scope: Scope) -> set[str]:
 
 
 def bound_args(scope: Scope, call: CallSite) -> list[tuple[str, cst.BaseExpression]]:
-    """(parameter, argument) pairs of a call of ``scope``."""
+    """(parameter, argument) pairs of a call of ``scope`` (see :func:`auditor.static.effects.bind`)."""
     names = scope.param_names
-    offset = 1 if scope.cls is not None and names and names[0] in ("self", "cls") and isinstance(call.node.func, cst.Attribute) else 0
-    out = []
-    position = offset
-    for arg in call.node.args:
-        if arg.star:
-            continue
-        if arg.keyword is not None:
-            if arg.keyword.value in names:
-                out.append((arg.keyword.value, arg.value))
-            continue
-        if position < len(names):
-            out.append((names[position], arg.value))
-        position += 1
-    return out
+    return [(names[position], value) for position, value in bind(call.node, scope).items()]
 
 
 def receiver(call: CallSite) -> str | None:
