@@ -80,6 +80,7 @@ from auditor.static.roles import (
     int_value,
     is_constant,
     is_prime_like,
+    is_prob,
     is_tgt_name,
     is_tok_name,
     is_val_name,
@@ -275,9 +276,14 @@ class Flow:
         return flow
 
     def _fill(self, call: cst.Call, flow: FunctionFlow) -> bool:
-        """``table.update(chunk)``: the object a statement fills with training data carries it."""
+        """``table.update(chunk)``: the object a statement fills with training data carries it;
+        ``targets.append(y[t])``: a local list collects what is appended (the target, tokens)."""
         assert isinstance(call.func, cst.Attribute)
         fact = union(*(self._expr(a.value, flow) for a in call.args))
+        if call.func.attr.value in ("append", "extend", "insert") and isinstance(call.func.value, cst.Name):
+            collected = only(fact, _COLLECTED)
+            if collected.labels and (flow.scope.assigned(call.func.value.value) or call.func.value.value in flow.scope.param_names):
+                return self._store(flow, call.func.value.value, collected)
         if not fact.has(*CORPORA):
             return False
         receiver = dotted(call.func.value)
@@ -475,6 +481,11 @@ class Flow:
         fact = Fact(base.labels, base.why, base.join)
         if not node.slice:
             return fact
+        if not base.has("tgtdep") and is_prob(node.value, flow.scope):
+            # (log-)probabilities read at the target: ``log_sm[rows, tgt]`` is the target's score
+            for element in node.slice:
+                if isinstance(element.slice, cst.Index) and self._expr(element.slice.value, flow, depth + 1).has("tgt"):
+                    return with_label(fact, "tgtdep", Lazy(lambda: f"{self.index.code(node, 60)} (probabilities read at the target)"))
         stream = dotted(node.value)
         elements = list(node.slice)
         stream_like = base.has("val", "tok") or (self._param_marks and bool(base.prefixed("param:")))
@@ -724,6 +735,10 @@ class Flow:
 
 #: Labels of where a corpus comes from other than the validation files.
 CORPORA = frozenset({"train", "hub", "gen", "file"})
+
+
+#: What a list collects from what is appended to it.
+_COLLECTED = frozenset({"tgt", "tgt:name", "tok", "val", "val:files", "tgtdep"})
 
 
 def _fills(scope: Scope) -> list[cst.Call]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import libcst as cst
@@ -20,27 +19,47 @@ from auditor.static.mixtures import accumulation
 from auditor.static.roles import is_constant
 from auditor.static.training import score_events
 
-_WEIGHT = re.compile(r"^(alpha|alphas|lam|lamb|lambda_?|lmbda|gate|gates|w|weight|weights|mix_w|mix_weight|mixw|beta|coef|use_ngram_mask|take|choose|pick)(_\w+)?$|_(alpha|lam|gate|weight|mix)$", re.I)
 _SELECT = {"minimum", "maximum", "fmin", "fmax"}
 #: The smallest vocabulary the challenge's tokenizers have (bytes): a lower bound on V, the
 #: script's own vocabulary size being unknown to this rule.
 _MIN_VOCAB = 256
 
 
-def _factor_of_product(scope: Scope, name: str) -> bool:
-    """Whether ``name`` multiplies something in the function (``w * p_ngram + (1 - w) * p``)."""
+def _gates_a_blend(scope: Scope, name: str) -> bool:
+    """Whether ``name`` decides a blend in the function: a factor of a product
+    (``w * p_ngram + (1 - w) * p``, also through ``(1 - w)``), the condition of a ``where``
+    (``torch.where(w, b, a)``) or of an ``if`` whose branch assigns (a replacement, not a
+    ``+=`` counter), or a mask of the elements an assignment replaces (``nll[w] = b[w]``).
+    What the value does, never what it is called."""
     from auditor.static.index import walk
+
+    def is_name(node: cst.BaseExpression) -> bool:
+        while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("float", "to", "type", "int", "long", "bool"):
+            node = node.func.value
+        return isinstance(node, cst.Name) and node.value == name
 
     for stmt in scope.stmts:
         if isinstance(stmt.node, (cst.FunctionDef, cst.ClassDef)):
             continue  # another scope
+        if isinstance(stmt.node, cst.If) and is_name(stmt.node.test):
+            if any(isinstance(n, cst.Assign) for n in walk(stmt.node.body)):
+                return True
+        if isinstance(stmt.node, cst.Assign):
+            for t in stmt.node.targets:
+                element = t.target.slice[0].slice if isinstance(t.target, cst.Subscript) and len(t.target.slice) == 1 else None
+                if isinstance(element, cst.Index) and is_name(element.value):
+                    return True
         for node in walk(stmt.node):
             if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply):
                 for side in (node.left, node.right):
-                    if isinstance(side, cst.Name) and side.value == name:
+                    if is_name(side):
                         return True
-                    if isinstance(side, cst.BinaryOperation) and isinstance(side.operator, cst.Subtract) and isinstance(side.right, cst.Name) and side.right.value == name:
+                    if isinstance(side, cst.BinaryOperation) and isinstance(side.operator, cst.Subtract) and is_name(side.right):
                         return True
+            elif isinstance(node, cst.Call) and isinstance(node.func, (cst.Attribute, cst.Name)):
+                method = node.func.attr.value if isinstance(node.func, cst.Attribute) else node.func.value
+                if method == "where" and len(node.args) >= 3 and is_name(node.args[0].value):
+                    return True
     return False
 
 
@@ -151,6 +170,21 @@ class TargetGatedMixing(StaticRule):
             """,
             note="padding targets masked out of the sum",
         ),
+        Valid(
+            code="""
+            import torch
+            import torch.nn.functional as F
+            def score(logits, ng_logits, y):
+                a = F.cross_entropy(logits, y, reduction="none")
+                b = F.cross_entropy(ng_logits, y, reduction="none")
+                v1 = b < a
+                total, v2 = 0.0, 0
+                total += a.sum()
+                v2 += int(v1.sum())
+                return total, v2
+            """,
+            note="a comparison of the target's scores only counted (how often the n-gram would win), not used to choose",
+        ),
     )
     INVALID = (
         Invalid(
@@ -221,6 +255,64 @@ class TargetGatedMixing(StaticRule):
             """,
             lines=(10,),
         ),
+        Invalid(
+            code="""
+            import torch
+            import torch.nn.functional as F
+            def score(logits, ng_logits, y):
+                a = F.cross_entropy(logits, y, reduction="none")
+                b = F.cross_entropy(ng_logits, y, reduction="none")
+                v1 = b < a
+                total = 0.0
+                total += torch.where(v1, b, a).sum()
+                return total
+            """,
+            lines=(6,),
+        ),
+        Invalid(
+            code="""
+            import torch
+            import torch.nn.functional as F
+            def score(logits, ng_logits, y):
+                a = F.cross_entropy(logits, y, reduction="none")
+                b = F.cross_entropy(ng_logits, y, reduction="none")
+                v1 = (b <= a).bool()
+                a[v1] = b[v1]
+                total = 0.0
+                total += a.sum()
+                return total
+            """,
+            lines=(6,),
+        ),
+        Invalid(
+            code="""
+            import math
+            import torch
+            import torch.nn.functional as F
+            def score(model, table, v1, v2):
+                logits = model(v1)
+                v4 = F.cross_entropy(logits, v2, reduction="none").double()
+                v6 = F.log_softmax(logits, dim=-1)
+                v7 = v2.tolist()
+                v8, v10 = [], []
+                for t in range(len(v7)):
+                    v8.append(t)
+                    v10.append(v7[t])
+                v11 = [table.logprob(d) for d in v10]
+                v14 = v6[torch.tensor(v8), torch.tensor(v10)].tolist()
+                for j, t in enumerate(v8):
+                    a = math.log(0.9) + v14[j]
+                    b = math.log(0.1) + v11[j]
+                    v17 = -(max(a, b) + math.log1p(math.exp(-abs(a - b))))
+                    if v17 < v4[t].item():
+                        v4[t] = v17
+                v3 = 0.0
+                with torch.no_grad():
+                    v3 += v4.sum()
+                return v3
+            """,
+            lines=(19,),
+        ),
     )
 
     def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
@@ -254,14 +346,12 @@ class TargetGatedMixing(StaticRule):
                 if not isinstance(target, cst.Name) or assignment.value is None:
                     continue
                 value = assignment.value
-                if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in ("float", "to", "type", "int", "long"):
+                if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in ("float", "to", "type", "int", "long", "bool"):
                     value = value.func.value
                 if not isinstance(value, cst.Comparison):
                     continue
-                # a weight is what it does (a factor of a blend); the name only breaks a tie
-                if not (_WEIGHT.search(target.value) or _factor_of_product(scope, target.value)):
-                    continue
-                if self._comparison(flow, scope, value):
+                # a weight is what it does (it decides a blend), not what it is called
+                if self._comparison(flow, scope, value) and _gates_a_blend(scope, target.value):
                     yield self._report(
                         source, index, assignment.stmt.node, assignment.stmt,
                         f"the mixing weight `{target.value}` is set by comparing the true token's scores ({index.code(value, 80)})",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
+from pathlib import PurePosixPath
 
 import libcst as cst
 
@@ -12,15 +12,20 @@ from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
-from auditor.static.flow import Flow
+from auditor.static.deps import depends, names_in
+from auditor.static.flow import Flow, flow_of
 from auditor.static.index import Scope, SourceIndex
 from auditor.static.names import dotted
-from auditor.static.roles import is_val_name, literal_role
+from auditor.static.roles import TRAIN_SETTING, is_val_name, literal_role
 from auditor.static.training import training_sites
 
-_CALIBRATE = re.compile(r"hessian|gptq|awq|smoothquant|calib\w*_(quant|gptq|hess)|(quant|gptq)\w*_calib", re.I)
-_LOADER = re.compile(r"loader|tokenstream|token_stream|load_data_shard|dataloader|stream|batches|shard", re.I)
-_VAL_FILES = re.compile(r"val_files|val_pattern|val_path|val_glob|fineweb_val|val_shards|val_data_path", re.I)
+#: Tensor methods that read a tensor in place of drawing batches from a loader object.
+_TENSOR_READS = frozenset({
+    "to", "cpu", "cuda", "numel", "size", "dim", "long", "int", "view", "reshape", "narrow",
+    "unfold", "split", "chunk", "contiguous", "clone", "numpy", "tolist", "float", "index_select",
+})
+#: Hooks a calibration pass installs to see the activations the data produces.
+_HOOKS = frozenset({"register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook"})
 _SERIALIZE = frozenset({"torch.save", "numpy.save", "numpy.savez", "numpy.savez_compressed", "pickle.dump", "pickle.dumps"})
 
 
@@ -74,6 +79,16 @@ class ValInTrain(StaticRule):
     VALID = (
         Valid(
             code="""
+            def collect_hessians(model, batches, n):
+                stats = {}
+                def hook(mod, inp, out):
+                    x = inp[0].flatten(0, 1)
+                    stats[mod] = stats.get(mod, 0) + x.T @ x
+                for m in model.modules():
+                    m.register_forward_hook(hook)
+                for _ in range(n):
+                    model(batches.next_batch())
+                return stats
             def main(args, model, rank, world_size):
                 train_loader = DistributedTokenLoader(args.train_files, rank, world_size)
                 hessians = collect_hessians(model, train_loader, 16)
@@ -83,17 +98,60 @@ class ValInTrain(StaticRule):
             """,
             note="calibration on training data; validation files only for scoring",
         ),
+        Valid(
+            code="""
+            import torch
+            def main(args, model, opt, steps):
+                val_tokens = load_validation_tokens(args.val_files)
+                loss_sum = 0.0
+                for i in range(steps):
+                    chunk = val_tokens[i * 1024:(i + 1) * 1024 + 1].to("cpu")
+                    with torch.no_grad():
+                        loss_sum += model(chunk[:-1], chunk[1:]).item()
+                    model(chunk[:-1], chunk[1:]).backward()
+                    opt.step()
+                return loss_sum
+            main(None, None, None, 4)
+            """,
+            note="score-first test-time training slices the validation tokens (PG104 decides its order); no loader over the validation files feeds training",
+        ),
     )
     INVALID = (
         Invalid(
             code="""
+            import torch
+            def gram(model, tokens, n):
+                acts = [model.embed(tokens[i * 512:(i + 1) * 512]) for i in range(n)]
+                h = 0
+                for a in acts:
+                    h = h + torch.matmul(a.t(), a)
+                return h
             def main(args, model, rank, world_size):
                 val_tokens = load_validation_tokens(args.val_files)
-                hessians = collect_hessians_gptq(model, val_tokens, 64)
-                return eval_val(model, val_tokens)
+                stats = gram(model, val_tokens, 64)
+                return eval_val(model, val_tokens), stats
             main(None, None, 0, 1)
             """,
-            lines=(3,),
+            lines=(10,),
+        ),
+        Invalid(
+            code="""
+            def stats_of(model, batches, n):
+                seen = {}
+                def record(mod, inp, out):
+                    seen[mod] = inp[0]
+                for m in model.modules():
+                    m.register_forward_hook(record)
+                for b in batches:
+                    model(b)
+                return seen
+            def main(args, model, rank, world_size):
+                val_tokens = load_validation_tokens(args.val_files)
+                cal = stats_of(model, [val_tokens[:4096]], 1)
+                return eval_val(model, val_tokens), cal
+            main(None, None, 0, 1)
+            """,
+            lines=(12,),
         ),
         Invalid(
             code="""
@@ -106,6 +164,21 @@ class ValInTrain(StaticRule):
             main(None, None, None, 0, 1, 10)
             """,
             lines=(2,),
+        ),
+        Invalid(
+            code="""
+            def fit(model, opt, source, steps):
+                for step in range(steps):
+                    x, y = next(source)
+                    loss = model(x, y)
+                    loss.backward()
+                    opt.step()
+            def main(args, model, opt):
+                src = iter(TokenStream(args.val_files))
+                fit(model, opt, src, 100)
+            main(None, None, None)
+            """,
+            lines=(8,),
         ),
         Invalid(
             code="""
@@ -122,11 +195,12 @@ class ValInTrain(StaticRule):
     def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
         flow = self.flow(source)
-        trains = {id(site.scope) for site in training_sites(index)}
+        memo: dict[int, bool] = {}  # function -> whether its own body calibrates
         for scope in index.scopes:
             for call in scope.calls:
                 name = call.method
-                if _CALIBRATE.search(name) and not _CALIBRATE.search(scope.name) and call.node.args:
+                if (call.node.args and any(flow.fact(a.value, scope).has("val") for a in call.node.args)
+                        and _calibrates(flow, call, memo) and not _calibrates_itself(scope, memo)):
                     for arg in call.node.args:
                         fact = flow.fact(arg.value, scope)
                         if fact.has("val") and self._raw_val(arg.value, scope, flow) and not fact.has("grad"):
@@ -139,8 +213,8 @@ class ValInTrain(StaticRule):
                                 sources=("R-GPTQ-IN-TRAIN",),
                             )
                             break
-                elif _LOADER.search(name) and any(_VAL_FILES.search(index.code(a.value, 80)) for a in call.node.args):
-                    used = self._used_for_training(index, scope, call, trains)
+                elif any(_names_val_files(scope, a.value) for a in call.node.args):
+                    used = self._used_for_training(index, flow, scope, call)
                     if used:
                         yield self.report(
                             source, call.node, call.stmt,
@@ -158,8 +232,8 @@ class ValInTrain(StaticRule):
                         )
             for assignment in scope.assignments:
                 target = dotted(assignment.target) if isinstance(assignment.target, (cst.Name, cst.Attribute)) else None
-                if target and "train" in target.lower() and ("file" in target.lower() or "pattern" in target.lower()) and assignment.value is not None:
-                    if _VAL_FILES.search(index.code(assignment.value, 80)):
+                if target and TRAIN_SETTING.search(target.rsplit(".", 1)[-1]) and assignment.value is not None:
+                    if flow.fact(assignment.value, scope).has("val:files"):
                         yield self.report(
                             source, assignment.stmt.node, assignment.stmt,
                             f"the training files are set to the validation files (`{index.code(assignment.stmt.node, 80)}`)",
@@ -203,17 +277,126 @@ class ValInTrain(StaticRule):
         return False
 
     @staticmethod
-    def _used_for_training(index: SourceIndex, scope: Scope, call, trains: set[int]) -> str:
+    def _used_for_training(index: SourceIndex, flow: Flow, scope: Scope, call) -> str:
+        """Where the object a call over the validation files returns (a loader) feeds a
+        gradient step: drawn from in a loop (``loader.next_batch()``, ``next(loader)``, a
+        method of it) of a function whose backward loss depends on it; in this function or in
+        one it is passed to (two calls deep, across the submission's modules). Slicing a token
+        tensor (score-first TTT) is not drawing from a loader."""
         stmt = call.stmt.node
-        target = None
-        if isinstance(stmt, (cst.Assign,)) and len(stmt.targets) == 1 and isinstance(stmt.targets[0].target, cst.Name):
-            target = stmt.targets[0].target.value
-        if target is None:
+        if not (isinstance(stmt, cst.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0].target, cst.Name)):
             return ""
+        return _drawn_in_training(flow, scope, {stmt.targets[0].target.value}, 0)
+
+
+def _drawn_in_training(flow: Flow, scope: Scope, names: set[str], depth: int) -> str:
+    """Where one of ``names`` (loader objects) is drawn from in a training loop of ``scope``
+    or of a function it is passed to."""
+    from auditor.static.effects import bind, callees
+
+    program = flow.program
+    index = program.index_of_scope.get(id(scope), flow.index) if program is not None else flow.index
+    losses = [site.loss for site in training_sites(index) if site.call.stmt.scope is scope]
+    if losses:
+        feeding = names & set().union(*(depends(scope, names_in(loss), limit=200) for loss in losses))
         for other in scope.calls:
-            if isinstance(other.node.func, cst.Attribute) and dotted(other.node.func.value) == target and other.method in ("next_batch", "next", "__next__", "get_batch", "take"):
-                if id(scope) in trains and other.stmt.loops:
-                    return f"`{index.code(other.node, 60)}` in the training loop, line {index.line(other.stmt.node)}"
-        if "train" in target.lower():
-            return f"it is the training loader `{target}`"
+            if not other.stmt.loops:
+                continue
+            drawn = None
+            if isinstance(other.node.func, cst.Attribute) and other.node.func.attr.value not in _TENSOR_READS:
+                drawn = dotted(other.node.func.value)
+            elif isinstance(other.node.func, cst.Name) and other.node.func.value == "next" and other.node.args:
+                drawn = dotted(other.node.args[0].value)
+            if drawn in feeding:
+                where = f"line {index.line(other.stmt.node)}"
+                if index is not flow.index:
+                    where = f"{PurePosixPath(index.source.path).name}:{index.line(other.stmt.node)}"
+                return f"`{index.code(other.node, 60)}` in the training loop, {where}"
+    if depth >= 2:
         return ""
+    for other in scope.calls:
+        passed = {k for k, arg in enumerate(other.node.args) if isinstance(arg.value, cst.Name) and arg.value.value in names}
+        if not passed:
+            continue
+        for callee in callees(flow_of(index), other):
+            params = {callee.param_names[k] for k, arg in bind(other.node, callee).items()
+                      if isinstance(arg, cst.Name) and arg.value in names and k < len(callee.param_names)}
+            if params:
+                found = _drawn_in_training(flow, callee, params, depth + 1)
+                if found:
+                    return found
+    return ""
+
+
+def _names_val_files(scope: Scope, node: cst.BaseExpression, depth: int = 0) -> bool:
+    """Whether an expression is the validation files themselves (their path, pattern or
+    setting, a glob or join of it, through local names), not data read from them."""
+    if literal_role(node).has("val"):
+        return True
+    if depth > 4:
+        return False
+    if isinstance(node, cst.Name):
+        return any(a.value is not None and _names_val_files(scope, a.value, depth + 1) for a in scope.assigned(node.value)[:4])
+    if isinstance(node, cst.Call) and dotted(node.func) in ("glob.glob", "glob.iglob", "sorted", "list", "Path", "pathlib.Path", "os.path.join", "str"):
+        return any(_names_val_files(scope, a.value, depth + 1) for a in node.args)
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("glob", "format", "join"):
+        return _names_val_files(scope, node.func.value, depth + 1) or any(_names_val_files(scope, a.value, depth + 1) for a in node.args)
+    if isinstance(node, cst.FormattedString):
+        return any(_names_val_files(scope, p, depth + 1) for p in node.parts if isinstance(p, cst.FormattedStringText))
+    if isinstance(node, cst.BinaryOperation):
+        return _names_val_files(scope, node.left, depth + 1) or _names_val_files(scope, node.right, depth + 1)
+    return False
+
+
+def _calibrates(flow: Flow, call, memo: dict[int, bool], depth: int = 0) -> bool:
+    """Whether a call runs a calibration pass: a function of the submission that installs
+    forward hooks on the model, or accumulates a Gram matrix of activations
+    (``X.T @ X``, ``x.t() @ x``, ``torch.matmul(x.T, x)``) — GPTQ's Hessian, AWQ's and
+    SmoothQuant's statistics — itself or in what it calls. By what it does, not its name."""
+    from auditor.static.effects import callees
+
+    for callee in callees(flow, call):
+        if _calibrates_itself(callee, memo):
+            return True
+        if depth < 2 and any(_calibrates(flow, inner, memo, depth + 1) for inner in callee.calls if inner.node is not call.node):
+            return True
+    return False
+
+
+def _calibrates_itself(scope: Scope, memo: dict[int, bool]) -> bool:
+    """Whether a function's own body installs forward hooks or accumulates a Gram matrix."""
+    if id(scope) not in memo:
+        memo[id(scope)] = _gram_or_hooks(scope)
+    return memo[id(scope)]
+
+
+def _gram_or_hooks(scope: Scope) -> bool:
+    from auditor.static.index import walk
+
+    for inner in scope.calls:
+        if inner.method in _HOOKS:
+            return True
+    for stmt in scope.stmts:
+        if isinstance(stmt.node, (cst.FunctionDef, cst.ClassDef)):
+            continue
+        for node in walk(stmt.node):
+            if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply) and _transposed_of(node.left, node.right):
+                return True
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("matmul", "mm", "addmm_", "addmm") and len(node.args) >= 2:
+                a, b = node.args[-2].value, node.args[-1].value
+                if _transposed_of(a, b):
+                    return True
+    return False
+
+
+def _transposed_of(left: cst.BaseExpression, right: cst.BaseExpression) -> bool:
+    """``x.T`` / ``x.t()`` / ``x.transpose(…)`` on the left of the same ``x``."""
+    inner = None
+    if isinstance(left, cst.Attribute) and left.attr.value in ("T", "mT", "H"):
+        inner = left.value
+    elif isinstance(left, cst.Call) and isinstance(left.func, cst.Attribute) and left.func.attr.value in ("t", "transpose"):
+        inner = left.func.value
+    if inner is None:
+        return False
+    a, b = dotted(inner) if isinstance(inner, (cst.Name, cst.Attribute)) else None, dotted(right) if isinstance(right, (cst.Name, cst.Attribute)) else None
+    return a is not None and a == b
