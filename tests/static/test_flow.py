@@ -224,3 +224,37 @@ def test_comprehension_variables_are_local_to_the_comprehension():
     """
     assert "train" in _labels(code, "main", "x")
     assert "train" not in _labels(code, "main", "weights")
+
+
+def test_a_list_collects_the_target_appended_to_it():
+    code = """
+    import torch.nn.functional as F
+    def f(v0, v1, v2):
+        v3 = F.cross_entropy(v0(v1), v2, reduction="none")
+        v4 = v2.tolist()
+        v5, v6 = [], []
+        for t in range(len(v4)):
+            v5.append(v4[t])
+            v6.append(t)
+        return v3, v5, v6
+    """
+    assert "tgt" in _labels(code, "f", "v5")
+    assert "tgt" not in _labels(code, "f", "v6")
+
+
+def test_log_probabilities_read_at_the_target_depend_on_it():
+    code = """
+    import torch
+    import torch.nn.functional as F
+    def f(v0, v1, v2, rows):
+        v3 = F.log_softmax(v0(v1), dim=-1)
+        v4 = F.cross_entropy(v0(v1), v2)
+        v5 = v3[rows, v2]
+        v6 = v3[rows, 0]
+        counts = torch.zeros(8)
+        v7 = counts[rows]
+        return v4, v5, v6, v7
+    """
+    assert "tgtdep" in _labels(code, "f", "v5")
+    assert "tgtdep" not in _labels(code, "f", "v6")
+    assert "tgtdep" not in _labels(code, "f", "v7")
