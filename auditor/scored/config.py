@@ -36,8 +36,11 @@ from auditor.static.env import WORLD_SIZE_VARIABLE as LAUNCHER_WORLD_SIZE
 from auditor.static.index import Guard, Stmt, index_of
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from auditor.bundle import Bundle
     from auditor.records.analysis import RecordsAnalysis
+    from auditor.records.logparse import Score
 
 #: Logs larger than this are not matched line by line.
 MAX_LOG_BYTES = 64_000_000
@@ -301,7 +304,7 @@ def scored_configuration(bundle: Bundle, records: RecordsAnalysis) -> ScoredConf
                 matched[rel] = matcher.match_log(entry.file.path, bundle.iter_lines(rel))
             except OSError:
                 continue
-        score = row.score
+        score = _printed_score(row.score, row.run.scores, matched[rel])
         world = row.world
         runs.append(ScoredRun(
             log=entry.file.path,
@@ -315,6 +318,27 @@ def scored_configuration(bundle: Bundle, records: RecordsAnalysis) -> ScoredConf
             score_lines=frozenset(sc.line for sc in row.run.scores),
         ))
     return ScoredConfiguration(runs, formats)
+
+
+def _printed_score(score: Score | None, scores: Sequence[Score], matches: LogMatches) -> Score | None:
+    """The claimed score as the code printed it. A summary a person or a wrapper appended to
+    the log (``val_bpb:          1.12278022`` after a ``---``) matches no statement of the
+    script; the stage behind it is the last earlier line of the same run that a statement
+    printed with the same value. Without one, the line stays what the records read."""
+    if score is None or _printed_line(matches, score.line):
+        return score
+    same = [s for s in scores if s.line < score.line and _same_value(s, score) and _printed_line(matches, s.line)]
+    return same[-1] if same else score
+
+
+def _printed_line(matches: LogMatches, line: int) -> bool:
+    return any(m.line == line for found in matches.all.values() for m in found)
+
+
+def _same_value(a: Score, b: Score) -> bool:
+    """Two printed bpb values that are the same number at the coarser one's decimals."""
+    decimals = min(a.decimals, b.decimals)
+    return abs(a.bpb - b.bpb) <= 0.5 * 10.0 ** -decimals * 1.0001 + 1e-12
 
 
 def _formats(source: PythonSource) -> list[LogFormat]:

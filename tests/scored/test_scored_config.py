@@ -145,3 +145,15 @@ def test_only_a_call_that_writes_to_these_logs_can_be_missing_from_them(tmp_path
     by_line = {index.stmt_position(s)[0]: s for scope in index.scopes for s in scope.stmts}
     assert evidence.scored.guard_failed(by_line[12], 0) is None  # its printer writes elsewhere
     assert evidence.scored.guard_failed(by_line[15], 0).line == 14  # log0 writes here; the line is not
+
+
+def test_a_summary_appended_to_the_log_is_traced_to_the_line_the_code_printed(tmp_path):
+    folder = ngram_folder(tmp_path, ran=True)
+    for log in folder.glob("train_seed*.log"):
+        text = log.read_text()
+        value = text.rsplit("val_bpb:", 1)[1].split()[0]
+        log.write_text(text + f"---\nval_bpb:          {value}\nvalid:            true\n")
+    report = audit([folder], AuditOptions(select=["PG3"])).submissions[0]
+    (first, _) = report.facts["scored_runs"]
+    assert first["stage"].startswith("final_int6_sliding_window_ngram7_exact"), first["stage"]
+    assert first["stage_printed_by"].endswith("train_gpt.py:30")
