@@ -42,7 +42,7 @@ import torch
 
 from auditor.runtime import absent, bytecount, confine, data, guard, layout, loader, protocol, stage, stubs, track
 from auditor.runtime.capture import PassResult, _floats, _has_number, select_scored, set_in, walk
-from auditor.runtime.knobs import Settings, knob_values, restored_sizes
+from auditor.runtime.knobs import Settings, knob_values, required_seq_len, restored_sizes
 from auditor.runtime.patches import install_sibling_finder, modes_follow_threads, patch_numpy_loaders
 from auditor.runtime.probing import probe_pipeline, probe_snapshots, replays_per_scorer
 from auditor.runtime.replay import Replays, Snapshot, quiet
@@ -532,6 +532,7 @@ def _drive(session: Session, job: protocol.Job, workdir: Path, home: Path) -> No
     session.prepared.knobs = knobs
     out.adjustments.extend(session.provide_default_paths(texts))
     session.unguarded = unguarded_imports(texts)
+    session.settings.seq_len = required_seq_len(texts, session.settings.seq_len)
     run_env = {k: str(v) for k, v in job.run_env.items() if k in session.prepared.knobs}
     out.run_env = run_env
     env = dict(run_env)

@@ -35,6 +35,31 @@ class Settings:
 
 
 
+#: A literal the script compares a sequence length with (``64 < sw_seq_len``,
+#: ``eval_seq_len >= 128``): a pass guarded so never runs at a shorter length.
+_SEQ_BOUND = re.compile(
+    r"\b(\d+)\s*(<=?)\s*[\w.]*seq_len\w*\b|\b[\w.]*seq_len\w*\s*(>=?)\s*(\d+)\b", re.I)
+#: The longest sequence the harness grows to for such a guard.
+MAX_SEQ_LEN = 256
+
+
+def required_seq_len(texts: list[str], seq_len: int) -> int:
+    """The shrunk sequence length, grown to the smallest power of two that passes the
+    script's own literal bounds on it (a second sliding pass ``if 64 < sw_seq_len`` would never
+    run at 64, and it may be the scored one), at most :data:`MAX_SEQ_LEN`."""
+    need = seq_len
+    for text in texts:
+        for m in _SEQ_BOUND.finditer(text):
+            bound, strict = (int(m.group(1)), m.group(2) == "<") if m.group(1) else (int(m.group(4)), m.group(3) == ">")
+            least = bound + 1 if strict else bound
+            if need < least <= MAX_SEQ_LEN:
+                need = least
+    grown = seq_len
+    while grown < need:
+        grown *= 2
+    return min(grown, MAX_SEQ_LEN)
+
+
 def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str],
                 run_env: dict[str, str] | None = None, source_text: str = "",
                 scored: dict[str, str] | None = None, world_size: int | None = None) -> dict[str, str]:

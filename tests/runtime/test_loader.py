@@ -119,3 +119,15 @@ def test_warm_up_thresholds_shrink_with_the_stream():
     values = knob_values(knobs, Settings(), paths)
     assert int(values["MIXER_MIN_TOKENS"]) < Settings().val_tokens  # the mixer switches on in the short run
     assert "NGRAM_MIN_TOKENS" not in values and "MIN_COUNT" not in values  # small thresholds are left alone
+
+
+def test_the_sequence_length_grows_to_pass_the_script_s_own_bounds():
+    from auditor.runtime.knobs import MAX_SEQ_LEN, required_seq_len
+
+    second_pass = "if args.eval_stride != 64 and 64 < sw_seq_len:\n    run()\n"
+    assert required_seq_len([second_pass], 64) == 128
+    assert required_seq_len(["if args.train_seq_len >= 128: x()"], 64) == 128
+    assert required_seq_len(["if eval_seq_len > 100: x()"], 64) == 128
+    assert required_seq_len(["assert seq_len <= 4096"], 64) == 64  # an upper bound asks nothing
+    assert required_seq_len(["if seq_len >= 2048: use_flash()"], 64) == 64  # beyond what the harness grows to
+    assert required_seq_len(["", second_pass], 64) <= MAX_SEQ_LEN
