@@ -101,8 +101,9 @@ def select_scored(pass_id: int, returned: list[float]) -> tuple[str, list[track.
     """The records whose mean is the returned loss: (strategy, records, loss, why-not).
 
     Strategies, in order: the records whose provenance reached a ``.item()`` of the pass (the
-    accumulator), their union, every record made without autograd (scores, not optimisation
-    losses), and the same keeping only the latest score of each target (re-scoring passes).
+    accumulator), their union (all of it, then only the latest score of each target), every
+    record made without autograd (scores, not optimisation losses), and the same keeping only
+    the latest score of each target (re-scoring passes).
     """
     records = {rid: r for rid, r in TRACKER.records.items() if pass_id in r.passes}
     if not records:
@@ -119,6 +120,9 @@ def select_scored(pass_id: int, returned: list[float]) -> tuple[str, list[track.
     if provs:
         union = frozenset().union(*provs)
         candidates.append(("provenance-union", lambda: [records[r] for r in sorted(union) if r in records]))
+        # a mixer that reads the model's losses and sums its own per window (``float(mixed.sum())``)
+        # reaches the accumulator with both: the latest score of each target is the mixed one
+        candidates.append(("provenance-union-latest", lambda: _latest([records[r] for r in sorted(union) if r in records])))
     for acc in sorted({r.acc for r in records.values() if r.acc}):  # scalars added to one accumulator
         candidates.append(("accumulator", lambda acc=acc: [r for _, r in sorted(records.items()) if r.acc == acc]))
     no_grad = [r for _, r in sorted(records.items()) if not r.grad]

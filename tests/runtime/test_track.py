@@ -83,3 +83,23 @@ def test_untagged_work_is_left_alone():
         a = torch.arange(10.0)
         b = (a * 2).sum()
     assert track.pos_of(b) is None and not track.prov_of(b)
+
+
+def test_a_numpy_mixer_s_window_sums_are_the_scored_losses(open_pass):
+    """The model's losses and a mixer's own per-window sums both reach the accumulator; the
+    capture keeps the latest score of each target, the mixed one."""
+    from auditor.runtime.capture import select_scored
+    from auditor.runtime.track_numpy import to_tarr
+
+    total, count = 0.0, 0
+    for start in (0, 4):
+        pos = np.arange(start, start + 4)
+        neural = to_tarr(np.array([1.0, 2.0, 3.0, 0.5]) + start, pos)
+        float(neural.sum())  # the model's losses reach a float too (a diagnostic)
+        mixed = -np.log(np.clip(np.exp(-neural) * 0.9 + 0.01, 1e-10, 1.0))
+        total += float(mixed.sum())
+        count += 4
+    strategy, chosen, loss, why = select_scored(open_pass, [total / count])
+    assert loss == pytest.approx(total / count), why
+    assert strategy == "provenance-union-latest"
+    assert sorted(p for r in chosen for p in r.positions.tolist()) == list(range(8))
