@@ -97,13 +97,18 @@ def _matches(total: float, count: int, returned: list[float]) -> float | None:
     return None
 
 
+#: Suffix of a strategy whose returned mean counts the exact zeros among its terms.
+WITH_ZEROS = "+zeros"
+
+
 def select_scored(pass_id: int, returned: list[float]) -> tuple[str, list[track.Record], float | None, str]:
     """The records whose mean is the returned loss: (strategy, records, loss, why-not).
 
     Strategies, in order: the records whose provenance reached a ``.item()`` of the pass (the
     accumulator), their union (all of it, then only the latest score of each target), every
     record made without autograd (scores, not optimisation losses), and the same keeping only
-    the latest score of each target (re-scoring passes).
+    the latest score of each target (re-scoring passes). Exact zeros are masked-out terms
+    unless only the mean that counts them is the returned loss (strategy suffix ``+zeros``).
     """
     records = {rid: r for rid, r in TRACKER.records.items() if pass_id in r.passes}
     if not records:
@@ -140,9 +145,16 @@ def select_scored(pass_id: int, returned: list[float]) -> tuple[str, list[track.
         if not counted:
             continue
         loss = _matches(float(values.sum()), counted, returned)
+        if loss is None and counted < values.size and not strategy.endswith("latest"):
+            # a mixture clipped to probability 1 scores some targets at exactly 0: when the
+            # returned mean counts them, they are scored terms, not masked ones
+            loss = _matches(float(values.sum()), int(values.size), returned)
+            strategy += WITH_ZEROS if loss is not None else ""
         if loss is not None:
             return strategy, chosen, loss, ""
-        tried.append(f"{strategy}: mean {float(values.sum()) / counted:.6g} over {counted}")
+        kinds = ",".join(sorted({r.kind for r in chosen}))
+        zeros = f" (+{values.size - counted} zero)" if values.size > counted else ""
+        tried.append(f"{strategy}: mean {float(values.sum()) / counted:.6g} over {counted}{zeros} [{kinds}]")
     return "", [], None, (f"no set of captured per-token losses averages to the returned value(s) "
                           f"{', '.join(f'{r:.6g}' for r in returned[:3])} ({'; '.join(tried[-4:])})")
 

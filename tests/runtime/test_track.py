@@ -103,3 +103,17 @@ def test_a_numpy_mixer_s_window_sums_are_the_scored_losses(open_pass):
     assert loss == pytest.approx(total / count), why
     assert strategy == "provenance-union-latest"
     assert sorted(p for r in chosen for p in r.positions.tolist()) == list(range(8))
+
+
+def test_exact_zeros_count_only_when_the_returned_mean_counts_them(open_pass):
+    """A mixture clipped to probability 1 scores a target at exactly 0: a scored term when the
+    returned mean counts it; a masked-out term when the mean leaves it out."""
+    from auditor.runtime.capture import WITH_ZEROS, select_scored
+    from auditor.runtime.track_numpy import to_tarr
+
+    nll = to_tarr(np.array([1.0, 0.0, 3.0, 2.0]), np.arange(4))
+    total = float(nll.sum())
+    strategy, _, loss, why = select_scored(open_pass, [total / 4])
+    assert strategy.endswith(WITH_ZEROS) and loss == pytest.approx(total / 4), why
+    strategy, _, loss, why = select_scored(open_pass, [total / 3])
+    assert not strategy.endswith(WITH_ZEROS) and loss == pytest.approx(total / 3), why
