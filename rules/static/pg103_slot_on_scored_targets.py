@@ -21,6 +21,34 @@ _CREATES_GRAD = re.compile(r"requires_grad\s*=\s*True|requires_grad_\(\s*(True)?
 _CONTEXT_NAME = re.compile(r"ctx|context|causal|prefix|past|prior", re.I)
 
 
+def _clamped_difference(value: cst.BaseExpression) -> bool:
+    """``max(wlen - stride, 0)`` (also inside ``0 if ws == 0 else …``): the first scored
+    position of a sliding window, by its shape."""
+    from auditor.static.index import walk
+
+    for node in walk(value):
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == "max" and len(node.args) == 2:
+            a, b = node.args[0].value, node.args[1].value
+            if any(isinstance(x, cst.Integer) and x.value == "0" for x in (a, b)) and any(
+                    isinstance(x, cst.BinaryOperation) and isinstance(x.operator, cst.Subtract) for x in (a, b)):
+                return True
+    return False
+
+
+def _written_as_mask(scopes: list[Scope], name: str) -> bool:
+    """Whether the loss's inputs include a tensor written as a mask: a constant stored into a
+    slice of it (``m[i, :s] = True``, ``m[i, s:wlen] = 1.0``). What it is, not its name."""
+    for scope in scopes:
+        for sub in scope.subscripts:
+            if not sub.store or dotted(sub.node.value) != name or not isinstance(sub.node.slice[-1].slice, cst.Slice):
+                continue
+            node = sub.stmt.node
+            value = node.value if isinstance(node, cst.Assign) else None
+            if isinstance(value, (cst.Integer, cst.Float)) or (isinstance(value, cst.Name) and value.value in ("True", "False")):
+                return True
+    return False
+
+
 def _code(index: SourceIndex, node: cst.CSTNode) -> str:
     return index.code(node, 200)
 
@@ -274,7 +302,7 @@ class SlotOnScoredTargets(StaticRule):
         for s in scopes:
             needed |= depends(s, roots | needed, limit=200)
         starts = self._scored_starts(index, scopes)
-        masks = sorted(n for n in needed if "mask" in n.lower())
+        masks = sorted(n for n in needed if "mask" in n.lower() or _written_as_mask(scopes, n))
         verdicts = []
         for s in scopes:
             for sub in s.subscripts:
@@ -324,7 +352,7 @@ class SlotOnScoredTargets(StaticRule):
             for assignment in s.assignments:
                 if isinstance(assignment.target, cst.Name) and assignment.value is not None:
                     text = _code(index, assignment.value)
-                    if "stride" in text and ("max(" in text or " if " in text):
+                    if _clamped_difference(assignment.value) or ("stride" in text and ("max(" in text or " if " in text)):
                         starts.add(assignment.target.value)
             for event in score_events(index, s, any_context=True):
                 value = event.node.value if isinstance(event.node, cst.AugAssign) else event.node
