@@ -14,7 +14,7 @@ from auditor.source import PythonSource
 from auditor.static.base import StaticRule
 from auditor.static.deps import depends, names_in
 from auditor.static.flow import Flow, flow_of
-from auditor.static.index import Scope, SourceIndex
+from auditor.static.index import Scope, SourceIndex, Stmt
 from auditor.static.names import dotted
 from auditor.static.roles import TRAIN_SETTING, is_val_name, literal_role
 from auditor.static.training import training_sites
@@ -182,6 +182,17 @@ class ValInTrain(StaticRule):
         ),
         Invalid(
             code="""
+            def main(args, model, opt):
+                batches = TokenBatches(args.val_files, 8, 1024)
+                for x, y in batches:
+                    model(x, y).backward()
+                    opt.step()
+            main(None, None, None)
+            """,
+            lines=(2,),
+        ),
+        Invalid(
+            code="""
             import torch
             def save_artifact(model, val_tokens, path):
                 blob = {"model": model.state_dict(), "prefix": val_tokens[:200000]}
@@ -308,10 +319,10 @@ def _drawn_in_training(flow: Flow, scope: Scope, names: set[str], depth: int) ->
             elif isinstance(other.node.func, cst.Name) and other.node.func.value == "next" and other.node.args:
                 drawn = dotted(other.node.args[0].value)
             if drawn in feeding:
-                where = f"line {index.line(other.stmt.node)}"
-                if index is not flow.index:
-                    where = f"{PurePosixPath(index.source.path).name}:{index.line(other.stmt.node)}"
-                return f"`{index.code(other.node, 60)}` in the training loop, {where}"
+                return f"`{index.code(other.node, 60)}` in the training loop, {_where(flow, index, other.stmt)}"
+        for a in scope.assignments:  # ``for x, y in loader:``
+            if a.kind == "for" and isinstance(a.value, cst.Name) and a.value.value in feeding:
+                return f"`for … in {a.value.value}` feeds the training loss, {_where(flow, index, a.stmt)}"
     if depth >= 2:
         return ""
     for other in scope.calls:
@@ -326,6 +337,13 @@ def _drawn_in_training(flow: Flow, scope: Scope, names: set[str], depth: int) ->
                 if found:
                     return found
     return ""
+
+
+def _where(flow: Flow, index: SourceIndex, stmt: Stmt) -> str:
+    """``line 12``, or ``helper.py:12`` in another of the submission's modules."""
+    if index is flow.index:
+        return f"line {index.line(stmt.node)}"
+    return f"{PurePosixPath(index.source.path).name}:{index.line(stmt.node)}"
 
 
 def _names_val_files(scope: Scope, node: cst.BaseExpression, depth: int = 0) -> bool:
