@@ -27,12 +27,18 @@ LOAD = textwrap.dedent('''
     words = %r
     def named(text):
         return any(w in str(text).lower() for w in words)
+    import os
+    def installed(m):  # a library's own module from disk (cuda.bindings.driver), not the harness
+        f = getattr(m, "__file__", None) or ""
+        return bool(f) and os.path.exists(f) and "auditor" not in f.lower()
     seen = {}
-    seen["sys.modules"] = sorted(n for n, m in sys.modules.items() if named(n) or named(getattr(m, "__file__", "")))
+    seen["sys.modules"] = sorted(n for n, m in sys.modules.items()
+                                 if (named(n) or named(getattr(m, "__file__", ""))) and not installed(m))
     seen["added"] = sorted(n for n in set(sys.modules) - before if n.startswith("_lib"))
     seen["sys.path"] = [p for p in sys.path if named(p)]
     seen["module objects"] = sorted(m.__name__ for m in gc.get_objects()
-                                    if isinstance(m, types.ModuleType) and named(vars(m).get("__name__", "")))
+                                    if isinstance(m, types.ModuleType) and named(vars(m).get("__name__", ""))
+                                    and not installed(m))
     seen["file names"] = sorted({f.__code__.co_filename for m in private.modules.values()
                                  for f in vars(m).values() if isinstance(f, types.FunctionType)
                                  and named(f.__code__.co_filename)})
