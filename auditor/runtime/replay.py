@@ -11,6 +11,7 @@ record that scores a watched target exists (:class:`auditor.runtime.track.StopRe
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import functools
@@ -204,7 +205,29 @@ def _deepcopy_function(fn: types.FunctionType, memo: dict) -> types.FunctionType
     return new
 
 
+def _deepcopy_ordered_dict(od: collections.OrderedDict, memo: dict) -> collections.OrderedDict:
+    """What ``copy.deepcopy`` makes of an OrderedDict through its ``__reduce__``, without that path's
+    per-object cost: a module has a dozen of them (parameters, buffers, children, hooks), mostly
+    empty, and a replay restores every module of the model. One with attributes of its own takes
+    the general path."""
+    if vars(od):
+        return copy._reconstruct(od, memo, *od.__reduce_ex__(4))  # type: ignore[attr-defined]
+    new: collections.OrderedDict = collections.OrderedDict()
+    memo[id(od)] = new
+    for key, value in od.items():
+        new[copy.deepcopy(key, memo)] = copy.deepcopy(value, memo)
+    return new
+
+
+def _deepcopy_set(items: set, memo: dict) -> set:
+    """What ``copy.deepcopy`` makes of a set (``set(deepcopy(list(items)))``), on the short path."""
+    return {copy.deepcopy(item, memo) for item in items}
+
+
 copy._deepcopy_dispatch[types.FunctionType] = _deepcopy_function  # type: ignore[attr-defined]
+# exact types only (the table is looked up by type): subclasses keep their own __reduce__
+copy._deepcopy_dispatch[collections.OrderedDict] = _deepcopy_ordered_dict  # type: ignore[attr-defined]
+copy._deepcopy_dispatch[set] = _deepcopy_set  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
