@@ -71,7 +71,8 @@ def scored_runtime(scored: ScoredConfiguration, program: Program | None = None,
     """The settings and claimed stage of the first scored run that names a stage (the seeds of a
     record run one configuration; a sweep whose logs disagree leaves the disagreeing values to
     the run command and the defaults, see ``ScoredConfiguration.overrides``)."""
-    from auditor.static.env import _LOG_VALUE  # parent side only (the driver imports this module)
+    from auditor.scored.held import held_settings  # parent side only (the driver imports this module)
+    from auditor.static.env import _LOG_VALUE
 
     runs = [r for r in scored.runs if r.stage]
     if not runs:
@@ -84,6 +85,7 @@ def scored_runtime(scored: ScoredConfiguration, program: Program | None = None,
     run = runs[0]
     env: dict[str, str] = {}
     sources: dict[str, str] = {}
+    from_log: set[str] = set()  # values the run's log printed: nothing overrides them
     if program is not None:
         for setting in scored.settings(run, list(program.configs.values()), program.run_settings):
             if setting.value in _NOT_VALUES or _CODE.fullmatch(setting.value) or setting.name in env:
@@ -92,6 +94,14 @@ def scored_runtime(scored: ScoredConfiguration, program: Program | None = None,
             # the script parses, as the static analysis reads log values
             env[setting.name] = _LOG_VALUE.get(setting.value.lower(), setting.value) if setting.via else setting.value
             sources[setting.name] = _short(setting.source)
+            if setting.via:
+                from_log.add(setting.name)
+        # the claimed stage's line was printed inside its guards: they held in the scored run
+        given = {k: v for k, v in env.items() if not sources[k].startswith("default")}
+        for held in held_settings(run, program, given):
+            if held.name not in from_log:
+                env[held.name] = held.value
+                sources[held.name] = held.source
     stages: dict[str, ClaimedStage] = {}
     for r in runs:
         assert r.stage is not None

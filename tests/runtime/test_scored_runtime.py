@@ -2,11 +2,15 @@
 
 Two fixture submissions with seed logs (fixtures/scored_runtime): a TTT evaluation whose logs
 say it ran three epochs while its default is one, and a claimed stage only eight GPUs reach.
+A copy of the first whose TTT is off by default, with no run command, is switched on by the
+claimed line itself: it was printed inside ``if args.ttt_enabled:``.
 """
 
 from __future__ import annotations
 
+import shutil
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -20,18 +24,25 @@ from .conftest import LIMITS, SETTINGS
 FIXTURES = REPO_ROOT / "fixtures" / "scored_runtime"
 
 
-def audit(name: str) -> Causality:
-    bundle = discover([FIXTURES / name])[0]
+def audit(folder: Path) -> Causality:
+    bundle = discover([folder])[0]
     result = Evidence(bundle, AuditContext(runtime=True, runtime_settings=SETTINGS, runtime_limits=LIMITS)).runtime
     assert result is not None
     return result
 
 
 @pytest.fixture(scope="module")
-def results() -> dict[str, Causality]:
-    names = ("ttt_epochs_from_log", "stage_out_of_reach")
+def results(tmp_path_factory) -> dict[str, Causality]:
+    folders = {name: FIXTURES / name for name in ("ttt_epochs_from_log", "stage_out_of_reach")}
+    off = tmp_path_factory.mktemp("scored") / "ttt_off_by_default"
+    shutil.copytree(FIXTURES / "ttt_epochs_from_log", off)
+    script = off / "train_gpt.py"
+    text = script.read_text()
+    assert 'os.environ.get("TTT_ENABLED", "1")' in text
+    script.write_text(text.replace('os.environ.get("TTT_ENABLED", "1")', 'os.environ.get("TTT_ENABLED", "0")'))
+    folders["ttt_off_by_default"] = off
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(names, pool.map(audit, names)))
+        return dict(zip(folders, pool.map(audit, folders.values())))
 
 
 def test_the_harness_keeps_the_epochs_of_the_scored_run(results):
@@ -49,3 +60,10 @@ def test_a_stage_the_harness_cannot_reach_is_never_a_pass(results):
                                         "printed by train_gpt.py:")
     assert "was not exercised" in result.reasons[0]
     assert {p["name"] for p in result.passes} >= {"eval_val", "eval_val_sliding"}  # the other stages ran
+
+
+def test_the_claimed_line_switches_on_the_branch_it_was_printed_in(results):
+    result = results["ttt_off_by_default"]
+    assert result.knobs["TTT_ENABLED"] == "1"  # the default is 0 and no command sets it
+    assert result.raw is not None and any(line.startswith("legal_ttt_exact") for line in result.raw.stage_lines)
+    assert result.status == "pass", result.reasons
