@@ -42,7 +42,7 @@ import torch
 
 from auditor.runtime import absent, bytecount, confine, data, guard, layout, loader, protocol, stage, stubs, track
 from auditor.runtime.capture import WITH_ZEROS, PassResult, _floats, _has_number, select_scored, set_in, walk
-from auditor.runtime.knobs import Settings, knob_values, required_seq_len, restored_sizes
+from auditor.runtime.knobs import Settings, is_table_size, knob_values, required_seq_len, restored_sizes
 from auditor.runtime.patches import install_sibling_finder, modes_follow_threads, patch_numpy_loaders
 from auditor.runtime.probing import probe_pipeline, probe_snapshots, replays_per_scorer
 from auditor.runtime.replay import Replays, Snapshot, quiet
@@ -389,6 +389,8 @@ def _retry_with_real_sizes(session: Session, base: Run) -> Run:
     if not restore:
         return base
     for name, value in restore.items():
+        if is_table_size(name):
+            session.result.tables_above_scale.append(name)
         if value is None:
             os.environ.pop(name, None)
             session.applied_knobs.pop(name, None)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.runtime.bytecheck import judge as judge_bytes
 from auditor.runtime.compat import backport_fstrings
+from auditor.runtime.knobs import is_table_size
 from auditor.runtime.protocol import DriverResult, ErrorInfo
 from auditor.runtime.sandbox import HOME, WALL_MARGIN_S, WORKDIR, ChildResult, Limits, run_child
 from auditor.runtime.stage import ClaimedStage, ScoredRuntime, stage_reasons
@@ -358,7 +359,8 @@ def interpret(child: ChildResult, source_text: str = "", stages: tuple[ClaimedSt
                     knobs=raw.knobs, adjustments=raw.adjustments,
                     error=dataclasses.asdict(reduce_error(error)) if error else None, raw=raw,
                     confinement=raw.confinement)
-    scaled = any("BUCKET" in k.upper() for k in out.knobs) or any("scaled" in a for a in out.adjustments)
+    scaled = (any(is_table_size(k) for k in out.knobs) or any("scaled" in a for a in out.adjustments)) \
+        and not raw.tables_above_scale
     out.hashed_tables = bool(HASH_SIGNS.search(source_text) and TABLE_SIGNS.search(source_text))
     reasons: list[str] = []
     if child.timed_out:

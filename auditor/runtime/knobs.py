@@ -97,7 +97,7 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
         number = _number(default)
         if name in exact:
             value = exact[name]
-        elif "BUCKET" in name.upper() or "TABLE_SIZE" in name.upper():
+        elif is_table_size(name):
             if number and number >= 4096 and "ART" not in name.upper():
                 value = loader.scaled_buckets(int(number), scale)
         elif re.search(r"MIN_TOKENS$", name) and number and number > 64:
@@ -188,6 +188,28 @@ SHAPE_ERROR = re.compile(r"size of tensor a|shapes? .*(cannot be multiplied|mism
                          r"invalid for input of size|must match the size|not divisible|divisible by", re.I)
 
 
+def is_table_size(name: str) -> bool:
+    """A knob that sizes a hashed count table (scaled with the stream, never restored whole)."""
+    return "BUCKET" in name.upper() or "TABLE_SIZE" in name.upper()
+
+
+def least_accepted(message: str, value: str) -> str | None:
+    """The smallest size above ``value`` that a script's refusal asks for (``must be a power of
+    two >=1024, got 64`` -> 1024): the numbers the message names that exceed the refused value,
+    the least of them, rounded up to a power of two when the message asks for one."""
+    try:
+        refused = int(value)
+    except ValueError:
+        return None
+    larger = [int(n) for n in re.findall(r"(?<![\w.])\d{1,10}(?![\w.])", message) if int(n) > refused]
+    if not larger:
+        return None
+    least = min(larger)
+    if re.search(r"power of (?:two|2)", message, re.I):
+        least = 1 << (least - 1).bit_length()
+    return str(least)
+
+
 def restored_sizes(error_type: str, message: str, applied: dict[str, str], knobs: dict[str, loader.Knob],
                    scored: dict[str, str] | None = None) -> dict[str, str | None]:
     """Knobs to set otherwise after the run stopped on them (value None: unset, the script's
@@ -202,7 +224,9 @@ def restored_sizes(error_type: str, message: str, applied: dict[str, str], knobs
 
     When in doubt the data stays small and the model does not: a larger model only makes the
     run slower. Hashed-table sizes are never restored (a table as large as the real one on a
-    short stream hides the collisions the substitution probe needs), nor the vocabulary or paths."""
+    short stream hides the collisions the substitution probe needs), nor the vocabulary or paths;
+    a table size the script refuses gets the least size its message accepts
+    (:func:`least_accepted`), and the run then says its tables are above scale."""
     scored = scored or {}
     keep = ("VOCAB_SIZE", "DATA_PATH", "TOKENIZER_PATH", "DATA_DIR", "DATASETS_DIR")
 
@@ -210,13 +234,18 @@ def restored_sizes(error_type: str, message: str, applied: dict[str, str], knobs
         return scored.get(name)  # else unset: the script's default
 
     def allowed(name: str) -> bool:
-        return name in knobs and name not in keep and "BUCKET" not in name.upper() and "TABLE_SIZE" not in name.upper()
+        return name in knobs and name not in keep and not is_table_size(name)
 
     named = [k for k in applied if len(k) > 3 and re.search(rf"\b{re.escape(k)}\b", message)]
     if set(named) & set(MODEL_WIDTHS):  # widths tied to the model's go back with it
         named += [k for k in applied if TIED.search(k) and k not in named]
     if named:
-        return {k: real(k) for k in named if allowed(k) and applied[k] != real(k)}
+        out = {k: real(k) for k in named if allowed(k) and applied[k] != real(k)}
+        for k in named:  # a table size the script refused: the least it accepts, not the real one
+            least = least_accepted(message, applied[k]) if k in knobs and is_table_size(k) else None
+            if least is not None:
+                out[k] = least
+        return out
     quoted = [k for k, v in applied.items() if len(v) >= 3 and (f"'{v}'" in message or f'"{v}"' in message)]
     if quoted:
         return {k: None for k in quoted if allowed(k)}

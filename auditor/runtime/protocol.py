@@ -202,6 +202,9 @@ class DriverResult:
     metric_lines: list[str] = field(default_factory=list)
     tokenizer_loaded: str = ""
     seconds: float = 0.0
+    #: Hashed-table sizes set above the stream's scaled load (the script refused the scaled
+    #: size): the tables collide less than at full load, so a pass of theirs clears nothing.
+    tables_above_scale: list[str] = field(default_factory=list)
     #: Seconds the driver asks for in all, from the measured cost of the probes it has to run
     #: (the parent grants at most its Limits.max_wall_s; untrusted, so only ever bounded).
     wanted_s: float = 0.0

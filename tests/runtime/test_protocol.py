@@ -30,6 +30,21 @@ def passing() -> DriverResult:
     )
 
 
+def test_a_hashed_table_raised_above_its_scaled_size_clears_nothing():
+    # the script refused the scaled size; the run went on with the least size it accepts, so
+    # its tables collide less than they would at full load and a pass speaks for none of them
+    source = "counts = np.zeros(BUCKETS)\nnp.add.at(counts, hash_of(ctx) % BUCKETS, 1)\n"
+    scaled = passing()
+    scaled.knobs = {"NGRAM_BUCKETS": "256"}
+    assert interpret(ChildResult(scaled, 0, 1.0), source).status == "pass"
+    above = passing()
+    above.knobs = {"NGRAM_BUCKETS": "1024"}
+    above.tables_above_scale = ["NGRAM_BUCKETS"]
+    result = interpret(ChildResult(above, 0, 1.0), source)
+    assert result.status == "inconclusive"
+    assert "hashed count tables" in result.reasons[0]
+
+
 def test_a_result_survives_the_round_trip():
     result = passing()
     channel = read_messages(message(NONCE, 0, False, result) + message(NONCE, 1, True, result), NONCE)

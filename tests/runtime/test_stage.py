@@ -154,8 +154,13 @@ def test_a_setting_the_script_rejects_is_given_back_its_real_value():
     shapes = restored_sizes("RuntimeError", "The size of tensor a (512) must match the size of tensor b (32)",
                             applied, found)
     assert shapes == {"MODEL_DIM": None, "NUM_HEADS": None, "EMBEDDING_DIM": None}  # unset: the script's defaults
-    # a hashed table kept as large as the real one would hide collisions: never restored
-    assert restored_sizes("ValueError", "NGRAM_EVAL_BUCKETS must be >= 1024, got 64", applied, found) == {}
+    # a hashed table kept as large as the real one would hide collisions: never restored, only
+    # raised to the least size the script's own message accepts
+    assert restored_sizes("ValueError", "NGRAM_EVAL_BUCKETS must be >= 1024, got 64", applied, found) == {
+        "NGRAM_EVAL_BUCKETS": "1024"}
+    assert restored_sizes("ValueError", "NGRAM_EVAL_BUCKETS must be a power of two >= 3000, got 64", applied,
+                          found) == {"NGRAM_EVAL_BUCKETS": "4096"}
+    assert restored_sizes("ValueError", "NGRAM_EVAL_BUCKETS must be a power of two, got 64", applied, found) == {}
     assert restored_sizes("ValueError", "VOCAB_SIZE must match the tokenizer", applied, found) == {}
     assert restored_sizes("UnboundLocalError", "cannot access local variable 'model'", applied, found) == {}
 
