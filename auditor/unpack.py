@@ -242,6 +242,10 @@ def _layer_name(qualname: str) -> str:
 # -- the interpreter ---------------------------------------------------------------------------
 
 
+#: Methods of str and bytes a wrapper applies to its literal before decoding it.
+_TEXT_METHODS = frozenset({"replace", "strip", "lstrip", "rstrip"})
+
+
 class _Interpreter:
     """Evaluates literal-only decode chains; anything else raises :class:`_NotLiteral`."""
 
@@ -323,6 +327,22 @@ class _Interpreter:
                 except (LookupError, UnicodeError) as exc:
                     raise DecodeError(f".{func.attr}(): {exc}") from exc
                 raise _NotLiteral
+        # Cleaning a literal before decoding it: _b.replace(b"\n", b""), text.strip()
+        if isinstance(func, ast.Attribute) and func.attr in _TEXT_METHODS and not node.keywords:
+            receiver = self.eval(func.value)
+            args = [self.eval(a) for a in node.args]
+            if not isinstance(receiver, (str, bytes)) or any(type(a) is not type(receiver) for a in args[:2]):
+                raise _NotLiteral
+            if func.attr == "replace" and len(args) in (2, 3):
+                if len(args) == 3 and not isinstance(args[2], int):
+                    raise _NotLiteral
+                grown = len(receiver) + max(0, len(args[1]) - len(args[0])) * receiver.count(args[0]) if args[0] else -1
+                if grown < 0 or grown > MAX_LITERAL_BYTES:
+                    raise DecodeError("replace() on a literal exceeds the decoding limit")
+                return receiver.replace(*args)
+            if func.attr != "replace" and len(args) <= 1:
+                return getattr(receiver, func.attr)(*args)
+            raise _NotLiteral
         name = self.qualname(func)
         if name is None:
             raise _NotLiteral

@@ -66,6 +66,23 @@ def test_data_through_a_module_level_name_and_concatenation():
     assert result.payloads[0].origin.line == 4
 
 
+def test_a_literal_cleaned_before_decoding_is_decoded():
+    blob = base64.b85encode(lzma.compress(PAYLOAD.encode())).decode()
+    wrapped = "\n".join(blob[i:i + 40] for i in range(0, len(blob), 40))
+    text = f'import lzma, base64\n_b = b"""\n{wrapped}\n"""\nexec(lzma.decompress(base64.b85decode(_b.replace(b"\\n", b""))).decode("utf-8"))\n'
+    assert [p.text for p in unpack(text, "w.py").payloads] == [PAYLOAD]
+    stripped = f'import lzma, base64\nexec(lzma.decompress(base64.b85decode({(" " + blob + chr(10))!r}.strip())))\n'
+    assert [p.text for p in unpack(stripped, "w.py").payloads] == [PAYLOAD]
+
+
+def test_a_replace_that_would_grow_a_literal_past_the_limit_is_refused():
+    text = 'import zlib\nexec(zlib.decompress(("a" * 1).replace("a", "b")))\n'
+    assert not unpack(text, "w.py").payloads  # a product is not a literal: nothing decoded
+    bomb = f'import zlib\nexec(zlib.decompress({"a" * 1000!r}.replace("a", {"b" * 100000!r})))\n'
+    result = unpack(bomb, "w.py")
+    assert not result.payloads and "exceeds the decoding limit" in result.failures[0].reason
+
+
 def test_compile_with_a_computed_file_name_and_the_source_in_a_variable():
     blob = base64.b85encode(lzma.compress(PAYLOAD.encode())).decode()
     text = (

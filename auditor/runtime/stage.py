@@ -122,12 +122,16 @@ def _short(source: str) -> str:
 
 
 def stage_lines(text: str, labels: Sequence[str]) -> list[str]:
-    """Lines of the sandboxed run's output that carry one of the claimed stage labels."""
+    """Lines of the sandboxed run's output that carry one of the claimed stage labels. A label
+    the records parser composed from a line's words (``ppm_mix mix_bpb`` for ``ppm_mix
+    bytes=1742 mix_bpb=0.9``) is carried by a line with each of its words; which lines print the
+    stage is then decided by parsing them (:func:`printed_scores`)."""
     if not labels:
         return []
+    words = [label.split() for label in labels]
     out = []
     for line in text.splitlines():
-        if any(label in line for label in labels):
+        if any(all(word in line for word in label) for label in words):
             out.append(line[:MAX_LINE_CHARS])
             if len(out) >= MAX_STAGE_LINES:
                 break

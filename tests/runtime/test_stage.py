@@ -190,3 +190,17 @@ def test_a_stopped_run_says_what_stopped_it():
     assert cause("operator cutlass_evt::gemm_mul does not exist").startswith("a GPU-only kernel was needed")
     assert cause("No module named 'x'", kind="import") == "import failed"
     assert cause("cannot access local variable 'eval_model'", type_="UnboundLocalError") == "error"
+
+
+def test_a_label_composed_from_a_line_s_words_finds_that_line():
+    from auditor.runtime.stage import printed_scores, stage_lines
+
+    output = "\n".join(["quantized val_loss:4.15643787 val_bpb:3.52490680",
+                        "ppm_mix bytes=1742 mix_bpb=3.481651 ppm_only=4.707621 nn_only=3.507676",
+                        "mix_bpb is computed below"])
+    (score,) = printed_scores(["ppm_mix bytes=1 mix_bpb=0.90236 ppm_only=2.1"], "ppm_mix mix_bpb")  # a seed log's
+    lines = stage_lines(output, [score.raw_label])
+    assert lines == [output.splitlines()[1]]
+    stage = ClaimedStage(score.raw_label, "train_seed1337.log:248", "train_gpt.py:1526")
+    passes = [PassRecord("ppm_eval", 0, 0, 0.1, [3.4816512], True, scored=10)]
+    assert stage_reasons(stage, lines, passes) == ([], "ppm_eval")
