@@ -14,7 +14,7 @@ from auditor.static.base import StaticRule
 from auditor.static.deps import depends, names_in
 from auditor.static.env import Config
 from auditor.static.facts import Fact
-from auditor.static.index import Scope, SourceIndex
+from auditor.static.index import Scope, SourceIndex, walk
 from auditor.static.mixtures import accumulation
 from auditor.static.roles import is_constant
 from auditor.static.training import score_events
@@ -61,6 +61,58 @@ def _gates_a_blend(scope: Scope, name: str) -> bool:
                 if method == "where" and len(node.args) >= 3 and is_name(node.args[0].value):
                     return True
     return False
+
+
+def _only_a_shift(scope: Scope, branch: cst.If) -> bool:
+    """The branch sets a running maximum that only shifts a log-sum-exp: every other read of the
+    name is ``m + log(Σ exp(x - m))`` (``m`` cancels, whichever score it holds) or another step
+    of the same maximum (a comparison, or ``m = a if a > c else c``)."""
+    names = {small.targets[0].target.value for item in branch.body.body
+             for small in (item.body if isinstance(item, cst.SimpleStatementLine) else ())
+             if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)}
+    if len(names) != 1:
+        return False
+    (name,) = names
+    shifts = 0
+    for stmt in scope.refs.get(name, ()):
+        node = stmt.node
+        if isinstance(node, (cst.If, cst.Comparison)):
+            continue  # a step of the maximum
+        value = getattr(node, "value", None)
+        if isinstance(node, cst.Assign) and any(isinstance(t.target, cst.Name) and t.target.value == name for t in node.targets):
+            if isinstance(value, cst.IfExp) or isinstance(value, cst.Name):
+                continue  # m = a if a > c else c, m = e
+            return False
+        if value is None or not _shifted_lse(value, name):
+            return False
+        shifts += 1
+    return shifts > 0
+
+
+def _shifted_lse(expr: cst.BaseExpression, name: str) -> bool:
+    """``name + g`` where every read of ``name`` in ``g`` is ``exp(x - name)``."""
+    if not isinstance(expr, cst.BinaryOperation) or not isinstance(expr.operator, cst.Add):
+        return False
+    sides = [(expr.left, expr.right), (expr.right, expr.left)]
+    for shift, rest in sides:
+        if isinstance(shift, cst.Name) and shift.value == name:
+            reads = [n for n in walk(rest) if isinstance(n, cst.Name) and n.value == name]
+            under_exp = 0
+            for call in _calls(rest):
+                func = call.func
+                called = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
+                if called == "exp" and len(call.args) == 1:
+                    arg = call.args[0].value
+                    if isinstance(arg, cst.BinaryOperation) and isinstance(arg.operator, cst.Subtract) \
+                            and isinstance(arg.right, cst.Name) and arg.right.value == name \
+                            and name not in names_in(arg.left):
+                        under_exp += 1
+            return bool(reads) and under_exp == len(reads)
+    return False
+
+
+def _calls(node: cst.CSTNode) -> list[cst.Call]:
+    return [n for n in walk(node) if isinstance(n, cst.Call)]
 
 
 def _target_dependent(fact: Fact) -> bool:
@@ -134,6 +186,26 @@ class TargetGatedMixing(StaticRule):
         Valid(
             code="""
             import math
+            import torch.nn.functional as F
+            def score(logits, ngram_lp, y, w):
+                nn = F.log_softmax(logits, -1).gather(-1, y[:, None]).squeeze(-1).tolist()
+                ng = ngram_lp.gather(-1, y[:, None]).squeeze(-1).tolist()
+                nll = 0.0
+                for t in range(len(nn)):
+                    a = math.log(w) + nn[t]
+                    c = math.log(1 - w) + ng[t]
+                    mx = a if a > c else c
+                    if c > mx:
+                        mx = c
+                    lse = mx + math.log(math.exp(a - mx) + math.exp(c - mx))
+                    nll += -lse
+                return nll
+            """,
+            note="the larger of two scores shifts a log-sum-exp and cancels in it: nothing is chosen",
+        ),
+        Valid(
+            code="""
+            import math
             def mix(a, b):
                 return max(a, b) + math.log1p(math.exp(-abs(a - b)))
             """,
@@ -187,6 +259,26 @@ class TargetGatedMixing(StaticRule):
         ),
     )
     INVALID = (
+        Invalid(
+            code="""
+            import math
+            import torch.nn.functional as F
+            def score(logits, ngram_lp, y, w):
+                nn = F.log_softmax(logits, -1).gather(-1, y[:, None]).squeeze(-1).tolist()
+                ng = ngram_lp.gather(-1, y[:, None]).squeeze(-1).tolist()
+                nll = 0.0
+                for t in range(len(nn)):
+                    a = math.log(w) + nn[t]
+                    c = math.log(1 - w) + ng[t]
+                    mx = a if a > c else c
+                    if c > mx:
+                        mx = c
+                    nll += -mx
+                return nll
+            """,
+            lines=(11,),
+            note="the same running maximum, scored as it is: the better expert's score of the true token",
+        ),
         Invalid(
             code="""
             import torch
@@ -330,7 +422,8 @@ class TargetGatedMixing(StaticRule):
             for stmt in scope.stmts:
                 node = stmt.node
                 if isinstance(node, cst.If) and isinstance(node.test, cst.Comparison):
-                    hit = self._comparison(flow, scope, node.test) and self._replaces_score(flow, scope, node)
+                    hit = self._comparison(flow, scope, node.test) and self._replaces_score(flow, scope, node) \
+                        and not _only_a_shift(scope, node)
                     if hit:
                         yield self._report(source, index, node, stmt, f"`if {index.code(node.test, 80)}` keeps whichever loss is lower for the true token")
             for call in scope.calls:
