@@ -336,8 +336,9 @@ class _Interpreter:
             if func.attr == "replace" and len(args) in (2, 3):
                 if len(args) == 3 and not isinstance(args[2], int):
                     raise _NotLiteral
-                grown = len(receiver) + max(0, len(args[1]) - len(args[0])) * receiver.count(args[0]) if args[0] else -1
-                if grown < 0 or grown > MAX_LITERAL_BYTES:
+                if not args[0]:  # an empty pattern inserts between every character
+                    raise _NotLiteral
+                if len(receiver) + max(0, len(args[1]) - len(args[0])) * receiver.count(args[0]) > MAX_LITERAL_BYTES:
                     raise DecodeError("replace() on a literal exceeds the decoding limit")
                 return receiver.replace(*args)
             if func.attr != "replace" and len(args) <= 1:

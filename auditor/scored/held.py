@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from auditor.static.env import Config, EnvValue
+from auditor.static.index import walk
 
 if TYPE_CHECKING:
     from auditor.scored.config import ScoredRun
@@ -113,12 +114,8 @@ def _config(base: Config, settings: Mapping[str, str]) -> Config:
 def _literals(test: cst.BaseExpression) -> list[str]:
     """String constants the test compares with (``os.environ.get("MODE") == "ttt"``)."""
     found: list[str] = []
-
-    class Strings(cst.CSTVisitor):
-        def visit_SimpleString(self, node: cst.SimpleString) -> None:
-            value = node.evaluated_value
-            if isinstance(value, str) and len(value) <= 40 and value not in found:
-                found.append(value)
-
-    test.visit(Strings())
+    for node in walk(test):
+        value = node.evaluated_value if isinstance(node, cst.SimpleString) else None
+        if isinstance(value, str) and len(value) <= 40 and value not in found:
+            found.append(value)
     return found

@@ -116,15 +116,40 @@ def _manual_lse(node: cst.CSTNode) -> tuple[cst.BaseExpression, cst.BaseExpressi
     for first, second in ((node.left, node.right), (node.right, node.left)):
         if not isinstance(first, cst.Call) or len(first.args) != 2:
             continue
-        func = first.func
-        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
-        if name not in _MAXES:
+        if _called(first) not in _MAXES:
             continue
-        calls = {(n.func.attr.value if isinstance(n.func, cst.Attribute) else getattr(n.func, "value", ""))
-                 for n in walk(second) if isinstance(n, cst.Call)}
+        calls = {_called(n) for n in walk(second) if isinstance(n, cst.Call)}
         if calls & {"log1p", "log"} and "exp" in calls:
             return first.args[0].value, first.args[1].value
     return None
+
+
+def shifted_lse(node: cst.BaseExpression, shift: str) -> bool:
+    """``m + log(exp(a - m) + exp(c - m))`` with ``m`` the name ``shift``: a log-sum-exp written
+    with a stabilizing shift, which cancels whatever value ``m`` holds (every read of it besides
+    the added one is the subtrahend of an ``exp`` argument)."""
+    if not (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add)):
+        return False
+    for first, rest in ((node.left, node.right), (node.right, node.left)):
+        if not (isinstance(first, cst.Name) and first.value == shift):
+            continue
+        reads = sum(1 for n in walk(rest) if isinstance(n, cst.Name) and n.value == shift)
+        shifted = sum(1 for n in walk(rest) if isinstance(n, cst.Call) and _called(n) == "exp" and len(n.args) == 1
+                      and _minus(n.args[0].value, shift))
+        return reads > 0 and shifted == reads
+    return False
+
+
+def _called(call: cst.Call) -> str:
+    func = call.func
+    return func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+
+
+def _minus(node: cst.BaseExpression, shift: str) -> bool:
+    """``x - shift`` where ``x`` does not read ``shift``."""
+    return (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Subtract)
+            and isinstance(node.right, cst.Name) and node.right.value == shift
+            and not any(isinstance(n, cst.Name) and n.value == shift for n in walk(node.left)))
 
 
 def leaves(node: cst.BaseExpression) -> list[cst.BaseExpression]:

@@ -14,8 +14,8 @@ from auditor.static.base import StaticRule
 from auditor.static.deps import depends, names_in
 from auditor.static.env import Config
 from auditor.static.facts import Fact
-from auditor.static.index import Scope, SourceIndex, walk
-from auditor.static.mixtures import accumulation
+from auditor.static.index import Scope, SourceIndex
+from auditor.static.mixtures import accumulation, shifted_lse
 from auditor.static.roles import is_constant
 from auditor.static.training import score_events
 
@@ -83,36 +83,10 @@ def _only_a_shift(scope: Scope, branch: cst.If) -> bool:
             if isinstance(value, cst.IfExp) or isinstance(value, cst.Name):
                 continue  # m = a if a > c else c, m = e
             return False
-        if value is None or not _shifted_lse(value, name):
+        if value is None or not shifted_lse(value, name):
             return False
         shifts += 1
     return shifts > 0
-
-
-def _shifted_lse(expr: cst.BaseExpression, name: str) -> bool:
-    """``name + g`` where every read of ``name`` in ``g`` is ``exp(x - name)``."""
-    if not isinstance(expr, cst.BinaryOperation) or not isinstance(expr.operator, cst.Add):
-        return False
-    sides = [(expr.left, expr.right), (expr.right, expr.left)]
-    for shift, rest in sides:
-        if isinstance(shift, cst.Name) and shift.value == name:
-            reads = [n for n in walk(rest) if isinstance(n, cst.Name) and n.value == name]
-            under_exp = 0
-            for call in _calls(rest):
-                func = call.func
-                called = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
-                if called == "exp" and len(call.args) == 1:
-                    arg = call.args[0].value
-                    if isinstance(arg, cst.BinaryOperation) and isinstance(arg.operator, cst.Subtract) \
-                            and isinstance(arg.right, cst.Name) and arg.right.value == name \
-                            and name not in names_in(arg.left):
-                        under_exp += 1
-            return bool(reads) and under_exp == len(reads)
-    return False
-
-
-def _calls(node: cst.CSTNode) -> list[cst.Call]:
-    return [n for n in walk(node) if isinstance(n, cst.Call)]
 
 
 def _target_dependent(fact: Fact) -> bool:
