@@ -105,10 +105,12 @@ def select_scored(pass_id: int, returned: list[float]) -> tuple[str, list[track.
     """The records whose mean is the returned loss: (strategy, records, loss, why-not).
 
     Strategies, in order: the records whose provenance reached a ``.item()`` of the pass (the
-    accumulator), their union (all of it, then only the latest score of each target), every
-    record made without autograd (scores, not optimisation losses), and the same keeping only
-    the latest score of each target (re-scoring passes). Exact zeros are masked-out terms
-    unless only the mean that counts them is the returned loss (strategy suffix ``+zeros``).
+    accumulator), their union (all of it, then only the latest score of each target, then the
+    scores of the last line of code that scored each target), every record made without
+    autograd (scores, not optimisation losses), the same keeping only the latest scores
+    (re-scoring passes), and the records made on one line of the audited code (one
+    accumulator's terms). Exact zeros are masked-out terms unless only the mean that counts
+    them is the returned loss (strategy suffix ``+zeros``).
     """
     records = {rid: r for rid, r in TRACKER.records.items() if pass_id in r.passes}
     if not records:
@@ -128,11 +130,17 @@ def select_scored(pass_id: int, returned: list[float]) -> tuple[str, list[track.
         # a mixer that reads the model's losses and sums its own per window (``float(mixed.sum())``)
         # reaches the accumulator with both: the latest score of each target is the mixed one
         candidates.append(("provenance-union-latest", lambda: _latest([records[r] for r in sorted(union) if r in records])))
+        candidates.append(("provenance-union-site", lambda: _latest_site([records[r] for r in sorted(union) if r in records])))
     for acc in sorted({r.acc for r in records.values() if r.acc}):  # scalars added to one accumulator
         candidates.append(("accumulator", lambda acc=acc: [r for _, r in sorted(records.items()) if r.acc == acc]))
     no_grad = [r for _, r in sorted(records.items()) if not r.grad]
     candidates.append(("no-grad", lambda: no_grad))
     candidates.append(("no-grad-latest", lambda: _latest(no_grad)))
+    candidates.append(("no-grad-site", lambda: _latest_site(no_grad)))
+    # one line of code that sums scores into one accumulator, beside a line summing the model's
+    # own losses into another (``mixed_sum += float(...)``, then ``model_sum += float(...)``)
+    for site in dict.fromkeys(r.site for r in no_grad if r.site is not None):
+        candidates.append(("one-line", lambda site=site: [r for r in no_grad if r.site == site]))
     candidates.append(("latest", lambda: _latest([r for _, r in sorted(records.items())])))
     tried = []
     for strategy, make in candidates:
@@ -172,7 +180,31 @@ def _latest(chosen: list[track.Record]) -> list[track.Record]:
                         dtype=bool)
         if mask.any():
             out.append(track.Record(rec.rid, rec.positions[mask], rec.values[mask], rec.kind, rec.grad, rec.passes,
-                                    rec.ordinal))
+                                    rec.ordinal, rec.acc, rec.site))
+    return out
+
+
+def _latest_site(chosen: list[track.Record]) -> list[track.Record]:
+    """Per target, the scores made by the last line of code that scored it, as many as that
+    line made (copies).
+
+    A second pass that rescores some windows (``loss_sum = loss_sum - old + new``) replaces
+    the first pass's scores of those targets, while a window filter that scores the stream's
+    last targets twice (a last window of exactly ``stride`` targets scored from 0) counts them
+    twice. :func:`_latest` keeps one score per target and so misses the second.
+    """
+    last: dict[int, tuple[str, int] | None] = {}
+    for rec in chosen:
+        for p, v in zip(rec.positions.tolist(), rec.values.tolist()):
+            if v != 0.0:
+                last[p] = rec.site
+    out = []
+    for rec in chosen:
+        mask = np.array([v != 0.0 and last[p] == rec.site
+                         for p, v in zip(rec.positions.tolist(), rec.values.tolist())], dtype=bool)
+        if mask.any():
+            out.append(track.Record(rec.rid, rec.positions[mask], rec.values[mask], rec.kind, rec.grad, rec.passes,
+                                    rec.ordinal, rec.acc, rec.site))
     return out
 
 

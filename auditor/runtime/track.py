@@ -22,6 +22,10 @@ changes a computed value: the tags live beside the data.
 from __future__ import annotations
 
 import itertools
+import math
+import os
+import sys
+import sysconfig
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +52,31 @@ class Record:
     passes: tuple[int, ...] = ()
     ordinal: int = 0  # how many records the outermost open pass had made before this one
     acc: int = 0  # for scalar additions: which accumulator tensor received them (its id)
+    site: tuple[str, int] | None = None  # the line of the audited code that made the reduction
+
+
+#: Where code that is not the audited script's lives: the interpreter's libraries (torch,
+#: numpy, the standard library). The harness's own modules run as ``<frozen ...>`` code.
+_LIBRARY_ROOTS = tuple(sorted({
+    *(os.path.join(p, "") for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)),
+    *(os.path.join(p, "") for key in ("stdlib", "platstdlib", "purelib", "platlib")
+      if (p := sysconfig.get_paths().get(key))),
+}))
+
+
+def code_site(skip: int = 1, depth: int = 64) -> tuple[str, int] | None:
+    """The innermost line of the audited code on the stack (file, line): the first frame
+    outside the harness and the interpreter's libraries. Code a wrapper ``exec``s counts as
+    audited (``<string>``); frozen modules (the harness's, the interpreter's) do not."""
+    frame = sys._getframe(skip + 1)
+    for _ in range(depth):
+        if frame is None:
+            return None
+        name = frame.f_code.co_filename
+        if not name.startswith(_LIBRARY_ROOTS) and not name.startswith("<frozen"):
+            return name, frame.f_lineno
+        frame = frame.f_back
+    return None
 
 
 class StopReplay(BaseException):
@@ -76,6 +105,11 @@ class Tracker:
     #: Stream position of the last tagged scalar read with .item() (loops that score token by
     #: token in Python: ``nll[i, t].item()`` ... ``loss_sum += scored``).
     last_item_pos: int | None = None
+    #: Provenance of the numbers most recently read out of tagged scalars (``float(nll.sum())``,
+    #: ``.item()``), by value: a plain float added to an accumulator tensor right after it was
+    #: read (``loss_sum += float(seg_nll.sum())``) is the same number and carries the same records.
+    recent: dict[float, frozenset[int]] = field(default_factory=dict)
+    max_recent: int = 64
 
     def record(self, positions: np.ndarray, values: np.ndarray, kind: str, grad: bool, acc: int = 0) -> int | None:
         if not self.open_passes:
@@ -86,7 +120,7 @@ class Tracker:
         self.counters[outer] = ordinal + 1
         rec = Record(rid, positions.astype(np.int64, copy=False).reshape(-1),
                      values.astype(np.float64, copy=False).reshape(-1), kind, grad, tuple(self.open_passes), ordinal,
-                     acc)
+                     acc, code_site())
         if len(self.records) < self.max_records:
             self.records[rid] = rec
         if self.watch is not None and ordinal == self.watch:
@@ -96,15 +130,28 @@ class Tracker:
     def item(self, value: Any, prov: frozenset[int]) -> None:
         if self.open_passes and prov:
             try:
-                self.items.append((float(value), prov, tuple(self.open_passes)))
+                number = float(value)
             except (TypeError, ValueError):
-                pass
+                return
+            self.items.append((number, prov, tuple(self.open_passes)))
+            if math.isfinite(number) and number != 0.0:
+                self.recent.pop(number, None)
+                self.recent[number] = prov
+                if len(self.recent) > self.max_recent:
+                    del self.recent[next(iter(self.recent))]
+
+    def provenance_of_number(self, value: Any) -> frozenset[int]:
+        """The records behind a plain number just read out of a tagged scalar (empty if none)."""
+        if not self.recent or isinstance(value, bool) or not isinstance(value, float):
+            return frozenset()
+        return self.recent.get(value, frozenset())
 
     def forget(self, pass_id: int) -> None:
         """Drop what only this pass needed (called once the pass has been read)."""
         self.records = {k: r for k, r in self.records.items() if r.passes != (pass_id,)}
         self.items = [i for i in self.items if i[2] != (pass_id,)]
         self.counters.pop(pass_id, None)
+        self.recent.clear()
 
 
 TRACKER = Tracker()
@@ -262,8 +309,9 @@ class TrackMode(TorchFunctionMode):
         if not (_any_tagged(args) or _any_tagged(kwargs.values())):
             if name in ("tensor", "as_tensor", "asarray") and args and isinstance(args[0], (TArr, _ProvScalar)):
                 return _factory(func, name, args, kwargs)
-            if name in ("__iadd__", "add_") and TRACKER.last_item_pos is not None and TRACKER.open_passes:
-                return _inplace(func, name, args, kwargs)  # a Python-loop score added to an accumulator
+            if name in ("__iadd__", "add_") and TRACKER.open_passes and (
+                    TRACKER.last_item_pos is not None or len(args) > 1 and TRACKER.provenance_of_number(args[1])):
+                return _inplace(func, name, args, kwargs)  # a score read out in Python added to an accumulator
             return func(*args, **kwargs)
         try:
             handler = _HANDLERS.get(name)
@@ -396,7 +444,10 @@ def _inplace(func, name, args, kwargs):
     out = func(*args, **kwargs)
     others = _tensor_args(args[1:], kwargs)
     prov = _union_prov(others)
-    if (name in ("__iadd__", "add_") and len(args) > 1 and isinstance(args[1], (float, int)) and not isinstance(
+    read = TRACKER.provenance_of_number(args[1]) if name in ("__iadd__", "add_") and len(args) > 1 else frozenset()
+    if read and isinstance(dest, torch.Tensor) and dest.numel() == 1:
+        prov = prov | read  # a window's score read out with float() and added back
+    elif (name in ("__iadd__", "add_") and len(args) > 1 and isinstance(args[1], (float, int)) and not isinstance(
             args[1], bool) and isinstance(dest, torch.Tensor) and dest.numel() == 1 and _as_float(dest)
             and TRACKER.open_passes and TRACKER.last_item_pos is not None):
         # a Python number added to a scalar accumulator right after a tagged score was read
@@ -551,6 +602,29 @@ def _record_tensor(x: torch.Tensor, kind: str) -> int | None:
     return TRACKER.record(pos.reshape(-1).numpy(), values, kind, grad)
 
 
+def _one_position_per_slice(pos: torch.Tensor, dims: list[int]) -> torch.Tensor | None:
+    """The positions of a reduction along ``dims`` (descending) when every reduced slice holds
+    at most one stream position, else None.
+
+    Elements without a position of their own (-1, or -2 where an element combined several)
+    go with any, as they do in element-wise arithmetic (:func:`_combine`): a mixture summed
+    over its experts (``(weights * expert_p).sum(-1)``, the model's probability of the target
+    beside hashed-table estimates) is still the score of that target, not a reduction over
+    targets. A slice with two different positions (a window's losses) is a reduction.
+    """
+    if any(pos.size(d) == 0 for d in dims):
+        return None
+    known = pos >= 0
+    hi = torch.where(known, pos, torch.full_like(pos, -1))
+    lo = torch.where(known, pos, torch.full_like(pos, torch.iinfo(torch.int64).max))
+    unknown = torch.where(known, torch.full_like(pos, 0), pos)  # -1 or -2 where unknown
+    for d in dims:
+        hi, lo, unknown = hi.amax(d), lo.amin(d), unknown.amin(d)
+    if bool(((hi >= 0) & (lo != hi)).any()):
+        return None
+    return torch.where(hi >= 0, hi, unknown)
+
+
 def _reduction(func, name, args, kwargs):
     out = func(*args, **kwargs)
     src = args[0]
@@ -564,19 +638,12 @@ def _reduction(func, name, args, kwargs):
         return out
     dim = args[1] if len(args) > 1 and not isinstance(args[1], torch.dtype) else kwargs.get("dim")
     if dim is not None and isinstance(out, torch.Tensor):
-        dims = (dim,) if isinstance(dim, int) else tuple(dim)
-        reduced = pos
-        constant = True
-        for d in sorted((d % pos.dim() for d in dims), reverse=True):
-            first = reduced.select(d, 0) if reduced.size(d) else None
-            if first is None or not bool((reduced == first.unsqueeze(d)).all()):
-                constant = False
-                break
-            reduced = first
-        if constant:
+        dims = sorted({d % pos.dim() for d in ((dim,) if isinstance(dim, int) else tuple(dim))}, reverse=True)
+        reduced = _one_position_per_slice(pos, dims)
+        if reduced is not None:
             keepdim = bool(kwargs.get("keepdim", False) or (len(args) > 2 and args[2] is True))
             if keepdim:
-                for d in sorted(d % pos.dim() for d in dims):
+                for d in sorted(dims):
                     reduced = reduced.unsqueeze(d)
             tag(out, reduced if tuple(reduced.shape) == tuple(out.shape) else None, prov)
             return out

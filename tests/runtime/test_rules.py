@@ -42,7 +42,8 @@ def test_case(rule, case, valid, runtime_results):
         assert own, f"{rule.CODE} not raised on {case.folder}: {runtime_results[case.folder.rsplit('/', 1)[-1]].to_dict()}"
 
 
-@pytest.mark.parametrize("name", ["legal_sliding", "legal_ttt", "cache_plus1_825", "legal_repo_habits"])
+@pytest.mark.parametrize("name", ["legal_sliding", "legal_ttt", "cache_plus1_825", "legal_repo_habits",
+                                  "legal_expert_mixture"])
 def test_legal_fixtures_pass_every_probe(name, runtime_results):
     result = runtime_results[name]
     assert result.status == "pass", result.reasons
@@ -52,6 +53,8 @@ def test_legal_fixtures_pass_every_probe(name, runtime_results):
 
 @pytest.mark.parametrize(("name", "probe", "tag"), [
     ("ngram_target_in_key", "substitution", "target_in_key"),
+    ("ngram_tensor_accumulators", "substitution", "target_in_key"),  # window sums read out, added to tensors
+    ("ngram_expert_mixture", "substitution", "target_in_key"),  # experts summed in torch, model's loss on a later line
     ("helper_loaded_by_path", "substitution", "target_in_key"),  # the evaluation is in a module loaded by path
     ("cache_plus1_leak", "substitution", "target_in_key"),
     ("target_gated_mixer", "substitution", "target_gated"),

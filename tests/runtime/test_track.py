@@ -117,3 +117,60 @@ def test_exact_zeros_count_only_when_the_returned_mean_counts_them(open_pass):
     assert strategy.endswith(WITH_ZEROS) and loss == pytest.approx(total / 4), why
     strategy, _, loss, why = select_scored(open_pass, [total / 3])
     assert not strategy.endswith(WITH_ZEROS) and loss == pytest.approx(total / 3), why
+
+
+def test_a_window_score_read_out_and_added_to_a_tensor_accumulator_keeps_its_records(open_pass):
+    """``loss_sum += float(seg_nll.sum())`` into a float64 tensor: the number added is the one just
+    read out, so the accumulator carries that window's records, and a second accumulator fed on
+    the next line carries only its own."""
+    from auditor.runtime.track_numpy import to_tarr
+
+    with TrackMode():
+        mixed_sum = torch.zeros((), dtype=torch.float64)
+        model_sum = torch.zeros((), dtype=torch.float64)
+        for start in (0, 4):
+            pos = np.arange(start, start + 4)
+            model_nll = to_tarr(np.array([1.0, 2.0, 3.0, 0.5]) + start, pos)
+            mixed_nll = 0.5 * model_nll
+            mixed_sum += float(mixed_nll.sum())
+            model_sum += float(model_nll.sum())
+        value = (mixed_sum / 8).item()
+    mixed_records = [TRACKER.records[r] for r in sorted(track.prov_of(mixed_sum))]
+    assert len(mixed_records) == 2 and not track.prov_of(mixed_sum) & track.prov_of(model_sum)
+    assert sum(float(r.values.sum()) for r in mixed_records) / 8 == pytest.approx(value)
+
+
+def test_a_number_never_read_out_of_a_score_carries_nothing(open_pass):
+    with TrackMode():
+        acc = torch.zeros((), dtype=torch.float64)
+        acc += 2.5
+    assert not track.prov_of(acc)
+
+
+def test_a_sum_over_experts_keeps_the_target_a_sum_over_targets_records(open_pass):
+    """A mixture summed over its experts is still the score of one target (an expert read from a
+    hashed table has no position of its own); a window's sum over targets is a reduction."""
+    with TrackMode():
+        tokens = track.tag_stream(STREAM.clone())
+        y = tokens[1:9].view(2, 4)
+        model_p = torch.softmax(torch.randn(2, 4, VOCAB), -1).gather(-1, y.unsqueeze(-1)).squeeze(-1)
+        table_p = torch.rand(2, 4)  # no stream position
+        mixed = (torch.full((2, 4, 2), 0.5) * torch.stack([model_p, table_p], dim=-1)).sum(dim=-1)
+        assert mixed._pg_pos.tolist() == [[1, 2, 3, 4], [5, 6, 7, 8]]
+        before = len(TRACKER.records)
+        window = (-torch.log(mixed)).sum(dim=-1)
+    assert len(TRACKER.records) == before + 1 and track.pos_of(window) is None
+
+
+def test_the_last_line_that_scored_a_target_decides_and_counts_every_score_it_made():
+    """Rescoring on a later line replaces a target's scores; a line that scored a target twice
+    (a last window whose scoring starts at 0) counts it twice."""
+    from auditor.runtime.capture import _latest_site
+
+    def rec(rid, positions, line):
+        return track.Record(rid, np.array(positions), np.ones(len(positions)), "np-sum", False, site=("eval.py", line))
+
+    first = [rec(1, [1, 2], 10), rec(2, [3, 4], 10), rec(3, [3, 4], 10)]  # the tail scored twice
+    rescored = [rec(4, [1, 2], 20)]  # a second pass over the first window
+    kept = _latest_site(first + rescored)
+    assert [(r.rid, r.positions.tolist()) for r in kept] == [(2, [3, 4]), (3, [3, 4]), (4, [1, 2])]
