@@ -15,7 +15,9 @@ audited with the static checks (``PG1``), once as they are and once after each r
             module that the script imports (PRs without one: not applicable);
 ``minify``  one-space indents, simple statements joined with ``;``;
 ``expand``  one statement per line (a minified or golfed script written out);
-``env``     every env variable the code reads renamed in the code, README, scripts and logs.
+``env``     every env variable the code reads renamed in the code, README, scripts and logs;
+``settings`` every class-level setting of a configuration class (``Hyperparameters.val_files``)
+            renamed where it is defined and wherever it is read, and in the logs' dumps.
 
 A *detection* is an active error of a static rule on a PR labeled illegal (counted per PR
 and rule code); it is *kept* when the rewritten PR has an active error of the same code. A
@@ -41,7 +43,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from benchmarks import rewrites
 
-REWRITES = ("rename", "wrap", "move", "minify", "expand", "env")
+REWRITES = ("rename", "wrap", "move", "minify", "expand", "env", "settings")
 #: Rewrites that must leave the AST each file runs unchanged.
 SAME_AST = frozenset({"wrap", "minify", "expand"})
 
@@ -189,6 +191,7 @@ def run_pr(args: tuple[str, dict, tuple[str, ...]]) -> PrOutcome:
                         "minify": _per_file(lambda t: rewrites.on_payload(t, rewrites.minify)),
                         "expand": _per_file(lambda t: rewrites.on_payload(t, rewrites.expand)),
                         "env": rewrites.rename_env,
+                        "settings": rewrites.rename_settings,
                     }[name]
                     try:
                         new = rewrite(texts)

@@ -544,3 +544,94 @@ def rename_env(files: dict[str, str]) -> dict[str, str]:
         else:
             result[rel] = sub(text)
     return result
+
+
+# -- configuration attributes ----------------------------------------------------------------
+
+
+def _config_classes(tree: ast.Module) -> list[ast.ClassDef]:
+    """Module-level classes that hold settings: no base class (or ``object``), three or more
+    class-level ``name = value`` assignments (a ``Hyperparameters`` class, whatever its name)."""
+    found = []
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        if any(not (isinstance(b, ast.Name) and b.id == "object") for b in node.bases):
+            continue
+        assigned = [s for s in node.body if isinstance(s, (ast.Assign, ast.AnnAssign))]
+        if len(assigned) >= 3:
+            found.append(node)
+    return found
+
+
+def _module_aliases(tree: ast.Module) -> set[str]:
+    """Names bound to imported modules (``np``, ``torch``, ``os``): their attributes are a library's."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.update(a.asname or a.name for a in node.names)
+    return names
+
+
+class _Settings(ast.NodeTransformer):
+    def __init__(self, mapping: dict[str, str], classes: set[str], modules: set[str]) -> None:
+        self.mapping, self.classes, self.modules = mapping, classes, modules
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
+        if node.name in self.classes:  # names read and stored in the class body are its settings
+            for stmt in node.body:
+                for sub in ast.walk(stmt):
+                    if isinstance(sub, ast.Name) and sub.id in self.mapping:
+                        sub.id = self.mapping[sub.id]
+        return self.generic_visit(node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        self.generic_visit(node)
+        if node.attr in self.mapping and not (isinstance(node.value, ast.Name) and node.value.id in self.modules):
+            node.attr = self.mapping[node.attr]
+        return node
+
+
+def rename_settings(files: dict[str, str]) -> dict[str, str]:
+    """Every class-level setting of the submission's configuration classes renamed (``S0_``,
+    ``S1_``, …) where it is defined and wherever an attribute of that name is read or set
+    (attributes of imported modules excepted), in every Python file and in the logs (the
+    hyperparameter dumps the script prints)."""
+    py = {rel: text for rel, text in files.items() if rel.endswith(".py")}
+    names: set[str] = set()
+    classes: set[str] = set()
+    for text in py.values():
+        try:
+            tree = ast.parse(unwrap(text) or text)
+        except SyntaxError:
+            continue
+        for cls in _config_classes(tree):
+            classes.add(cls.name)
+            for stmt in cls.body:
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(stmt, ast.AnnAssign) else []
+                names.update(t.id for t in targets if isinstance(t, ast.Name) and not t.id.startswith("__"))
+    if not names:
+        return dict(files)
+    mapping = {n: f"S{i}_{len(n)}" for i, n in enumerate(sorted(names))}
+
+    def apply(text: str) -> str:
+        tree = ast.parse(text)
+        _Settings(mapping, classes, _module_aliases(tree)).visit(tree)
+        return ast.unparse(tree) + "\n"
+
+    pattern = re.compile(r"(?<![A-Za-z0-9_.])(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+                         + r")(?=\s*[:=])")
+    result = {}
+    for rel, text in files.items():
+        if rel.endswith(".py"):
+            try:
+                result[rel] = on_payload(text, apply)
+            except (SyntaxError, ValueError, RecursionError):
+                result[rel] = text
+        elif rel.endswith((".log", ".txt")):
+            result[rel] = pattern.sub(lambda m: mapping[m.group(1)], text)
+        else:
+            result[rel] = text
+    return result

@@ -85,6 +85,7 @@ from auditor.static.roles import (
     is_tok_name,
     is_val_name,
     literal_role,
+    setting_role,
     position_parts,
     seed,
     slice_lower,
@@ -387,7 +388,7 @@ class Flow:
             attr = node.attr.value
             if attr in METADATA:
                 return EMPTY
-            setting = literal_role(node)
+            setting = setting_role(node, self.index)
             if setting.labels:
                 return setting
             if is_val_name(attr) or is_tgt_name(attr):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from auditor.static.facts import EMPTY, Fact
-from auditor.static.index import Scope
+from auditor.static.index import Scope, SourceIndex, walk
 from auditor.static.names import dotted
 
 TGT_NAME = re.compile(
@@ -343,3 +343,57 @@ def literal_role(node: cst.BaseExpression) -> Fact:
         if TRAIN_SETTING.search(node.attr.value):
             return Fact(frozenset({"train"}), (("train", f"{dotted(node) or node.attr.value} (the training files setting)"),))
     return EMPTY
+
+
+def class_settings(index: SourceIndex) -> dict[str, Fact]:
+    """Class-level settings whose value names the validation or the training files, by
+    attribute: ``shards = os.path.join(data_path, "fineweb_val_*.bin")`` in a configuration
+    class gives ``args.shards`` its role, whatever the attribute is called. Over the classes of
+    the submission's sources; an attribute that two classes define with different roles has
+    none."""
+
+    def compute() -> dict[str, Fact]:
+        indexes = index.program.indexes if index.program is not None else [index]
+        found: dict[str, Fact] = {}
+        clashes: set[str] = set()
+        for source_index in indexes:
+            for info in source_index.classes.values():
+                roles = {attr: _files_role(value) for attr, value in info.attributes.items()}
+                for attr, value in info.attributes.items():  # an alias of another setting (train = val)
+                    if roles[attr] is None and isinstance(value, cst.Name) and roles.get(value.value) is not None:
+                        roles[attr] = roles[value.value]
+                for attr, role in roles.items():
+                    if role is None:
+                        continue
+                    label, literal = role
+                    what = "validation" if label == "val" else "training"
+                    labels = frozenset({"val", "val:files"}) if label == "val" else frozenset({"train"})
+                    fact = Fact(labels, ((label, f"{info.name}.{attr} = …{literal[:50]}… (the {what} files setting)"),))
+                    if attr in found and found[attr].labels != labels:
+                        clashes.add(attr)
+                    found.setdefault(attr, fact)
+        return {attr: fact for attr, fact in found.items() if attr not in clashes}
+
+    return index.cached("class_settings", compute)
+
+
+def _files_role(value: cst.BaseExpression) -> tuple[str, str] | None:
+    """("val" or "train", the literal) when the string literals of an expression name exactly
+    one of the two file sets."""
+    roles: dict[str, str] = {}
+    for node in walk(value):
+        if isinstance(node, (cst.SimpleString, cst.FormattedStringText)):
+            fact = literal_role(node)
+            for label in ("val", "train"):
+                if fact.has(label):
+                    roles.setdefault(label, node.value)
+    return next(iter(roles.items())) if len(roles) == 1 else None
+
+
+def setting_role(node: cst.Attribute, index: SourceIndex) -> Fact:
+    """The role of ``obj.attr``: by the setting's name (``args.val_files``), else by the value
+    a configuration class gives that attribute (:func:`class_settings`)."""
+    fact = literal_role(node)
+    if fact.labels:
+        return fact
+    return class_settings(index).get(node.attr.value, EMPTY)

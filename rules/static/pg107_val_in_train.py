@@ -16,7 +16,7 @@ from auditor.static.deps import depends, names_in
 from auditor.static.flow import Flow, flow_of
 from auditor.static.index import Scope, SourceIndex, Stmt
 from auditor.static.names import dotted
-from auditor.static.roles import TRAIN_SETTING, is_val_name, literal_role
+from auditor.static.roles import TRAIN_SETTING, is_val_name, literal_role, setting_role
 from auditor.static.training import training_sites
 
 #: Tensor methods that read a tensor in place of drawing batches from a loader object.
@@ -115,8 +115,46 @@ class ValInTrain(StaticRule):
             """,
             note="score-first test-time training slices the validation tokens (PG104 decides its order); no loader over the validation files feeds training",
         ),
+        Valid(
+            code="""
+            import os
+            class Settings:
+                root = os.environ.get("DATA_ROOT", "./data/datasets/fineweb10B_sp1024")
+                shards_a = os.path.join(root, "fineweb_train_*.bin")
+                shards_b = os.path.join(root, "fineweb_val_*.bin")
+            def main(model, opt, rank, world_size, steps):
+                cfg = Settings()
+                loader = DistributedTokenLoader(cfg.shards_a, rank, world_size)
+                for step in range(steps):
+                    x, y = loader.next_batch()
+                    model(x, y).backward()
+                    opt.step()
+                return eval_val(model, load_validation_tokens(cfg.shards_b))
+            main(None, None, 0, 1, 10)
+            """,
+            note="opaque setting names: the training loader reads the setting whose value is the training pattern",
+        ),
     )
     INVALID = (
+        Invalid(
+            code="""
+            import os
+            class Hyperparameters:
+                data_path = os.environ.get("DATA_PATH", "./data/datasets/fineweb10B_sp1024")
+                train_files = os.path.join(data_path, "fineweb_train_*.bin")
+                val_files = os.path.join(data_path, "fineweb_val_*.bin")
+            def main(model, opt, rank, world_size, steps):
+                args = Hyperparameters()
+                loader = DistributedTokenLoader(args.val_files, rank, world_size)
+                for step in range(steps):
+                    x, y = loader.next_batch()
+                    model(x, y).backward()
+                    opt.step()
+            main(None, None, 0, 1, 10)
+            """,
+            lines=(8,),
+            note="renamed consistently (tests/static/test_metamorphic.py), the setting is still known by the validation pattern its class gives it",
+        ),
         Invalid(
             code="""
             import torch
@@ -224,7 +262,7 @@ class ValInTrain(StaticRule):
                                 sources=("R-GPTQ-IN-TRAIN",),
                             )
                             break
-                elif any(_names_val_files(scope, a.value) for a in call.node.args):
+                elif any(_names_val_files(index, scope, a.value) for a in call.node.args):
                     used = self._used_for_training(index, flow, scope, call)
                     if used:
                         yield self.report(
@@ -243,7 +281,8 @@ class ValInTrain(StaticRule):
                         )
             for assignment in scope.assignments:
                 target = dotted(assignment.target) if isinstance(assignment.target, (cst.Name, cst.Attribute)) else None
-                if target and TRAIN_SETTING.search(target.rsplit(".", 1)[-1]) and assignment.value is not None:
+                if target and assignment.value is not None and (TRAIN_SETTING.search(target.rsplit(".", 1)[-1]) or (
+                        isinstance(assignment.target, cst.Attribute) and setting_role(assignment.target, index).has("train"))):
                     if flow.fact(assignment.value, scope).has("val:files"):
                         yield self.report(
                             source, assignment.stmt.node, assignment.stmt,
@@ -272,7 +311,8 @@ class ValInTrain(StaticRule):
             return cls._raw_val(node.func.value, scope, flow, depth + 1)
         if isinstance(node, cst.Subscript):
             return cls._raw_val(node.value, scope, flow, depth + 1)
-        if isinstance(node, cst.Call) and any(literal_role(a.value).has("val") for a in node.args):
+        if isinstance(node, cst.Call) and any((setting_role(a.value, flow.index) if isinstance(a.value, cst.Attribute)
+                                               else literal_role(a.value)).has("val") for a in node.args):
             return True  # a loader over the validation files
         name = dotted(node) if isinstance(node, (cst.Name, cst.Attribute)) else None
         if name is None:
@@ -346,23 +386,23 @@ def _where(flow: Flow, index: SourceIndex, stmt: Stmt) -> str:
     return f"{PurePosixPath(index.source.path).name}:{index.line(stmt.node)}"
 
 
-def _names_val_files(scope: Scope, node: cst.BaseExpression, depth: int = 0) -> bool:
+def _names_val_files(index: SourceIndex, scope: Scope, node: cst.BaseExpression, depth: int = 0) -> bool:
     """Whether an expression is the validation files themselves (their path, pattern or
     setting, a glob or join of it, through local names), not data read from them."""
-    if literal_role(node).has("val"):
+    if (setting_role(node, index) if isinstance(node, cst.Attribute) else literal_role(node)).has("val"):
         return True
     if depth > 4:
         return False
     if isinstance(node, cst.Name):
-        return any(a.value is not None and _names_val_files(scope, a.value, depth + 1) for a in scope.assigned(node.value)[:4])
+        return any(a.value is not None and _names_val_files(index, scope, a.value, depth + 1) for a in scope.assigned(node.value)[:4])
     if isinstance(node, cst.Call) and dotted(node.func) in ("glob.glob", "glob.iglob", "sorted", "list", "Path", "pathlib.Path", "os.path.join", "str"):
-        return any(_names_val_files(scope, a.value, depth + 1) for a in node.args)
+        return any(_names_val_files(index, scope, a.value, depth + 1) for a in node.args)
     if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("glob", "format", "join"):
-        return _names_val_files(scope, node.func.value, depth + 1) or any(_names_val_files(scope, a.value, depth + 1) for a in node.args)
+        return _names_val_files(index, scope, node.func.value, depth + 1) or any(_names_val_files(index, scope, a.value, depth + 1) for a in node.args)
     if isinstance(node, cst.FormattedString):
-        return any(_names_val_files(scope, p, depth + 1) for p in node.parts if isinstance(p, cst.FormattedStringText))
+        return any(_names_val_files(index, scope, p, depth + 1) for p in node.parts if isinstance(p, cst.FormattedStringText))
     if isinstance(node, cst.BinaryOperation):
-        return _names_val_files(scope, node.left, depth + 1) or _names_val_files(scope, node.right, depth + 1)
+        return _names_val_files(index, scope, node.left, depth + 1) or _names_val_files(index, scope, node.right, depth + 1)
     return False
 
 

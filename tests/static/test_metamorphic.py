@@ -45,6 +45,16 @@ def test_invalid_case_survives_renaming(rule, case, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(("rule", "case"), CASES)
+def test_invalid_case_survives_renaming_its_settings(rule, case, tmp_path, monkeypatch):
+    original = materialize(case, tmp_path / "original")
+    severities = {f.severity for f in _own(rule, original, monkeypatch) if f.status is case.status}
+    folder = materialize(case, tmp_path / "case")
+    _rewrite(folder, rewrites.rename_settings)
+    own = _own(rule, folder, monkeypatch)
+    assert {f.severity for f in own if f.status is case.status} >= severities, [(f.status.value, f.severity.value, f.message) for f in own]
+
+
+@pytest.mark.parametrize(("rule", "case"), CASES)
 def test_invalid_case_survives_moving_the_function(rule, case, tmp_path, monkeypatch):
     folder = materialize(case, tmp_path / "case")
     before = _own(rule, folder, monkeypatch)
@@ -91,3 +101,24 @@ def test_rewrites_keep_the_ast():
 
     names = {n.id for n in ast.walk(ast.parse(rewrites.rename_locals(text))) if isinstance(n, ast.Name)}
     assert not names & {"answers", "chunk", "ans", "prev"} and {"slot", "blend", "SIZE"} <= names
+
+
+def test_settings_rename_follows_the_setting_and_leaves_libraries_alone():
+    files = {
+        "train_gpt.py": (
+            "import os\n"
+            "class Hyperparameters:\n"
+            "    data_path = os.environ.get('DATA_PATH', './data')\n"
+            "    val_files = os.path.join(data_path, 'fineweb_val_*.bin')\n"
+            "    seed = 1337\n"
+            "args = Hyperparameters()\n"
+            "print(f'val_files:{args.val_files} seed:{args.seed}', os.path.sep)\n"
+        ),
+        "train.log": "val_files:./data/fineweb_val_*.bin seed:1337\nthe seed of the run\n",
+    }
+    out = rewrites.rename_settings(files)
+    code = out["train_gpt.py"]
+    assert "val_files" not in code.replace("val_files:", "") and "data_path" not in code and "os.path.join" in code
+    assert "os.path.sep" in code and "fineweb_val_*.bin" in code
+    log = out["train.log"]
+    assert "val_files" not in log and "seed:" not in log and "the seed of the run" in log
