@@ -301,6 +301,90 @@ class _Transformer(ast.NodeTransformer):
         return node
 
 
+#: Table sizes are powers of two at least this large (smaller moduli are vocabularies, heads, ...)
+#: and at most this (larger ones are integer wrap-arounds, ``% (1 << 64)``, not tables).
+MIN_TABLE, MAX_TABLE = 1 << 16, 1 << 36
+
+
+def _power_value(node: ast.AST) -> int | None:
+    """The value of ``1 << k``, ``2 ** k`` or an int literal, when it is a power of two of at
+    least :data:`MIN_TABLE`."""
+    value = None
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        value = node.value
+    elif (isinstance(node, ast.BinOp) and isinstance(node.op, (ast.LShift, ast.Pow))
+          and isinstance(node.left, ast.Constant) and isinstance(node.right, ast.Constant)
+          and isinstance(node.left.value, int) and isinstance(node.right.value, int) and 0 <= node.right.value < 63):
+        value = node.left.value << node.right.value if isinstance(node.op, ast.LShift) else node.left.value ** node.right.value
+    if isinstance(value, int) and MIN_TABLE <= value <= MAX_TABLE and value & (value - 1) == 0:
+        return value
+    return None
+
+
+def hash_table_sizes(tree: ast.AST) -> set[int]:
+    """Sizes of hashed tables, read from how keys are reduced into them: the modulus of
+    ``key % SIZE``, the mask of ``key & (SIZE - 1)`` (written as literals or through a name
+    assigned one, whatever the name), and a mask written ``(1 << k) - 1`` wherever it goes."""
+    assigned: dict[str, ast.AST] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            assigned.setdefault(node.targets[0].id, node.value)
+
+    def value_of(node: ast.AST, minus_one: bool) -> int | None:
+        if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:  # np.uint64(...)
+            node = node.args[0]
+        if isinstance(node, ast.Name) and node.id in assigned:
+            node = assigned[node.id]
+            if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
+                node = node.args[0]
+        if minus_one:
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and isinstance(node.right, ast.Constant) \
+                    and node.right.value == 1:
+                return _power_value(node.left)
+            if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+                return _power_value(ast.Constant(node.value + 1))
+            return None
+        return _power_value(node)
+
+    sizes: set[int] = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and isinstance(node.left, ast.BinOp)
+                and isinstance(node.right, ast.Constant) and node.right.value == 1):
+            size = _power_value(node.left)  # (1 << 22) - 1: a mask, wherever it is passed
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+            size = value_of(node.right, minus_one=False)
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitAnd):
+            size = value_of(node.right, minus_one=True) or value_of(node.left, minus_one=True)
+        else:
+            continue
+        if size is not None:
+            sizes.add(size)
+    return sizes
+
+
+class _TableSizes(ast.NodeTransformer):
+    """Every literal of a hashed table's size (and of its mask, size - 1) scaled alike."""
+
+    def __init__(self, sizes: set[int], scale: float) -> None:
+        self.scaled = {size: scaled_buckets(size, scale) for size in sizes}
+        self.adjustments: list[str] = []
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        value = _power_value(node)
+        if value in self.scaled:
+            self.adjustments.append(f"line {node.lineno}: hashed table size {value} scaled to {self.scaled[value]}")
+            return ast.copy_location(ast.Constant(self.scaled[value]), node)
+        return self.generic_visit(node)
+
+    def visit_Constant(self, node: ast.Constant) -> ast.AST:
+        if isinstance(node.value, int) and not isinstance(node.value, bool):
+            for size, new in self.scaled.items():
+                if node.value in (size, size - 1):
+                    self.adjustments.append(f"line {node.lineno}: hashed table size {size} scaled to {new}")
+                    return ast.copy_location(ast.Constant(new if node.value == size else new - 1), node)
+        return node
+
+
 def prepare(text: str, filename: str, bucket_scale: float | None = None) -> Prepared:
     """Parse and adjust a script; raises SyntaxError when it does not parse."""
     tree = ast.parse(text, filename=filename)
@@ -326,6 +410,13 @@ def prepare(text: str, filename: str, bucket_scale: float | None = None) -> Prep
         )
         ast.copy_location(entry, entry_body[0])
         tree.body.append(entry)
+    if bucket_scale and not any("scaled" in a for a in transformer.adjustments):
+        # no table size is named as one (BUCKETS = ...): the sizes the hashes are reduced into
+        sizes = hash_table_sizes(tree)
+        if sizes:
+            tables = _TableSizes(sizes, bucket_scale)
+            tree = tables.visit(tree)
+            transformer.adjustments.extend(dict.fromkeys(tables.adjustments))
     ast.fix_missing_locations(tree)
     code = compile(tree, filename, "exec")
     return Prepared(code, knobs, transformer.wrapped, has_entry, transformer.adjustments,

@@ -62,6 +62,38 @@ def test_bare_main_call_moves_into_the_entry():
     assert prepared.has_entry
 
 
+def test_tables_are_known_by_the_modulus_and_mask_of_their_keys_not_their_names():
+    """A table whose size no name announces: ``key % _NG_B``, a mask ``(1 << 22) - 1`` passed to
+    a helper. Every literal of that size (and its mask) is scaled alike; other powers of two
+    and integer wrap-arounds (``% (1 << 64)``) are left alone."""
+    script = textwrap.dedent('''
+        import numpy as np
+        _NG_B = 1 << 22
+        M = np.uint64((1 << 20) - 1)
+        CHUNK = 1 << 17
+        def keys(h, mask):
+            return h & mask
+        def eval_val(h):
+            table = np.zeros(1 << 20, dtype=np.uint32)
+            wrapped = (h * 2654435761) % (1 << 64)
+            return h % _NG_B, keys(h, M), len(table), wrapped
+    ''')
+    prepared = loader.prepare(script, "train_gpt.py", bucket_scale=1e-4)
+    namespace = {loader.WRAP: lambda fn, name: fn}
+    exec(prepared.code, namespace)
+    assert namespace["_NG_B"] == 512 and int(namespace["M"]) == 127 and namespace["CHUNK"] == 1 << 17
+    assert namespace["eval_val"](3 * 2**40 + 5)[2] == 128
+    assert namespace["eval_val"](2**63)[3] == (2**63 * 2654435761) % 2**64
+    assert any("hashed table size 4194304 scaled to 512" in a for a in prepared.adjustments)
+
+
+def test_a_table_named_as_one_is_scaled_by_its_name_only():
+    prepared = loader.prepare("BUCKETS = 1 << 22\nMASK = (1 << 20) - 1\n", "x.py", bucket_scale=1e-4)
+    namespace: dict = {}
+    exec(prepared.code, namespace)
+    assert namespace["BUCKETS"] == 512 and namespace["MASK"] == (1 << 20) - 1
+
+
 def test_scaled_buckets_keep_the_load():
     assert loader.scaled_buckets(4_194_304, 2048 / 50_000_000) == 128
     assert loader.scaled_buckets(16_777_216, 2048 / 50_000_000) == 512
