@@ -16,6 +16,7 @@ then the script's defaults. The harness
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class ClaimedStage:
     label: str  # as the seed log prints it ("legal_ttt_exact")
     log_line: str  # "train_seed42.log:1874"
     printed_by: str  # "train_gpt.py:812" (the statement matched to that line), or ""
+    log_text: str = ""  # the line itself, as the seed log has it
 
     def describe(self) -> str:
         by = f", printed by {self.printed_by}" if self.printed_by else ""
@@ -107,7 +109,8 @@ def scored_runtime(scored: ScoredConfiguration, program: Program | None = None,
         assert r.stage is not None
         printed = r.stage_printed_by()
         by = f"{PurePath(printed.format.source.path).name}:{printed.format.line}" if printed is not None else ""
-        stages.setdefault(r.stage, ClaimedStage(r.stage, f"{PurePath(r.log).name}:{r.stage_line}", by))
+        text = printed.text[:MAX_LINE_CHARS] if printed is not None else ""
+        stages.setdefault(r.stage, ClaimedStage(r.stage, f"{PurePath(r.log).name}:{r.stage_line}", by, text))
     return ScoredRuntime(env, sources, run.world_size, tuple(stages.values()))
 
 
@@ -179,5 +182,31 @@ def stage_reasons(stage: ClaimedStage, lines: Sequence[str], passes: Sequence[Pa
     for score in printed:
         p = scorer_of(score, passes)
         if p is not None:
+            dormant = _dormant(stage.log_text, [line for line in lines if stage.label in line])
+            if dormant:
+                return [f"{head}: {dormant}"], None
             return [], p.name
     return [f"{head}: the value on its line ({printed[0].bpb_text}) is none a captured evaluation returned"], None
+
+
+#: ``name:value`` (or ``name=value``) bits-per-byte fields of a score line.
+_BPB_FIELD = re.compile(r"([A-Za-z_]*bpb[A-Za-z_]*)\s*[:=]\s*(-?\d+\.\d+)")
+
+
+def _dormant(log_text: str, sandbox_lines: Sequence[str]) -> str:
+    """Why the sandboxed run did not reproduce what the claimed line shows ("" when it did).
+
+    A claimed line that prints two bits-per-byte figures apart (``sliding_bpb:1.1478
+    val_bpb:0.3922``: the model's and the mixture's) shows its mechanism at work. When the
+    sandboxed run prints the same two figures equal, that mechanism did not act at the shrunk
+    scale (an n-gram table read before its first update), and probes of that run say nothing
+    about it.
+    """
+    logged = {k: float(v) for k, v in _BPB_FIELD.findall(log_text)}
+    for line in sandbox_lines:
+        ran = dict(_BPB_FIELD.findall(line))
+        for a, b in itertools.combinations(sorted(set(logged) & set(ran)), 2):
+            if abs(logged[a] - logged[b]) > 1e-3 and ran[a] == ran[b]:
+                return (f"its line prints {a} and {b} apart in the seed log ({logged[a]:g} and {logged[b]:g}) but "
+                        f"equal in the sandboxed run ({ran[a]}): what separates them did not act at the shrunk scale")
+    return ""

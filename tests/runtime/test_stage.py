@@ -204,3 +204,21 @@ def test_a_label_composed_from_a_line_s_words_finds_that_line():
     stage = ClaimedStage(score.raw_label, "train_seed1337.log:248", "train_gpt.py:1526")
     passes = [PassRecord("ppm_eval", 0, 0, 0.1, [3.4816512], True, scored=10)]
     assert stage_reasons(stage, lines, passes) == ([], "ppm_eval")
+
+
+def test_a_mechanism_the_claimed_line_shows_must_act_in_the_sandboxed_run():
+    """The seed log's claimed line prints the model's bpb and the mixture's apart; a sandboxed
+    run that prints them equal never ran the mixture, and its pass would not be about it."""
+    stage = ClaimedStage("final_sliding_window_exact", "train_seed1337.log:90", "train_gpt.py:1462",
+                         "final_sliding_window_exact sliding_bpb:1.14775606 val_bpb:0.39220592")
+    passes = [PassRecord("eval_val_sliding", 0, 0, 0.1, [4.151, 3.52673995, 3.52673995], True, scored=10)]
+    dormant = ["final_sliding_window_exact sliding_bpb:3.52673995 val_bpb:3.52673995"]
+    reasons, scorer = stage_reasons(stage, dormant, passes)
+    assert scorer is None and "did not act" in reasons[0] and "sliding_bpb" in reasons[0]
+    passes = [PassRecord("eval_val_sliding", 0, 0, 0.1, [4.151, 3.52673995, 3.10000001], True, scored=10)]
+    active = ["final_sliding_window_exact sliding_bpb:3.52673995 val_bpb:3.10000001"]
+    assert stage_reasons(stage, active, passes) == ([], "eval_val_sliding")
+    plain = ClaimedStage("final_sliding_window_exact", "train_seed1337.log:90", "train_gpt.py:1462",
+                         "final_sliding_window_exact sliding_bpb:1.14775606 val_bpb:1.14775606")
+    model_only = [PassRecord("eval_val_sliding", 0, 0, 0.1, [3.52673995], True, scored=10)]
+    assert stage_reasons(plain, dormant, model_only) == ([], "eval_val_sliding")
