@@ -77,6 +77,7 @@ REASON_CLASSES = (
     ("the scored stage is unknown", "scored stage unknown"),
     ("never printed its line", "scored stage never printed"),
     ("is none a captured evaluation returned", "scored value from no captured evaluation"),
+    ("did not act at the shrunk scale", "claimed mechanism did not act (shrunk run)"),
     ("not run", "probe not run"), ("inconclusive", "probe inconclusive"),
 )
 
