@@ -9,8 +9,10 @@ in arguments and module state, so that replays can swap the stream in place.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,19 +171,7 @@ def select_scored(pass_id: int, returned: list[float]) -> tuple[str, list[track.
 
 def _latest(chosen: list[track.Record]) -> list[track.Record]:
     """Per target, only the most recent non-zero score (copies; the records are not changed)."""
-    owner: dict[int, int] = {}
-    for i, rec in enumerate(chosen):
-        for p, v in zip(rec.positions.tolist(), rec.values.tolist()):
-            if v != 0.0:
-                owner[p] = i
-    out = []
-    for i, rec in enumerate(chosen):
-        mask = np.array([owner.get(p) == i and v != 0.0 for p, v in zip(rec.positions.tolist(), rec.values.tolist())],
-                        dtype=bool)
-        if mask.any():
-            out.append(track.Record(rec.rid, rec.positions[mask], rec.values[mask], rec.kind, rec.grad, rec.passes,
-                                    rec.ordinal, rec.acc, rec.site))
-    return out
+    return _last_owner(chosen, lambda i, rec: i)
 
 
 def _latest_site(chosen: list[track.Record]) -> list[track.Record]:
@@ -193,18 +183,24 @@ def _latest_site(chosen: list[track.Record]) -> list[track.Record]:
     last targets twice (a last window of exactly ``stride`` targets scored from 0) counts them
     twice. :func:`_latest` keeps one score per target and so misses the second.
     """
-    last: dict[int, tuple[str, int] | None] = {}
-    for rec in chosen:
+    return _last_owner(chosen, lambda i, rec: rec.site)
+
+
+def _last_owner(chosen: list[track.Record], owner_of: Callable[[int, track.Record], Any]) -> list[track.Record]:
+    """Per target, the non-zero scores of its last owner (``owner_of(index, record)``: the
+    record itself, or the line that made it), as copies of the records holding them."""
+    owner: dict[int, Any] = {}
+    for i, rec in enumerate(chosen):
         for p, v in zip(rec.positions.tolist(), rec.values.tolist()):
             if v != 0.0:
-                last[p] = rec.site
+                owner[p] = owner_of(i, rec)
     out = []
-    for rec in chosen:
-        mask = np.array([v != 0.0 and last[p] == rec.site
-                         for p, v in zip(rec.positions.tolist(), rec.values.tolist())], dtype=bool)
+    for i, rec in enumerate(chosen):
+        mine = owner_of(i, rec)
+        mask = np.array([v != 0.0 and owner[p] == mine for p, v in zip(rec.positions.tolist(), rec.values.tolist())],
+                        dtype=bool)
         if mask.any():
-            out.append(track.Record(rec.rid, rec.positions[mask], rec.values[mask], rec.kind, rec.grad, rec.passes,
-                                    rec.ordinal, rec.acc, rec.site))
+            out.append(dataclasses.replace(rec, positions=rec.positions[mask], values=rec.values[mask]))
     return out
 
 

@@ -165,21 +165,22 @@ def _is_bare_entry_call(node: ast.stmt, defined: set[str]) -> bool:
     return False
 
 
+def _int_literal(node: ast.AST) -> int | None:
+    """The value of an int literal, ``1 << k`` or ``2 ** k`` (literal operands only)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    if (isinstance(node, ast.BinOp) and isinstance(node.op, (ast.LShift, ast.Pow))
+            and isinstance(node.left, ast.Constant) and isinstance(node.right, ast.Constant)):
+        left, right = node.left.value, node.right.value
+        if isinstance(left, int) and isinstance(right, int) and 0 <= right < 63:
+            return left << right if isinstance(node.op, ast.LShift) else left**right
+    return None
+
+
 def _scaled_int(node: ast.AST, scale: float) -> ast.AST | None:
     """A scaled copy of an int literal (or ``1 << k`` / ``2 ** k``) of at least 4096."""
-    value = None
-    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
-        value = node.value
-    elif isinstance(node, ast.BinOp) and isinstance(node.op, (ast.LShift, ast.Pow)):
-        try:
-            value = ast.literal_eval(node)
-        except (ValueError, TypeError, SyntaxError):
-            value = None
-        if value is None and isinstance(node.left, ast.Constant) and isinstance(node.right, ast.Constant):
-            left, right = node.left.value, node.right.value
-            if isinstance(left, int) and isinstance(right, int) and 0 <= right < 63:
-                value = left << right if isinstance(node.op, ast.LShift) else left**right
-    if not isinstance(value, int) or value < 4096:
+    value = _int_literal(node)
+    if value is None or value < 4096:
         return None
     return ast.copy_location(ast.Constant(scaled_buckets(value, scale)), node)
 
@@ -307,16 +308,10 @@ MIN_TABLE, MAX_TABLE = 1 << 16, 1 << 36
 
 
 def _power_value(node: ast.AST) -> int | None:
-    """The value of ``1 << k``, ``2 ** k`` or an int literal, when it is a power of two of at
-    least :data:`MIN_TABLE`."""
-    value = None
-    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
-        value = node.value
-    elif (isinstance(node, ast.BinOp) and isinstance(node.op, (ast.LShift, ast.Pow))
-          and isinstance(node.left, ast.Constant) and isinstance(node.right, ast.Constant)
-          and isinstance(node.left.value, int) and isinstance(node.right.value, int) and 0 <= node.right.value < 63):
-        value = node.left.value << node.right.value if isinstance(node.op, ast.LShift) else node.left.value ** node.right.value
-    if isinstance(value, int) and MIN_TABLE <= value <= MAX_TABLE and value & (value - 1) == 0:
+    """The value of ``1 << k``, ``2 ** k`` or an int literal, when it is a power of two between
+    :data:`MIN_TABLE` and :data:`MAX_TABLE`."""
+    value = _int_literal(node)
+    if value is not None and MIN_TABLE <= value <= MAX_TABLE and value & (value - 1) == 0:
         return value
     return None
 

@@ -142,7 +142,7 @@ class Tracker:
 
     def provenance_of_number(self, value: Any) -> frozenset[int]:
         """The records behind a plain number just read out of a tagged scalar (empty if none)."""
-        if not self.recent or isinstance(value, bool) or not isinstance(value, float):
+        if not self.recent or not isinstance(value, float):
             return frozenset()
         return self.recent.get(value, frozenset())
 
