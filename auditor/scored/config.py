@@ -25,6 +25,7 @@ Each setting names its source (``train_seed42.log:1874``).
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -162,7 +163,7 @@ class ScoredConfiguration:
         printed values of its own expressions say, and the world size."""
         out: dict[str, EnvValue] = {}
         attributes = config.attribute_env()
-        constants = _constant_env(config)
+        constants = config.constant_env()
         conflicting: set[str] = set()
         for run in self.runs:
             for matches in run.matches.all.values():
@@ -188,7 +189,7 @@ class ScoredConfiguration:
         log printed, its world size, the run commands shipped with it, then the defaults."""
         seen: dict[str, Setting] = {}
         for config in configs:
-            attributes, constants = config.attribute_env(), _constant_env(config)
+            attributes, constants = config.attribute_env(), config.constant_env()
             for matches in run.matches.all.values():
                 match = matches[-1]
                 for expr, value in match.settings().items():
@@ -197,7 +198,10 @@ class ScoredConfiguration:
                         seen[var] = Setting(var, value, match.where(), expr)
         if run.world_size is not None:
             seen.setdefault(LAUNCHER_WORLD_SIZE, Setting(LAUNCHER_WORLD_SIZE, str(run.world_size), run.world_size_source))
-        for command in commands:
+        # the run's own hyperparameter dump before the run commands shipped beside it: a README's
+        # command may be a parent's, the dump is what this run read
+        own = PurePath(run.log).name
+        for command in sorted(commands, key=lambda c: not any(env.origin == own for env in c.values())):
             for var, env in command.items():
                 if any(c.isalnum() for c in str(env.value)):  # a dump's value cut at a "/" says nothing
                     seen.setdefault(var, Setting(var, str(env.value), env.origin))
@@ -262,18 +266,6 @@ def _guard_keys(guards: tuple[Guard, ...]) -> list[tuple[int, bool, str]]:
 
 def _plain(value: str) -> bool:
     return bool(value) and len(value) <= 40 and re.fullmatch(r"[\w.+-]+", value) is not None
-
-
-def _constant_env(config: Config) -> dict[str, str]:
-    """Module-level names that read exactly one environment variable: name -> variable."""
-    out = {}
-    for name, value in config.constants.items():
-        if value is None:
-            continue
-        result = config.evaluate(value, config.index.module_scope)
-        if len(result.env) == 1 and result.env[0].origin == "default":
-            out[name] = result.env[0].name
-    return out
 
 
 def _env_for(expr: str, attributes: dict[str, str], constants: dict[str, str]) -> str | None:

@@ -236,15 +236,59 @@ class Config:
         return init is not None and any(self._is_env_call(c.node) for c in init.calls)
 
     def attribute_env(self) -> dict[str, str]:
-        """Configuration attributes that read exactly one environment variable: name -> variable."""
-        out = {}
-        for name, values in self.attributes.items():
-            if len(values) != 1:
+        """Configuration attributes whose printed value is one environment variable's: name -> variable.
+
+        A dump line ``ttt_epochs: 3`` says what ``TTT_EPOCHS`` was only when the attribute shows
+        the variable itself: its text, parsed (``int(os.environ.get("TTT_EPOCHS", 1))``), or a
+        flag that is true exactly when the variable is ``"1"`` (``os.environ.get("TTT", "0") ==
+        "1"``; printed ``True``, read back as ``1``). A value derived from a variable says nothing
+        about the variable's text: ``is_main_process = rank == 0`` prints ``True`` when ``RANK``
+        is ``0``, a path joined onto ``DATA_DIR`` is not ``DATA_DIR``.
+        """
+        return self._printing_env({name: values[0] for name, values in self.attributes.items() if len(values) == 1})
+
+    def constant_env(self) -> dict[str, str]:
+        """Module-level names whose printed value is one environment variable's (as :meth:`attribute_env`)."""
+        return self._printing_env({name: value for name, value in self.constants.items() if value is not None})
+
+    def _printing_env(self, expressions: Mapping[str, cst.BaseExpression]) -> dict[str, str]:
+        scope = self.index.module_scope
+        out: dict[str, str] = {}
+        flags: dict[str, tuple[cst.BaseExpression, str]] = {}
+        for name, value in expressions.items():
+            result = self.evaluate(value, scope)
+            if len(result.env) != 1 or result.env[0].origin != "default":
                 continue
-            result = self.evaluate(values[0], self.index.module_scope)
-            if len(result.env) == 1 and result.env[0].origin == "default":
+            if self._parsed_read(value, 0):
                 out[name] = result.env[0].name
+            elif isinstance(result.value, bool):
+                flags[name] = (value, result.env[0].name)
+        if flags:
+            # each flag reads one variable: two configurations, every such variable "1" or "0"
+            on, off = (
+                Config(self.index, main=self.main, overrides={**self.overrides, **{var: EnvValue(var, text, "probe") for _, var in flags.values()}})
+                for text in ("1", "0")
+            )
+            for name, (value, var) in flags.items():
+                if on.evaluate(value, scope).value is True and off.evaluate(value, scope).value is False:
+                    out[name] = var
         return out
+
+    def _parsed_read(self, node: cst.BaseExpression, depth: int) -> bool:
+        """The expression is an environment read, at most converted (``int``, ``float``, ``bool``, ``str``)."""
+        if depth > 4:
+            return False
+        if isinstance(node, cst.Call):
+            name = dotted(node.func) or ""
+            if name in ("int", "float", "bool", "str") and len(node.args) == 1 and node.args[0].keyword is None and not node.args[0].star:
+                return self._parsed_read(node.args[0].value, depth + 1)
+            return self._is_env_call(node)
+        if isinstance(node, cst.Subscript):
+            return dotted(node.value) in ("os.environ", "environ")
+        if isinstance(node, cst.Name):
+            constant = self.constants.get(node.value)
+            return constant is not None and self._parsed_read(constant, depth + 1)
+        return False
 
     def read_names(self) -> set[str]:
         """Names of the environment variables the script reads with a literal name."""
@@ -605,7 +649,7 @@ def log_scenarios(logs: Mapping[str, str], attributes: Mapping[str, str]) -> lis
     if not attributes:
         return []
     pattern = re.compile(
-        r"(?:^|[\s,{(])(" + "|".join(re.escape(a) for a in sorted(attributes, key=len, reverse=True)) + r")\s*[:=]\s*['\"]?([\w.+-]+)",
+        r"(?:^|[\s,{(])(" + "|".join(re.escape(a) for a in sorted(attributes, key=len, reverse=True)) + r")[ \t]*[:=][ \t]*['\"]?([\w.+-]+)",  # one line: an empty value is no value
         re.M,
     )
     scenarios: list[dict[str, EnvValue]] = []

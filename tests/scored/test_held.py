@@ -109,3 +109,19 @@ def test_a_guard_that_holds_by_default_changes_nothing(tmp_path):
     scored = _scored(tmp_path, body, TTT_LINE)
     assert scored.env.get("TTT_ENABLED") == "0"
     assert not any("printed where" in s for s in scored.sources.values())
+
+
+def test_the_runs_own_dump_wins_over_the_readme_command(tmp_path):
+    # a README's command may be a parent record's; the hyperparameter dump is what this run read
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    script = SCRIPT.replace("class Hyperparameters:\n", 'class Hyperparameters:\n    is_main = int(os.environ.get("RANK", "0")) == 0\n')
+    (folder / "train_gpt.py").write_text(script.replace("{BODY}", "pass"))
+    (folder / "README.md").write_text("```\nTTT_CHUNK=2048 RANK=0 torchrun --nproc_per_node=8 train_gpt.py\n```\n")
+    dump = "Hyperparameters:\n  chunk: 4096\n  is_main: True\n  mode: plain\n"
+    (folder / "train_seed1.log").write_text(dump + LOG.replace("{LINE}", ""))
+    evidence = Evidence(discover([folder])[0])
+    scored = scored_runtime(evidence.scored, evidence.program, evidence.records)
+    assert scored.env["TTT_CHUNK"] == "4096" and scored.sources["TTT_CHUNK"] == "train_seed1.log"
+    # ``is_main: True`` says RANK was 0, not "1": a derived value is not the variable's text
+    assert scored.env["RANK"] == "0" and scored.sources["RANK"] == "README.md"

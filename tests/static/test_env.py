@@ -80,6 +80,39 @@ def test_logs_give_the_settings_they_print():
     assert {k: v.value for k, v in scenarios[0].items()} == {"NGRAM_CACHE": "1", "TTT_EPOCHS": "3"}
 
 
+def test_an_empty_value_in_a_dump_takes_nothing_from_the_next_line():
+    dump = "Hyperparameters:\n  artifact_dir: \n  attn_clip_sigmas: 13.0\n"
+    scenarios = log_scenarios({"train.log": dump}, {"artifact_dir": "ARTIFACT_DIR", "attn_clip_sigmas": "ATTN_CLIP_SIGMAS"})
+    assert {k: v.value for k, v in scenarios[0].items()} == {"ATTN_CLIP_SIGMAS": "13.0"}
+
+
+DERIVED = """
+import os
+DATA_DIR = os.environ.get("DATA_DIR", "./data")
+VOCAB = int(os.environ.get("VOCAB_SIZE", "1024"))
+class Hyperparameters:
+    rank = int(os.environ.get("RANK", "0"))
+    is_main_process = int(os.environ.get("RANK", "0")) == 0
+    train_files = os.path.join(DATA_DIR, "fineweb_train_*.bin")
+    vocab_size = VOCAB
+    slot = os.environ.get("SLOT", "0") == "1"
+    ttt = int(os.environ.get("TTT_STEPS", "0")) > 0
+    epochs = bool(int(os.getenv("EPOCHS", "1")))
+    doubled = int(os.environ.get("LAYERS", "4")) * 2
+"""
+
+
+def test_only_attributes_that_print_the_variable_itself_map_to_it():
+    _, index = indexed(DERIVED)
+    mapped = Config(index).attribute_env()
+    assert mapped == {"rank": "RANK", "vocab_size": "VOCAB_SIZE", "slot": "SLOT", "ttt": "TTT_STEPS", "epochs": "EPOCHS"}
+    # a flag true when RANK is 0, a path joined onto DATA_DIR, a multiple of LAYERS: their
+    # printed values are not the variables' text
+    constants = Config(index).constant_env()
+    assert constants["DATA_DIR"] == "DATA_DIR" and constants["VOCAB"] == "VOCAB_SIZE"
+    assert not {"is_main_process", "train_files", "doubled"} & set(constants)
+
+
 REREAD = """
 import os
 def main():
