@@ -25,16 +25,19 @@ Each setting names its source (``train_seed42.log:1874``).
 from __future__ import annotations
 
 import re
-from pathlib import PurePath
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
+
+import libcst as cst
 
 from auditor.scored.formats import LogFormat, formats_of
 from auditor.scored.logmatch import LogMatches, Match, Matcher
 from auditor.source import PythonSource, Role
 from auditor.static.env import _LOG_VALUE, ENV_GETTERS, UNKNOWN, Config, EnvValue
 from auditor.static.env import WORLD_SIZE_VARIABLE as LAUNCHER_WORLD_SIZE
-from auditor.static.index import Guard, Stmt, index_of
+from auditor.static.index import Guard, Scope, Stmt, index_of
+from auditor.static.names import dotted
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -169,7 +172,7 @@ class ScoredConfiguration:
             for matches in run.matches.all.values():
                 for match in matches:
                     for expr, value in match.settings().items():
-                        var = _env_for(expr, attributes, constants)
+                        var = _env_for(expr, attributes, constants, match.format.stmt.scope)
                         if var is None or not _plain(value):
                             continue
                         value = _LOG_VALUE.get(value.lower(), value)
@@ -193,7 +196,7 @@ class ScoredConfiguration:
             for matches in run.matches.all.values():
                 match = matches[-1]
                 for expr, value in match.settings().items():
-                    var = _env_for(expr, attributes, constants)
+                    var = _env_for(expr, attributes, constants, match.format.stmt.scope)
                     if var is not None and _plain(value) and var not in seen:
                         seen[var] = Setting(var, value, match.where(), expr)
         if run.world_size is not None:
@@ -268,13 +271,23 @@ def _plain(value: str) -> bool:
     return bool(value) and len(value) <= 40 and re.fullmatch(r"[\w.+-]+", value) is not None
 
 
-def _env_for(expr: str, attributes: dict[str, str], constants: dict[str, str]) -> str | None:
-    """The environment variable a printed expression reads (``args.order`` → its variable)."""
+def _env_for(expr: str, attributes: dict[str, str], constants: dict[str, str], scope: Scope | None = None) -> str | None:
+    """The environment variable a printed expression reads (``args.order`` → its variable).
+
+    A local name the printing function assigned once from a setting (``use_dirichlet =
+    args.dirichlet_enabled``, then ``f"dirichlet={use_dirichlet}"``) prints that setting."""
     if not _SIMPLE.match(expr):
         return None
     if "." in expr:
         return attributes.get(expr.rsplit(".", 1)[1])
-    return constants.get(expr) or attributes.get(expr)
+    found = constants.get(expr) or attributes.get(expr)
+    if found is None and scope is not None and not scope.is_module:
+        assigned = [a for a in scope.assignments if isinstance(a.target, cst.Name) and a.target.value == expr]
+        if len(assigned) == 1 and assigned[0].kind == "assign" and assigned[0].position is None and assigned[0].value is not None:
+            value = dotted(assigned[0].value)
+            if value is not None and value != expr:
+                return _env_for(value, attributes, constants)
+    return found
 
 
 def scored_configuration(bundle: Bundle, records: RecordsAnalysis) -> ScoredConfiguration:

@@ -141,6 +141,8 @@ _PURE_FUNCS = {
     "round": round,
 }
 _STR_METHODS = frozenset({"lower", "upper", "strip", "lstrip", "rstrip", "casefold", "isdigit"})
+#: String methods whose result, set as the variable, prints the same again.
+_NORMALIZING = _STR_METHODS - {"isdigit"}
 
 
 @dataclass
@@ -275,13 +277,16 @@ class Config:
         return out
 
     def _parsed_read(self, node: cst.BaseExpression, depth: int) -> bool:
-        """The expression is an environment read, at most converted (``int``, ``float``, ``bool``, ``str``)."""
+        """The expression is an environment read, at most converted (``int``, ``float``, ``bool``,
+        ``str``) or normalized (``.strip().lower()``)."""
         if depth > 4:
             return False
         if isinstance(node, cst.Call):
             name = dotted(node.func) or ""
             if name in ("int", "float", "bool", "str") and len(node.args) == 1 and node.args[0].keyword is None and not node.args[0].star:
                 return self._parsed_read(node.args[0].value, depth + 1)
+            if isinstance(node.func, cst.Attribute) and node.func.attr.value in _NORMALIZING and not node.args:
+                return self._parsed_read(node.func.value, depth + 1)  # ``.strip().lower()``: its own text again
             return self._is_env_call(node)
         if isinstance(node, cst.Subscript):
             return dotted(node.value) in ("os.environ", "environ")
@@ -638,27 +643,37 @@ def run_scenarios(texts: Mapping[str, str], wanted: Iterable[str]) -> list[dict[
     return scenarios[:12]
 
 
+_TYPE_NAMES = frozenset({"int", "float", "bool", "str"})
 _LOG_VALUE = {"enabled": "1", "true": "1", "on": "1", "yes": "1", "disabled": "0", "false": "0", "off": "0", "no": "0", "none": "0"}
 
 
-def log_scenarios(logs: Mapping[str, str], attributes: Mapping[str, str]) -> list[dict[str, EnvValue]]:
+def log_scenarios(logs: Mapping[str, str], attributes: Mapping[str, str],
+                  code_lines: frozenset[str] = frozenset()) -> list[dict[str, EnvValue]]:
     """Settings a submission's logs print (``ngram_cache:enabled``, ``ttt_epochs=3``), one dict per log.
 
     ``attributes`` maps a configuration attribute to the environment variable it reads.
+    ``code_lines`` are the stripped lines of the submission's sources: a log that dumps its
+    script holds ``rope_dims=rope_dims,`` and ``seed = int(os.environ.get(...))``, which are
+    code, not the values the run printed.
     """
     if not attributes:
         return []
     pattern = re.compile(
-        r"(?:^|[\s,{(])(" + "|".join(re.escape(a) for a in sorted(attributes, key=len, reverse=True)) + r")[ \t]*[:=][ \t]*['\"]?([\w.+-]+)",  # one line: an empty value is no value
+        r"(?:^|[\s,{(])(" + "|".join(re.escape(a) for a in sorted(attributes, key=len, reverse=True)) + r")[ \t]*[:=][ \t]*['\"]?([\w.+-]+)"
+        # the whole value, on its line: not the start of a schedule (256:8,2000:24), a list (4,5)
+        # or a call (a code dump's ``seed = int(...)``); an empty value is no value
+        r"(?=$|[ \t]|,(?:[ \t]|$|[A-Za-z_]\w*[ \t]*[:=])|[})\]'\";])",
         re.M,
     )
     scenarios: list[dict[str, EnvValue]] = []
     for name, text in logs.items():
         found: dict[str, EnvValue] = {}
+        if code_lines:
+            text = "\n".join(line for line in text.splitlines() if line.strip() not in code_lines)
         for attr, raw in pattern.findall(text):
             var = attributes[attr]
-            if var in found:
-                continue
+            if var in found or raw in _TYPE_NAMES:
+                continue  # a code dump's annotation (``num_layers: int = ...``) is no value
             value = _LOG_VALUE.get(raw.lower(), raw)
             found[var] = EnvValue(var, value, name)
         if found and found not in scenarios:

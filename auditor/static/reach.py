@@ -87,7 +87,8 @@ class Program:
             attributes: dict[str, str] = {}
             for config in defaults.values():
                 attributes.update(config.attribute_env())
-            extra += log_scenarios(logs, attributes)
+            code_lines = frozenset(line.strip() for source in self.sources for line in source.text.splitlines() if line.strip())
+            extra += log_scenarios(logs, attributes, code_lines)
         #: The settings of the shipped run commands and hyperparameter dumps, one dict per run.
         self.run_settings: list[dict[str, EnvValue]] = extra
         for settings in extra:

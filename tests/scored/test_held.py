@@ -115,13 +115,22 @@ def test_the_runs_own_dump_wins_over_the_readme_command(tmp_path):
     # a README's command may be a parent record's; the hyperparameter dump is what this run read
     folder = tmp_path / "sub"
     folder.mkdir()
-    script = SCRIPT.replace("class Hyperparameters:\n", 'class Hyperparameters:\n    is_main = int(os.environ.get("RANK", "0")) == 0\n')
-    (folder / "train_gpt.py").write_text(script.replace("{BODY}", "pass"))
+    script = SCRIPT.replace("class Hyperparameters:\n", 'class Hyperparameters:\n    is_main = int(os.environ.get("RANK", "0")) == 0\n'
+                                                          "    # chunk=1 in a smoke test\n").replace("{BODY}", "pass")
+    (folder / "train_gpt.py").write_text(script)
     (folder / "README.md").write_text("```\nTTT_CHUNK=2048 RANK=0 torchrun --nproc_per_node=8 train_gpt.py\n```\n")
     dump = "Hyperparameters:\n  chunk: 4096\n  is_main: True\n  mode: plain\n"
-    (folder / "train_seed1.log").write_text(dump + LOG.replace("{LINE}", ""))
+    # the log dumps the script first: its comment is code, not a value the run printed
+    (folder / "train_seed1.log").write_text(script + "=" * 20 + "\n" + dump + LOG.replace("{LINE}", ""))
     evidence = Evidence(discover([folder])[0])
     scored = scored_runtime(evidence.scored, evidence.program, evidence.records)
     assert scored.env["TTT_CHUNK"] == "4096" and scored.sources["TTT_CHUNK"] == "train_seed1.log"
     # ``is_main: True`` says RANK was 0, not "1": a derived value is not the variable's text
     assert scored.env["RANK"] == "0" and scored.sources["RANK"] == "README.md"
+
+
+def test_a_local_alias_of_a_setting_prints_that_setting(tmp_path):
+    body = '''use = args.ttt_enabled
+    print(f"adaptation use={use}")'''
+    scored = _scored(tmp_path, body, "adaptation use=True")
+    assert scored.env["TTT_ENABLED"] == "1" and scored.sources["TTT_ENABLED"].startswith("train_seed1.log:")

@@ -99,13 +99,14 @@ class Hyperparameters:
     ttt = int(os.environ.get("TTT_STEPS", "0")) > 0
     epochs = bool(int(os.getenv("EPOCHS", "1")))
     doubled = int(os.environ.get("LAYERS", "4")) * 2
+    act = os.environ.get("MLP_ACT", "relu_sq").strip().lower()
 """
 
 
 def test_only_attributes_that_print_the_variable_itself_map_to_it():
     _, index = indexed(DERIVED)
     mapped = Config(index).attribute_env()
-    assert mapped == {"rank": "RANK", "vocab_size": "VOCAB_SIZE", "slot": "SLOT", "ttt": "TTT_STEPS", "epochs": "EPOCHS"}
+    assert mapped == {"rank": "RANK", "vocab_size": "VOCAB_SIZE", "slot": "SLOT", "ttt": "TTT_STEPS", "epochs": "EPOCHS", "act": "MLP_ACT"}
     # a flag true when RANK is 0, a path joined onto DATA_DIR, a multiple of LAYERS: their
     # printed values are not the variables' text
     constants = Config(index).constant_env()
@@ -158,3 +159,12 @@ def test_the_configuration_object_is_known_from_where_it_comes_from_not_its_name
     # an instance of another class, and a parameter no caller passes: unknown
     assert _value(PROVENANCE, "other.blend", "entry").value is UNKNOWN
     assert _value(PROVENANCE, "w.blend", "helper").value is UNKNOWN
+
+
+def test_a_dumped_script_in_a_log_sets_nothing():
+    code = 'class H:\n    order_adaptive = bool(int(os.environ.get("ORDER_ADAPTIVE", "0")))\n    """When order_adaptive=True, per-order thresholds."""\n'
+    log = code + "step:1/2 train_loss:3.0\n"
+    attributes = {"order_adaptive": "ORDER_ADAPTIVE"}
+    assert log_scenarios({"train.log": log}, attributes)[0]["ORDER_ADAPTIVE"].value == "1"  # the docstring, read as a value
+    code_lines = frozenset(line.strip() for line in code.splitlines())
+    assert log_scenarios({"train.log": log}, attributes, code_lines) == []
