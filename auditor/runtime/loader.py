@@ -195,7 +195,8 @@ def scaled_buckets(value: int, scale: float) -> int:
 
 
 class _Transformer(ast.NodeTransformer):
-    def __init__(self, bucket_scale: float | None) -> None:
+    def __init__(self, bucket_scale: float | None, scorers: frozenset[str] = frozenset()) -> None:
+        self.scorers = scorers
         self.wrapped: list[str] = []
         self.adjustments: list[str] = []
         self.bucket_scale = bucket_scale
@@ -214,7 +215,7 @@ class _Transformer(ast.NodeTransformer):
             items = new if isinstance(new, list) else [new] if new is not None else []
             out.extend(items)
             if (not in_class and isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
-                    and is_eval_name(stmt.name)):
+                    and (is_eval_name(stmt.name) or stmt.name in self.scorers)):
                 wrap = ast.parse(f"{stmt.name} = {WRAP}({stmt.name}, {stmt.name!r})").body[0]
                 for n in ast.walk(wrap):
                     ast.copy_location(n, stmt)
@@ -380,8 +381,9 @@ class _TableSizes(ast.NodeTransformer):
         return node
 
 
-def prepare(text: str, filename: str, bucket_scale: float | None = None) -> Prepared:
-    """Parse and adjust a script; raises SyntaxError when it does not parse."""
+def prepare(text: str, filename: str, bucket_scale: float | None = None, scorers: frozenset[str] = frozenset()) -> Prepared:
+    """Parse and adjust a script; raises SyntaxError when it does not parse. Functions named
+    like an evaluation, and those in ``scorers``, are wrapped to be captured."""
     tree = ast.parse(text, filename=filename)
     knobs = scan_knobs(tree)
     defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
@@ -394,7 +396,7 @@ def prepare(text: str, filename: str, bucket_scale: float | None = None) -> Prep
             entry_body.append(stmt)
         else:
             body.append(stmt)
-    transformer = _Transformer(bucket_scale)
+    transformer = _Transformer(bucket_scale, scorers)
     tree.body = transformer._visit_body(body, in_class=False)
     has_entry = bool(entry_body)
     if has_entry:

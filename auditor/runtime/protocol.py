@@ -51,6 +51,9 @@ class Job:
     scored_world_size: int | None = None
     #: Labels of the claimed stages: the driver keeps the output lines that carry them.
     stage_labels: list[str] = field(default_factory=list)
+    #: Functions the driver captures as evaluations besides those named like one: those whose
+    #: returned values the claimed stage's line prints.
+    scorers: list[str] = field(default_factory=list)
     #: The submission's files (relative path to base64 bytes), written into its records folder.
     files: dict[str, str] = field(default_factory=dict)
     #: The audited folder's name: its copy sits at ``records/track_10min_16mb/<folder>``.

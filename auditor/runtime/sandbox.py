@@ -319,7 +319,8 @@ def run_child(files: dict[str, bytes], job: dict[str, Any], limits: Limits | Non
     request = Job(script=job["script"], file=job.get("file") or job["script"], nonce=nonce, result_fd=write_end,
                   input="", run_env=dict(job.get("run_env") or {}), settings=dict(job.get("settings") or {}),
                   scored_env=dict(job.get("scored_env") or {}), scored_world_size=job.get("scored_world_size"),
-                  stage_labels=list(job.get("stage_labels") or []), files=_encoded(files), folder=folder.name,
+                  stage_labels=list(job.get("stage_labels") or []), scorers=[str(n) for n in job.get("scorers") or []],
+                  files=_encoded(files), folder=folder.name,
                   home=HOME)
     python = limits.python or sys.executable
     # the run starts as ``python records/track_10min_16mb/<folder>/train_gpt.py`` would; the

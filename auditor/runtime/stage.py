@@ -66,6 +66,9 @@ class ScoredRuntime:
     #: Set when the folder claims a score but no seed log names the stage that printed it: what
     #: is claimed (then no evaluation of the sandboxed run can be tied to the claim).
     unknown_stage: str = ""
+    #: Functions whose returned values the claimed stages' lines print, whatever their names
+    #: (:mod:`auditor.scored.producers`): the sandbox captures them as evaluations.
+    scorers: tuple[str, ...] = ()
 
 
 def scored_runtime(scored: ScoredConfiguration, program: Program | None = None,
@@ -74,6 +77,7 @@ def scored_runtime(scored: ScoredConfiguration, program: Program | None = None,
     record run one configuration; a sweep whose logs disagree leaves the disagreeing values to
     the run command and the defaults, see ``ScoredConfiguration.overrides``)."""
     from auditor.scored.held import held_settings  # parent side only (the driver imports this module)
+    from auditor.scored.producers import printed_producers
     from auditor.static.env import _LOG_VALUE
 
     runs = [r for r in scored.runs if r.stage]
@@ -105,13 +109,16 @@ def scored_runtime(scored: ScoredConfiguration, program: Program | None = None,
                 env[held.name] = held.value
                 sources[held.name] = held.source
     stages: dict[str, ClaimedStage] = {}
+    scorers: list[str] = []
     for r in runs:
         assert r.stage is not None
         printed = r.stage_printed_by()
+        if printed is not None and program is not None:
+            scorers += [name for name in printed_producers(printed.format, program) if name not in scorers]
         by = f"{PurePath(printed.format.source.path).name}:{printed.format.line}" if printed is not None else ""
         text = printed.text[:MAX_LINE_CHARS] if printed is not None else ""
         stages.setdefault(r.stage, ClaimedStage(r.stage, f"{PurePath(r.log).name}:{r.stage_line}", by, text))
-    return ScoredRuntime(env, sources, run.world_size, tuple(stages.values()))
+    return ScoredRuntime(env, sources, run.world_size, tuple(stages.values()), scorers=tuple(scorers))
 
 
 def _short(source: str) -> str:

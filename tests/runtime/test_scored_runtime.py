@@ -3,7 +3,9 @@
 Two fixture submissions with seed logs (fixtures/scored_runtime): a TTT evaluation whose logs
 say it ran three epochs while its default is one, and a claimed stage only eight GPUs reach.
 A copy of the first whose TTT is off by default, with no run command, is switched on by the
-claimed line itself: it was printed inside ``if args.ttt_enabled:``.
+claimed line itself: it was printed inside ``if args.ttt_enabled:``. Another copy calls its
+scorer by a name no evaluation has: it is captured because the claimed line prints what it
+returns.
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ def results(tmp_path_factory) -> dict[str, Causality]:
     assert 'os.environ.get("TTT_ENABLED", "1")' in text
     script.write_text(text.replace('os.environ.get("TTT_ENABLED", "1")', 'os.environ.get("TTT_ENABLED", "0")'))
     folders["ttt_off_by_default"] = off
+    renamed = tmp_path_factory.mktemp("scored") / "scorer_renamed"
+    shutil.copytree(FIXTURES / "ttt_epochs_from_log", renamed)
+    script = renamed / "train_gpt.py"
+    assert script.read_text().count("eval_val_sliding_ttt") == 2
+    script.write_text(script.read_text().replace("eval_val_sliding_ttt", "adapt_then_measure"))
+    folders["scorer_renamed"] = renamed
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(folders, pool.map(audit, folders.values())))
 
@@ -67,3 +75,10 @@ def test_the_claimed_line_switches_on_the_branch_it_was_printed_in(results):
     assert result.knobs["TTT_ENABLED"] == "1"  # the default is 0 and no command sets it
     assert result.raw is not None and any(line.startswith("legal_ttt_exact") for line in result.raw.stage_lines)
     assert result.status == "pass", result.reasons
+
+
+def test_the_function_whose_result_the_claimed_line_prints_is_captured_whatever_its_name(results):
+    result = results["scorer_renamed"]
+    assert result.raw is not None and "adapt_then_measure" in result.raw.wrapped
+    assert result.status == "pass", result.reasons
+    assert any(p["name"] == "adapt_then_measure" for p in result.passes)
