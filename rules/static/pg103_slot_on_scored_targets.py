@@ -18,7 +18,6 @@ from auditor.static.names import dotted
 from auditor.static.training import in_no_grad, score_events, training_sites
 
 _CREATES_GRAD = re.compile(r"requires_grad\s*=\s*True|requires_grad_\(\s*(True)?\s*\)|\bParameter\(")
-_CONTEXT_NAME = re.compile(r"ctx|context|causal|prefix|past|prior", re.I)
 
 
 def _clamped_difference(value: cst.BaseExpression) -> bool:
@@ -339,8 +338,6 @@ class SlotOnScoredTargets(StaticRule):
                     kind = self._classify(element, base, starts)
                     if kind in ("context", "scored"):
                         return kind, _code(index, sub.node), index.line(sub.stmt.node)
-        if any(_CONTEXT_NAME.search(n) for n in roots | {a for a in needed if "tgt" in a or "target" in a}):
-            return "context", ", ".join(sorted(n for n in roots if _CONTEXT_NAME.search(n))), None
         return "window", "", None
 
     @staticmethod
@@ -379,10 +376,10 @@ class SlotOnScoredTargets(StaticRule):
             return "scored"
         if (upper_text is not None and upper_text in starts) or "stride" in upper_code:
             return "context"
-        if (lower is None or (isinstance(lower, cst.Integer) and lower.value == "0")) and _CONTEXT_NAME.search(name):
-            return "context"
         if lower is None or (isinstance(lower, cst.Integer) and lower.value == "0"):
-            return "window"
+            # a prefix of the window: all of it when it has no end; where an end the analysis
+            # cannot relate to the scored start leaves it, nobody can say from the code
+            return "window" if upper is None else "unknown"
         return "unknown"
 
     @staticmethod
