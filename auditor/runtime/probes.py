@@ -247,6 +247,10 @@ class ProbeRunner:
         self.substitution(structure)
         return self.results
 
+    @property
+    def failed(self) -> bool:
+        return any(r.status == "fail" for r in self.results)
+
     # -- probes ---------------------------------------------------------------------------
 
     def determinism(self) -> None:

@@ -94,9 +94,19 @@ def probe_snapshots(session: Session) -> None:
     order = sorted(session.snapshots.values(),
                    key=lambda sn: (sn.name != final, sn.result.seconds if sn.result else 0))
     probed: list[Snapshot] = []
+    # a failed probe is proof (the verdict is fail whatever the rest says): once an evaluation
+    # fails one, the others (diagnostics, after the reported one) are not replayed; every probe
+    # of a probed evaluation still runs, since which one fails names the rule
+    decided = False
     for i, snap in enumerate(order):
         pr = snap.result
         assert pr is not None
+        if decided:
+            session.result.scorers.append(protocol.ScorerRecord(
+                snap.name, final=snap.name == final, seconds=round(pr.seconds, 3),
+                probes=[_row(probes.ProbeResult("replay", "skipped", "not replayed: a probe already failed",
+                                                scorer=snap.name))]))
+            continue
         twin = next((o for o in probed if o.result is not None and o.result.positions is not None
                      and np.array_equal(o.result.positions, pr.positions) and np.array_equal(o.result.nll, pr.nll)),
                     None)
@@ -134,6 +144,7 @@ def probe_snapshots(session: Session) -> None:
         runner.run(base)
         entry.noise = None if runner.noise is None else float(runner.noise)
         entry.probes = [_row(r) for r in runner.results]
+        decided = runner.failed
         session.checkpoint()
 
 

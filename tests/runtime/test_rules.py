@@ -6,6 +6,8 @@ the engine with the cached harness result, as ``check --runtime`` would.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from auditor import registry
@@ -134,3 +136,38 @@ def test_byte_accounting_errors_fail_the_byte_probe(name, explained_by, runtime_
 def test_legal_byte_accounting_passes_the_byte_probe(name, runtime_results):
     rows = [r for r in runtime_results[name].rows if r.probe == "bytes"]
     assert rows and all(r.status == "pass" for r in rows), [(r.scorer, r.status, r.detail) for r in rows]
+
+
+
+DIAGNOSTIC = """
+def eval_val_plain(args, model, val_tokens):
+    seq = args.train_seq_len
+    n = (val_tokens.numel() - 1) // seq * seq
+    x, y = val_tokens[:n].view(-1, seq), val_tokens[1 : n + 1].view(-1, seq)
+    with torch.inference_mode():
+        logits = model.forward_logits(x)
+        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1), reduction="none")
+    return float(nll.mean())
+"""
+
+
+def test_after_an_evaluation_fails_a_probe_the_others_are_not_replayed(tmp_path):
+    # a fail is proof: a diagnostic evaluation probed after it would not change the verdict
+    from auditor.discover import discover
+    from auditor.evidence import AuditContext, Evidence
+
+    from .conftest import LIMITS, SETTINGS
+
+    folder = tmp_path / "ngram_after_a_diagnostic"
+    shutil.copytree(REPO_ROOT / "fixtures" / "runtime" / "ngram_target_in_key", folder)
+    script = folder / "train_gpt.py"
+    call = "    loss, bpb = eval_val_sliding_ngram("
+    text = script.read_text().replace("\ndef main():", DIAGNOSTIC + "\n\ndef main():")
+    assert call in text
+    script.write_text(text.replace(call, '    print(f"diagnostic val_loss:{eval_val_plain(args, model, val_tokens):.4f}")\n' + call))
+    result = Evidence(discover([folder])[0], AuditContext(runtime=True, runtime_settings=SETTINGS,
+                                                             runtime_limits=LIMITS)).runtime
+    assert result is not None and result.status == "fail" and result.raw is not None
+    rows = {sc.name: [(r.probe, r.status) for r in sc.probes] for sc in result.raw.scorers}
+    assert ("substitution", "fail") in rows["eval_val_sliding_ngram"]  # the last evaluation goes first
+    assert rows["eval_val_plain"] == [("replay", "skipped")]
