@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditor.runtime import data, probes, protocol
+from auditor.runtime import data, probes, protocol, stage
 from auditor.runtime.capture import PassResult
 from auditor.runtime.replay import OUT_OF_TIME, Snapshot
 
@@ -85,12 +85,27 @@ def _row(result: probes.ProbeResult) -> protocol.ProbeRow:
                              round(result.seconds, 3))
 
 
+def reported_evaluation(session: Session) -> str | None:
+    """The evaluation whose returned value the claimed stage's line printed in the baseline run
+    (as the parent ties them, :func:`auditor.runtime.stage.scorer_of`), or None."""
+    if not session.result.runs:
+        return None
+    passes = session.result.runs[0].passes
+    for label in session.job.stage_labels:
+        for score in stage.printed_scores(session.result.stage_lines, label):
+            found = stage.scorer_of(score, passes)
+            if found is not None:
+                return found.name
+    return None
+
+
 def probe_snapshots(session: Session) -> None:
-    """Probe each evaluation function from its last call. The evaluation called last (the one
-    whose number is reported) goes first with most of the budget; the others share the rest."""
+    """Probe each evaluation function from its last call. The reported evaluation (the claimed
+    stage's, else the one called last) goes first with most of the budget; the others share the
+    rest."""
     s = session.settings
     calls = [p.name for p in session.passes if p.depth == 0]
-    final = calls[-1] if calls else None
+    final = reported_evaluation(session) or (calls[-1] if calls else None)
     order = sorted(session.snapshots.values(),
                    key=lambda sn: (sn.name != final, sn.result.seconds if sn.result else 0))
     probed: list[Snapshot] = []

@@ -26,6 +26,18 @@ from .conftest import LIMITS, SETTINGS
 FIXTURES = REPO_ROOT / "fixtures" / "scored_runtime"
 
 
+#: An evaluation called after the claimed one (the last call is not always the reported one):
+#: an untrained model's loss, for reference (the adapted model has seen the whole stream).
+DIAGNOSTIC = """\
+        total = val_tokens.numel() - 1
+        starts = window_starts(total, args.train_seq_len, args.eval_stride)
+        fresh = GPT(args.vocab_size, args.model_dim, args.num_heads, args.num_layers, args.train_seq_len)
+        with torch.inference_mode():
+            ls, tc, bc = score_windows(fresh, val_tokens, starts, args.train_seq_len, args.eval_stride, total, byte_lut)
+        print(f"untrained_reference val_loss:{float(ls) / tc:.4f}")
+"""
+
+
 def audit(folder: Path) -> Causality:
     bundle = discover([folder])[0]
     result = Evidence(bundle, AuditContext(runtime=True, runtime_settings=SETTINGS, runtime_limits=LIMITS)).runtime
@@ -49,6 +61,13 @@ def results(tmp_path_factory) -> dict[str, Causality]:
     assert script.read_text().count("eval_val_sliding_ttt") == 2
     script.write_text(script.read_text().replace("eval_val_sliding_ttt", "adapt_then_measure"))
     folders["scorer_renamed"] = renamed
+    later = tmp_path_factory.mktemp("scored") / "diagnostic_after_the_claim"
+    shutil.copytree(FIXTURES / "ttt_epochs_from_log", later)
+    script = later / "train_gpt.py"
+    claimed = '        print(f"legal_ttt_exact val_loss:{loss:.8f} val_bpb:{bpb:.8f}")\n'
+    assert claimed in script.read_text()
+    script.write_text(script.read_text().replace(claimed, claimed + DIAGNOSTIC))
+    folders["diagnostic_after_the_claim"] = later
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(folders, pool.map(audit, folders.values())))
 
@@ -82,3 +101,11 @@ def test_the_function_whose_result_the_claimed_line_prints_is_captured_whatever_
     assert result.raw is not None and "adapt_then_measure" in result.raw.wrapped
     assert result.status == "pass", result.reasons
     assert any(p["name"] == "adapt_then_measure" for p in result.passes)
+
+
+def test_the_claimed_stages_evaluation_is_probed_first_even_when_another_runs_after_it(results):
+    result = results["diagnostic_after_the_claim"]
+    assert result.raw is not None
+    first = result.raw.scorers[0]
+    assert (first.name, first.final) == ("eval_val_sliding_ttt", True)
+    assert result.status == "pass", result.reasons
