@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-import libcst as cst
 
 from auditor.scored.formats import LogFormat, formats_of
 from auditor.scored.logmatch import LogMatches, Match, Matcher
@@ -282,7 +281,7 @@ def _env_for(expr: str, attributes: dict[str, str], constants: dict[str, str], s
         return attributes.get(expr.rsplit(".", 1)[1])
     found = constants.get(expr) or attributes.get(expr)
     if found is None and scope is not None and not scope.is_module:
-        assigned = [a for a in scope.assignments if isinstance(a.target, cst.Name) and a.target.value == expr]
+        assigned = scope.assigned(expr)
         if len(assigned) == 1 and assigned[0].kind == "assign" and assigned[0].position is None and assigned[0].value is not None:
             value = dotted(assigned[0].value)
             if value is not None and value != expr:

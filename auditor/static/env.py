@@ -141,6 +141,8 @@ _PURE_FUNCS = {
     "round": round,
 }
 _STR_METHODS = frozenset({"lower", "upper", "strip", "lstrip", "rstrip", "casefold", "isdigit"})
+#: Conversions whose result prints the text they parsed (and, in a log, an annotation's type).
+_TYPE_NAMES = frozenset({"int", "float", "bool", "str"})
 #: String methods whose result, set as the variable, prints the same again.
 _NORMALIZING = _STR_METHODS - {"isdigit"}
 
@@ -164,6 +166,8 @@ class Config:
     _memo: dict[tuple[int, int], Evaluated] = field(default_factory=dict)
     _active: set[tuple[int, int]] = field(default_factory=set)
     _config_names: dict[tuple[str, int], bool] = field(default_factory=dict)
+    #: attribute_env / constant_env, computed once per set of overrides.
+    _printing: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         index = self.index
@@ -247,11 +251,17 @@ class Config:
         about the variable's text: ``is_main_process = rank == 0`` prints ``True`` when ``RANK``
         is ``0``, a path joined onto ``DATA_DIR`` is not ``DATA_DIR``.
         """
-        return self._printing_env({name: values[0] for name, values in self.attributes.items() if len(values) == 1})
+        if "attributes" not in self._printing:
+            single = {name: values[0] for name, values in self.attributes.items() if len(values) == 1}
+            self._printing["attributes"] = self._printing_env(single)
+        return self._printing["attributes"]
 
     def constant_env(self) -> dict[str, str]:
         """Module-level names whose printed value is one environment variable's (as :meth:`attribute_env`)."""
-        return self._printing_env({name: value for name, value in self.constants.items() if value is not None})
+        if "constants" not in self._printing:
+            known = {name: value for name, value in self.constants.items() if value is not None}
+            self._printing["constants"] = self._printing_env(known)
+        return self._printing["constants"]
 
     def _printing_env(self, expressions: Mapping[str, cst.BaseExpression]) -> dict[str, str]:
         scope = self.index.module_scope
@@ -283,7 +293,7 @@ class Config:
             return False
         if isinstance(node, cst.Call):
             name = dotted(node.func) or ""
-            if name in ("int", "float", "bool", "str") and len(node.args) == 1 and node.args[0].keyword is None and not node.args[0].star:
+            if name in _TYPE_NAMES and len(node.args) == 1 and node.args[0].keyword is None and not node.args[0].star:
                 return self._parsed_read(node.args[0].value, depth + 1)
             if isinstance(node.func, cst.Attribute) and node.func.attr.value in _NORMALIZING and not node.args:
                 return self._parsed_read(node.func.value, depth + 1)  # ``.strip().lower()``: its own text again
@@ -313,6 +323,7 @@ class Config:
             merged.update(found)
             self.overrides = merged
             self._memo.clear()
+            self._printing.clear()
 
     # evaluation ----------------------------------------------------------------------------
 
@@ -643,7 +654,6 @@ def run_scenarios(texts: Mapping[str, str], wanted: Iterable[str]) -> list[dict[
     return scenarios[:12]
 
 
-_TYPE_NAMES = frozenset({"int", "float", "bool", "str"})
 _LOG_VALUE = {"enabled": "1", "true": "1", "on": "1", "yes": "1", "disabled": "0", "false": "0", "off": "0", "no": "0", "none": "0"}
 
 

@@ -313,7 +313,7 @@ class SlotOnScoredTargets(StaticRule):
                 element = sub.node.slice[-1].slice
                 if not isinstance(element, cst.Slice):
                     continue
-                verdicts.append((self._classify(element, base, starts), _code(index, sub.stmt.node), index.line(sub.stmt.node)))
+                verdicts.append((self._classify(element, starts), _code(index, sub.stmt.node), index.line(sub.stmt.node)))
         if verdicts:
             for kind in ("scored", "window", "unknown", "context"):
                 for verdict in verdicts:
@@ -335,7 +335,7 @@ class SlotOnScoredTargets(StaticRule):
                     continue
                 element = sub.node.slice[-1].slice
                 if isinstance(element, cst.Slice) and (element.lower is not None or element.upper is not None):
-                    kind = self._classify(element, base, starts)
+                    kind = self._classify(element, starts)
                     if kind in ("context", "scored"):
                         return kind, _code(index, sub.node), index.line(sub.stmt.node)
         return "window", "", None
@@ -367,7 +367,7 @@ class SlotOnScoredTargets(StaticRule):
         return starts
 
     @staticmethod
-    def _classify(element: cst.Slice, name: str, starts: set[str]) -> str:
+    def _classify(element: cst.Slice, starts: set[str]) -> str:
         lower, upper = element.lower, element.upper
         lower_name = lower.value if isinstance(lower, cst.Name) else None
         upper_text = dotted(upper) if upper is not None else None
