@@ -295,7 +295,7 @@ class Session(Replays):
             try:
                 prepared = loader.prepare(text, globals.get("__file__", "<exec>"),
                                           self.settings.val_tokens / self.settings.real_val_tokens,
-                                          frozenset(self.job.scorers))
+                                          frozenset(self.job.scorers), self.job.inline)
             except SyntaxError:
                 prepared = None
             if prepared is not None:
@@ -516,7 +516,7 @@ def _drive(session: Session, job: protocol.Job, workdir: Path, home: Path) -> No
     session.source_text = text
     scale = session.settings.val_tokens / session.settings.real_val_tokens
     try:
-        session.prepared = loader.prepare(text, str(submission / job.file), scale, frozenset(job.scorers))
+        session.prepared = loader.prepare(text, str(submission / job.file), scale, frozenset(job.scorers), job.inline)
     except SyntaxError as exc:
         out.error = protocol.ErrorInfo("SyntaxError", str(exc)[:400], kind="import")
         return

@@ -277,7 +277,8 @@ def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progre
     job = {"script": script, "file": file_name, "folder": _folder_name(bundle), "run_env": run_env,
            "settings": {**settings, "budget_s": budget, "max_budget_s": most, "threads": limits.threads},
            "scored_env": usable_run_env(scored.env), "scored_world_size": scored.world_size,
-           "stage_labels": [st.label for st in scored.stages], "scorers": list(scored.scorers)}
+           "stage_labels": [st.label for st in scored.stages], "scorers": list(scored.scorers),
+           "inline": [dataclasses.asdict(site) for site in scored.inline]}
     child = run_child(files, job, limits, progress=progress)
     out = interpret(child, text, scored.stages, scored.unknown_stage, [f.rel for f in bundle.files])
     out.script = script

@@ -22,7 +22,11 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from auditor.runtime.inline import Lifted, lift
+from auditor.runtime.protocol import InlineSite
 
 EVAL_NAME = re.compile(r"(^|_)eval($|_)|^eval|^evaluate($|_)|(^|_)score_(val|stream|chunks?|windows?)($|_)", re.I)
 NOT_EVAL = re.compile(r"hessian|calib|gptq|quant|compile|warm|log|print|should|interval|every|_time$|_times$"
@@ -381,10 +385,18 @@ class _TableSizes(ast.NodeTransformer):
         return node
 
 
-def prepare(text: str, filename: str, bucket_scale: float | None = None, scorers: frozenset[str] = frozenset()) -> Prepared:
+def prepare(text: str, filename: str, bucket_scale: float | None = None, scorers: frozenset[str] = frozenset(),
+            inline: Sequence[InlineSite] = ()) -> Prepared:
     """Parse and adjust a script; raises SyntaxError when it does not parse. Functions named
-    like an evaluation, and those in ``scorers``, are wrapped to be captured."""
+    like an evaluation, and those in ``scorers``, are wrapped to be captured; so is the block
+    that computes each ``inline`` site's printed values, once lifted into a function."""
     tree = ast.parse(text, filename=filename)
+    lifted: list[str] = []
+    for site in inline:
+        done = lift(tree, site.function, site.line, list(site.printed), WRAP)
+        if isinstance(done, Lifted):
+            lifted.append(f"{done.shown}: the claimed line's values are computed inline; the block runs as one "
+                          "function to be captured")
     knobs = scan_knobs(tree)
     defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     entry_body: list[ast.stmt] = []
@@ -397,6 +409,7 @@ def prepare(text: str, filename: str, bucket_scale: float | None = None, scorers
         else:
             body.append(stmt)
     transformer = _Transformer(bucket_scale, scorers)
+    transformer.adjustments.extend(lifted)
     tree.body = transformer._visit_body(body, in_class=False)
     has_entry = bool(entry_body)
     if has_entry:

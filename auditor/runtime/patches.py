@@ -30,7 +30,8 @@ def install_sibling_finder(session: Any) -> None:
 
         def exec_module(self, module: Any) -> None:
             text = self.path.read_text(encoding="utf-8", errors="replace")
-            prepared = loader.prepare(text, str(self.path), scale, frozenset(session.job.scorers))
+            prepared = loader.prepare(text, str(self.path), scale, frozenset(session.job.scorers),
+                                      session.job.inline)
             module.__dict__[loader.WRAP] = session.wrap
             module.__dict__["__builtins__"] = session.builtins
             session.siblings.add(module.__name__)

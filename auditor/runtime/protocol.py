@@ -36,6 +36,17 @@ class ProtocolError(ValueError):
 
 
 @dataclass
+class InlineSite:
+    """A claimed line whose values its function computes inline, not returned by a call: the
+    loader lifts the block that computes them into a function it can capture
+    (:mod:`auditor.runtime.inline`)."""
+
+    function: str  # the function holding the printing statement
+    line: int  # the printing statement's first line (of the decoded text for a wrapper's payload)
+    printed: list[str] = field(default_factory=list)  # the names the statement prints
+
+
+@dataclass
 class Job:
     """What the parent asks the driver to run."""
 
@@ -54,6 +65,8 @@ class Job:
     #: Functions the driver captures as evaluations besides those named like one: those whose
     #: returned values the claimed stage's line prints.
     scorers: list[str] = field(default_factory=list)
+    #: Claimed lines whose values are computed inline, in a block the loader lifts to capture it.
+    inline: list[InlineSite] = field(default_factory=list)
     #: The submission's files (relative path to base64 bytes), written into its records folder.
     files: dict[str, str] = field(default_factory=dict)
     #: The audited folder's name: its copy sits at ``records/track_10min_16mb/<folder>``.

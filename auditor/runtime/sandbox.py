@@ -57,7 +57,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from auditor.runtime import layout
-from auditor.runtime.protocol import CHANNEL_CAP, Channel, DriverResult, Job, read_messages
+from auditor.runtime.protocol import CHANNEL_CAP, Channel, DriverResult, InlineSite, Job, read_messages
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 #: The user the submission runs as inside its user namespace (that of an Ubuntu cloud machine).
@@ -320,6 +320,8 @@ def run_child(files: dict[str, bytes], job: dict[str, Any], limits: Limits | Non
                   input="", run_env=dict(job.get("run_env") or {}), settings=dict(job.get("settings") or {}),
                   scored_env=dict(job.get("scored_env") or {}), scored_world_size=job.get("scored_world_size"),
                   stage_labels=list(job.get("stage_labels") or []), scorers=[str(n) for n in job.get("scorers") or []],
+                  inline=[InlineSite(str(site["function"]), int(site["line"]), [str(n) for n in site.get("printed") or []])
+                          for site in job.get("inline") or []],
                   files=_encoded(files), folder=folder.name,
                   home=HOME)
     python = limits.python or sys.executable

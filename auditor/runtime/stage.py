@@ -23,11 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
+from auditor.runtime.protocol import InlineSite
+
 if TYPE_CHECKING:
     from auditor.records.analysis import RecordsAnalysis
     from auditor.records.logparse import Score
     from auditor.runtime.protocol import PassRecord
     from auditor.scored.config import ScoredConfiguration
+    from auditor.scored.logmatch import Match
     from auditor.static.reach import Program
 
 #: Lines of the sandboxed run that carry a stage label, kept at most (and their length).
@@ -69,6 +72,9 @@ class ScoredRuntime:
     #: Functions whose returned values the claimed stages' lines print, whatever their names
     #: (:mod:`auditor.scored.producers`): the sandbox captures them as evaluations.
     scorers: tuple[str, ...] = ()
+    #: Claimed lines whose function computes the printed score inline (no function returns
+    #: it): the sandbox lifts the block that computes it into a function to capture.
+    inline: tuple[InlineSite, ...] = ()
 
 
 def scored_runtime(scored: ScoredConfiguration, program: Program | None = None,
@@ -110,15 +116,38 @@ def scored_runtime(scored: ScoredConfiguration, program: Program | None = None,
                 sources[held.name] = held.source
     stages: dict[str, ClaimedStage] = {}
     scorers: list[str] = []
+    inline: list[InlineSite] = []
     for r in runs:
         assert r.stage is not None
         printed = r.stage_printed_by()
         if printed is not None and program is not None:
-            scorers += [name for name in printed_producers(printed.format, program) if name not in scorers]
+            producers = printed_producers(printed.format, program)
+            scorers += [name for name in producers if name not in scorers]
+            site = _inline_site(printed, r.stage) if not producers else None
+            if site is not None and site not in inline:
+                inline.append(site)
         by = f"{PurePath(printed.format.source.path).name}:{printed.format.line}" if printed is not None else ""
         text = printed.text[:MAX_LINE_CHARS] if printed is not None else ""
         stages.setdefault(r.stage, ClaimedStage(r.stage, f"{PurePath(r.log).name}:{r.stage_line}", by, text))
-    return ScoredRuntime(env, sources, run.world_size, tuple(stages.values()), scorers=tuple(scorers))
+    return ScoredRuntime(env, sources, run.world_size, tuple(stages.values()), scorers=tuple(scorers),
+                         inline=tuple(inline))
+
+
+def _inline_site(printed: Match, label: str) -> InlineSite | None:
+    """The claimed line's statement, when the function that prints it computes the score
+    itself: the names of the printed loss and bpb (the fields whose text the records parser
+    reads as the score), each assigned in that function."""
+    from auditor.scored.producers import printed_names
+
+    scope = printed.format.stmt.scope
+    if scope.is_module:
+        return None
+    texts = {t for score in printed_scores([printed.text], label) for t in (score.bpb_text, score.loss_text) if t}
+    fields = [f for f, value in zip(printed.format.fields, printed.values) if value in texts]
+    names = [n for n in printed_names(printed.format, fields) if scope.assigned(n)]
+    if not fields or not names:
+        return None
+    return InlineSite(scope.name, printed.format.line, names)
 
 
 def _short(source: str) -> str:

@@ -19,6 +19,7 @@ is no scorer: capturing it would replay training.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -37,18 +38,25 @@ MAX_COPIES = 4
 _READ_OUTS = frozenset({"item", "cpu", "tolist", "detach", "float", "double", "numpy"})
 
 
-def printed_producers(fmt: LogFormat, program: Program) -> list[str]:
-    """Names of the module-level functions whose returned values ``fmt``'s statement prints."""
-    from auditor.static.evalpath import trainers
-
-    scope = fmt.stmt.scope
+def printed_names(fmt: LogFormat, fields: Iterable[str] | None = None) -> list[str]:
+    """The names ``fmt``'s statement interpolates (``bpb`` in ``f"val_bpb:{bpb:.8f}"``), in all
+    its fields or in ``fields`` only."""
     printed: set[str] = set()
-    for expr in fmt.fields:
+    for expr in fmt.fields if fields is None else fields:
         try:
             node = cst.parse_expression(expr)
         except cst.ParserSyntaxError:
             continue
         printed.update(n.value for n in walk(node) if isinstance(n, cst.Name))
+    return sorted(printed)
+
+
+def printed_producers(fmt: LogFormat, program: Program) -> list[str]:
+    """Names of the module-level functions whose returned values ``fmt``'s statement prints."""
+    from auditor.static.evalpath import trainers
+
+    scope = fmt.stmt.scope
+    printed = set(printed_names(fmt))
     found: list[str] = []
     if not scope.is_module:
         for name in sorted(printed):

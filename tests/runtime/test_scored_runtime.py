@@ -5,7 +5,8 @@ say it ran three epochs while its default is one, and a claimed stage only eight
 A copy of the first whose TTT is off by default, with no run command, is switched on by the
 claimed line itself: it was printed inside ``if args.ttt_enabled:``. Another copy calls its
 scorer by a name no evaluation has: it is captured because the claimed line prints what it
-returns.
+returns. Two more compute the TTT score inline in ``main`` (score first, and train first):
+the block that computes the claimed numbers is captured and probed.
 """
 
 from __future__ import annotations
@@ -38,6 +39,51 @@ DIAGNOSTIC = """\
 """
 
 
+#: The TTT evaluation written inline in ``main``, as many submissions do: no function returns
+#: the claimed numbers. ``{first}`` and ``{second}`` order scoring and training on a chunk.
+INLINE = """\
+    if args.ttt_enabled:
+        seq = args.train_seq_len
+        total = val_tokens.numel() - 1
+        stride = args.eval_stride
+        chunks = assign_chunks(window_starts(total, seq, stride), seq, stride, total, args.ttt_chunk_tokens)
+        opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr, momentum=0.9)
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        token_count = 0.0
+        byte_count = 0.0
+        for ci, windows in enumerate(chunks):
+            start, end = ci * args.ttt_chunk_tokens, min((ci + 1) * args.ttt_chunk_tokens, total)
+            {first}
+            {second}
+        loss = (loss_sum / token_count).item()
+        bpb = loss / math.log(2.0) * token_count / byte_count
+        print(f"legal_ttt_exact val_loss:{{loss:.8f}} val_bpb:{{bpb:.8f}}")
+"""
+SCORE = """model.eval()
+            with torch.inference_mode():
+                ls, tc, bc = score_windows(model, val_tokens, windows, seq, stride, total, byte_lut)
+            loss_sum += ls
+            token_count += tc
+            byte_count += bc"""
+TRAIN = """if ci < len(chunks) - 1:
+                train_on_span(args, model, opt, val_tokens[start : end + 1], seq)"""
+CALL = """\
+    if args.ttt_enabled:
+        loss, bpb = eval_val_sliding_ttt(args, model, val_tokens, byte_lut, args.eval_stride)
+        print(f"legal_ttt_exact val_loss:{loss:.8f} val_bpb:{bpb:.8f}")
+"""
+
+
+def inlined(folder: Path, score_first: bool) -> None:
+    """The fixture's TTT evaluation moved inline into ``main`` (scoring each chunk before or
+    after training on it)."""
+    script = folder / "train_gpt.py"
+    text = script.read_text()
+    assert CALL in text
+    order = (SCORE, TRAIN) if score_first else (TRAIN.replace("if ci < len(chunks) - 1:", "if True:"), SCORE)
+    script.write_text(text.replace(CALL, INLINE.format(first=order[0], second=order[1])))
+
+
 def audit(folder: Path) -> Causality:
     bundle = discover([folder])[0]
     result = Evidence(bundle, AuditContext(runtime=True, runtime_settings=SETTINGS, runtime_limits=LIMITS)).runtime
@@ -68,6 +114,11 @@ def results(tmp_path_factory) -> dict[str, Causality]:
     assert claimed in script.read_text()
     script.write_text(script.read_text().replace(claimed, claimed + DIAGNOSTIC))
     folders["diagnostic_after_the_claim"] = later
+    for name, score_first in (("inline_score_first", True), ("inline_train_first", False)):
+        folder = tmp_path_factory.mktemp("scored") / name
+        shutil.copytree(FIXTURES / "ttt_epochs_from_log", folder)
+        inlined(folder, score_first)
+        folders[name] = folder
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(folders, pool.map(audit, folders.values())))
 
@@ -109,3 +160,18 @@ def test_the_claimed_stages_evaluation_is_probed_first_even_when_another_runs_af
     first = result.raw.scorers[0]
     assert (first.name, first.final) == ("eval_val_sliding_ttt", True)
     assert result.status == "pass", result.reasons
+
+
+def test_an_evaluation_written_inline_is_captured_as_the_block_that_computes_the_claim(results):
+    result = results["inline_score_first"]
+    lifted = [p["name"] for p in result.passes if p["name"].startswith("main, lines ")]
+    assert lifted, [p["name"] for p in result.passes]
+    assert result.status == "pass", result.reasons
+    assert any("computed inline" in a for a in result.adjustments)
+
+
+def test_an_inline_evaluation_that_trains_before_it_scores_fails(results):
+    result = results["inline_train_first"]
+    assert result.status == "fail", result.reasons
+    assert {r.scorer for r in result.failures} == {next(p["name"] for p in result.passes
+                                                            if p["name"].startswith("main, lines "))}
