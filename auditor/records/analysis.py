@@ -32,7 +32,7 @@ from auditor.records import constants as C
 from auditor.records import patterns as P
 from auditor.records.claims import Claims, SeedClaim, close, parse_claims
 from auditor.records.declared import Declared, declared
-from auditor.records.logparse import At, LogParse, Run, Score, SizeLine, parse_lines
+from auditor.records.logparse import At, LogParse, Run, Score, SizeLine, parse_lines, step_score
 
 LN2 = math.log(2.0)
 _FILE_SEED = re.compile(r"(?:seed[_\-]?|_s)(\d{1,10})(?![\d])", re.I)
@@ -459,6 +459,12 @@ def _pick(row: SeedRow, value: float, decimals: int, how: str) -> None:
         chosen = (finals or matches)[-1]
         row.score = chosen
         row.score_reason = how + ("" if chosen.final else " (a stage that is not a final score)")
+        return
+    if row.score is None:  # no stage line at all: the claim may be a training-time validation
+        steps = [s for s in map(step_score, row.run.step_vals) if s is not None and close(value, decimals, s.bpb, s.decimals)]
+        if steps:
+            row.score = steps[-1]
+            row.score_reason = how + " (a training-time validation, not a final score)"
 
 
 # -- figures of each row -------------------------------------------------------------------------

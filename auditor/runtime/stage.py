@@ -165,9 +165,12 @@ def stage_lines(text: str, labels: Sequence[str]) -> list[str]:
     the records parser composed from a line's words (``ppm_mix mix_bpb`` for ``ppm_mix
     bytes=1742 mix_bpb=0.9``) is carried by a line with each of its words; which lines print the
     stage is then decided by parsing them (:func:`printed_scores`)."""
+    from auditor.records.logparse import STEP_LABEL
+
     if not labels:
         return []
-    words = [label.split() for label in labels]
+    # a training-time validation line is a "step" line that prints a bpb (not a progress line)
+    words = [label.split() + (["val_bpb"] if label == STEP_LABEL else []) for label in labels]
     out = []
     for line in text.splitlines():
         if any(all(word in line for word in label) for label in words):
@@ -180,9 +183,11 @@ def stage_lines(text: str, labels: Sequence[str]) -> list[str]:
 def printed_scores(lines: Iterable[str], label: str) -> list[Score]:
     """The score lines of the sandboxed run with the claimed stage's label (as the records
     parser reads the seed logs, so both sides read a line the same way)."""
-    from auditor.records.logparse import parse_lines
+    from auditor.records.logparse import STEP_LABEL, parse_lines, step_score
 
     parse = parse_lines("sandbox", [line + "\n" for line in lines])
+    if label == STEP_LABEL:
+        return [s for run in parse.runs for s in map(step_score, run.step_vals) if s is not None]
     return [s for run in parse.runs for s in run.scores if s.raw_label == label]
 
 

@@ -11,6 +11,7 @@ from auditor.records import samples as S
 from auditor.records.analysis import RecordsAnalysis
 from auditor.records.base import at_log, b, seed_label
 from auditor.records.claims import close
+from auditor.records.logparse import STEP_LABEL
 from auditor.rule import BundleRule, Invalid, Valid
 
 
@@ -66,6 +67,9 @@ class ClaimMismatch(BundleRule):
         Invalid(files=S.folder({"train_seed1.log": S.baseline_log(1, bpb=1.2240)}, {"val_bpb": 1.1500})),
         Invalid(files=S.folder({"train_seed1.log": S.baseline_log(1, bpb=1.2240)}, {"val_loss": 1.2240, "seeds": [1, 2]}),
                 note="val_loss holds the bpb; seed 2 has no log; val_bpb missing"),
+        Invalid(files=S.folder({"train_seed1.log": "".join(line for line in S.baseline_log(1).splitlines(keepends=True)
+                                                           if not line.startswith("final_"))}, {"val_bpb": 1.2176}),
+                note="the claim is the last training-time validation; the log has no final stage"),
     )
 
     def check(self, evidence: Evidence) -> Iterable[Finding]:
@@ -97,9 +101,12 @@ class ClaimMismatch(BundleRule):
         for row in scored:
             assert row.score is not None
             if not row.score.final and row.score_reason.startswith("match"):
+                what = ("a training-time validation of the model before it was averaged, quantized or evaluated as "
+                        "submitted" if row.score.raw_label == STEP_LABEL else
+                        "a diagnostic, pre-quantization pass or a mixture component")
                 yield self.finding(
                     f"{seed_label(row)}: the claimed score {row.score.bpb} is the line '{row.score.raw_label}', which is not a "
-                    "final score (a diagnostic, pre-quantization pass or a mixture component)",
+                    f"final score ({what})",
                     at_log(row, row.score.line), snippet=row.score.text,
                     evidence={"seed": row.seed, "log": row.path, "line": row.score.line, "stage": row.score.raw_label},
                     key=f"nonfinal:{row.key}",

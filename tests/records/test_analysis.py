@@ -51,6 +51,16 @@ def test_claim_picks_the_stage_it_rests_on(tmp_path):
     assert "not a final score" in row.score_reason
 
 
+def test_a_claim_without_a_final_stage_may_rest_on_a_training_time_validation(tmp_path):
+    log = "".join(line for line in S.baseline_log(42).splitlines(keepends=True) if not line.startswith("final_"))
+    rows = analyse(_bundle(tmp_path, S.folder({"train_seed42.log": log}, {"val_bpb": 1.2176}))).rows
+    assert rows[0].score is not None and rows[0].score.raw_label == "step" and rows[0].score.bpb == 1.2176
+    assert not rows[0].score.final and "training-time validation" in rows[0].score_reason
+    # a claim no line shows still rests on nothing
+    rows = analyse(_bundle(tmp_path / "other", S.folder({"train_seed42.log": log}, {"val_bpb": 1.1500}))).rows
+    assert rows[0].score is None
+
+
 def test_mean_claim_selects_a_stage_across_seeds(tmp_path):
     mix = "ppm_mix bytes=10982035 mix_bpb={v}\n"
     logs = {f"train_seed{k}.log": S.modern_log(k, after_eval=mix.format(v=v)) for k, v in ((1, 1.0002), (2, 1.0004))}

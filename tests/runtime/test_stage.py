@@ -7,7 +7,7 @@ from auditor.runtime.harness import interpret
 from auditor.runtime.knobs import Settings, knob_values
 from auditor.runtime.protocol import DriverResult, PassRecord, ProbeRow, RunRecord, ScorerRecord
 from auditor.runtime.sandbox import ChildResult
-from auditor.runtime.stage import ClaimedStage, stage_reasons
+from auditor.runtime.stage import ClaimedStage, stage_lines, stage_reasons
 
 PATHS = {"data_path": "d", "tokenizer": "t.model", "data_dir": "d"}
 STAGE = ClaimedStage("legal_ttt_exact", "train_seed42.log:40", "train_gpt.py:211")
@@ -69,6 +69,16 @@ def test_the_stage_scorer_is_matched_by_value_at_the_printed_precision():
     assert stage_reasons(STAGE, ["legal_ttt_exact val_loss:9.0 val_bpb:1.2346"], passes) == ([], "eval_a")
     incomplete = [PassRecord("eval_b", 0, 0, 0.1, [2.5], False)]
     assert stage_reasons(STAGE, ["legal_ttt_exact val_loss:2.5000 val_bpb:1.8034"], incomplete)[1] is None
+
+
+def test_a_claimed_training_time_validation_is_matched_on_its_step_lines():
+    step = ClaimedStage("step", "train.log:84", "train_gpt.py:1552")
+    output = "step:1/4 train_loss:6.9 train_time:10ms\nstep:4/4 val_loss:2.5000 val_bpb:1.8034 train_time:40ms\n"
+    lines = stage_lines(output, ["step"])
+    assert lines == ["step:4/4 val_loss:2.5000 val_bpb:1.8034 train_time:40ms"]  # not the progress line
+    passes = [PassRecord("eval_a", 0, 0, 0.1, [1.23456], True), PassRecord("eval_b", 0, 0, 0.1, [2.5], True)]
+    assert stage_reasons(step, lines, passes) == ([], "eval_b")
+    assert stage_reasons(step, [], passes)[1] is None
 
 
 def test_a_scored_value_the_script_cannot_parse_like_its_default_is_left_out():
