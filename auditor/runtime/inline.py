@@ -138,6 +138,14 @@ def _own_nodes(node: ast.AST) -> list[ast.AST]:
     return out
 
 
+def _scope_nodes(stmt: ast.stmt) -> list[ast.AST]:
+    """``stmt`` and the nodes of it that belong to its scope (a definition's body does not)."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        holder = ast.Module(body=[stmt], type_ignores=[])
+        return [stmt, *(n for n in _own_nodes(holder) if n is not stmt)]
+    return [stmt, *_own_nodes(stmt)]
+
+
 def _bound(stmt: ast.stmt) -> set[str]:
     """Names ``stmt`` binds in its scope (assignment targets, loop and ``with`` targets, imports,
     definitions, exception names)."""
@@ -147,12 +155,10 @@ def _bound(stmt: ast.stmt) -> set[str]:
 def _bound_in_body(body: list[ast.stmt]) -> set[str]:
     names: set[str] = set()
     for stmt in body:
-        nodes = [stmt, *_own_nodes(stmt)]
-        for node in nodes:
+        for node in _scope_nodes(stmt):
             if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
                 names.add(node.id)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node is not stmt or (
-                    node is stmt and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))):
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 names.add(node.name)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 names.update((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
@@ -180,7 +186,7 @@ def _read(stmt: ast.stmt) -> set[str]:
 def _not_liftable(stmt: ast.stmt) -> str:
     """Why the block cannot move into a function unchanged ("" when it can)."""
     where = f"the block at line {stmt.lineno}"
-    for node in [stmt, *_own_nodes(stmt)]:
+    for node in _scope_nodes(stmt):
         if isinstance(node, ast.Return):
             return f"{where} returns from its function"
         if isinstance(node, (ast.Yield, ast.YieldFrom, ast.Await, ast.AsyncFor, ast.AsyncWith)):

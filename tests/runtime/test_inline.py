@@ -78,6 +78,22 @@ def test_globals_the_function_declares_stay_global():
     assert result == 11 and calls == [("main, lines 4-7", (2.75,))]
 
 
+def test_a_global_the_block_reads_stays_global_when_a_nested_function_binds_the_name():
+    source = """
+    def main():
+        def helper():
+            G = 0
+            return G
+        if True:
+            bpb = G / 4 + helper()
+            print(f"val_bpb:{bpb}")
+        return bpb
+    """
+    result, calls, done = run(source, "main", 8, ["bpb"])
+    assert isinstance(done, Lifted)
+    assert result == 2.5 and calls == [("main, lines 6-8", (2.5,))]
+
+
 def test_the_innermost_block_that_assigns_every_printed_name_is_lifted():
     source = """
     def main(stream):
