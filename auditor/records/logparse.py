@@ -97,13 +97,12 @@ class Score:
 #: The label of a score read from a training-time validation line (``step:2979/20000
 #: val_loss:2.0089 val_bpb:1.1898``): a claim may rest on one when no final stage shows it.
 STEP_LABEL = "step"
-_STEP_FIGURES = re.compile(r"val_loss:\s*(?P<loss>" + P.NUM + r")\s+val_bpb:\s*(?P<bpb>" + P.NUM + r")")
 
 
 def step_score(step_val: At) -> Score | None:
     """A training-time validation line as a score: not a final stage (it is the model before
     any averaging, quantization or evaluation-time method), labeled :data:`STEP_LABEL`."""
-    m = _STEP_FIGURES.search(step_val.text)
+    m = P.STEP_VAL.match(step_val.text)  # the pattern the parser read the line with
     if m is None:
         return None
     return Score(label=STEP_LABEL, raw_label=STEP_LABEL, bpb=float(m.group("bpb")), loss=float(m.group("loss")),

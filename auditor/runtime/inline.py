@@ -29,19 +29,18 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-#: Name of the dict that carries the block's locals in and out, and of the lifted function.
+#: The dict that carries the block's locals in and out, a snapshot of ``locals()``, and the
+#: prefix of the lifted function's name.
 _STATE = "__pg_state__"
 _LOCALS = "__pg_locals__"
-_RESULT = "__pg_result__"
 _PREFIX = "__pg_inline_"
 
 
 @dataclass(frozen=True)
 class Lifted:
-    """A block lifted into a function: the function's name and how reports show it."""
+    """A block lifted into a function, as reports show it ("main, lines 2150-2200")."""
 
-    name: str
-    shown: str  # "main, lines 2150-2200"
+    shown: str
 
 
 def lift(tree: ast.Module, function: str, line: int, printed: list[str], wrap: str) -> Lifted | str:
@@ -73,17 +72,18 @@ def _lift_in(func: ast.FunctionDef | ast.AsyncFunctionDef, line: int, printed: l
     why = _not_liftable(stmt)
     if why:
         return why
-    declared_global = {n for node in _own_nodes(func) if isinstance(node, ast.Global) for n in node.names}
-    if any(isinstance(node, ast.Nonlocal) for node in _own_nodes(func)):
+    scope = _own_nodes(func)
+    if any(isinstance(node, ast.Nonlocal) for node in scope):
         return f"{func.name} declares nonlocal names"
+    declared_global = {n for node in scope if isinstance(node, ast.Global) for n in node.names}
     own_locals = (_bound_in_body(func.body) | _params(func)) - declared_global
-    assigned = _bound(stmt) & own_locals
-    used = (_read(stmt) | assigned) & own_locals
-    name = f"{_PREFIX}{stmt.lineno}__"
+    read, bound = _read(stmt), _bound(stmt)
+    assigned = bound & own_locals
+    used = (read | assigned) & own_locals
     shown = f"{func.name}, lines {stmt.lineno}-{stmt.end_lineno or stmt.lineno}"
-    body[index:index + 1] = _replacement(stmt, name, shown, sorted(used), sorted(assigned), printed,
-                                         sorted(declared_global & (_read(stmt) | _bound(stmt))), wrap)
-    return Lifted(name, shown)
+    body[index:index + 1] = _replacement(stmt, f"{_PREFIX}{stmt.lineno}__", shown, sorted(used), sorted(assigned),
+                                         printed, sorted(declared_global & (read | bound)), wrap)
+    return Lifted(shown)
 
 
 def _chain(body: list[ast.stmt], line: int) -> list[tuple[list[ast.stmt], int]]:
@@ -233,7 +233,7 @@ def _replacement(stmt: ast.stmt, name: str, shown: str, used: list[str], assigne
         f"{name} = {wrap}({name}, {shown!r})",
         f"{_LOCALS} = locals()",
         f"{_STATE} = {{k: {_LOCALS}[k] for k in {tuple(used)!r} if k in {_LOCALS}}}",
-        f"{_RESULT} = {name}({_STATE})",
+        f"{name}({_STATE})",  # what it returns is for the capture
         *(f"if {n!r} in {_STATE}: {n} = {_STATE}[{n!r}]" for n in assigned),
     ])).body
     out: list[ast.stmt] = [fn, *around]

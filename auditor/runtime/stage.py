@@ -145,7 +145,7 @@ def _inline_site(printed: Match, label: str) -> InlineSite | None:
     texts = {t for score in printed_scores([printed.text], label) for t in (score.bpb_text, score.loss_text) if t}
     fields = [f for f, value in zip(printed.format.fields, printed.values) if value in texts]
     names = [n for n in printed_names(printed.format, fields) if scope.assigned(n)]
-    if not fields or not names:
+    if not names:
         return None
     return InlineSite(scope.name, printed.format.line, names)
 
