@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.runtime.bytecheck import judge as judge_bytes
 from auditor.runtime.compat import backport_fstrings
-from auditor.runtime.knobs import is_table_size
+from auditor.runtime.knobs import Settings, is_table_size
 from auditor.runtime.protocol import DriverResult, ErrorInfo
 from auditor.runtime.sandbox import HOME, WALL_MARGIN_S, WORKDIR, ChildResult, Limits, run_child
-from auditor.runtime.stage import ClaimedStage, ScoredRuntime, stage_reasons
+from auditor.runtime.stage import ClaimedStage, ScoredRuntime, stage_dormant, stage_reasons
 
 if TYPE_CHECKING:
     from auditor.bundle import Bundle
@@ -90,6 +90,8 @@ class Causality:
     adjustments: list[str] = field(default_factory=list)
     error: dict[str, Any] | None = None
     hashed_tables: bool = False
+    #: The claimed stage's line showed its mechanism idle at the shrunk scale (stage_dormant).
+    dormant: bool = False
     #: What the kernel confined the sandbox to (auditor.runtime.confine.Confinement.to_dict()).
     confinement: dict[str, Any] = field(default_factory=dict)
     raw: DriverResult | None = field(default=None, repr=False)
@@ -281,6 +283,8 @@ def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progre
            "inline": [dataclasses.asdict(site) for site in scored.inline]}
     child = run_child(files, job, limits, progress=progress)
     out = interpret(child, text, scored.stages, scored.unknown_stage, [f.rel for f in bundle.files])
+    if out.dormant and out.status == "inconclusive" and not settings.get("late_substitution"):
+        out = _grown(out, files, job, limits, progress, text, scored, bundle)
     out.script = script
     out.run_env = run_env
     out.reasons[:0] = notes
@@ -288,6 +292,31 @@ def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progre
     out.seconds = time.monotonic() - started
     out.decoded_from = source.origin if source is not None else None
     out.script_lines = _def_lines(text)
+    return out
+
+
+#: The validation stream of a rerun whose scored mechanism did not act on the shrunk one.
+GROWN_VAL_TOKENS = 65_536
+
+
+def _grown(first: Causality, files: dict[str, bytes], job: dict[str, Any], limits: Limits, progress: Any,
+           text: str, scored: ScoredRuntime, bundle: Bundle) -> Causality:
+    """Run once more on a longer stream when the claimed stage's mechanism did not act on the
+    shrunk one (a cache read before its first update: the model's and the mixture's figures
+    printed equal). Tables keep their load (they scale with the stream), the model stays small,
+    and substitution moves to the end of the stream, where the mechanism has the most behind
+    it. Still idle there, the rerun stays inconclusive for that reason."""
+    settings = job["settings"]
+    if int(settings.get("val_tokens", Settings.val_tokens)) >= GROWN_VAL_TOKENS:
+        return first
+    wall = max(limits.wall_s, limits.max_wall_s)
+    budget = max(20.0, wall - WALL_MARGIN_S)
+    grown_job = {**job, "settings": {**settings, "val_tokens": GROWN_VAL_TOKENS, "late_substitution": True,
+                                     "budget_s": budget, "max_budget_s": budget}}
+    child = run_child(files, grown_job, dataclasses.replace(limits, wall_s=wall), progress=progress)
+    out = interpret(child, text, scored.stages, scored.unknown_stage, [f.rel for f in bundle.files])
+    out.adjustments.insert(0, f"validation stream grown to {GROWN_VAL_TOKENS} tokens: on the shrunk one, "
+                              f"{first.reasons[0] if first.reasons else 'the scored stage did not act'}")
     return out
 
 
@@ -413,8 +442,10 @@ def interpret(child: ChildResult, source_text: str = "", stages: tuple[ClaimedSt
         unexercised.append(f"the scored stage is unknown ({unknown_stage}): no evaluation of the run is tied "
                            "to the claimed score")
     for stage in stages:
-        why, scorer = stage_reasons(stage, [shown(line) for line in raw.stage_lines], top)
+        lines = [shown(line) for line in raw.stage_lines]
+        why, scorer = stage_reasons(stage, lines, top, raw.byte_accounts if raw.tokenizer_loaded == "harness" else None)
         unexercised.extend(why)
+        out.dormant = out.dormant or stage_dormant(stage, lines)
         if scorer is not None:
             behind_stage.add(scorer)
     for name in sorted(names):

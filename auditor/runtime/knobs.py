@@ -27,6 +27,7 @@ class Settings:
     substitution_positions: int = 2
     replay_limit_s: float = 20.0  # a replay slower than this is not used for the probes
     fp32: bool = True  # run models in float32 on the CPU (see stubs.install)
+    late_substitution: bool = False  # substitute at the end of the stream (a grown rerun: harness._run)
 
     @classmethod
     def from_job(cls, job: protocol.Job) -> Settings:

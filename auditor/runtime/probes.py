@@ -133,6 +133,10 @@ def compare(base: Scored, other: Scored, upto: int | None = None, tol: float = A
     return Comparison(worst, at, len(keys), changed)
 
 
+#: Where :attr:`ProbePlan.late` substitutes (fractions of the stream).
+LATE_FRACTIONS = (0.95, 0.8)
+
+
 @dataclass
 class ProbePlan:
     """How much probing to do (the driver shrinks it to fit a time budget)."""
@@ -141,6 +145,9 @@ class ProbePlan:
     window_cuts: int = 1  # window starts probed (each at -2, -1, 0)
     chunk_cuts: int = 1  # chunk starts probed (at -2, -1 here; 0 and +1 by score before update)
     substitution_positions: int = 3
+    #: Substitute at the end of the stream first: set when the stream was grown because the
+    #: scored mechanism did not act on a short one (it then has the most state behind it there).
+    late: bool = False
     skip_tokens: tuple[int, ...] = (data.BOS,)
     seed: int = 1017
 
@@ -360,18 +367,23 @@ class ProbeRunner:
     def substitution_positions(self, structure: Structure) -> list[int]:
         """First targets of the second and third chunks (state built from earlier chunks: where a
         cache updated one token too far shows), then positions a fifth, two and three fifths into
-        the stream (cheap to reach: a replay stops once its target is scored)."""
+        the stream (cheap to reach: a replay stops once its target is scored). With
+        :attr:`ProbePlan.late`, targets in the last fifth of the stream instead."""
         assert self.base is not None
         scored = sorted(set(self.base.positions.tolist()))
         regular = [p for p in scored if self.stream[p] != data.BOS and p > 0]
         if not regular:
             return []
+        n = len(self.stream)
+        if self.plan.late:
+            ends = [next(p for p in regular if p >= int(frac * n)) for frac in LATE_FRACTIONS
+                    if regular[-1] >= int(frac * n)]
+            return list(dict.fromkeys(ends or regular[-1:]))[: self.plan.substitution_positions]
         picks: list[int] = []
         for s in structure.chunk_starts[:2]:
             cands = [p for p in regular if p >= s]
             if cands:
                 picks.append(cands[0])
-        n = len(self.stream)
         for frac in (0.2, 0.4, 0.6):
             cands = [p for p in regular if p >= int(frac * n)]
             if cands:

@@ -144,7 +144,8 @@ def probe_snapshots(session: Session) -> None:
             entry.probes.append(_row(probes.ProbeResult("replay", "skipped", OUT_OF_TIME, scorer=snap.name)))
             continue
         # the reported evaluation: two substitution positions; the others: one
-        plan = probes.ProbePlan(substitution_positions=s.substitution_positions if snap.name == final else 1)
+        plan = probes.ProbePlan(substitution_positions=s.substitution_positions if snap.name == final else 1,
+                                late=s.late_substitution)
         chunked = "CHUNK" in " ".join(session.applied_knobs)
         share = left / (len(order) - i) if snap.name != final or len(order) == 1 else left * 0.6
         session.checkpoint(f"probing {snap.name}()")

@@ -17,6 +17,7 @@ then the script's defaults. The harness
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from auditor.runtime.protocol import InlineSite
 if TYPE_CHECKING:
     from auditor.records.analysis import RecordsAnalysis
     from auditor.records.logparse import Score
-    from auditor.runtime.protocol import PassRecord
+    from auditor.runtime.protocol import ByteAccount, PassRecord
     from auditor.scored.config import ScoredConfiguration
     from auditor.scored.logmatch import Match
     from auditor.static.reach import Program
@@ -213,9 +214,16 @@ def scorer_of(score: Score, passes: Sequence[PassRecord]) -> PassRecord | None:
     return None
 
 
-def stage_reasons(stage: ClaimedStage, lines: Sequence[str], passes: Sequence[PassRecord]) -> tuple[list[str], str | None]:
+def stage_reasons(stage: ClaimedStage, lines: Sequence[str], passes: Sequence[PassRecord],
+                  accounts: Sequence[ByteAccount] | None = None) -> tuple[list[str], str | None]:
     """Why the scored stage was not exercised (empty when it was), and the name of the
-    evaluation function behind it."""
+    evaluation function behind it.
+
+    ``accounts``: the canonical bytes of the targets each call scored, when the run used the
+    harness's tokenizer (else None). The probes are about the losses the capture matched to
+    one returned number; a function that returns the model's score and a mixture's (and prints
+    the mixture's as the claim) has them about the model's. With the bytes known, the captured
+    losses must give the printed claim's bits per byte, else the stage was not exercised."""
     printed = printed_scores(lines, stage.label)
     head = f"the scored stage {stage.describe()} was not exercised"
     if not printed:
@@ -226,8 +234,33 @@ def stage_reasons(stage: ClaimedStage, lines: Sequence[str], passes: Sequence[Pa
             dormant = _dormant(stage.log_text, [line for line in lines if stage.label in line])
             if dormant:
                 return [f"{head}: {dormant}"], None
+            other = _captured_elsewhere(score, [a for a in accounts or () if a.name == p.name])
+            if other:
+                return [f"{head}: {other}"], None
             return [], p.name
     return [f"{head}: the value on its line ({printed[0].bpb_text}) is none a captured evaluation returned"], None
+
+
+def _captured_elsewhere(score: Score, accounts: Sequence[ByteAccount]) -> str:
+    """Why the captured losses of a call are not the ones behind the printed claim ("" when
+    one call's give its bits per byte, or nothing is known about them)."""
+    from auditor.runtime.bytecheck import Printed, accepted, explain
+
+    counted = [a for a in accounts if a.bytes > 0 and a.tokens > 0]
+    claim = Printed(score.bpb_text)
+    if not counted or any(explain(a, claim, accepted(a)) for a in counted):
+        return ""
+    a = counted[0]
+    return (f"the losses captured in {a.name} give {a.nll_sum / (a.bytes * math.log(2.0)):.6g} bits per byte over "
+            f"the {a.tokens} targets they score, and the line prints {score.bpb_text}: the probes would be about "
+            "another figure than the claimed one")
+
+
+def stage_dormant(stage: ClaimedStage, lines: Sequence[str]) -> bool:
+    """Whether the sandboxed run printed the stage's line with the figures the seed log shows
+    apart equal: its mechanism did not act at the shrunk scale (:func:`_dormant`), and a longer
+    stream may wake it."""
+    return bool(_dormant(stage.log_text, [line for line in lines if stage.label in line]))
 
 
 #: ``name:value`` (or ``name=value``) bits-per-byte fields of a score line.

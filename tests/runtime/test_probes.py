@@ -118,3 +118,20 @@ def test_markov_stream_is_documents_of_regular_tokens(length):
     s = data.markov_stream(length, VOCAB, seed=0)
     assert len(s) == length and s[0] == data.BOS
     assert set(np.unique(s)) <= {data.BOS, *range(data.FIRST_REGULAR, VOCAB)}
+
+
+def test_a_late_plan_substitutes_where_a_late_mechanism_acts():
+    """A cache that acts only in the last quarter of the stream: the default targets (chunk
+    starts, a fifth and two fifths in) never see it; the late plan's do."""
+    honest = bigram_scorer()
+
+    def late_leak(stream: np.ndarray) -> Scored:
+        scored = honest(stream)
+        nll = scored.nll.copy()
+        late = scored.positions >= 300
+        nll[late] = np.maximum(nll[late] - 1.5, 0.0)  # every candidate made likelier: sums over 1
+        return Scored(scored.positions, nll)
+
+    assert run(late_leak, substitution_positions=2)["substitution"].status == "pass"
+    late = run(late_leak, substitution_positions=2, late=True)["substitution"]
+    assert late.status == "fail" and late.evidence["position"] >= 300

@@ -232,3 +232,26 @@ def test_a_mechanism_the_claimed_line_shows_must_act_in_the_sandboxed_run():
                          "final_sliding_window_exact sliding_bpb:1.14775606 val_bpb:1.14775606")
     model_only = [PassRecord("eval_val_sliding", 0, 0, 0.1, [3.52673995], True, scored=10)]
     assert stage_reasons(plain, dormant, model_only) == ([], "eval_val_sliding")
+
+
+def _account(name: str, bpb: float, tokens: int = 1000, nbytes: int = 1700):
+    import math
+
+    from auditor.runtime.protocol import ByteAccount
+
+    nll_sum = bpb * nbytes * math.log(2.0)
+    return ByteAccount(name, 0, tokens, tokens, nll_sum, nll_sum / tokens, [], nbytes, nbytes)
+
+
+def test_the_captured_losses_must_be_the_ones_behind_the_claimed_figure():
+    """A function that returns the model's bpb and a mixture's, and prints the mixture's as the
+    claim: a capture of the model's losses would probe the model, not the claim."""
+    stage = ClaimedStage("final_exact", "train.log:9", "train_gpt.py:90", "final_exact sliding_bpb:1.1478 val_bpb:0.3922")
+    passes = [PassRecord("eval_mix", 0, 0, 0.1, [2.43, 3.5116, 3.1002], True, scored=1000)]
+    lines = ["final_exact sliding_bpb:3.5116 val_bpb:3.1002"]
+    reasons, scorer = stage_reasons(stage, lines, passes, [_account("eval_mix", 3.5116)])
+    assert scorer is None and "3.5116 bits per byte" in reasons[0] and "prints 3.1002" in reasons[0]
+    assert stage_reasons(stage, lines, passes, [_account("eval_mix", 3.1002)]) == ([], "eval_mix")
+    # bytes unknown (another tokenizer, nothing captured): the value match alone decides, as before
+    assert stage_reasons(stage, lines, passes, None) == ([], "eval_mix")
+    assert stage_reasons(stage, lines, passes, [_account("other_eval", 3.5116)]) == ([], "eval_mix")
