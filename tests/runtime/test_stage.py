@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from auditor.runtime import loader
+from auditor.discover import discover
+from auditor.runtime import harness, loader
 from auditor.runtime.harness import interpret
 from auditor.runtime.knobs import Settings, knob_values
 from auditor.runtime.protocol import DriverResult, PassRecord, ProbeRow, RunRecord, ScorerRecord
 from auditor.runtime.sandbox import ChildResult
-from auditor.runtime.stage import ClaimedStage, stage_lines, stage_reasons
+from auditor.runtime.stage import ClaimedStage, ScoredRuntime, stage_lines, stage_reasons
 
 PATHS = {"data_path": "d", "tokenizer": "t.model", "data_dir": "d"}
 STAGE = ClaimedStage("legal_ttt_exact", "train_seed42.log:40", "train_gpt.py:211")
@@ -255,3 +256,27 @@ def test_the_captured_losses_must_be_the_ones_behind_the_claimed_figure():
     # bytes unknown (another tokenizer, nothing captured): the value match alone decides, as before
     assert stage_reasons(stage, lines, passes, None) == ([], "eval_mix")
     assert stage_reasons(stage, lines, passes, [_account("other_eval", 3.5116)]) == ([], "eval_mix")
+
+
+def test_a_dormant_stage_is_run_once_more_on_a_grown_stream(tmp_path, monkeypatch):
+    """The claimed line shows two figures apart; the shrunk run prints them equal. The harness
+    runs once more on the grown stream, substituting at its end, and concludes from that run."""
+    (tmp_path / "train_gpt.py").write_text("def eval_val():\n    return 1.0\n")
+    stage = ClaimedStage("final_exact", "train.log:9", "train_gpt.py:90", "final_exact sliding_bpb:1.1478 val_bpb:0.3922")
+    runs = iter([["final_exact sliding_bpb:3.5116 val_bpb:3.5116"], ["final_exact sliding_bpb:3.5116 val_bpb:3.1002"]])
+    jobs = []
+
+    def fake_child(files, job, limits, progress=None):
+        jobs.append((job["settings"], limits.wall_s))
+        return ChildResult(result(next(runs), [2.43, 3.5116, 3.1002]), 0, 1.0)
+
+    monkeypatch.setattr(harness, "run_child", fake_child)
+    out = harness.causality_of(discover([tmp_path])[0], {"val_tokens": 1024}, scored=ScoredRuntime(stages=(stage,)))
+    assert out.status == "pass", out.reasons
+    assert [s.get("late_substitution", False) for s, _ in jobs] == [False, True]
+    assert jobs[1][0]["val_tokens"] == harness.GROWN_VAL_TOKENS and jobs[1][1] >= jobs[0][1]
+    assert "grown to 65536 tokens" in out.adjustments[0] and "did not act" in out.adjustments[0]
+    # a stage that stays idle on the grown stream stays inconclusive for that reason
+    runs = iter([["final_exact sliding_bpb:3.5116 val_bpb:3.5116"]] * 2)
+    out = harness.causality_of(discover([tmp_path])[0], {"val_tokens": 1024}, scored=ScoredRuntime(stages=(stage,)))
+    assert out.status == "inconclusive" and "did not act" in out.reasons[0]
