@@ -15,6 +15,7 @@ depends on them (``per_byte.append(share)`` then ``per_byte[t]``).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import libcst as cst
@@ -39,8 +40,31 @@ class Mixture:
     kind: str
 
 
+#: Mixtures found per scope (two rules ask for them; the search walks every statement).
+_FOUND: weakref.WeakKeyDictionary[Scope, list[Mixture]] = weakref.WeakKeyDictionary()
+#: Nodes where a statement's own expressions end and another statement begins.
+_STATEMENTS = (cst.BaseSmallStatement, cst.BaseCompoundStatement, cst.SimpleStatementLine)
+
+
 def mixtures(scope: Scope) -> list[Mixture]:
     """The mixtures computed in a function (own statements only, not nested functions)."""
+    found = _FOUND.get(scope)
+    if found is None:
+        found = _FOUND[scope] = _mixtures(scope)
+    return found
+
+
+def _own_nodes(stmt: Stmt):
+    """The nodes of a statement that no statement inside it holds (a compound statement's
+    header: its test, its target and iterable; not its body)."""
+    stack: list[cst.CSTNode] = [stmt.node]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed([c for c in children(node) if not isinstance(c, _STATEMENTS)]))
+
+
+def _mixtures(scope: Scope) -> list[Mixture]:
     found: list[Mixture] = []
     seen: set[int] = set()
     for call in scope.calls:
@@ -67,15 +91,15 @@ def mixtures(scope: Scope) -> list[Mixture]:
         if len(parts) >= 2:
             seen.add(id(call.node))
             found.append(Mixture(call.node, call.stmt, parts, kind))
-    manual: dict[int, Mixture] = {}
-    for stmt in scope.stmts:  # a compound statement holds its body: the innermost one is kept
+    manual: list[Mixture] = []
+    for stmt in scope.stmts:
         if isinstance(stmt.node, (cst.FunctionDef, cst.ClassDef)):
             continue
-        for node in walk(stmt.node):
+        for node in _own_nodes(stmt):
             pair = _manual_lse(node)
-            if pair is not None and (id(node) not in manual or manual[id(node)].stmt.order < stmt.order):
-                manual[id(node)] = Mixture(node, stmt, pair, "max(a, b) + log1p(exp(-|a - b|))")
-    return found + list(manual.values())
+            if pair is not None:
+                manual.append(Mixture(node, stmt, pair, "max(a, b) + log1p(exp(-|a - b|))"))
+    return found + manual
 
 
 def _stacked(scope: Scope, node: cst.BaseExpression | None, depth: int = 0) -> tuple[cst.BaseExpression, ...]:
