@@ -386,6 +386,8 @@ def _retry_with_real_sizes(session: Session, base: Run) -> Run:
     if error is None or error.kind != "error" or session.prepared is None or time.monotonic() > session.deadline:
         return base
     real = {**{k: str(v) for k, v in session.job.run_env.items()}, **session.job.scored_env}
+    if session.job.scored_world_size:  # the logs say how many processes the scored run had
+        real.setdefault("WORLD_SIZE", str(session.job.scored_world_size))
     restore = restored_sizes(error.type, error.message, session.applied_knobs, session.prepared.knobs, real)
     if not restore:
         return base

@@ -216,8 +216,8 @@ def restored_sizes(error_type: str, message: str, applied: dict[str, str], knobs
     """Knobs to set otherwise after the run stopped on them (value None: unset, the script's
     default), or nothing when no second run is worth it:
 
-    - the knob the error message names (the script checks it: ``NGRAM_EVAL_ORDER must be ...``)
-      gets the scored run's value back;
+    - the knob the error message names (the script checks it: ``NGRAM_EVAL_ORDER must be ...``,
+      ``requires WORLD_SIZE=8``) gets the scored run's value back;
     - a value the message quotes (``invalid literal for int(): '1776142360.542'``) is one the
       script cannot parse, so the scored run cannot have had it (it was misread from a log):
       the knob is unset;
@@ -238,12 +238,16 @@ def restored_sizes(error_type: str, message: str, applied: dict[str, str], knobs
         return name in knobs and name not in keep and not is_table_size(name)
 
     named = [k for k in applied if len(k) > 3 and re.search(rf"\b{re.escape(k)}\b", message)]
+    # a setting the harness left at its default that the script refuses (``requires
+    # WORLD_SIZE=8``): the scored run's value, when it is known
+    named += [k for k in knobs if k not in applied and k in scored and len(k) > 3
+              and re.search(rf"\b{re.escape(k)}\b", message)]
     if set(named) & set(MODEL_WIDTHS):  # widths tied to the model's go back with it
         named += [k for k in applied if TIED.search(k) and k not in named]
     if named:
-        out = {k: real(k) for k in named if allowed(k) and applied[k] != real(k)}
+        out = {k: real(k) for k in named if allowed(k) and applied.get(k, knobs[k].default) != real(k)}
         for k in named:  # a table size the script refused: the least it accepts, not the real one
-            least = least_accepted(message, applied[k]) if k in knobs and is_table_size(k) else None
+            least = least_accepted(message, applied[k]) if k in applied and k in knobs and is_table_size(k) else None
             if least is not None:
                 out[k] = least
         return out

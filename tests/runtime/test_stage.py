@@ -176,6 +176,19 @@ def test_a_setting_the_script_rejects_is_given_back_its_real_value():
     assert restored_sizes("UnboundLocalError", "cannot access local variable 'model'", applied, found) == {}
 
 
+def test_a_setting_left_at_its_default_that_the_script_refuses_gets_the_scored_value():
+    """A script that runs only on the scored run's 8 processes (``requires WORLD_SIZE=8, got 1``)
+    runs as one of them; a name the scored run gave no value, or a bare mention, changes nothing."""
+    from auditor.runtime.knobs import restored_sizes
+
+    found = knobs(WORLD_SIZE="1", MODEL_DIM="512")
+    applied = {"MODEL_DIM": "32"}
+    message = "Donnie 8x requires WORLD_SIZE=8, got 1. Launch with: torchrun --nproc_per_node=8"
+    assert restored_sizes("ValueError", message, applied, found, {"WORLD_SIZE": "8"}) == {"WORLD_SIZE": "8"}
+    assert restored_sizes("ValueError", message, applied, found, {}) == {}
+    assert restored_sizes("ValueError", message, applied, found, {"WORLD_SIZE": "1"}) == {}  # already so
+
+
 def test_a_scored_value_the_script_cannot_parse_is_dropped():
     from auditor.runtime.knobs import restored_sizes
 
