@@ -58,6 +58,7 @@ def test_legal_fixtures_pass_every_probe(name, runtime_results):
     ("ngram_tensor_accumulators", "substitution", "target_in_key"),  # window sums read out, added to tensors
     ("ngram_expert_mixture", "substitution", "target_in_key"),  # experts summed in torch, model's loss on a later line
     ("ngram_unnamed_table", "substitution", "target_in_key"),  # np.zeros(1 << 22), known by its mask
+    ("ngram_clipped_posterior", "substitution", "target_in_key"),  # p clipped to 1: NLL 0 is a score
     ("helper_loaded_by_path", "substitution", "target_in_key"),  # the evaluation is in a module loaded by path
     ("cache_plus1_leak", "substitution", "target_in_key"),
     ("target_gated_mixer", "substitution", "target_gated"),
