@@ -171,7 +171,8 @@ def _python_roots(python: str) -> list[str]:
         roots.add(os.path.dirname(os.path.dirname(os.path.abspath(path))))
     if os.path.realpath(python) == os.path.realpath(sys.executable):
         roots.update({sys.prefix, sys.base_prefix, sys.exec_prefix})
-    return sorted(r for r in roots if r and r != "/" and not r.startswith("/usr"))
+    # /tmp itself is never bound: the sandbox's /tmp is empty (a venv inside it is bound)
+    return sorted(r for r in roots if r and r not in ("/", "/tmp", "/dev/shm") and not r.startswith("/usr"))
 
 
 def bwrap_command(python: str, limits: Limits, data: dict[str, int], script: tuple[str, int] | None = None) -> list[str]:
@@ -197,14 +198,16 @@ def bwrap_command(python: str, limits: Limits, data: dict[str, int], script: tup
             cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
     for name, fd in sorted(data.items()):
         cmd += [*perms, "--ro-bind-data", str(fd), name]
+    # the empty /tmp goes up before the interpreter is bound: an interpreter or virtual
+    # environment that lives under /tmp is bound into it, not hidden by it
+    cmd += ["--proc", "/proc", "--dev", "/dev",
+            "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm",
+            "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     for root in _python_roots(python):
         if os.path.isdir(root):
             cmd += ["--ro-bind", root, root]
     cmd += _hide_installation(python)
-    cmd += ["--proc", "/proc", "--dev", "/dev",
-            "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm",
-            "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
-            "--size", str(limits.file_bytes), "--tmpfs", HOME,
+    cmd += ["--size", str(limits.file_bytes), "--tmpfs", HOME,
             "--dir", WORKDIR]
     if script is not None:
         rel, fd = script

@@ -179,3 +179,19 @@ def test_the_sandbox_command_names_nothing_of_the_harness():
     assert "--as-pid-1" in cmd and "localhost" not in cmd  # the run is its namespace's only process
     assert not any("/opt/" in arg or "pgolf" in arg or _OWN_ENTRY.search(arg.rsplit("/", 1)[-1]) for arg in cmd)
     assert cmd[cmd.index("--file") + 2] == f"{WORKDIR}/{script}" and cmd[cmd.index("--chdir") + 1] == WORKDIR
+
+
+def test_an_interpreter_under_tmp_is_bound_into_the_sandbox_s_empty_tmp(tmp_path):
+    """A virtual environment in /tmp (a CI job's) is bound after the empty /tmp goes up, not
+    hidden by it; /tmp itself is never bound."""
+    from auditor.runtime.sandbox import _python_roots, bwrap_command
+
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    python = venv / "bin" / "python"
+    python.write_text("")
+    cmd = bwrap_command(str(python), Limits(), {"/etc/passwd": 5, "/etc/group": 6})
+    pairs = list(zip(cmd, cmd[1:]))
+    assert str(tmp_path).startswith("/tmp/")
+    assert pairs.index(("--tmpfs", "/tmp")) < pairs.index(("--ro-bind", str(venv)))
+    assert _python_roots("/tmp/bin/python") == []
