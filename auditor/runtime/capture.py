@@ -103,6 +103,15 @@ def _matches(total: float, count: int, returned: list[float]) -> float | None:
 WITH_ZEROS = "+zeros"
 
 
+def scored_terms(strategy: str, values: np.ndarray) -> np.ndarray:
+    """Which terms of a capture are scores: exact zeros are masked-out terms, unless the
+    evaluation's returned mean counted them (a mixture clipped to probability 1 scores its
+    target at exactly 0), as the strategy that matched it says (:data:`WITH_ZEROS`)."""
+    if strategy.endswith(WITH_ZEROS):
+        return np.ones(values.shape, dtype=bool)
+    return values != 0.0
+
+
 def select_scored(pass_id: int, returned: list[float]) -> tuple[str, list[track.Record], float | None, str]:
     """The records whose mean is the returned loss: (strategy, records, loss, why-not).
 

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from auditor.runtime import absent, bytecount, confine, data, guard, layout, loader, protocol, stage, stubs, track
-from auditor.runtime.capture import WITH_ZEROS, PassResult, _floats, _has_number, select_scored, set_in, walk
+from auditor.runtime.capture import PassResult, _floats, _has_number, scored_terms, select_scored, set_in, walk
 from auditor.runtime.knobs import Settings, is_table_size, knob_values, required_seq_len, restored_sizes
 from auditor.runtime.patches import install_sibling_finder, modes_follow_threads, patch_numpy_loaders
 from auditor.runtime.probing import probe_pipeline, probe_snapshots, replays_per_scorer
@@ -213,7 +213,7 @@ class Session(Replays):
                 return pr
             ordinals = np.concatenate([np.full(len(r.positions), r.ordinal, dtype=np.int64) for r in records])
             # exact zeros are masked-out terms, unless the returned mean counted them
-            keep = ~unattributed & ((values != 0.0) | strategy.endswith(WITH_ZEROS))
+            keep = ~unattributed & scored_terms(strategy, values)
             pr.positions, pr.nll = positions[keep], values[keep]
             pr.ordinals = ordinals[keep]
             pr.record_positions = {r.ordinal: r.positions for r in records}

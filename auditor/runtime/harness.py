@@ -24,7 +24,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -281,10 +281,14 @@ def _run(bundle: Bundle, settings: dict[str, Any], limits: Limits | None, progre
            "scored_env": usable_run_env(scored.env), "scored_world_size": scored.world_size,
            "stage_labels": [st.label for st in scored.stages], "scorers": list(scored.scorers),
            "inline": [dataclasses.asdict(site) for site in scored.inline]}
-    child = run_child(files, job, limits, progress=progress)
-    out = interpret(child, text, scored.stages, scored.unknown_stage, [f.rel for f in bundle.files])
+    shipped = [f.rel for f in bundle.files]
+
+    def judge(child: ChildResult) -> Causality:
+        return interpret(child, text, scored.stages, scored.unknown_stage, shipped)
+
+    out = judge(run_child(files, job, limits, progress=progress))
     if out.dormant and out.status == "inconclusive" and not settings.get("late_substitution"):
-        out = _grown(out, files, job, limits, progress, text, scored, bundle)
+        out = _grown(out, files, job, limits, progress, judge)
     out.script = script
     out.run_env = run_env
     out.reasons[:0] = notes
@@ -300,7 +304,7 @@ GROWN_VAL_TOKENS = 65_536
 
 
 def _grown(first: Causality, files: dict[str, bytes], job: dict[str, Any], limits: Limits, progress: Any,
-           text: str, scored: ScoredRuntime, bundle: Bundle) -> Causality:
+           judge: Callable[[ChildResult], Causality]) -> Causality:
     """Run once more on a longer stream when the claimed stage's mechanism did not act on the
     shrunk one (a cache read before its first update: the model's and the mixture's figures
     printed equal). Tables keep their load (they scale with the stream), the model stays small,
@@ -313,8 +317,7 @@ def _grown(first: Causality, files: dict[str, bytes], job: dict[str, Any], limit
     budget = max(20.0, wall - WALL_MARGIN_S)
     grown_job = {**job, "settings": {**settings, "val_tokens": GROWN_VAL_TOKENS, "late_substitution": True,
                                      "budget_s": budget, "max_budget_s": budget}}
-    child = run_child(files, grown_job, dataclasses.replace(limits, wall_s=wall), progress=progress)
-    out = interpret(child, text, scored.stages, scored.unknown_stage, [f.rel for f in bundle.files])
+    out = judge(run_child(files, grown_job, dataclasses.replace(limits, wall_s=wall), progress=progress))
     out.adjustments.insert(0, f"validation stream grown to {GROWN_VAL_TOKENS} tokens: on the shrunk one, "
                               f"{first.reasons[0] if first.reasons else 'the scored stage did not act'}")
     return out
@@ -441,8 +444,8 @@ def interpret(child: ChildResult, source_text: str = "", stages: tuple[ClaimedSt
     if unknown_stage:
         unexercised.append(f"the scored stage is unknown ({unknown_stage}): no evaluation of the run is tied "
                            "to the claimed score")
+    lines = [shown(line) for line in raw.stage_lines]
     for stage in stages:
-        lines = [shown(line) for line in raw.stage_lines]
         why, scorer = stage_reasons(stage, lines, top, raw.byte_accounts if raw.tokenizer_loaded == "harness" else None)
         unexercised.extend(why)
         out.dormant = out.dormant or stage_dormant(stage, lines)

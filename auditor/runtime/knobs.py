@@ -237,11 +237,13 @@ def restored_sizes(error_type: str, message: str, applied: dict[str, str], knobs
     def allowed(name: str) -> bool:
         return name in knobs and name not in keep and not is_table_size(name)
 
-    named = [k for k in applied if len(k) > 3 and re.search(rf"\b{re.escape(k)}\b", message)]
+    def mentioned(name: str) -> bool:
+        return len(name) > 3 and re.search(rf"\b{re.escape(name)}\b", message) is not None
+
+    named = [k for k in applied if mentioned(k)]
     # a setting the harness left at its default that the script refuses (``requires
     # WORLD_SIZE=8``): the scored run's value, when it is known
-    named += [k for k in knobs if k not in applied and k in scored and len(k) > 3
-              and re.search(rf"\b{re.escape(k)}\b", message)]
+    named += [k for k in knobs if k not in applied and k in scored and mentioned(k)]
     if set(named) & set(MODEL_WIDTHS):  # widths tied to the model's go back with it
         named += [k for k in applied if TIED.search(k) and k not in named]
     if named:

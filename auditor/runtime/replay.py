@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from auditor.runtime import probes, track
-from auditor.runtime.capture import WITH_ZEROS, PassResult, assign_masked, walk
+from auditor.runtime.capture import PassResult, assign_masked, scored_terms, walk
 from auditor.runtime.track import TRACKER
 
 OUT_OF_TIME = "time budget spent"
@@ -124,7 +124,7 @@ class Replays:
         expected = pr.record_positions.get(ordinal)
         if expected is None or not np.array_equal(record.positions, expected):
             raise probes.Inconclusive("the replay made its per-token losses in another order")
-        hits = np.flatnonzero((record.positions == position) & _scored_terms(pr, record.values))
+        hits = np.flatnonzero((record.positions == position) & scored_terms(pr.strategy, record.values))
         if not len(hits):
             raise probes.Inconclusive(f"target {position} was masked out in a replay")
         return float(record.values[hits[-1]])
@@ -150,7 +150,7 @@ class Replays:
             expected = pr.record_positions.get(ordinal)
             if rec is None or expected is None or not np.array_equal(rec.positions, expected):
                 return self.replay(snap, stream)  # another order: read the whole pass instead
-            keep = (rec.positions >= 0) & _scored_terms(pr, rec.values)
+            keep = (rec.positions >= 0) & scored_terms(pr.strategy, rec.values)
             positions.append(rec.positions[keep])
             values.append(rec.values[keep])
         return probes.Scored(np.concatenate(positions), np.concatenate(values))
@@ -244,12 +244,3 @@ def quiet(session: Any):
         if text:
             session.log_tail = (session.log_tail + text.splitlines())[-40:]
             session.saw_output(text)
-
-
-def _scored_terms(pr: PassResult, values: np.ndarray) -> np.ndarray:
-    """Which terms of a record are scores: exact zeros are masked-out terms, unless the
-    evaluation's returned mean counted them (a mixture clipped to probability 1 scores its
-    target at exactly 0), as the capture of the first call found (:data:`WITH_ZEROS`)."""
-    if pr.strategy.endswith(WITH_ZEROS):
-        return np.ones(values.shape, dtype=bool)
-    return values != 0.0

@@ -66,6 +66,8 @@ UID = 1000
 #: Where things are inside the sandbox: the home folder (the writable tmpfs) holds a checkout of
 #: the challenge's repository, the working folder where the run starts.
 HOME = f"/home/{USER}"
+#: The sandbox's own empty /tmp (an interpreter installed below it is bound into it).
+SANDBOX_TMP = "/tmp"
 WORKDIR = f"{HOME}/parameter-golf"
 NO_SANDBOX = "no sandbox available (install bubblewrap)"
 
@@ -172,7 +174,7 @@ def _python_roots(python: str) -> list[str]:
     if os.path.realpath(python) == os.path.realpath(sys.executable):
         roots.update({sys.prefix, sys.base_prefix, sys.exec_prefix})
     # /tmp itself is never bound: the sandbox's /tmp is empty (a venv inside it is bound)
-    return sorted(r for r in roots if r and r not in ("/", "/tmp", "/dev/shm") and not r.startswith("/usr"))
+    return sorted(r for r in roots if r and r not in ("/", SANDBOX_TMP, "/dev/shm") and not r.startswith("/usr"))
 
 
 def bwrap_command(python: str, limits: Limits, data: dict[str, int], script: tuple[str, int] | None = None) -> list[str]:
@@ -202,7 +204,7 @@ def bwrap_command(python: str, limits: Limits, data: dict[str, int], script: tup
     # environment that lives under /tmp is bound into it, not hidden by it
     cmd += ["--proc", "/proc", "--dev", "/dev",
             "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm",
-            "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+            "--size", str(limits.tmp_bytes), "--tmpfs", SANDBOX_TMP]
     for root in _python_roots(python):
         if os.path.isdir(root):
             cmd += ["--ro-bind", root, root]

@@ -231,7 +231,7 @@ def stage_reasons(stage: ClaimedStage, lines: Sequence[str], passes: Sequence[Pa
     for score in printed:
         p = scorer_of(score, passes)
         if p is not None:
-            dormant = _dormant(stage.log_text, [line for line in lines if stage.label in line])
+            dormant = _stage_dormancy(stage, lines)
             if dormant:
                 return [f"{head}: {dormant}"], None
             other = _captured_elsewhere(score, [a for a in accounts or () if a.name == p.name])
@@ -260,7 +260,11 @@ def stage_dormant(stage: ClaimedStage, lines: Sequence[str]) -> bool:
     """Whether the sandboxed run printed the stage's line with the figures the seed log shows
     apart equal: its mechanism did not act at the shrunk scale (:func:`_dormant`), and a longer
     stream may wake it."""
-    return bool(_dormant(stage.log_text, [line for line in lines if stage.label in line]))
+    return bool(_stage_dormancy(stage, lines))
+
+
+def _stage_dormancy(stage: ClaimedStage, lines: Sequence[str]) -> str:
+    return _dormant(stage.log_text, [line for line in lines if stage.label in line])
 
 
 #: ``name:value`` (or ``name=value``) bits-per-byte fields of a score line.

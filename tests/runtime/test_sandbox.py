@@ -181,17 +181,19 @@ def test_the_sandbox_command_names_nothing_of_the_harness():
     assert cmd[cmd.index("--file") + 2] == f"{WORKDIR}/{script}" and cmd[cmd.index("--chdir") + 1] == WORKDIR
 
 
-def test_an_interpreter_under_tmp_is_bound_into_the_sandbox_s_empty_tmp(tmp_path):
+def test_an_interpreter_under_tmp_is_bound_into_the_sandbox_s_empty_tmp():
     """A virtual environment in /tmp (a CI job's) is bound after the empty /tmp goes up, not
     hidden by it; /tmp itself is never bound."""
-    from auditor.runtime.sandbox import _python_roots, bwrap_command
+    import os
+    import tempfile
 
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    python = venv / "bin" / "python"
-    python.write_text("")
-    cmd = bwrap_command(str(python), Limits(), {"/etc/passwd": 5, "/etc/group": 6})
+    from auditor.runtime.sandbox import SANDBOX_TMP, _python_roots, bwrap_command
+
+    with tempfile.TemporaryDirectory(dir=SANDBOX_TMP) as venv:
+        os.mkdir(os.path.join(venv, "bin"))
+        python = os.path.join(venv, "bin", "python")
+        open(python, "w").close()
+        cmd = bwrap_command(python, Limits(), {"/etc/passwd": 5, "/etc/group": 6})
     pairs = list(zip(cmd, cmd[1:]))
-    assert str(tmp_path).startswith("/tmp/")
-    assert pairs.index(("--tmpfs", "/tmp")) < pairs.index(("--ro-bind", str(venv)))
-    assert _python_roots("/tmp/bin/python") == []
+    assert pairs.index(("--tmpfs", SANDBOX_TMP)) < pairs.index(("--ro-bind", venv))
+    assert _python_roots(os.path.join(SANDBOX_TMP, "bin", "python")) == []
