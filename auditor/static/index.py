@@ -120,6 +120,21 @@ def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         stack.extend(kids)
 
 
+#: Nodes where a statement's own expressions end and another statement begins.
+_STATEMENTS = (cst.BaseSmallStatement, cst.BaseCompoundStatement, cst.SimpleStatementLine)
+
+
+def own_nodes(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """The nodes of a statement that no statement inside it holds, depth first (a compound
+    statement's header: its test, its target and iterable; not its body). A scope's
+    statements each walked this way visit every node of the scope once."""
+    stack: list[cst.CSTNode] = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed([c for c in children(current) if not isinstance(c, _STATEMENTS)]))
+
+
 # -- records ----------------------------------------------------------------------------------
 
 

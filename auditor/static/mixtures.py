@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from auditor.static.index import Assignment, Scope, Stmt, children, walk
+from auditor.static.index import Assignment, Scope, Stmt, children, own_nodes, walk
 from auditor.static.names import dotted
 
 #: Calls that combine two log-probabilities by a log-sum-exp.
@@ -42,8 +42,6 @@ class Mixture:
 
 #: Mixtures found per scope (two rules ask for them; the search walks every statement).
 _FOUND: weakref.WeakKeyDictionary[Scope, list[Mixture]] = weakref.WeakKeyDictionary()
-#: Nodes where a statement's own expressions end and another statement begins.
-_STATEMENTS = (cst.BaseSmallStatement, cst.BaseCompoundStatement, cst.SimpleStatementLine)
 
 
 def mixtures(scope: Scope) -> list[Mixture]:
@@ -52,16 +50,6 @@ def mixtures(scope: Scope) -> list[Mixture]:
     if found is None:
         found = _FOUND[scope] = _mixtures(scope)
     return found
-
-
-def _own_nodes(stmt: Stmt):
-    """The nodes of a statement that no statement inside it holds (a compound statement's
-    header: its test, its target and iterable; not its body)."""
-    stack: list[cst.CSTNode] = [stmt.node]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(reversed([c for c in children(node) if not isinstance(c, _STATEMENTS)]))
 
 
 def _mixtures(scope: Scope) -> list[Mixture]:
@@ -95,7 +83,7 @@ def _mixtures(scope: Scope) -> list[Mixture]:
     for stmt in scope.stmts:
         if isinstance(stmt.node, (cst.FunctionDef, cst.ClassDef)):
             continue
-        for node in _own_nodes(stmt):
+        for node in own_nodes(stmt.node):
             pair = _manual_lse(node)
             if pair is not None:
                 manual.append(Mixture(node, stmt, pair, "max(a, b) + log1p(exp(-|a - b|))"))

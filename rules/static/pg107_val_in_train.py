@@ -429,7 +429,7 @@ def _calibrates_itself(scope: Scope, memo: dict[int, bool]) -> bool:
 
 
 def _gram_or_hooks(scope: Scope) -> bool:
-    from auditor.static.index import walk
+    from auditor.static.index import own_nodes
 
     for inner in scope.calls:
         if inner.method in _HOOKS:
@@ -437,7 +437,7 @@ def _gram_or_hooks(scope: Scope) -> bool:
     for stmt in scope.stmts:
         if isinstance(stmt.node, (cst.FunctionDef, cst.ClassDef)):
             continue
-        for node in walk(stmt.node):
+        for node in own_nodes(stmt.node):  # each statement's own nodes: every node once
             if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply) and _transposed_of(node.left, node.right):
                 return True
             if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("matmul", "mm", "addmm_", "addmm") and len(node.args) >= 2:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -534,15 +535,24 @@ def _uses(scope: Scope, stmt: Stmt, inside: set[int], names: set[str]) -> list[S
     return sorted(found, key=lambda s: s.order)
 
 
-def _reads(s: Stmt) -> set[str]:
+#: What each statement reads (every comparison of a function asks it of every statement).
+_READ: weakref.WeakKeyDictionary[Stmt, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def _reads(s: Stmt) -> frozenset[str]:
     """What a statement reads: an assignment's value (``bad += 1`` reads no ``bad``), a
     compound statement nothing (its test or iterable is read where it is compared)."""
-    node = s.node
-    if isinstance(node, (cst.If, cst.For, cst.While)):
-        return set()
-    if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
-        return names_in(node.value) if node.value is not None else set()
-    return names_in(node)
+    read = _READ.get(s)
+    if read is None:
+        node = s.node
+        if isinstance(node, (cst.If, cst.For, cst.While)):
+            read = frozenset()
+        elif isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
+            read = frozenset(names_in(node.value)) if node.value is not None else frozenset()
+        else:
+            read = frozenset(names_in(node))
+        _READ[s] = read
+    return read
 
 
 def _counter(scope: Scope, node: cst.BaseExpression) -> bool:
