@@ -39,8 +39,9 @@ class HelpFormatter(argparse.HelpFormatter):
         return text
 
 
-def build_parser(config: Config | None = None) -> argparse.ArgumentParser:
-    """The parser; ``config`` supplies defaults that the command line overrides."""
+def build_parser(config: Config | None = None, commands: tuple[str, ...] = COMMANDS) -> argparse.ArgumentParser:
+    """The parser of ``commands`` (all by default); ``config`` supplies defaults that the
+    command line overrides."""
     parser = argparse.ArgumentParser(
         prog="pgolf-audit",
         description="Decide whether a Parameter Golf submission plays by the rules, by evidence.",
@@ -48,7 +49,7 @@ def build_parser(config: Config | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pgolf-audit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in commands:
         module = importlib.import_module(f"auditor.commands.{name}")
         command = sub.add_parser(
             module.NAME, help=module.HELP, description=module.HELP,
@@ -80,10 +81,15 @@ def configuration(args: argparse.Namespace) -> Config:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line, with the defaults of the pyproject.toml that applies to it."""
-    args = build_parser().parse_args(argv)  # usage errors exit with 2 here
+    argv = sys.argv[1:] if argv is None else argv
+    # a command line that starts with a command needs that command's module only (each
+    # imports what it runs: the runtime harness, the git plumbing, ...); anything else, such
+    # as --help or a mistyped command, gets the parser of every command
+    commands = (argv[0],) if argv and argv[0] in COMMANDS else COMMANDS
+    args = build_parser(commands=commands).parse_args(argv)  # usage errors exit with 2 here
     config = configuration(args)
     if config.defaults:
-        args = build_parser(config).parse_args(argv)
+        args = build_parser(config, commands).parse_args(argv)
     args.config = config.path
     return args
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any
-
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from typing import TYPE_CHECKING, Any
 
 from auditor.bundle import Bundle
 from auditor.engine import AuditOptions, audit_bundles, audit_evidence
 from auditor.evidence import Evidence
 from auditor.results import Report
-from auditor.runtime.harness import Causality
+
+if TYPE_CHECKING:  # imported when a runtime audit shows its progress, not by every command
+    from rich.console import Console
+
+    from auditor.runtime.harness import Causality
 
 
 def audit_with_progress(
@@ -40,6 +41,9 @@ def run_with_progress(
 ) -> tuple[Report, list[tuple[str, Causality | None]]]:
     """:func:`audit_with_progress` for a runtime audit, also returning each submission's
     runtime result (None where the harness did not run)."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     console = console or Console(stderr=True)
     bundles = list(bundles)
     show = console.is_terminal and not quiet
