@@ -42,7 +42,7 @@ import torch
 
 from auditor.runtime import absent, bytecount, confine, data, guard, layout, loader, protocol, stage, stubs, track
 from auditor.runtime.capture import PassResult, _floats, _has_number, scored_terms, select_scored, set_in, walk
-from auditor.runtime.knobs import Settings, is_table_size, knob_values, required_seq_len, restored_sizes
+from auditor.runtime.knobs import Settings, is_table_size, knob_values, required_seq_len, restored_sizes, role_of
 from auditor.runtime.patches import install_sibling_finder, modes_follow_threads, patch_numpy_loaders
 from auditor.runtime.probing import probe_pipeline, probe_snapshots, replays_per_scorer
 from auditor.runtime.replay import Replays, Snapshot, quiet
@@ -544,6 +544,12 @@ def _drive(session: Session, job: protocol.Job, workdir: Path, home: Path) -> No
     env = dict(run_env)
     env.update(knob_values(session.prepared.knobs, session.settings, paths, run_env, text,
                            scored=job.scored_env, world_size=job.scored_world_size))
+    for name, knob in session.prepared.knobs.items():
+        role = role_of(name, knob)
+        if role != name and name in env:
+            what = "scaled as a hashed table's size" if is_table_size(role) else f"set as {role}"
+            out.adjustments.append(f"line {knob.line}: {name}={env[name]} {what}: the script binds its value to "
+                                   f"{knob.bound}")
     session.applied_knobs = env
     out.knobs = env
     os.environ.update(env)

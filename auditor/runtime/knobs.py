@@ -61,6 +61,52 @@ def required_seq_len(texts: list[str], seq_len: int) -> int:
     return min(grown, MAX_SEQ_LEN)
 
 
+def _exact(s: Settings, paths: dict[str, str]) -> dict[str, Any]:
+    """The harness's value for each setting it sets outright, by the setting's usual name."""
+    return {
+        "VOCAB_SIZE": s.vocab, "MODEL_DIM": s.model_dim, "NUM_HEADS": 2, "NUM_KV_HEADS": 1, "EMBED_DIM": s.model_dim,
+        "TRAIN_SEQ_LEN": s.seq_len, "EVAL_SEQ_LEN": s.seq_len, "TTT_EVAL_SEQ_LEN": s.seq_len, "SEQ_LEN": s.seq_len,
+        "EVAL_STRIDE": s.stride, "STRIDE": s.stride, "SLIDING_STRIDE": s.stride, "TTT_STRIDE": s.stride,
+        "TRAIN_BATCH_TOKENS": 8 * s.seq_len * 2, "VAL_BATCH_SIZE": 8 * s.val_tokens, "VAL_BATCH_TOKENS": 8 * s.val_tokens,
+        "ITERATIONS": 2, "WARMUP_STEPS": 0, "WARMDOWN_ITERS": 0, "VAL_LOSS_EVERY": 0, "TRAIN_LOG_EVERY": 1,
+        "MAX_WALLCLOCK_SECONDS": 100_000_000, "GPTQ_RESERVE_SECONDS": 0, "GPTQ_RESERVE_MS": 0,
+        "TTT_CHUNK_TOKENS": s.chunk, "TTT_BATCH_SEQS": 4, "TTT_CHUNK_SIZE": 32,
+        "TTT_BATCH_SIZE": 4, "TTT_LORA_RANK": 4, "PHASED_TTT_PREFIX_DOCS": 3, "GLOBAL_TTT_CHUNK_TOKENS": 512,
+        "GLOBAL_TTT_BATCH_SEQS": 2, "SLOT_BATCH_SEQS": 8,
+        "SEED": s.seed, "RUN_ID": "pgolf_audit", "FUSED_CE_ENABLED": 0, "LOGIT_CHUNK": 0,
+        "DATA_PATH": paths["data_path"], "TOKENIZER_PATH": paths["tokenizer"], "DATA_DIR": paths["data_dir"],
+        "DATASETS_DIR": paths["data_path"], "NGRAM_EVAL_MAX_SECONDS": 0, "TRAIN_SEQ_SCHEDULE": "",
+    }
+
+
+#: Settings the harness sets outright, by their usual names.
+EXACT_ROLES = frozenset(_exact(Settings(), {"data_path": "", "tokenizer": "", "data_dir": ""}))
+#: Families of settings the harness shrinks, by how their usual names end.
+_SHRUNK_FAMILY = re.compile(r"MIN_TOKENS$|SEQ_LEN$|STRIDE$|CHUNK_TOKENS$|BATCH_SEQS$|CALIB\w*(BATCHES|SAMPLES|SEQS|TOKENS|NUM)$"
+                            r"|(AR|GEN)\w*(SEQS|SAMPLES)$|_DIM$")
+#: Settings the harness treats apart (see :func:`knob_values`).
+_SPECIAL = ("CASEOPS_ENABLED", "COMPRESSOR")
+
+
+def _known(name: str) -> bool:
+    return name in EXACT_ROLES or name in _SPECIAL or is_table_size(name) or bool(_SHRUNK_FAMILY.search(name))
+
+
+def role_of(name: str, knob: loader.Knob | None) -> str:
+    """The setting an environment variable is, by the usual name the harness shrinks it by: its
+    own name when that is a setting the harness knows (``VOCAB_SIZE``), else the name the script
+    binds its value to (``vocab_size = int(os.environ.get("V0", "1024"))`` is the vocabulary
+    whatever the variable is called), else its own name (a knob of unknown role is left alone)."""
+    if _known(name) or knob is None or not knob.bound:
+        return name
+    bound = knob.bound.upper()
+    if _known(bound):
+        return bound
+    if bound.endswith("CHUNK"):  # ``ttt_chunk = int(os.environ.get(..., "32768"))``: tokens per chunk
+        return "CHUNK_TOKENS"
+    return name
+
+
 def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str],
                 run_env: dict[str, str] | None = None, source_text: str = "",
                 scored: dict[str, str] | None = None, world_size: int | None = None) -> dict[str, str]:
@@ -75,20 +121,7 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
     logs say it (a default computed from the world size then follows the run that was made).
     """
     scale = s.val_tokens / s.real_val_tokens
-    exact: dict[str, Any] = {
-        "VOCAB_SIZE": s.vocab, "MODEL_DIM": s.model_dim, "NUM_HEADS": 2, "NUM_KV_HEADS": 1, "EMBED_DIM": s.model_dim,
-        "TRAIN_SEQ_LEN": s.seq_len, "EVAL_SEQ_LEN": s.seq_len, "TTT_EVAL_SEQ_LEN": s.seq_len, "SEQ_LEN": s.seq_len,
-        "EVAL_STRIDE": s.stride, "STRIDE": s.stride, "SLIDING_STRIDE": s.stride, "TTT_STRIDE": s.stride,
-        "TRAIN_BATCH_TOKENS": 8 * s.seq_len * 2, "VAL_BATCH_SIZE": 8 * s.val_tokens, "VAL_BATCH_TOKENS": 8 * s.val_tokens,
-        "ITERATIONS": 2, "WARMUP_STEPS": 0, "WARMDOWN_ITERS": 0, "VAL_LOSS_EVERY": 0, "TRAIN_LOG_EVERY": 1,
-        "MAX_WALLCLOCK_SECONDS": 100_000_000, "GPTQ_RESERVE_SECONDS": 0, "GPTQ_RESERVE_MS": 0,
-        "TTT_CHUNK_TOKENS": s.chunk, "TTT_BATCH_SEQS": 4, "TTT_CHUNK_SIZE": 32,
-        "TTT_BATCH_SIZE": 4, "TTT_LORA_RANK": 4, "PHASED_TTT_PREFIX_DOCS": 3, "GLOBAL_TTT_CHUNK_TOKENS": 512,
-        "GLOBAL_TTT_BATCH_SEQS": 2, "SLOT_BATCH_SEQS": 8,
-        "SEED": s.seed, "RUN_ID": "pgolf_audit", "FUSED_CE_ENABLED": 0, "LOGIT_CHUNK": 0,
-        "DATA_PATH": paths["data_path"], "TOKENIZER_PATH": paths["tokenizer"], "DATA_DIR": paths["data_dir"],
-        "DATASETS_DIR": paths["data_path"], "NGRAM_EVAL_MAX_SECONDS": 0, "TRAIN_SEQ_SCHEDULE": "",
-    }
+    exact = _exact(s, paths)
     scored_env = dict(scored or {})
     ties = tied_widths(knobs, {w: str(exact[w]) for w in WIDTHS}, scored_env)
     out: dict[str, str] = {}
@@ -96,30 +129,31 @@ def knob_values(knobs: dict[str, loader.Knob], s: Settings, paths: dict[str, str
         value: Any = None
         default = knob.default
         number = _number(default)
-        if name in exact:
-            value = exact[name]
-        elif is_table_size(name):
-            if number and number >= 4096 and "ART" not in name.upper():
+        role = role_of(name, knob)
+        if role in exact:
+            value = exact[role]
+        elif is_table_size(role):
+            if number and number >= 4096 and "ART" not in role.upper():
                 value = loader.scaled_buckets(int(number), scale)
-        elif re.search(r"MIN_TOKENS$", name) and number and number > 64:
+        elif re.search(r"MIN_TOKENS$", role) and number and number > 64:
             # a cache or mixer that waits for N tokens before it mixes would never switch on in a
             # stream of a few thousand; the threshold shrinks with the stream
             value = max(16, int(number * scale))
-        elif re.search(r"SEQ_LEN$", name):
+        elif re.search(r"SEQ_LEN$", role):
             value = s.seq_len
-        elif re.search(r"STRIDE$", name):
+        elif re.search(r"STRIDE$", role):
             value = s.stride
-        elif re.search(r"CHUNK_TOKENS$", name):
+        elif re.search(r"CHUNK_TOKENS$", role):
             value = s.chunk
-        elif re.search(r"BATCH_SEQS$", name):
+        elif re.search(r"BATCH_SEQS$", role):
             value = 4
-        elif re.search(r"CALIB\w*(BATCHES|SAMPLES|SEQS|TOKENS|NUM)$", name) and number and number > 2:
+        elif re.search(r"CALIB\w*(BATCHES|SAMPLES|SEQS|TOKENS|NUM)$", role) and number and number > 2:
             value = 2
-        elif re.search(r"(AR|GEN)\w*(SEQS|SAMPLES)$", name) and number and number > 2:
+        elif re.search(r"(AR|GEN)\w*(SEQS|SAMPLES)$", role) and number and number > 2:
             value = 2
-        if name == "CASEOPS_ENABLED" and value is None and "val_bytes" in source_text:
+        if role == "CASEOPS_ENABLED" and value is None and "val_bytes" in source_text:
             value = (run_env or {}).get(name, "1")  # the byte sidecar is written; CaseOps scripts expect it
-        if name == "COMPRESSOR" and value is None:
+        if role == "COMPRESSOR" and value is None:
             # lrzip is a program (refused in the sandbox); the round trip is lossless either way
             chosen = (run_env or {}).get(name, default or "")
             if re.search(r"lrzip|pergroup|zpaq|xz_cli", chosen, re.I):
@@ -152,15 +186,16 @@ def tied_widths(knobs: dict[str, loader.Knob], shrunk: dict[str, str],
     the projection that a differing width would add), so shrinking one and not the other
     breaks shapes the real run never had; widths that differed keep their value."""
     out: dict[str, str] = {}
+    roles = {name: role_of(name, knob) for name, knob in knobs.items()}
     for width in WIDTHS:
-        knob = knobs.get(width)
-        if knob is None or width not in shrunk:
+        found = next((name for name, role in roles.items() if role == width), None)
+        if found is None or width not in shrunk:
             continue
-        real = _number(scored.get(width, knob.default))
+        real = _number(scored.get(found, knobs[found].default))
         if real is None:
             continue
         for name, other in knobs.items():
-            if name in shrunk or not TIED.search(name):
+            if name == found or roles[name] in shrunk or not TIED.search(roles[name]):
                 continue
             if _number(scored.get(name, other.default)) == real:
                 out[name] = shrunk[width]
@@ -230,12 +265,13 @@ def restored_sizes(error_type: str, message: str, applied: dict[str, str], knobs
     (:func:`least_accepted`), and the run then says its tables are above scale."""
     scored = scored or {}
     keep = ("VOCAB_SIZE", "DATA_PATH", "TOKENIZER_PATH", "DATA_DIR", "DATASETS_DIR")
+    roles = {name: role_of(name, knob) for name, knob in knobs.items()}
 
     def real(name: str) -> str | None:
         return scored.get(name)  # else unset: the script's default
 
     def allowed(name: str) -> bool:
-        return name in knobs and name not in keep and not is_table_size(name)
+        return name in knobs and roles[name] not in keep and not is_table_size(roles[name])
 
     def mentioned(name: str) -> bool:
         return len(name) > 3 and re.search(rf"\b{re.escape(name)}\b", message) is not None
@@ -244,12 +280,12 @@ def restored_sizes(error_type: str, message: str, applied: dict[str, str], knobs
     # a setting the harness left at its default that the script refuses (``requires
     # WORLD_SIZE=8``): the scored run's value, when it is known
     named += [k for k in knobs if k not in applied and k in scored and mentioned(k)]
-    if set(named) & set(MODEL_WIDTHS):  # widths tied to the model's go back with it
-        named += [k for k in applied if TIED.search(k) and k not in named]
+    if {roles.get(k, k) for k in named} & set(MODEL_WIDTHS):  # widths tied to the model's go back with it
+        named += [k for k in applied if TIED.search(roles.get(k, k)) and k not in named]
     if named:
         out = {k: real(k) for k in named if allowed(k) and applied.get(k, knobs[k].default) != real(k)}
         for k in named:  # a table size the script refused: the least it accepts, not the real one
-            least = least_accepted(message, applied[k]) if k in applied and k in knobs and is_table_size(k) else None
+            least = least_accepted(message, applied[k]) if k in applied and k in knobs and is_table_size(roles[k]) else None
             if least is not None:
                 out[k] = least
         return out
@@ -257,6 +293,6 @@ def restored_sizes(error_type: str, message: str, applied: dict[str, str], knobs
     if quoted:
         return {k: None for k in quoted if allowed(k)}
     if SHAPE_ERROR.search(message) or error_type == "AssertionError":
-        widths = [k for k in applied if k in MODEL_WIDTHS or TIED.search(k)]
+        widths = [k for k in applied if roles.get(k, k) in MODEL_WIDTHS or TIED.search(roles.get(k, k))]
         return {k: real(k) for k in widths if allowed(k) and applied[k] != real(k)}
     return {}

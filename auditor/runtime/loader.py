@@ -44,6 +44,10 @@ class Knob:
     #: The default on the challenge's 8 GPUs when it depends on the world size
     #: (``_default = "1" if world_size > 1 else "0"``), else None.
     multi_gpu_default: str | None = None
+    #: The name the script binds the value to, when one assignment (or keyword, or dict key)
+    #: takes it: ``vocab_size`` for ``vocab_size = int(os.environ.get("V", "1024"))``, whatever
+    #: the variable is called. What the harness shrinks it by (:func:`auditor.runtime.knobs.role_of`).
+    bound: str | None = None
 
 
 WORLD = re.compile(r"world_size|distributed|WORLD_SIZE|nproc|num_gpus|n_gpus", re.I)
@@ -110,8 +114,64 @@ def _literal(node: ast.AST) -> str | None:
     return str(value)
 
 
+def _env_key(node: ast.AST) -> str | None:
+    """The variable an ``os.environ.get("NAME", ...)`` / ``os.getenv`` / ``os.environ["NAME"]``
+    reads, when ``node`` is one."""
+    if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+            and isinstance(node.args[0].value, str):
+        func = node.func
+        if (isinstance(func, ast.Attribute) and ((func.attr == "get" and isinstance(func.value, ast.Attribute)
+                                                  and func.value.attr == "environ") or func.attr == "getenv")) \
+                or (isinstance(func, ast.Name) and func.id == "getenv"):
+            return node.args[0].value
+    if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "environ"
+            and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)):
+        return node.slice.value
+    return None
+
+
+def _one_env_key(value: ast.AST) -> str | None:
+    """The one variable an expression reads (``int(os.environ.get("X", "8"))``, ``getenv("X") ==
+    "1"``); None when it reads none or several (then no single value is bound)."""
+    keys = {key for node in ast.walk(value) if (key := _env_key(node)) is not None}
+    return keys.pop() if len(keys) == 1 else None
+
+
+def _bindings(tree: ast.AST) -> dict[str, str]:
+    """Variable -> the name its value is bound to, by the innermost binding around its read: an
+    assignment's target (a name, or the attribute of ``self.vocab_size = ...``), a keyword
+    argument, a dict key (``{"seq_len": int(os.environ.get(...))}`` binds ``seq_len``, not the
+    dict's variable). A binding whose value reads several variables binds none of them."""
+    out: dict[str, str] = {}
+
+    def name_of(target: ast.AST) -> str | None:
+        return target.id if isinstance(target, ast.Name) else target.attr if isinstance(target, ast.Attribute) else None
+
+    def visit(node: ast.AST, bound: str | None) -> None:
+        key = _env_key(node)
+        if key is not None and bound:
+            out.setdefault(key, bound)
+        pairs: list[tuple[ast.AST, str | None]] = []
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            pairs = [(node.value, name_of(node.targets[0]))]
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            pairs = [(node.value, name_of(node.target))]
+        elif isinstance(node, ast.keyword):
+            pairs = [(node.value, node.arg)]
+        elif isinstance(node, ast.Dict):
+            pairs = [(v, k.value if isinstance(k, ast.Constant) and isinstance(k.value, str) and k.value.isidentifier()
+                      else None) for k, v in zip(node.keys, node.values)]
+        inner = {id(child): (name if name and _one_env_key(child) else None) for child, name in pairs}
+        for child in ast.iter_child_nodes(node):
+            visit(child, inner.get(id(child), bound if not pairs else None))
+
+    visit(tree, None)
+    return out
+
+
 def scan_knobs(tree: ast.AST) -> dict[str, Knob]:
-    """Environment variables the script reads, with their literal defaults."""
+    """Environment variables the script reads, with their literal defaults and the names their
+    values are bound to."""
     knobs: dict[str, Knob] = {}
     assignments: dict[str, ast.AST] = {}
     for node in ast.walk(tree):
@@ -140,6 +200,9 @@ def scan_knobs(tree: ast.AST) -> dict[str, Knob]:
         if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "environ"
                 and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)):
             knobs.setdefault(node.slice.value, Knob(node.slice.value, None, node.lineno))
+    for key, name in _bindings(tree).items():
+        if key in knobs:
+            knobs[key].bound = name
     return knobs
 
 

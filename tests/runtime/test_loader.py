@@ -163,3 +163,58 @@ def test_the_sequence_length_grows_to_pass_the_script_s_own_bounds():
     assert required_seq_len(["assert seq_len <= 4096"], 64) == 64  # an upper bound asks nothing
     assert required_seq_len(["if seq_len >= 2048: use_flash()"], 64) == 64  # beyond what the harness grows to
     assert required_seq_len(["", second_pass], 64) <= MAX_SEQ_LEN
+
+
+RENAMED_ENV = textwrap.dedent('''
+    import os
+    class Hyperparameters:
+        vocab_size = int(os.environ.get("E0_10", 1024))
+        iterations = int(os.environ.get("E1_10", "20000"))
+        max_wallclock_seconds: float = float(os.environ.get("E2_21", "600"))
+        ngram_buckets = int(os.environ.get("E3_13", "4194304"))
+        model_dim = int(os.environ.get("E4_9", 512))
+        embed_dim = int(os.environ.get("E5_9", 512))
+        mix = float(os.environ.get("E6_3", "0.5")) * float(os.environ.get("E7_3", "2"))
+    def make(**kw):
+        return kw
+    cfg = make(train_seq_len=int(os.environ.get("E8_13", "2048")))
+    table = {"eval_stride": int(os.getenv("E9_11", "64"))}
+    def evaluate():
+        ttt_chunk = int(os.environ.get("E10_16", "32768"))
+        return ttt_chunk
+''')
+
+
+def test_a_knob_is_bound_to_the_name_its_value_is_assigned_to():
+    import ast
+
+    knobs = loader.scan_knobs(ast.parse(RENAMED_ENV))
+    assert knobs["E0_10"].bound == "vocab_size"
+    assert knobs["E2_21"].bound == "max_wallclock_seconds"  # annotated
+    assert knobs["E8_13"].bound == "train_seq_len"  # a keyword, not the variable the call is assigned to
+    assert knobs["E9_11"].bound == "eval_stride"  # a dict key, not the dict's variable
+    assert knobs["E6_3"].bound is None and knobs["E7_3"].bound is None  # one value computed from two knobs
+
+
+def test_renamed_environment_variables_are_shrunk_by_what_the_script_binds_them_to():
+    import ast
+
+    from auditor.runtime.knobs import Settings, knob_values, restored_sizes, role_of
+
+    knobs = loader.scan_knobs(ast.parse(RENAMED_ENV))
+    paths = {"data_path": "d", "tokenizer": "t.model", "data_dir": "d"}
+    s = Settings()
+    values = knob_values(knobs, s, paths)
+    assert values["E0_10"] == str(s.vocab) and values["E1_10"] == "2"
+    assert float(values["E2_21"]) > 600  # no wall-clock stop in the shrunk run
+    assert int(values["E3_13"]) < 1 << 22  # a hashed table scaled to the short stream
+    assert values["E8_13"] == str(s.seq_len) and values["E9_11"] == str(s.stride)
+    assert values["E10_16"] == str(s.chunk)  # several chunks in the short stream
+    assert values["E4_9"] == values["E5_9"] == str(s.model_dim)  # the embedding width tied to the model's
+    assert "E6_3" not in values  # a knob of unknown role is left alone
+    assert role_of("E0_10", knobs["E0_10"]) == "VOCAB_SIZE"
+    assert role_of("VOCAB_SIZE", loader.Knob("VOCAB_SIZE", "1024", 1, bound="n_tokens")) == "VOCAB_SIZE"
+    # a shape error gives the model's widths back, found by role; never the vocabulary
+    restored = restored_sizes("RuntimeError", "mat1 and mat2 shapes cannot be multiplied", values, knobs,
+                              {"E4_9": "512", "E5_9": "512", "E0_10": "1024"})
+    assert restored == {"E4_9": "512", "E5_9": "512"}
