@@ -104,6 +104,23 @@ def _per_file(rewrite: Callable[[str], str]) -> Callable[[dict[str, str]], dict[
     return apply
 
 
+def rewrite_texts(name: str, texts: dict[str, str]) -> tuple[dict[str, str], str]:
+    """A folder's text files after one rewrite other than ``move``, and why it failed ("" when
+    it did not); the rewritten files are checked with :func:`check_rewrite`."""
+    rewrite = {
+        "rename": _per_file(lambda t: rewrites.on_payload(t, rewrites.rename_locals)),
+        "wrap": _per_file(rewrites.toggle_wrapper),
+        "minify": _per_file(lambda t: rewrites.on_payload(t, rewrites.minify)),
+        "expand": _per_file(lambda t: rewrites.on_payload(t, rewrites.expand)),
+        "env": rewrites.rename_env,
+        "settings": rewrites.rename_settings,
+    }[name]
+    try:
+        return rewrite(texts), ""
+    except (SyntaxError, ValueError, RecursionError) as exc:
+        return texts, f"{name} failed: {type(exc).__name__}: {exc}"
+
+
 def _check(name: str, before: dict[str, str], after: dict[str, str]) -> str:
     """Why a rewritten folder is not a valid rewrite ("" when it is)."""
     for rel, text in after.items():
@@ -185,18 +202,9 @@ def run_pr(args: tuple[str, dict, tuple[str, ...]]) -> PrOutcome:
                     else:
                         outcome.applicable = True
                 else:
-                    rewrite = {
-                        "rename": _per_file(lambda t: rewrites.on_payload(t, rewrites.rename_locals)),
-                        "wrap": _per_file(rewrites.toggle_wrapper),
-                        "minify": _per_file(lambda t: rewrites.on_payload(t, rewrites.minify)),
-                        "expand": _per_file(lambda t: rewrites.on_payload(t, rewrites.expand)),
-                        "env": rewrites.rename_env,
-                        "settings": rewrites.rename_settings,
-                    }[name]
-                    try:
-                        new = rewrite(texts)
-                    except (SyntaxError, ValueError, RecursionError) as exc:
-                        outcome.broken = f"{name} failed: {type(exc).__name__}: {exc}"
+                    new, why = rewrite_texts(name, texts)
+                    if why:
+                        outcome.broken = why
                         break
                 why = _check(name, texts, new)
                 if why:
