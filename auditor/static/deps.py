@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 
 import libcst as cst
@@ -26,13 +25,10 @@ def names_in(node: cst.CSTNode) -> set[str]:
     return found
 
 
-#: Per function: each assigned name -> the names read by each value assigned to it. Rules ask
-#: for the dependencies of many names in the same function; each value is read once.
-_READS: weakref.WeakKeyDictionary[Scope, dict[str, list[frozenset[str]]]] = weakref.WeakKeyDictionary()
-
-
 def _reads_by_name(scope: Scope) -> dict[str, list[frozenset[str]]]:
-    reads = _READS.get(scope)
+    """Each assigned name -> the names read by each value assigned to it. Rules ask for the
+    dependencies of many names in the same function; each value is read once."""
+    reads: dict[str, list[frozenset[str]]] | None = scope.cache.get("deps:reads")
     if reads is None:
         reads = {}
         for a in scope.assignments:
@@ -41,7 +37,7 @@ def _reads_by_name(scope: Scope) -> dict[str, list[frozenset[str]]]:
                 dotted(target.value) if isinstance(target, cst.Subscript) else None)
             if name and a.value is not None:
                 reads.setdefault(name, []).append(frozenset(names_in(a.value)))
-        _READS[scope] = reads
+        scope.cache["deps:reads"] = reads
     return reads
 
 

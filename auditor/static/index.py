@@ -25,7 +25,7 @@ import ast
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
@@ -250,6 +250,10 @@ class Scope:
     children: list[Scope] = field(default_factory=list)
     #: identifier -> statements that reference it (names and attribute names)
     refs: dict[str, list[Stmt]] = field(default_factory=dict)
+    #: Analyses of this function that several rules ask for, computed once. They live as long
+    #: as the scope: a module-level weak map would keep every scope alive instead, since what
+    #: it holds refers back to its key.
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def is_module(self) -> bool:

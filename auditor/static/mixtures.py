@@ -15,7 +15,6 @@ depends on them (``per_byte.append(share)`` then ``per_byte[t]``).
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import libcst as cst
@@ -40,15 +39,14 @@ class Mixture:
     kind: str
 
 
-#: Mixtures found per scope (two rules ask for them; the search walks every statement).
-_FOUND: weakref.WeakKeyDictionary[Scope, list[Mixture]] = weakref.WeakKeyDictionary()
 
 
 def mixtures(scope: Scope) -> list[Mixture]:
     """The mixtures computed in a function (own statements only, not nested functions)."""
-    found = _FOUND.get(scope)
+    # two rules ask for them; the search walks every statement
+    found: list[Mixture] | None = scope.cache.get("mixtures")
     if found is None:
-        found = _FOUND[scope] = _mixtures(scope)
+        found = scope.cache["mixtures"] = _mixtures(scope)
     return found
 
 

@@ -120,3 +120,29 @@ def test_line_of_a_call_is_the_line_of_its_statement():
 def test_the_index_is_built_once_per_source():
     source = source_of("x = 1\n")
     assert index_of(source) is index_of(source)
+
+
+def test_analyses_cached_per_function_do_not_keep_an_audited_source_alive():
+    """A triage audits thousands of folders in one process: what the rules cache per function
+    (mixtures, dependencies) must go when the source goes."""
+    import gc
+    import weakref
+
+    from auditor.static.deps import depends
+    from auditor.static.mixtures import mixtures
+
+    source, index = indexed(
+        """
+        import torch
+        def mix(lp_model, lp_cache, y):
+            both = torch.logaddexp(lp_model, lp_cache)
+            loss = -both.gather(-1, y)
+            return loss
+        """
+    )
+    scope = function(index, "mix")
+    assert mixtures(scope) and "lp_cache" in depends(scope, ["loss"])  # both analyses cached
+    alive = weakref.ref(scope)
+    del scope, index, source
+    gc.collect()
+    assert alive() is None
