@@ -11,7 +11,8 @@ what it computes (the rewrites of :mod:`benchmarks.metamorphic`: env variables r
 code, README, scripts and logs alike; locals and parameters renamed; wrapped or unwrapped;
 configuration attributes renamed) and run through the sandboxed harness as an audit runs it.
 Its verdict is compared with the original's, taken from ``--baseline`` (the ``--json`` output of
-``benchmarks/runtime_corpus.py``) or, without one, run here too:
+``benchmarks/runtime_corpus.py`` or of this script, whose originals were run on the same
+commit) or, without one, run here too:
 
 - *kept*: a conclusive original (``fail`` or ``pass``) with the same verdict after the rewrite;
 - *fails kept*: of the originals that fail a probe, those that still do;
@@ -120,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", type=Path, required=True, help="labeled PRs (JSONL)")
     parser.add_argument("--prs", help="only these PR numbers, comma-separated")
     parser.add_argument("--rewrites", default="env", help=f"comma-separated subset of {','.join(REWRITES)}")
-    parser.add_argument("--baseline", type=Path, help="runtime_corpus.py --json results for the originals")
+    parser.add_argument("--baseline", type=Path,
+                        help="results for the originals: runtime_corpus.py --json, or this script's own --json")
     parser.add_argument("--jobs", type=int, default=1, help="sandboxes run at once")
     parser.add_argument("--budget", type=float, default=100.0, help="seconds of probing per run")
     parser.add_argument("--timeout", type=float, default=140.0, help="wall-clock limit per run")
@@ -139,8 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     baseline: dict[int, dict[str, Any]] = {}
     if args.baseline:
         for r in json.loads(args.baseline.read_text())["results"]:
-            baseline[r["pr"]] = {"status": r["status"], "reasons": r.get("reasons", []),
-                                 "failures": [f"{f['scorer']}:{f['probe']}" for f in r.get("failures", [])]}
+            if "original" in r:  # this benchmark's own results: the originals it ran
+                baseline[r["pr"]] = r["original"]
+            elif "status" in r:  # runtime_corpus.py's
+                baseline[r["pr"]] = {"status": r["status"], "reasons": r.get("reasons", []),
+                                     "failures": [f"{f['scorer']}:{f['probe']}" for f in r.get("failures", [])]}
     settings = {"budget_s": args.budget}
     work = [(args.repo, row, wanted, baseline.get(row["pr"]), settings, args.timeout) for row in rows]
     results: list[dict[str, Any]] = []

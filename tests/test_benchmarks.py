@@ -27,7 +27,7 @@ def test_no_benchmark_assumes_a_path_outside_the_repository():
 
 
 def test_the_labels_are_an_argument():
-    for name in ("corpus", "runtime_corpus"):
+    for name in ("corpus", "runtime_corpus", "runtime_metamorphic"):
         done = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), "--repo", "."],
                               capture_output=True, text=True, cwd=REPO_ROOT)
         assert done.returncode == 2 and "--labels" in done.stderr, (name, done.stderr[-300:])
@@ -56,3 +56,21 @@ def test_the_runtime_tally_names_the_root_cause_of_each_inconclusive_run():
     assert runtime_corpus.reason_class("the run stopped at line 3 (the script rejected a shrunk setting: "
                                        "NGRAM_EVAL_BUCKETS=64): ValueError: …") == \
         "run stopped: the script rejected a shrunk setting"
+
+
+def test_the_runtime_metamorphic_tally_counts_verdicts_kept_and_new_fails_on_legal_prs():
+    bench = _load("runtime_metamorphic")
+    results = [
+        {"pr": 1, "verdict": "illegal", "original": {"status": "fail"}, "rewrites": {"env": {"status": "fail"}}},
+        {"pr": 2, "verdict": "illegal", "original": {"status": "fail"},
+         "rewrites": {"env": {"status": "inconclusive", "reasons": ["the run stopped at line 3"]}}},
+        {"pr": 3, "verdict": "legal", "original": {"status": "pass"}, "rewrites": {"env": {"status": "fail"}}},
+        {"pr": 4, "verdict": "legal", "original": {"status": "inconclusive"}, "rewrites": {"env": {"status": "pass"}}},
+        {"pr": 5, "verdict": "legal", "original": {"status": "pass"},
+         "rewrites": {"env": {"status": "broken", "reasons": ["x.py does not compile"]}}},
+    ]
+    table = bench.summarize(results, ("env",))
+    row = next(line for line in table.splitlines() if line.startswith("env"))
+    assert row.split() == ["env", "1", "of", "3", "1", "of", "2", "1", "1"]
+    assert "#2 (illegal) fail -> inconclusive: the run stopped at line 3" in table
+    assert "#3 (legal) pass -> fail" in table
