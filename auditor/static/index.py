@@ -132,7 +132,18 @@ def own_nodes(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     while stack:
         current = stack.pop()
         yield current
-        stack.extend(reversed([c for c in children(current) if not isinstance(c, _STATEMENTS)]))
+        stack.extend(reversed([c for c in children(current) if not _is_statement_type(type(c))]))
+
+
+#: Whether a node type is a statement (the answer per type never changes; see _IS_NODE).
+_IS_STATEMENT: dict[type, bool] = {}
+
+
+def _is_statement_type(cls: type) -> bool:
+    known = _IS_STATEMENT.get(cls)
+    if known is None:
+        known = _IS_STATEMENT[cls] = issubclass(cls, _STATEMENTS)
+    return known
 
 
 # -- records ----------------------------------------------------------------------------------
@@ -265,7 +276,14 @@ class Scope:
 
     def assigned(self, name: str) -> list[Assignment]:
         """Assignments to a plain name in this scope."""
-        return [a for a in self.assignments if type(a.target) is cst.Name and a.target.value == name]
+        by_name: dict[str, list[Assignment]] | None = self.cache.get("assigned")
+        if by_name is None:
+            by_name = {}
+            for a in self.assignments:
+                if type(a.target) is cst.Name:
+                    by_name.setdefault(a.target.value, []).append(a)
+            self.cache["assigned"] = by_name
+        return list(by_name.get(name, ()))
 
 
 # -- the walker -----------------------------------------------------------------------------
