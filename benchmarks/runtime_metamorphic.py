@@ -9,7 +9,9 @@ Usage::
 Each labeled PR's first records folder is read at its head commit, rewritten without changing
 what it computes (the rewrites of :mod:`benchmarks.metamorphic`: env variables renamed in the
 code, README, scripts and logs alike; locals and parameters renamed; wrapped or unwrapped;
-configuration attributes renamed) and run through the sandboxed harness as an audit runs it.
+configuration attributes renamed; ``move``: every top-level function of the main script named
+like an evaluation moved into a sibling module of its own that the script imports) and run
+through the sandboxed harness as an audit runs it.
 Its verdict is compared with the original's, taken from ``--baseline`` (the ``--json`` output of
 ``benchmarks/runtime_corpus.py`` or of this script, whose originals were run on the same
 commit) or, without one, run here too:
@@ -39,7 +41,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from benchmarks.metamorphic import _check, _texts, rewrite_texts
 
-REWRITES = ("env", "rename", "wrap", "settings")
+REWRITES = ("env", "rename", "wrap", "settings", "move")
 
 
 def _verdict(folder: str, files: dict[str, bytes], settings: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -60,6 +62,60 @@ def _verdict(folder: str, files: dict[str, bytes], settings: dict[str, Any], tim
             "seconds": time.monotonic() - started}
 
 
+def _moved(texts: dict[str, str], script: str) -> tuple[dict[str, str], str]:
+    """Every top-level evaluation of ``script`` moved into a sibling module of its own, so that
+    it still runs: the helper holds the function and the script's imports; the script imports
+    the function where it was defined and hands the helper the module-level names the function
+    uses, once there and again before its ``__main__`` block (names defined later are then
+    there too). The static benchmark's move (``from train_gpt import X`` in the helper) is an
+    import cycle when the script runs as ``__main__``."""
+    import ast
+
+    from auditor.runtime.loader import is_eval_name
+    from benchmarks import rewrites
+
+    if script not in texts:
+        return texts, f"no {script} to move functions out of"
+    folder = script.rsplit("/", 1)[0] + "/" if "/" in script else ""
+    helpers: dict[str, str] = {}
+
+    def rewrite(code: str) -> str:
+        tree = ast.parse(code)
+        imports = [st for st in tree.body if isinstance(st, (ast.Import, ast.ImportFrom))
+                   and not (isinstance(st, ast.ImportFrom) and st.module == "__future__")]
+        defined: set[str] = set()
+        for st in tree.body:
+            if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.add(st.name)
+            elif isinstance(st, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                for t in st.targets if isinstance(st, ast.Assign) else [st.target]:
+                    defined.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+        body: list[ast.stmt] = []
+        handoffs: list[str] = []
+        for st in tree.body:
+            if not (isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef)) and is_eval_name(st.name)):
+                body.append(st)
+                continue
+            helper = f"aux_eval{len(helpers)}"
+            helpers[folder + helper + ".py"] = "\n".join([*(ast.unparse(i) for i in imports), ast.unparse(st)]) + "\n"
+            used = sorted({n.id for n in ast.walk(st) if isinstance(n, ast.Name)} & (defined - {st.name}))
+            handoff = (f"{helper}.__dict__.update({{_k: _v for _k, _v in globals().items() if _k in {used!r}}})")
+            handoffs.append(handoff)
+            body.extend(ast.parse(f"import {helper}\n{handoff}\nfrom {helper} import {st.name}\n").body)
+        if not handoffs:
+            return code
+        guard = next((i for i, st in enumerate(body) if isinstance(st, ast.If) and "__main__" in ast.unparse(st.test)),
+                     len(body))
+        body[guard:guard] = ast.parse("\n".join(handoffs)).body
+        tree.body = body
+        return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+
+    new = rewrites.on_payload(texts[script], rewrite)
+    if not helpers:
+        return texts, "no top-level evaluation to move"
+    return {**texts, script: new, **helpers}, ""
+
+
 def run_pr(args: tuple[str, dict[str, Any], tuple[str, ...], dict[str, Any] | None, dict[str, Any], float]
            ) -> dict[str, Any]:
     from auditor.gitrepo import GitRepo, GitTreeStore
@@ -73,8 +129,9 @@ def run_pr(args: tuple[str, dict[str, Any], tuple[str, ...], dict[str, Any] | No
             files = {f.rel: store.read(f.rel) for f in store.list_files()}
         out["original"] = baseline or _verdict(folder, files, settings, timeout)
         texts = _texts(files)
+        script = row["script"][len(folder) + 1:] if row.get("script", "").startswith(folder + "/") else "train_gpt.py"
         for name in wanted:
-            new, why = rewrite_texts(name, texts)
+            new, why = _moved(texts, script) if name == "move" else rewrite_texts(name, texts)
             why = why or _check(name, texts, new)
             if why:
                 out["rewrites"][name] = {"status": "broken", "reasons": [why]}
