@@ -101,9 +101,11 @@ def _params(args: ast.arguments) -> list[str]:
 class _Renamer(ast.NodeTransformer):
     """Renames the locals of every function; ``mapping`` gives one opaque name per identifier."""
 
-    def __init__(self, taken: set[str]) -> None:
+    def __init__(self, taken: set[str], kept: frozenset[str] = frozenset()) -> None:
         self.mapping: dict[str, str] = {}
         self.taken = taken
+        #: parameter names kept as they are: keywords at calls the rewrite cannot follow
+        self.kept = kept
         self.scopes: list[set[str]] = []  # locals of the enclosing function scopes (innermost last)
         self.class_depth: list[bool] = []
         #: function name -> its parameters renamed (for keyword arguments at call sites)
@@ -129,7 +131,7 @@ class _Renamer(ast.NodeTransformer):
         for default in args.defaults + [d for d in args.kw_defaults if d is not None]:
             self.visit(default)
         params = _params(args)
-        local = _bound_in(node, params)
+        local = _bound_in(node, params) - (self.kept & set(params))
         for arg in args.posonlyargs + args.args + args.kwonlyargs + [a for a in (args.vararg, args.kwarg) if a]:
             if arg.arg in local:
                 arg.arg = self.opaque(arg.arg)
@@ -148,7 +150,7 @@ class _Renamer(ast.NodeTransformer):
         if node.name not in self.signatures:
             self.signatures[node.name] = {}
         for name in _params(node.args):
-            if name not in ("self", "cls"):
+            if name not in ("self", "cls") and name not in self.kept:
                 self.signatures[node.name][name] = self.opaque(name)
         self._function(node, node.args, node.body)
         return node
@@ -227,6 +229,24 @@ def _class_names(node: ast.ClassDef) -> set[str]:
     return names
 
 
+def _callee(func: ast.expr) -> str | None:
+    """The name a call's keywords are matched against: a plain function's, or a method called
+    on ``self``/``cls``; None for anything else (a method of some other object, a module called
+    through ``__call__``: it may be a library's, or ``forward`` reached by ``block(x, v=...)``)."""
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in ("self", "cls"):
+        return func.attr
+    return None
+
+
+def _unfollowed_keywords(tree: ast.AST, own: set[str]) -> frozenset[str]:
+    """Keywords passed at calls whose callee is not one of the file's own functions by name:
+    a parameter with such a name keeps it, or the call would no longer bind it."""
+    return frozenset(kw.arg for node in ast.walk(tree) if isinstance(node, ast.Call) and _callee(node.func) not in own
+                     for kw in node.keywords if kw.arg)
+
+
 class _Keywords(ast.NodeTransformer):
     """Keyword arguments of calls to the file's own functions follow their parameters."""
 
@@ -235,10 +255,7 @@ class _Keywords(ast.NodeTransformer):
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
-        func = node.func
-        name = func.id if isinstance(func, ast.Name) else (func.attr if isinstance(func, ast.Attribute) else None)
-        if isinstance(func, ast.Attribute) and not (isinstance(func.value, ast.Name) and func.value.id in ("self", "cls")):
-            name = None  # a method of some other object: it may be a library's
+        name = _callee(node.func)
         signature = self.signatures.get(name or "")
         if signature:
             for kw in node.keywords:
@@ -248,12 +265,16 @@ class _Keywords(ast.NodeTransformer):
 
 
 def rename_locals(text: str) -> str:
-    """Every local variable and parameter inside functions renamed to an opaque name."""
+    """Every local variable and parameter inside functions renamed to an opaque name, keyword
+    arguments at calls of the file's own functions with them. A parameter that some call passes
+    by keyword where the callee cannot be told (``block(x, v_embed=ve)`` reaches ``forward``
+    through ``__call__``) keeps its name, so that the code still runs as before."""
     tree = ast.parse(text)
     taken = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
         n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
     } | _BUILTINS
-    renamer = _Renamer(taken)
+    own = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    renamer = _Renamer(taken, _unfollowed_keywords(tree, own))
     for stmt in tree.body:
         renamer.visit(stmt)
     # class names used as constructors: their __init__ parameters are keyword targets too
