@@ -177,30 +177,22 @@ def scan_knobs(tree: ast.AST) -> dict[str, Knob]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             assignments.setdefault(node.targets[0].id, node.value)
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call) or not node.args:
-            continue
-        func = node.func
-        name = ""
-        if isinstance(func, ast.Attribute):
-            if func.attr == "get" and isinstance(func.value, ast.Attribute) and func.value.attr == "environ":
-                name = "get"
-            elif func.attr == "getenv":
-                name = "get"
-        elif isinstance(func, ast.Name) and func.id == "getenv":
-            name = "get"
-        if not name:
-            continue
-        key = node.args[0]
-        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+    for node in ast.walk(tree):  # os.environ.get("NAME", default), os.getenv(...)
+        key = _env_key(node) if isinstance(node, ast.Call) else None
+        if key is not None:
+            assert isinstance(node, ast.Call)
             default = _literal(node.args[1]) if len(node.args) > 1 else None
             multi = _multi_gpu_value(node.args[1], assignments) if len(node.args) > 1 and default is None else None
-            knobs.setdefault(key.value, Knob(key.value, default, node.lineno, multi))
+            knobs.setdefault(key, Knob(key, default, node.lineno, multi))
     for node in ast.walk(tree):  # os.environ["NAME"]
-        if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "environ"
-                and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)):
-            knobs.setdefault(node.slice.value, Knob(node.slice.value, None, node.lineno))
-    for key, name in _bindings(tree).items():
+        key = _env_key(node) if isinstance(node, ast.Subscript) else None
+        if key is not None:
+            knobs.setdefault(key, Knob(key, None, node.lineno))
+    try:
+        bindings = _bindings(tree)
+    except RecursionError:  # an expression nested too deeply to follow: no knob is bound by name
+        bindings = {}
+    for key, name in bindings.items():
         if key in knobs:
             knobs[key].bound = name
     return knobs
