@@ -110,7 +110,10 @@ def _moved(texts: dict[str, str], script: str) -> tuple[dict[str, str], str]:
         tree.body = body
         return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
 
-    new = rewrites.on_payload(texts[script], rewrite)
+    try:
+        new = rewrites.on_payload(texts[script], rewrite)
+    except (SyntaxError, ValueError, RecursionError) as exc:
+        return texts, f"move failed: {type(exc).__name__}: {exc}"
     if not helpers:
         return texts, "no top-level evaluation to move"
     return {**texts, script: new, **helpers}, ""
