@@ -257,6 +257,25 @@ def summarize(results: list[PrOutcome], wanted: tuple[str, ...]) -> dict[str, di
     return table
 
 
+def chosen_rewrites(parser: argparse.ArgumentParser, text: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """The rewrites a comma-separated ``--rewrites`` names; a usage error for an unknown one."""
+    wanted = tuple(w.strip() for w in text.split(",") if w.strip())
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        parser.error(f"unknown rewrite(s): {', '.join(unknown)}")
+    return wanted
+
+
+def labeled_rows(labels: Path, prs: str | None) -> list[dict]:
+    """The PRs of a labels file labeled legal or illegal, only those ``prs`` names when given."""
+    rows = [json.loads(line) for line in labels.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r["verdict"] in ("legal", "illegal")]
+    if prs:
+        chosen = {int(p) for p in prs.split(",")}
+        rows = [r for r in rows if r["pr"] in chosen]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", required=True, help="clone of openai/parameter-golf with the PR heads")
@@ -267,15 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write per-PR outcomes here")
     args = parser.parse_args(argv)
 
-    wanted = tuple(w.strip() for w in args.rewrites.split(",") if w.strip())
-    unknown = [w for w in wanted if w not in REWRITES]
-    if unknown:
-        parser.error(f"unknown rewrite(s): {', '.join(unknown)}")
-    rows = [json.loads(line) for line in args.labels.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["verdict"] in ("legal", "illegal")]
-    if args.prs:
-        chosen = {int(p) for p in args.prs.split(",")}
-        rows = [r for r in rows if r["pr"] in chosen]
+    wanted = chosen_rewrites(parser, args.rewrites, REWRITES)
+    rows = labeled_rows(args.labels, args.prs)
     start = time.perf_counter()
     work = [(args.repo, row, wanted) for row in rows]
     results: list[PrOutcome] = []

@@ -463,6 +463,21 @@ def minify(text: str) -> str:
 # -- move a function -----------------------------------------------------------------------
 
 
+def module_imports_and_names(tree: ast.Module) -> tuple[list[ast.stmt], set[str]]:
+    """A module's top-level imports (``from __future__`` left out) and the names its top level
+    defines (functions, classes, assigned names): what a function moved out of it needs."""
+    imports = [st for st in tree.body if isinstance(st, (ast.Import, ast.ImportFrom))
+               and not (isinstance(st, ast.ImportFrom) and st.module == "__future__")]
+    defined: set[str] = set()
+    for st in tree.body:
+        if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(st.name)
+        elif isinstance(st, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for t in st.targets if isinstance(st, ast.Assign) else [st.target]:
+                defined.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+    return imports, defined
+
+
 def move_function(files: dict[str, str], path: str, name: str, helper: str = "aux_mod") -> dict[str, str] | None:
     """Move the top-level function or class ``name`` of ``path`` into a sibling module ``helper``.
 
@@ -484,15 +499,7 @@ def move_function(files: dict[str, str], path: str, name: str, helper: str = "au
         )
         if target is None:
             return code
-        imports = [s for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom)) and not (
-            isinstance(s, ast.ImportFrom) and s.module == "__future__")]
-        defined = set()
-        for s in tree.body:
-            if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                defined.add(s.name)
-            elif isinstance(s, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-                for t in s.targets if isinstance(s, ast.Assign) else [s.target]:
-                    defined.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+        imports, defined = module_imports_and_names(tree)
         used = {n.id for n in ast.walk(target) if isinstance(n, ast.Name)} & (defined - {name})
         lines = [ast.unparse(s) for s in imports]
         if used:

@@ -39,7 +39,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.metamorphic import _check, _texts, rewrite_texts
+from benchmarks.metamorphic import _check, _texts, chosen_rewrites, labeled_rows, rewrite_texts
 
 REWRITES = ("env", "rename", "wrap", "settings", "move")
 
@@ -81,15 +81,7 @@ def _moved(texts: dict[str, str], script: str) -> tuple[dict[str, str], str]:
 
     def rewrite(code: str) -> str:
         tree = ast.parse(code)
-        imports = [st for st in tree.body if isinstance(st, (ast.Import, ast.ImportFrom))
-                   and not (isinstance(st, ast.ImportFrom) and st.module == "__future__")]
-        defined: set[str] = set()
-        for st in tree.body:
-            if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                defined.add(st.name)
-            elif isinstance(st, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-                for t in st.targets if isinstance(st, ast.Assign) else [st.target]:
-                    defined.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+        imports, defined = rewrites.module_imports_and_names(tree)
         body: list[ast.stmt] = []
         handoffs: list[str] = []
         for st in tree.body:
@@ -189,15 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write per-PR results here (updated after each PR)")
     args = parser.parse_args(argv)
 
-    wanted = tuple(w.strip() for w in args.rewrites.split(",") if w.strip())
-    unknown = [w for w in wanted if w not in REWRITES]
-    if unknown:
-        parser.error(f"unknown rewrite(s): {', '.join(unknown)}")
-    rows = [json.loads(line) for line in args.labels.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("record_dirs") and r["verdict"] in ("legal", "illegal")]
-    if args.prs:
-        chosen = {int(p) for p in args.prs.split(",")}
-        rows = [r for r in rows if r["pr"] in chosen]
+    wanted = chosen_rewrites(parser, args.rewrites, REWRITES)
+    rows = [r for r in labeled_rows(args.labels, args.prs) if r.get("record_dirs")]
     baseline: dict[int, dict[str, Any]] = {}
     if args.baseline:
         for r in json.loads(args.baseline.read_text())["results"]:
