@@ -128,14 +128,17 @@ class _Renamer(ast.NodeTransformer):
 
     def _function(self, node: ast.AST, args: ast.arguments, body: list[ast.AST] | ast.AST) -> None:
         # defaults, annotations and decorators are evaluated in the enclosing scope
+        every = args.posonlyargs + args.args + args.kwonlyargs + [a for a in (args.vararg, args.kwarg) if a]
         for default in args.defaults + [d for d in args.kw_defaults if d is not None]:
             self.visit(default)
+        for arg in every:  # kept: code may read them (torch.library.custom_op infers its schema from them)
+            if arg.annotation is not None:
+                self.visit(arg.annotation)
         params = _params(args)
         local = _bound_in(node, params) - (self.kept & set(params))
-        for arg in args.posonlyargs + args.args + args.kwonlyargs + [a for a in (args.vararg, args.kwarg) if a]:
+        for arg in every:
             if arg.arg in local:
                 arg.arg = self.opaque(arg.arg)
-            arg.annotation = None  # annotations may name parameters' types only; drop them
         self.scopes.append(local)
         try:
             for stmt in body if isinstance(body, list) else [body]:
@@ -146,7 +149,8 @@ class _Renamer(ast.NodeTransformer):
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
         for decorator in node.decorator_list:
             self.visit(decorator)
-        node.returns = None
+        if node.returns is not None:  # evaluated where the function is defined
+            self.visit(node.returns)
         if node.name not in self.signatures:
             self.signatures[node.name] = {}
         for name in _params(node.args):
