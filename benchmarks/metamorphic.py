@@ -104,11 +104,22 @@ def _per_file(rewrite: Callable[[str], str]) -> Callable[[dict[str, str]], dict[
     return apply
 
 
+def _renamed(texts: dict[str, str]) -> dict[str, str]:
+    """Locals renamed file by file; a parameter another file passes by keyword keeps its name
+    (``build_hints(target_ids=...)`` in the script, ``def build_hints(target_ids)`` in a helper)."""
+    used = {rel: rewrites.keywords_used(text) for rel, text in texts.items() if rel.endswith(".py") and _parses(text)}
+    out = dict(texts)
+    for rel in used:
+        keep = frozenset().union(*(kw for other, kw in used.items() if other != rel))
+        out[rel] = rewrites.on_payload(texts[rel], lambda t, keep=keep: rewrites.rename_locals(t, keep))
+    return out
+
+
 def rewrite_texts(name: str, texts: dict[str, str]) -> tuple[dict[str, str], str]:
     """A folder's text files after one rewrite other than ``move``, and why it failed ("" when
     it did not); the rewritten files are checked with :func:`check_rewrite`."""
     rewrite = {
-        "rename": _per_file(lambda t: rewrites.on_payload(t, rewrites.rename_locals)),
+        "rename": _renamed,
         "wrap": _per_file(rewrites.toggle_wrapper),
         "minify": _per_file(lambda t: rewrites.on_payload(t, rewrites.minify)),
         "expand": _per_file(lambda t: rewrites.on_payload(t, rewrites.expand)),

@@ -268,17 +268,28 @@ class _Keywords(ast.NodeTransformer):
         return node
 
 
-def rename_locals(text: str) -> str:
+def keywords_used(text: str) -> frozenset[str]:
+    """Every keyword passed at a call in ``text`` (a wrapped file's payload included)."""
+    code = unwrap(text) or text
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return frozenset()
+    return frozenset(kw.arg for node in ast.walk(tree) if isinstance(node, ast.Call) for kw in node.keywords if kw.arg)
+
+
+def rename_locals(text: str, keep: frozenset[str] = frozenset()) -> str:
     """Every local variable and parameter inside functions renamed to an opaque name, keyword
     arguments at calls of the file's own functions with them. A parameter that some call passes
     by keyword where the callee cannot be told (``block(x, v_embed=ve)`` reaches ``forward``
-    through ``__call__``) keeps its name, so that the code still runs as before."""
+    through ``__call__``) keeps its name, so that the code still runs as before; so does every
+    name in ``keep`` (the keywords other files of the submission pass)."""
     tree = ast.parse(text)
     taken = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
         n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
     } | _BUILTINS
     own = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-    renamer = _Renamer(taken, _unfollowed_keywords(tree, own))
+    renamer = _Renamer(taken, _unfollowed_keywords(tree, own) | keep)
     for stmt in tree.body:
         renamer.visit(stmt)
     # class names used as constructors: their __init__ parameters are keyword targets too
