@@ -98,6 +98,10 @@ def _params(args: ast.arguments) -> list[str]:
     return names
 
 
+#: Marks, in a scope's set of renamed locals, a parameter that keeps its name.
+KEPT = "="
+
+
 class _Renamer(ast.NodeTransformer):
     """Renames the locals of every function; ``mapping`` gives one opaque name per identifier."""
 
@@ -124,6 +128,8 @@ class _Renamer(ast.NodeTransformer):
         for scope in reversed(self.scopes):
             if name in scope:
                 return self.opaque(name)
+            if KEPT + name in scope:  # a parameter that keeps its name shadows the outer one
+                return name
         return name
 
     def _function(self, node: ast.AST, args: ast.arguments, body: list[ast.AST] | ast.AST) -> None:
@@ -135,7 +141,8 @@ class _Renamer(ast.NodeTransformer):
             if arg.annotation is not None:
                 self.visit(arg.annotation)
         params = _params(args)
-        local = _bound_in(node, params) - (self.kept & set(params))
+        kept_here = self.kept & set(params)
+        local = (_bound_in(node, params) - kept_here) | {KEPT + name for name in kept_here}
         for arg in every:
             if arg.arg in local:
                 arg.arg = self.opaque(arg.arg)
