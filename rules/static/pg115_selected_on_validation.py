@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -535,14 +534,12 @@ def _uses(scope: Scope, stmt: Stmt, inside: set[int], names: set[str]) -> list[S
     return sorted(found, key=lambda s: s.order)
 
 
-#: What each statement reads (every comparison of a function asks it of every statement).
-_READ: weakref.WeakKeyDictionary[Stmt, frozenset[str]] = weakref.WeakKeyDictionary()
-
-
 def _reads(s: Stmt) -> frozenset[str]:
     """What a statement reads: an assignment's value (``bad += 1`` reads no ``bad``), a
-    compound statement nothing (its test or iterable is read where it is compared)."""
-    read = _READ.get(s)
+    compound statement nothing (its test or iterable is read where it is compared). Cached on
+    the function's scope, which holds its statements: every comparison asks it of every one."""
+    cache: dict[int, frozenset[str]] = s.scope.cache.setdefault("pg115:reads", {})
+    read = cache.get(id(s))
     if read is None:
         node = s.node
         if isinstance(node, (cst.If, cst.For, cst.While)):
@@ -551,7 +548,7 @@ def _reads(s: Stmt) -> frozenset[str]:
             read = frozenset(names_in(node.value)) if node.value is not None else frozenset()
         else:
             read = frozenset(names_in(node))
-        _READ[s] = read
+        cache[id(s)] = read
     return read
 
 
