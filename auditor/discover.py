@@ -229,7 +229,7 @@ def _read_python(bundle: Bundle) -> None:
             continue
         source = PythonSource(path=f.path, text=text, role=f.role, bundle=bundle)
         bundle.sources.append(source)
-        result = unpack(text, f.path, tree=source.ast_tree)
+        result = unpack(text, f.path, tree=source.ast_tree, nodes=source.ast_nodes)
         source.decoded_exec_lines = set(result.decoded_exec_lines)
         for payload in result.payloads:
             bundle.sources.append(
@@ -266,11 +266,8 @@ def _names_in(source: PythonSource, rel: str) -> tuple[set[str], set[str]]:
     """
     modules: set[str] = set()
     strings: set[str] = set()
-    tree = source.ast_tree
-    if tree is None:
-        return modules, strings
     package = rel.split("/")[:-1]
-    for node in ast.walk(tree):
+    for node in source.ast_nodes:
         if isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

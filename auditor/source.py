@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import enum
+import gc
 import hashlib
 import re
 import threading
@@ -108,7 +109,7 @@ class PythonSource:
         if too_deep:
             return None, too_deep
         try:
-            with _parser_nodes_unchecked():
+            with _parser_nodes_unchecked(), _collector_paused():
                 return _on_a_deep_stack(cst.parse_module, self.text), None
         except cst.ParserSyntaxError as exc:
             return None, _describe_syntax_error(self.text, exc)
@@ -152,6 +153,13 @@ class PythonSource:
         """The stdlib AST, for quick structural scans (imports, literals); ``None`` if it fails.
         Shared between sources of the same text: treat it as read-only."""
         return self._shared("ast", self._parse_ast)
+
+    @cached_property
+    def ast_nodes(self) -> list[ast.AST]:
+        """Every node of :attr:`ast_tree` in ``ast.walk``'s order (empty when it does not parse);
+        shared like the tree, read-only."""
+        tree = self.ast_tree
+        return [] if tree is None else self._shared("ast nodes", lambda: ast_nodes(tree))
 
     def _parse_ast(self) -> ast.Module | None:
         try:
@@ -248,6 +256,25 @@ def code_of(node: cst.CSTNode) -> str:
 
 
 @contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while the parser builds a tree.
+
+    A parse allocates hundreds of thousands of nodes that all survive it; each allocation
+    threshold crossed starts a collection that finds nothing to free, and in a process that
+    already holds other trees the oldest generation is traversed again and again. Measured on
+    a triage's folders, that was over a quarter of the parse time. The tree has no cycles to
+    collect, and the collector is back on (as it was) once the parse returns.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@contextmanager
 def _parser_nodes_unchecked() -> Iterator[None]:
     """Skip libcst's per-node validation while its parser builds a tree.
 
@@ -267,6 +294,25 @@ def _parser_nodes_unchecked() -> Iterator[None]:
         yield
     finally:
         base.__post_init__ = checked  # type: ignore[method-assign]
+
+
+def ast_nodes(tree: ast.AST) -> list[ast.AST]:
+    """``list(ast.walk(tree))`` (the same nodes, breadth first, in the same order), several
+    times faster: the fields are read directly instead of through ``iter_child_nodes``'
+    generators, which dominated reading a triage's folders."""
+    out: list[ast.AST] = [tree]
+    node_type = ast.AST
+    i = 0
+    while i < len(out):
+        node = out[i]
+        i += 1
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                out.extend(item for item in value if isinstance(item, node_type))
+            elif isinstance(value, node_type):
+                out.append(value)
+    return out
 
 
 def _longest_bool_chain(tree: ast.AST) -> int:

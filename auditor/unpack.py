@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.findings import Origin
+from auditor.source import ast_nodes
 
 #: Largest decoded payload accepted from one layer, and from one wrapper in total.
 MAX_LAYER_BYTES = 8_000_000
@@ -387,11 +388,11 @@ class _Interpreter:
         return out
 
 
-def _aliases_and_names(tree: ast.Module) -> tuple[dict[str, str], dict[str, ast.expr]]:
+def _aliases_and_names(tree: ast.Module, nodes: list[ast.AST]) -> tuple[dict[str, str], dict[str, ast.expr]]:
     """Import aliases (``L`` -> ``lzma``) and module-level single-name assignments."""
     aliases: dict[str, str] = {}
     names: dict[str, ast.expr] = {}
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.asname:
@@ -416,9 +417,9 @@ def _mentions_decoder(interp: _Interpreter, node: ast.expr) -> bool:
     return False
 
 
-def _exec_calls(tree: ast.Module, interp: _Interpreter) -> list[ast.Call]:
+def _exec_calls(nodes: list[ast.AST], interp: _Interpreter) -> list[ast.Call]:
     calls = []
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Call) and node.args and interp.qualname(node.func) in EXEC_FUNCTIONS:
             calls.append(node)
     return sorted(calls, key=lambda c: (c.lineno, c.col_offset))
@@ -430,11 +431,12 @@ def _exec_calls(tree: ast.Module, interp: _Interpreter) -> list[ast.Call]:
 _MAY_EXEC = re.compile(r"(?<![.\w])(?:exec|eval)\b|builtins")
 
 
-def unpack(text: str, path: str, *, tree: ast.Module | None = None, _depth: int = 1,
-           _outer: Origin | None = None) -> UnpackResult:
+def unpack(text: str, path: str, *, tree: ast.Module | None = None, nodes: list[ast.AST] | None = None,
+           _depth: int = 1, _outer: Origin | None = None) -> UnpackResult:
     """Decode every self-extracting ``exec`` in ``text`` (a Python source shown as ``path``).
 
-    ``tree`` is ``text``'s stdlib AST when the caller has it already. Returns the payloads
+    ``tree`` is ``text``'s stdlib AST when the caller has it already (``nodes``: its nodes in
+    ``ast.walk``'s order, :func:`auditor.source.ast_nodes`). Returns the payloads
     (each with the wrapper line it came from; nested payloads keep the outermost wrapper line,
     the one that exists on disk), the wrappers that could not be decoded, and the lines of the
     ``exec`` calls that were decoded.
@@ -447,13 +449,15 @@ def unpack(text: str, path: str, *, tree: ast.Module | None = None, _depth: int 
             tree = ast.parse(text)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return result
-    aliases, names = _aliases_and_names(tree)
+    if nodes is None:
+        nodes = ast_nodes(tree)
+    aliases, names = _aliases_and_names(tree, nodes)
     lines = text.splitlines()
 
     def fail(call: ast.Call, reason: str, layers: tuple[str, ...], snippet: str) -> None:
         result.failures.append(UnpackFailure(call.lineno, call.col_offset, reason, layers, snippet, _outer))
 
-    for call in _exec_calls(tree, _Interpreter(aliases, names)):
+    for call in _exec_calls(nodes, _Interpreter(aliases, names)):
         interp = _Interpreter(aliases, names)
         snippet = lines[call.lineno - 1].strip() if call.lineno <= len(lines) else ""
         snippet = snippet if len(snippet) <= 200 else snippet[:199] + "…"

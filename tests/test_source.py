@@ -39,3 +39,28 @@ def test_sources_of_the_same_text_share_their_trees_but_not_within_one_submissio
     assert twins[0].module.deep_equals(twins[1].module)
     assert first.location(first.module.body[0]).path == "a/train_gpt.py"
     assert second.location(second.module.body[0]).path == "b/train_gpt.py"
+
+
+@pytest.mark.parametrize("path", [EXAMPLE / "train_gpt.py", FIXTURES / "wrappers" / "src" / "lzma_b85.py"])
+def test_ast_nodes_are_ast_walk_in_its_order(path):
+    import ast
+
+    source = PythonSource(path.name, path.read_text())
+    expected = list(ast.walk(source.ast_tree))
+    assert len(source.ast_nodes) == len(expected) > 50
+    assert all(a is b for a, b in zip(source.ast_nodes, expected))
+    assert PythonSource("bad.py", "def f(:\n").ast_nodes == []
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_is_as_it_was_after_a_parse(enabled):
+    import gc
+
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        assert PythonSource("ok.py", "x = [1, 2]\n").module is not None
+        assert PythonSource("bad.py", "def f(:\n").parse_error is not None
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import libcst as cst
 
@@ -60,6 +61,12 @@ _NOT_VAL_DATA = frozenset(
 
 
 
+#: The name tests below are pure functions of an identifier, asked hundreds of thousands of
+#: times per triage about a few thousand names: their answers are kept (bounded).
+_NAME_CACHE = 1 << 16
+
+
+@lru_cache(maxsize=_NAME_CACHE)
 def is_val_name(name: str) -> bool:
     """Whether an identifier names validation data (``val_tokens``, ``val_np``, ``all_val``)."""
     parts = name.lower().split("_")
@@ -68,15 +75,18 @@ def is_val_name(name: str) -> bool:
     return not (set(parts) & _NOT_VAL_DATA)
 
 
+@lru_cache(maxsize=_NAME_CACHE)
 def is_tgt_name(name: str) -> bool:
     return bool(TGT_NAME.match(name)) and not NOT_TGT.search(name)
 
 
+@lru_cache(maxsize=_NAME_CACHE)
 def is_tok_name(name: str) -> bool:
     return bool(TOK_NAME.match(name)) and not is_tgt_name(name)
 
 
 
+@lru_cache(maxsize=_NAME_CACHE)
 def seed(name: str) -> Fact:
     """Labels an identifier carries by its name alone."""
     labels = []
