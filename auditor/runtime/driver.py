@@ -13,7 +13,10 @@ the scale. The driver
    validation tokens before scoring them (pre-quantization TTT, validation-calibrated
    quantization) shows up as a moved NLL before the cut;
 4. replays each evaluation function from its snapshot on perturbed streams and runs the
-   probes of :mod:`auditor.runtime.probes` on it;
+   probes of :mod:`auditor.runtime.probes` on it; for the reported evaluation, compares the
+   rerun of step 3 with a replay on the same stream, and reruns the script with a substituted
+   target where what it computed before the call came from the stream
+   (:mod:`auditor.runtime.precomputed`);
 5. reports a :class:`auditor.runtime.protocol.DriverResult` on the pipe the parent gave it
    (checkpoints on the way, so a run stopped at the wall-clock limit still reports).
 """
@@ -44,6 +47,7 @@ from auditor.runtime import absent, bytecount, confine, data, guard, layout, loa
 from auditor.runtime.capture import PassResult, _floats, _has_number, scored_terms, select_scored, set_in, walk
 from auditor.runtime.knobs import Settings, is_table_size, knob_values, required_seq_len, restored_sizes, role_of
 from auditor.runtime.patches import install_sibling_finder, modes_follow_threads, patch_numpy_loaders
+from auditor.runtime.precomputed import ChangedRun
 from auditor.runtime.probing import probe_pipeline, probe_snapshots, replays_per_scorer
 from auditor.runtime.replay import Replays, Snapshot, quiet
 from auditor.runtime.track import TRACKER
@@ -96,6 +100,7 @@ class Session(Replays):
         self.train_stream: np.ndarray | None = None
         self.last_pass: PassResult | None = None
         self.snapshots_before: dict[str, Snapshot] = {}
+        self.changed_run: ChangedRun | None = None  # the rerun of the script on a stream changed after a cut
         self.in_baseline = False
         self.unguarded: frozenset[str] = frozenset()  # packages imported outside any try: block
         self.importer: stubs.SubmissionImporter | None = None

@@ -8,7 +8,9 @@ score came from), and turns the driver's report into a :class:`Causality`:
 - ``fail``: a probe failed beyond the measured noise floor; the rows say where, by how much;
 - ``pass``: every evaluation the script made was captured completely, and determinism,
   whole-pipeline future perturbation, per-evaluation future perturbation and target
-  substitution all ran and passed;
+  substitution all ran and passed (and where the reported evaluation was given inputs the
+  script computed from the stream before calling it, reruns of the whole script with a
+  substituted target tried them: :mod:`auditor.runtime.precomputed`);
 - ``inconclusive``: anything else, with the reasons (the import failed, the run stopped at a
   line, an evaluation was not captured, the time budget ran out ...). Never a pass by default.
 
@@ -47,6 +49,7 @@ SKIP_SUFFIXES = (".log", ".out")
 PROBE_LABELS = {
     "determinism": "determinism",
     "pipeline_future": "future perturbation (whole pipeline)",
+    "pipeline_substitution": "target substitution (whole pipeline)",
     "future": "future perturbation",
     "score_before_update": "score before update",
     "substitution": "target substitution",
@@ -467,6 +470,11 @@ def interpret(child: ChildResult, source_text: str = "", stages: tuple[ClaimedSt
             elif any(r.status != "pass" for r in got):
                 bad = next(r for r in got if r.status != "pass")
                 reasons.append(f"{PROBE_LABELS[probe]} on {name}: {bad.status} ({bad.detail})")
+        # inputs computed from the stream before the call are invisible to the replays: their
+        # substitution pass says nothing about them unless the reruns tried them
+        for r in mine:
+            if r.probe == "pipeline_substitution" and r.status != "pass" and r.evidence.get("derived_positions"):
+                reasons.append(f"{PROBE_LABELS[r.probe]} on {name}: {r.status} ({r.detail})")
     if out.hashed_tables and not scaled and not reasons:
         reasons.append("the script keeps hashed count tables whose size the harness could not scale to the load of a "
                        "full validation run, so target substitution on a short stream cannot clear it")

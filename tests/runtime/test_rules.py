@@ -45,12 +45,22 @@ def test_case(rule, case, valid, runtime_results):
 
 
 @pytest.mark.parametrize("name", ["legal_sliding", "legal_ttt", "cache_plus1_825", "legal_repo_habits",
-                                  "legal_expert_mixture"])
+                                  "legal_expert_mixture", "legal_precomputed_hints"])
 def test_legal_fixtures_pass_every_probe(name, runtime_results):
     result = runtime_results[name]
     assert result.status == "pass", result.reasons
     probes = {r.probe for r in result.rows if r.status == "pass"}
-    assert {"determinism", "future", "substitution", "pipeline_future"} <= probes
+    assert {"determinism", "future", "substitution", "pipeline_future", "pipeline_substitution"} <= probes
+
+
+def test_inputs_precomputed_from_the_stream_are_found_and_tried(runtime_results):
+    """The legal near miss of precomputed_target_gate: its hints come from the stream (rerun and
+    replay differ after the cut), so reruns with a substituted target ran, and agreed."""
+    row = next(r for r in runtime_results["legal_precomputed_hints"].rows if r.probe == "pipeline_substitution")
+    assert row.evidence["derived_positions"] > 0
+    assert len(row.evidence["positions"]) > 1
+    plain = next(r for r in runtime_results["legal_sliding"].rows if r.probe == "pipeline_substitution")
+    assert plain.evidence["derived_positions"] == 0 and len(plain.evidence["positions"]) == 1
 
 
 @pytest.mark.parametrize(("name", "probe", "tag"), [
@@ -62,6 +72,7 @@ def test_legal_fixtures_pass_every_probe(name, runtime_results):
     ("helper_loaded_by_path", "substitution", "target_in_key"),  # the evaluation is in a module loaded by path
     ("cache_plus1_leak", "substitution", "target_in_key"),
     ("target_gated_mixer", "substitution", "target_gated"),
+    ("precomputed_target_gate", "pipeline_substitution", "causality"),  # the gate arrives as a tensor (#1967)
     ("slot", "future", "slot"),
     ("ttt_before_score", "score_before_update", "ttt_before_score"),
     ("prequant_ttt", "pipeline_future", "prequant_ttt"),
