@@ -11,6 +11,7 @@ row that says so, never a crash. PRs whose head is missing, that add nothing und
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -105,6 +106,13 @@ def _init_worker(repo_path: str, main: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C
     _REPO = GitRepo(repo_path)
     _INDEX = PullIndex(_REPO, main)
+    # What the worker holds for its whole life (modules, the rule catalogue) is moved out of
+    # the cycle collector's sight: each full collection during the audits would walk it again.
+    try:
+        registry.all_rules()
+    except registry.RegistryError:
+        pass  # each audit reports it
+    gc.freeze()
 
 
 def _discover(job: tuple[int, str | None]) -> dict[str, Any]:
