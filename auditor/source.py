@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: How many recently parsed trees (libcst and stdlib, counted apart) are kept for reuse.
-RECENT_TREES = 4
+#: How many recently parsed trees are kept for reuse, counted apart by kind (libcst tree,
+#: stdlib tree, the stdlib tree's node list): the three kinds of two texts, a script and a helper.
+RECENT_TREES = 6
 _RECENT_TREES: OrderedDict[tuple[str, bytes], Any] = OrderedDict()
 
 #: Larger Python files are not parsed: no real submission comes near (the largest is ~160 KB).

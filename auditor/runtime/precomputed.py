@@ -59,9 +59,9 @@ def _pass_of(run: Run, snap: Snapshot) -> PassResult | None:
                  and p.complete and p.depth == 0), None)
 
 
-def _nll_at(scored: probes.Scored, position: int) -> float | None:
-    values = scored.by_position().get(position)
-    return values[-1] if values else None
+def _last_nll(scored: probes.Scored) -> dict[int, float]:
+    """Each scored target's NLL (its last score, where it was scored more than once)."""
+    return {p: values[-1] for p, values in scored.by_position().items()}
 
 
 def probe_precomputed(session: Session, snap: Snapshot, noise: float) -> probes.ProbeResult | None:
@@ -90,13 +90,14 @@ def probe_precomputed(session: Session, snap: Snapshot, noise: float) -> probes.
         return result("inconclusive", f"up to the cut, the replay differs from the rerun by {floor.max_delta:.3g} "
                                       "nats: it does not reproduce the rerun")
     tol = probes.tolerance(max(floor.max_delta, noise))
-    after = sorted(p for p in pipeline.by_position() if p > changed.cut)
-    regular = [p for p in after if changed.stream[p] != session.stream[p]]
-    derived = [p for p in after if _differs(pipeline, replayed, p, tol)]
+    rerun_nll, replay_nll = _last_nll(pipeline), _last_nll(replayed)
+    after = sorted(p for p in rerun_nll if p > changed.cut)
+    derived = [p for p in after if p in replay_nll and abs(rerun_nll[p] - replay_nll[p]) > tol]
+    first = next((p for p in after if changed.stream[p] != session.stream[p]), None)
     tried: list[dict[str, Any]] = []
-    if regular:
-        first = regular[0]
-        tried.append(_check(pipeline, replayed, first, int(session.stream[first]), int(changed.stream[first]), tol))
+    if first is not None and first in replay_nll:  # scored in both, or it proves nothing
+        tried.append(_check(rerun_nll[first], replay_nll[first], first, int(session.stream[first]),
+                            int(changed.stream[first]), tol))
         if tried[-1]["moved"]:
             return _failed(result, tried[-1], changed.cut, "the first target after the cut")
     if derived:
@@ -125,17 +126,11 @@ def probe_precomputed(session: Session, snap: Snapshot, noise: float) -> probes.
                   floor=floor.max_delta)
 
 
-def _differs(a: probes.Scored, b: probes.Scored, position: int, tol: float) -> bool:
-    x, y = _nll_at(a, position), _nll_at(b, position)
-    return x is not None and y is not None and abs(x - y) > tol
-
-
-def _check(rerun: probes.Scored, replayed: probes.Scored, position: int, original: int, token: int,
-           tol: float) -> dict[str, Any]:
-    x, y = _nll_at(rerun, position), _nll_at(replayed, position)
-    delta = abs(x - y) if x is not None and y is not None else 0.0
-    return {"position": position, "original_token": original, "token": token, "rerun_nll": x, "replay_nll": y,
-            "delta": delta, "tolerance": tol, "moved": delta > tol}
+def _check(rerun: float, replay: float, position: int, original: int, token: int, tol: float) -> dict[str, Any]:
+    """One target's NLL in the rerun against the replay's."""
+    delta = abs(rerun - replay)
+    return {"position": position, "original_token": original, "token": token, "rerun_nll": rerun,
+            "replay_nll": replay, "delta": delta, "tolerance": tol, "moved": delta > tol}
 
 
 def _failed(result: Any, check: dict[str, Any], cut: int | None, which: str) -> probes.ProbeResult:
@@ -201,7 +196,8 @@ def _substituted_run(session: Session, snap: Snapshot, t: int, v: int, tol: floa
     except probes.Inconclusive as exc:
         return f"replay with target {t} substituted: {exc}"
     scored = rerun.scored()
-    if _nll_at(scored, t) is None:
+    rerun_t = _last_nll(scored).get(t)
+    if rerun_t is None:
         return f"target {t} was not scored in the rerun with it substituted"
     # the targets before t have the original prefix and token: the rerun must give them the
     # original run's NLLs, or it is not reproducible enough to compare at t
@@ -213,4 +209,4 @@ def _substituted_run(session: Session, snap: Snapshot, t: int, v: int, tol: floa
         return (f"the rerun with target {t} substituted moved earlier targets by {before.max_delta:.3g} nats: "
                 "the script does not reproduce its own runs")
     tol = max(tol, probes.tolerance(before.max_delta))
-    return _check(scored, probes.Scored(np.array([t]), np.array([replayed])), t, int(session.stream[t]), v, tol)
+    return _check(rerun_t, replayed, t, int(session.stream[t]), v, tol)

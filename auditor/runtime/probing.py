@@ -163,7 +163,7 @@ def probe_snapshots(session: Session) -> None:
         entry.noise = None if runner.noise is None else float(runner.noise)
         entry.probes = [_row(r) for r in runner.results]
         decided = runner.failed
-        if snap.name == final and not decided and runner.noise is not None and runner.noise <= probes.NOISE_MAX:
+        if snap.name == final and not decided and runner.noise <= probes.NOISE_MAX:
             # inputs computed from the stream before the call: only reruns of the script see them
             session.checkpoint(f"rerunning the script with {snap.name}()'s targets substituted")
             extra = probe_precomputed(session, snap, runner.noise)
