@@ -443,7 +443,9 @@ def expand(text: str) -> str:
 
 
 def minify(text: str) -> str:
-    """One-space indents; consecutive simple statements of a block joined with ``;``."""
+    """One-space indents; consecutive simple statements of a block joined with ``;``, and a
+    block of simple statements only moved onto its header's line (``class H:a=1;b=2``,
+    ``if c:x=1``), as minifiers write them."""
     expanded = expand(text)
     tokens = list(tokenize.generate_tokens(io.StringIO(expanded).readline))
     lines = expanded.splitlines(keepends=True)
@@ -469,16 +471,29 @@ def minify(text: str) -> str:
             if start is None:
                 start, first_tok = tok.start, tok.string
             last_op = tok.string if tok.type == tokenize.OP else "x"
-    out: list[str] = []
-    previous = None
+    joined: list[list] = []  # [depth, text, simple]
     for depth, first, last, simple in logical:
         body = "".join(lines[first - 1 : last]).strip(" ").rstrip("\n")
         body = body.lstrip()
-        if previous is not None and previous[0] == depth and previous[1] and simple:
-            out[-1] = out[-1] + ";" + body
+        if joined and joined[-1][0] == depth and joined[-1][2] and simple:
+            joined[-1][1] += ";" + body
         else:
-            out.append(" " * depth + body)
-        previous = (depth, simple)
+            joined.append([depth, body, simple])
+    out: list[str] = []
+    i = 0
+    while i < len(joined):
+        depth, body, simple = joined[i]
+        # a header whose whole block is one joined line of simple statements (and no
+        # decorator line): the block goes on the header's line
+        follows = joined[i + 1] if i + 1 < len(joined) else None
+        after = joined[i + 2] if i + 2 < len(joined) else None
+        if (not simple and not body.startswith("@") and follows is not None and follows[0] == depth + 1
+                and follows[2] and "\n" not in follows[1] and (after is None or after[0] <= depth)):
+            out.append(" " * depth + body + follows[1])
+            i += 2
+            continue
+        out.append(" " * depth + body)
+        i += 1
     return "\n".join(out) + "\n"
 
 

@@ -306,6 +306,18 @@ def _block_items(block: cst.BaseSuite) -> list[cst.CSTNode]:
     return list(block.body)
 
 
+def small_statements(block: cst.BaseSuite) -> list[cst.BaseSmallStatement]:
+    """The simple statements directly in a block, whether it is indented (``if c:`` then
+    lines) or on the header's line (``if c: a = 1; b = 2``): minified scripts use both."""
+    out: list[cst.BaseSmallStatement] = []
+    for item in block.body:
+        if isinstance(item, cst.SimpleStatementLine):
+            out.extend(item.body)
+        elif isinstance(item, cst.BaseSmallStatement):
+            out.append(item)
+    return out
+
+
 class _Builder:
     """Fills a :class:`SourceIndex` in one pass over the module."""
 
@@ -549,13 +561,12 @@ class _Builder:
         self._class_stack.append((info, parent))
         # Class bodies run in the enclosing scope at definition time; their statements are
         # recorded there, with the class attributes kept on the class.
+        for small in small_statements(node.body):
+            if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
+                info.attributes[small.targets[0].target.value] = small.value
+            elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name) and small.value is not None:
+                info.attributes[small.target.value] = small.value
         for item in _block_items(node.body):
-            if isinstance(item, cst.SimpleStatementLine):
-                for small in item.body:
-                    if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
-                        info.attributes[small.targets[0].target.value] = small.value
-                    elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name) and small.value is not None:
-                        info.attributes[small.target.value] = small.value
             self.statement(item, parent, guards, loops, withs)
         self._class_stack.pop()
 

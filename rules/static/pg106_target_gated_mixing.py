@@ -14,7 +14,7 @@ from auditor.static.base import StaticRule
 from auditor.static.deps import depends, names_in
 from auditor.static.env import Config
 from auditor.static.facts import Fact
-from auditor.static.index import Scope, SourceIndex
+from auditor.static.index import Scope, SourceIndex, small_statements
 from auditor.static.mixtures import accumulation, shifted_lse
 from auditor.static.roles import is_constant
 from auditor.static.training import score_events
@@ -67,8 +67,7 @@ def _only_a_shift(scope: Scope, branch: cst.If) -> bool:
     """The branch sets a running maximum that only shifts a log-sum-exp: every other read of the
     name is ``m + log(Σ exp(x - m))`` (``m`` cancels, whichever score it holds) or another step
     of the same maximum (a comparison, or ``m = a if a > c else c``)."""
-    names = {small.targets[0].target.value for item in branch.body.body
-             for small in (item.body if isinstance(item, cst.SimpleStatementLine) else ())
+    names = {small.targets[0].target.value for small in small_statements(branch.body)
              if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)}
     if len(names) != 1:
         return False
@@ -427,12 +426,8 @@ class TargetGatedMixing(StaticRule):
     @staticmethod
     def _replaces_score(flow, scope: Scope, node: cst.If) -> bool:
         """The branch assigns a target-dependent score (not just a counter)."""
-        for item in node.body.body:
-            smalls = item.body if isinstance(item, cst.SimpleStatementLine) else [item] if isinstance(node.body, cst.SimpleStatementSuite) else []
-            for small in smalls:
-                if isinstance(small, cst.Assign) and _target_dependent(flow.fact(small.value, scope)):
-                    return True
-        return False
+        return any(isinstance(small, cst.Assign) and _target_dependent(flow.fact(small.value, scope))
+                   for small in small_statements(node.body))
 
     @staticmethod
     def _whole_value(call) -> bool:

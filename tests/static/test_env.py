@@ -49,6 +49,20 @@ def test_env_reads_and_config_attributes_evaluate_at_their_defaults():
     assert result.value is False and [e.name for e in result.env] == ["NGRAM_EVAL_ORDER"]
 
 
+def test_a_class_body_on_its_header_line_is_configuration_too():
+    # minified scripts put a whole configuration class on one line
+    minified = (
+        "import os\n"
+        "class H:data_path=os.environ.get('DATA_PATH','./data');slot_enabled=bool(int(os.environ.get('SLOT_ENABLED','0')))\n"
+        "def run(args):\n"
+        "\tuse_slot=getattr(args,'slot_enabled',False)\n"
+        "\treturn use_slot\n"
+    )
+    assert _value(minified, "args.slot_enabled").value is False
+    result = _value(minified, "use_slot", "run")
+    assert result.value is False and [e.name for e in result.env] == ["SLOT_ENABLED"]
+
+
 def test_instance_state_is_not_configuration():
     assert _value(CONFIG, "self.total_tokens < 100", "main").value is UNKNOWN
     assert _value(CONFIG, "model.training").value is UNKNOWN

@@ -1,7 +1,8 @@
 """Detections rest on what the code computes: every invalid case of every static rule is still
-reported after renaming its locals and parameters, and after moving the flagged function into
-a helper module (the rewrites of ``benchmarks/rewrites.py``, which the corpus benchmark
-``benchmarks/metamorphic.py`` applies to real pull requests)."""
+reported after renaming its locals and parameters, after minifying it and after moving the
+flagged function into a helper module, and no valid case gains an error when minified (the
+rewrites of ``benchmarks/rewrites.py``, which the corpus benchmark ``benchmarks/metamorphic.py``
+applies to real pull requests)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from auditor import registry
 from auditor.engine import AuditOptions, audit
+from auditor.findings import Severity, Status
 from benchmarks import rewrites
 
 from ..conftest import FIXTURES, materialize
@@ -17,6 +19,13 @@ CASES = [
     pytest.param(rule, case, id=f"{rule.CODE}-invalid-{i}")
     for rule in registry.by_kind("static")
     for i, case in enumerate(rule.INVALID)
+    if case.code is not None
+]
+
+VALID = [
+    pytest.param(rule, case, id=f"{rule.CODE}-valid-{i}")
+    for rule in registry.by_kind("static")
+    for i, case in enumerate(rule.VALID)
     if case.code is not None
 ]
 
@@ -42,6 +51,28 @@ def test_invalid_case_survives_renaming(rule, case, tmp_path, monkeypatch):
     own = _own(rule, folder, monkeypatch)
     # the same finding, not only some finding: an error stays an error, a warning a warning
     assert {f.severity for f in own if f.status is case.status} >= severities, [(f.status.value, f.severity.value, f.message) for f in own]
+
+
+@pytest.mark.parametrize(("rule", "case"), CASES)
+def test_invalid_case_survives_minifying(rule, case, tmp_path, monkeypatch):
+    original = materialize(case, tmp_path / "original")
+    severities = {f.severity for f in _own(rule, original, monkeypatch) if f.status is case.status}
+    folder = materialize(case, tmp_path / "case")
+    _rewrite(folder, lambda files: {rel: rewrites.on_payload(t, rewrites.minify) for rel, t in files.items()})
+    own = _own(rule, folder, monkeypatch)
+    assert {f.severity for f in own if f.status is case.status} >= severities, [(f.status.value, f.severity.value, f.message) for f in own]
+
+
+@pytest.mark.parametrize(("rule", "case"), VALID)
+def test_valid_case_gains_no_error_when_minified(rule, case, tmp_path, monkeypatch):
+    def errors(folder):
+        return [f for f in _own(rule, folder, monkeypatch) if f.status is Status.ACTIVE and f.severity is Severity.ERROR]
+
+    before = errors(materialize(case, tmp_path / "original"))
+    folder = materialize(case, tmp_path / "case")
+    _rewrite(folder, lambda files: {rel: rewrites.on_payload(t, rewrites.minify) for rel, t in files.items()})
+    after = errors(folder)
+    assert len(after) <= len(before), [f.message for f in after]
 
 
 @pytest.mark.parametrize(("rule", "case"), CASES)
