@@ -51,10 +51,9 @@ def printed_names(fmt: LogFormat, fields: Iterable[str] | None = None) -> list[s
     return sorted(printed)
 
 
-def printed_producers(fmt: LogFormat, program: Program) -> list[str]:
-    """Names of the module-level functions whose returned values ``fmt``'s statement prints."""
-    from auditor.static.evalpath import trainers
-
+def printed_callees(fmt: LogFormat) -> list[str]:
+    """Names of the functions whose calls assigned the values ``fmt``'s statement prints, and
+    of the printing function itself when it returns one of them (whatever they do)."""
     scope = fmt.stmt.scope
     printed = set(printed_names(fmt))
     found: list[str] = []
@@ -63,6 +62,15 @@ def printed_producers(fmt: LogFormat, program: Program) -> list[str]:
             found.extend(_callee(scope, name, MAX_COPIES))
         if scope.cls is None and _returns_any(scope, printed):
             found.append(scope.name)
+    return found
+
+
+def printed_producers(fmt: LogFormat, program: Program) -> list[str]:
+    """Names of the module-level functions whose returned values ``fmt``'s statement prints
+    (:func:`printed_callees`, less the functions that train)."""
+    from auditor.static.evalpath import trainers
+
+    found = printed_callees(fmt)
     training = trainers(program)
     out: list[str] = []
     for name in found:

@@ -14,6 +14,7 @@ scoring comes after.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import libcst as cst
@@ -21,7 +22,7 @@ import libcst as cst
 from auditor.source import code_of
 from auditor.static.deps import depends, names_in
 from auditor.static.flow import Fact, Flow, flow_of
-from auditor.static.index import CallSite, Scope, SourceIndex, Stmt, walk
+from auditor.static.index import CallSite, Scope, SourceIndex, Stmt, own_nodes, walk
 from auditor.static.names import dotted
 from auditor.static.reach import Program
 
@@ -338,3 +339,121 @@ def reported(index: SourceIndex, stmt: Stmt, program: Program | None) -> bool:
             return True
     return False
 
+
+
+#: What may be done with a throwaway module without it leaving its function: call it, read its
+#: parameters into an optimizer, move it, switch its mode.
+_MODULE_USES = frozenset({"parameters", "named_parameters", "to", "cuda", "float", "half", "bfloat16", "train",
+                          "eval", "zero_grad", "requires_grad_"})
+#: Method calls that return the module they are called on (``nn.Linear(d, v).to(device)``).
+_CHAINED = frozenset({"to", "cuda", "float", "half", "bfloat16", "train", "eval", "requires_grad_"})
+
+
+def throwaway_modules(index: SourceIndex, site: TrainSite) -> tuple[str, ...]:
+    """The modules a training step updates, when each one is built in the step's function and
+    never leaves it (a linear probe fitted for a diagnostic): such a step changes no model
+    that is scored afterwards. Empty when anything else may be updated: an optimizer or module
+    that comes from outside, a manual update through ``.grad``, a module that is returned,
+    stored, aliased or passed on, or no optimizer built in the function at all.
+
+    A trainable is what an optimizer steps, whatever it is called; what the module computes
+    may still leave the function (a probe's loss, returned for a log line), which the caller
+    judges (:func:`module_outputs_returned`)."""
+    scope = site.scope
+    if scope.is_module:
+        return ()
+    if any(isinstance(n, cst.Attribute) and n.attr.value == "grad" for s in scope.stmts for n in own_nodes(s.node)):
+        return ()  # a manual update (``p.data -= lr * p.grad``) steps what it names
+    modules: set[str] = set()
+    for call in scope.calls:
+        if call.method != "step" or not isinstance(call.node.func, cst.Attribute):
+            continue
+        owner = call.node.func.value
+        if not isinstance(owner, cst.Name):
+            return ()
+        optimizers = scope.assigned(owner.value)
+        if not optimizers or owner.value in scope.param_names:
+            return ()
+        for assignment in optimizers:
+            value = assignment.value
+            if not isinstance(value, cst.Call) or assignment.kind != "assign":
+                return ()
+            qualified = index.imports.qualify(value.func) or ""
+            if qualified.startswith("torch.optim.lr_scheduler."):
+                continue  # a scheduler's step updates a learning rate
+            if not qualified.startswith("torch.optim.") or not value.args:
+                return ()
+            found = _parameters_of(value.args[0].value)
+            if not found:
+                return ()
+            modules |= found
+    if not modules or not all(_built_here(index, scope, name) and not _escapes(scope, name) for name in modules):
+        return ()
+    return tuple(sorted(modules))
+
+
+def _parameters_of(params: cst.BaseExpression) -> set[str]:
+    """``m.parameters()`` (in a ``list(...)``, a sum of lists): the modules whose parameters an
+    optimizer is built over; empty when it is built over anything else (a list of tensors)."""
+    modules: set[str] = set()
+    for node in walk(params):
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in (
+                "parameters", "named_parameters") and isinstance(node.func.value, cst.Name):
+            modules.add(node.func.value.value)
+    names = {n.value for n in walk(params) if isinstance(n, cst.Name)}
+    return modules if names <= modules | {"list", "tuple", "parameters", "named_parameters"} else set()
+
+
+def _built_here(index: SourceIndex, scope: Scope, name: str) -> bool:
+    """Every assignment of ``name`` in the function constructs a module (``nn.Linear(…)``, a
+    module class of the source, optionally ``.to(device)``)."""
+    if name in scope.param_names:
+        return False
+    assignments = scope.assigned(name)
+    if not assignments:
+        return False
+    for assignment in assignments:
+        value = assignment.value
+        if assignment.kind != "assign" or not isinstance(assignment.target, cst.Name):
+            return False
+        while (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
+               and value.func.attr.value in _CHAINED and isinstance(value.func.value, cst.Call)):
+            value = value.func.value
+        if not isinstance(value, cst.Call):
+            return False
+        qualified = index.imports.qualify(value.func) or ""
+        info = index.classes.get(dotted(value.func) or "")
+        if not (qualified.startswith("torch.nn.") or (info is not None and index.class_is_module(info))):
+            return False
+    return True
+
+
+def _escapes(scope: Scope, name: str) -> bool:
+    """Whether the module object ``name`` may outlive the function: any use other than calling
+    it, the uses of :data:`_MODULE_USES` and its own assignments (returned, stored in an
+    attribute or a container, aliased, passed to a call, declared global)."""
+    for stmt in scope.stmts:
+        node = stmt.node
+        if isinstance(node, (cst.Global, cst.Nonlocal)) and any(n.name.value == name for n in node.names):
+            return True
+        allowed: set[int] = set()
+        uses: list[cst.Name] = []
+        for child in own_nodes(node):
+            if isinstance(child, cst.Call) and isinstance(child.func, cst.Name) and child.func.value == name:
+                allowed.add(id(child.func))
+            elif (isinstance(child, cst.Attribute) and isinstance(child.value, cst.Name) and child.value.value == name
+                  and child.attr.value in _MODULE_USES):
+                allowed.add(id(child.value))
+            elif isinstance(child, cst.AssignTarget) and isinstance(child.target, cst.Name) and child.target.value == name:
+                allowed.add(id(child.target))
+            elif isinstance(child, cst.Name) and child.value == name:
+                uses.append(child)
+        if any(id(use) not in allowed for use in uses):
+            return True
+    return False
+
+
+def module_outputs_returned(scope: Scope, modules: Iterable[str]) -> bool:
+    """Whether what the function returns is computed with one of ``modules``."""
+    wanted = set(modules)
+    return any(wanted & depends(scope, names_in(value), limit=120) for value, _ in scope.returns)

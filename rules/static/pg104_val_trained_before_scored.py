@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity, Status
 from auditor.rule import Invalid, Valid
+from auditor.scored.producers import printed_callees
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
 from auditor.static.flow import flow_of
@@ -15,9 +16,11 @@ from auditor.static.training import (
     is_epoch_loop,
     looks_like_warmup,
     loss_names,
+    module_outputs_returned,
     score_events,
     scored_after,
     scored_before,
+    throwaway_modules,
     training_sites,
     val_source,
 )
@@ -61,6 +64,13 @@ class ValTrainedBeforeScored(StaticRule):
     `torch.inference_mode()` and add its loss to the total, then train on that chunk (any
     number of epochs); never train on the last chunk. Merged examples: PR #549, #1413,
     #1493.
+
+    A step that updates only modules its function builds and drops (a linear probe fitted on
+    frozen hidden states for a diagnostic: the optimizer is built over `probe.parameters()`,
+    and `probe` is neither returned, stored, nor passed on) changes no model that is scored
+    later, and is not reported, unless what the function returns is computed with it and may
+    be the claimed score (the claimed line prints a value its call returned, or no seed log
+    names the claimed line).
 
     ## Known problems
     A compile warm-up that runs a few steps on validation tokens and then discards the
@@ -152,6 +162,28 @@ class ValTrainedBeforeScored(StaticRule):
             """,
             note="switched off by default (zero epochs): inactive",
         ),
+        Valid(
+            code="""
+            import torch
+            from torch import nn
+            def probe_diagnostic(model, val_tokens, dim, vocab):
+                with torch.no_grad():
+                    hidden = model.encode(val_tokens[:-1])
+                head = nn.Linear(dim, vocab).to(hidden.device)
+                opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+                for _ in range(200):
+                    loss = nn.functional.cross_entropy(head(hidden), val_tokens[1:])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                print(f"probe_loss:{loss.item():.4f}")
+            def main(model, val_tokens):
+                probe_diagnostic(model, val_tokens, 512, 1024)
+                return eval_val(model, val_tokens)
+            main(None, load_tokens("fineweb_val_000000.bin"))
+            """,
+            note="a linear probe built, fitted and dropped inside its function: the scored model never changes",
+        ),
     )
     INVALID = (
         Invalid(
@@ -201,6 +233,51 @@ class ValTrainedBeforeScored(StaticRule):
             lines=(6,),
             status=Status.INACTIVE,
         ),
+        Invalid(
+            code="""
+            import torch
+            from torch import nn
+            def fit_head(model, val_tokens, dim, vocab):
+                with torch.no_grad():
+                    hidden = model.encode(val_tokens[:-1])
+                head = nn.Linear(dim, vocab)
+                opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+                for _ in range(200):
+                    loss = nn.functional.cross_entropy(head(hidden), val_tokens[1:])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                model.lm_head = head
+            def main(model, val_tokens):
+                fit_head(model, val_tokens, 512, 1024)
+                return eval_val(model, val_tokens)
+            main(None, load_tokens("fineweb_val_000000.bin"))
+            """,
+            lines=(11,),
+            note="the head fitted on validation tokens becomes the scored model's head",
+        ),
+        Invalid(
+            code="""
+            import torch
+            from torch import nn
+            def head_bpb(model, val_tokens, dim, vocab):
+                with torch.no_grad():
+                    hidden = model.encode(val_tokens[:-1])
+                head = nn.Linear(dim, vocab)
+                opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+                for _ in range(200):
+                    loss = nn.functional.cross_entropy(head(hidden), val_tokens[1:])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                return nn.functional.cross_entropy(head(hidden), val_tokens[1:]).item()
+            def main(model, val_tokens):
+                print(f"val_bpb:{head_bpb(model, val_tokens, 512, 1024):.4f}")
+            main(None, load_tokens("fineweb_val_000000.bin"))
+            """,
+            lines=(11,),
+            note="a head fitted on validation tokens whose loss on them is returned, with no log to say which line is claimed",
+        ),
     )
 
     def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
@@ -217,6 +294,8 @@ class ValTrainedBeforeScored(StaticRule):
                 continue  # score-first
             after = scored_after(site.stmt, events, loss)
             callers = []
+            if after is None and self._fits_a_throwaway(evidence, index, site):
+                continue
             if after is None:
                 # An adapter function: how is it called? Score-first at the call site is legal.
                 callers = self._unprotected_callers(program, scope)
@@ -225,6 +304,26 @@ class ValTrainedBeforeScored(StaticRule):
             if after is not None and self._chunk_loop(site, after):
                 continue  # trains on a chunk, then scores it in the same loop: PG105
             yield self._finding(evidence, source, index, flow, site, after, callers)
+
+    @staticmethod
+    def _fits_a_throwaway(evidence: Evidence, index, site) -> bool:
+        """The step updates only modules its function builds and drops (a probe fitted for a
+        diagnostic), so no model scored later changes; unless what the function returns,
+        computed with them, may be the claimed score (the claimed line prints a value its call
+        returned, or no seed log names the claimed line)."""
+        modules = throwaway_modules(index, site)
+        if not modules:
+            return False
+        if not module_outputs_returned(site.scope, modules):
+            return True
+        runs = [run for run in evidence.scored.runs if run.stage]
+        if not runs:
+            return False
+        for run in runs:
+            printed = run.stage_printed_by()
+            if printed is None or site.scope.name in printed_callees(printed.format):
+                return False
+        return True
 
     def _chunk_loop(self, site, after) -> bool:
         """Training and scoring share a loop over chunks (not over epochs of the whole set)."""
