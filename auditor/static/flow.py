@@ -71,7 +71,7 @@ from auditor.static.facts import (
     union,
     with_label,
 )
-from auditor.static.index import Assignment, Scope, SourceIndex, Stmt
+from auditor.static.index import Assignment, Scope, SourceIndex, Stmt, walk
 from auditor.static.names import dotted
 from auditor.static.passing import passed_to
 from auditor.static.roles import (
@@ -562,6 +562,9 @@ class Flow:
                                 join = Join(node, self._stmt, "call", True)
         return Fact(frozenset(labels), tuple(why.items()), join)
 
+    def _is_true(self, node: cst.BaseExpression) -> bool:
+        return is_true(self.index, node)
+
     def _call(self, node: cst.Call, flow: FunctionFlow, depth: int) -> Fact:
         ev = lambda n: self._expr(n, flow, depth + 1)  # noqa: E731
         func = node.func
@@ -569,11 +572,11 @@ class Flow:
         last = name.rsplit(".", 1)[-1] if name else (func.attr.value if isinstance(func, cst.Attribute) else "")
         args = [a.value for a in node.args]
         kw = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
-        if "requires_grad" in kw and isinstance(kw["requires_grad"], cst.Name) and kw["requires_grad"].value == "True":
+        if "requires_grad" in kw and self._is_true(kw["requires_grad"]):
             return with_label(Fact(frozenset(), ()), "grad", Lazy(lambda: self.index.code(node, 80)))
         if last in ("requires_grad_",) and isinstance(func, cst.Attribute):
             inner = ev(func.value)
-            if not node.args or (isinstance(node.args[0].value, cst.Name) and node.args[0].value.value == "True"):
+            if not node.args or self._is_true(node.args[0].value):
                 return with_label(inner, "grad", Lazy(lambda: self.index.code(node, 80)))
             return inner
         if last in ("Parameter",) and name.endswith("Parameter"):
@@ -765,6 +768,35 @@ def _bound_names(target: cst.BaseExpression) -> list[str]:
 
 def is_slice_el(element: cst.SubscriptElement) -> bool:
     return isinstance(element.slice, cst.Slice)
+
+
+def is_true(index: SourceIndex, node: cst.BaseExpression) -> bool:
+    """``True``, or a module-level name bound once to it (minifiers hoist constants:
+    ``_B=True`` … ``requires_grad=_B``)."""
+    if not isinstance(node, cst.Name):
+        return False
+    if node.value == "True":
+        return True
+    bound = index.module_scope.assigned(node.value)
+    return (len(bound) == 1 and bound[0].kind == "assign" and isinstance(bound[0].value, cst.Name)
+            and bound[0].value.value == "True")
+
+
+def creates_trainable(index: SourceIndex, value: cst.BaseExpression) -> bool:
+    """Whether an expression creates a tensor that gradients reach: ``requires_grad=True``
+    (or a constant bound to ``True``), ``.requires_grad_()``, ``nn.Parameter(...)``."""
+    for node in walk(value):
+        if not isinstance(node, cst.Call):
+            continue
+        func = node.func
+        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        if last == "Parameter":
+            return True
+        if last == "requires_grad_" and (not node.args or is_true(index, node.args[0].value)):
+            return True
+        if any(a.keyword is not None and a.keyword.value == "requires_grad" and is_true(index, a.value) for a in node.args):
+            return True
+    return False
 
 
 def flow_of(index: SourceIndex) -> Flow:

@@ -301,6 +301,14 @@ def use_roles(scope: Scope) -> list[UseRole]:
         method = call.method
         index = None
         what = ""
+        if call.qualified.startswith("torch.optim.") and call.node.args:
+            # an optimizer built over tensors of the function: they are trainable
+            params = call.node.args[0].value
+            if isinstance(params, (cst.List, cst.Tuple)):
+                for element in params.elements:
+                    if isinstance(element.value, cst.Name):
+                        found.append(UseRole(element.value.value, "grad", "an optimizer steps it", call.node))
+            continue
         if method in GATHERS:
             func = call.node.func
             on_method = isinstance(func, cst.Attribute) and dotted(func.value) not in ("torch", "np", "numpy")
@@ -317,13 +325,6 @@ def use_roles(scope: Scope) -> list[UseRole]:
         root = _root(index)
         if root is not None:
             found.append(UseRole(root, "tgt", what, call.node))
-        if call.qualified.startswith("torch.optim.") and call.node.args:
-            # an optimizer built over tensors of the function: they are trainable
-            params = call.node.args[0].value
-            if isinstance(params, (cst.List, cst.Tuple)):
-                for element in params.elements:
-                    if isinstance(element.value, cst.Name):
-                        found.append(UseRole(element.value.value, "grad", "an optimizer steps it", call.node))
     for site in scope.subscripts:
         if site.store or len(site.node.slice) < 2:
             continue

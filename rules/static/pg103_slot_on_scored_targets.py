@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import libcst as cst
@@ -12,12 +11,26 @@ from auditor.findings import Confidence, Finding, Severity
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource, code_of
 from auditor.static.base import StaticRule
-from auditor.static.flow import depends, flow_of, names_in
+from auditor.static.flow import creates_trainable, depends, flow_of, names_in
 from auditor.static.index import Scope, SourceIndex, Stmt
 from auditor.static.names import dotted
+from auditor.static.roles import use_roles
 from auditor.static.training import in_no_grad, score_events, training_sites
 
-_CREATES_GRAD = re.compile(r"requires_grad\s*=\s*True|requires_grad_\(\s*(True)?\s*\)|\bParameter\(")
+#: Calls that make a new tensor (not a view of the model's weights).
+_FRESH = frozenset({"zeros", "ones", "full", "empty", "randn", "rand", "zeros_like", "ones_like", "full_like",
+                    "empty_like", "randn_like", "tensor", "clone", "detach"})
+
+
+def _fresh(value: cst.BaseExpression) -> bool:
+    """A new tensor: ``torch.zeros(…)``, ``h.detach().clone()``, optionally moved or cast."""
+    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+        if value.func.attr.value in _FRESH:
+            return True
+        if value.func.attr.value not in ("to", "float", "cuda", "contiguous", "requires_grad_"):
+            return False
+        value = value.func.value
+    return isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in _FRESH
 
 
 def _clamped_difference(value: cst.BaseExpression) -> bool:
@@ -56,9 +69,11 @@ class SlotOnScoredTargets(StaticRule):
     """
     ## What it does
     Finds SLOT-style evaluation: per-window parameters (a hidden-state `delta`, a
-    `logit_bias`) created with `requires_grad=True` inside the eval loop, optimized with a
-    loss on the window's own targets (AdamW steps or L-BFGS closures), and then used to score
-    that same window. It reads the mask of the optimization loss: when it covers the scored
+    `logit_bias`) created with `requires_grad=True` (or a constant bound to `True`, as
+    minifiers write it: `_B=True` … `requires_grad=_B`), as an `nn.Parameter`, or as a fresh
+    tensor that an optimizer of the function is built over, inside the eval loop; optimized
+    with a loss on the window's own targets (AdamW steps or L-BFGS closures), and then used to
+    score that same window. It reads the mask of the optimization loss: when it covers the scored
     positions (`mask[i, s:wlen] = 1`), or there is no mask at all, the finding is an error; when
     it covers only the already-scored context (`ctx_mask[i, :s] = True`, "causal SLOT"), it
     is a warning, because no ruling exists for that variant.
@@ -185,6 +200,20 @@ class SlotOnScoredTargets(StaticRule):
             code="""
             import torch
             import torch.nn.functional as F
+            _A=None;_B=True
+            def eval_slot(H,val_tokens,head,steps):
+                yb=val_tokens[1:];delta=torch.zeros(1,1,H.shape[-1],requires_grad=_B);opt=torch.optim.AdamW([delta],lr=.01)
+                for _ in range(steps):loss_s=F.cross_entropy(head(H+delta).flatten(0,1),yb.reshape(-1));loss_s.backward();opt.step()
+                with torch.no_grad():return F.cross_entropy(head(H+delta.detach()).flatten(0,1),yb.reshape(-1),reduction='none')
+            eval_slot(_A,torch.load('fineweb_val_000000.pt'),_A,8)
+            """,
+            lines=(5,),
+            note="minified: `True` hoisted into a module constant, as minifiers write it",
+        ),
+        Invalid(
+            code="""
+            import torch
+            import torch.nn.functional as F
             def eval_causal_slot(H, val_tokens, head, wlens, stride, steps):
                 bsz, n, d = H.shape
                 yb = val_tokens[1:bsz * n + 1].view(bsz, n)
@@ -280,13 +309,16 @@ class SlotOnScoredTargets(StaticRule):
             needed |= depends(s, roots | needed, limit=200)
         found = []
         for s in scopes:
+            # what an optimizer of the function is built over is trainable, however it was made
+            stepped = {role.name for role in use_roles(s) if role.label == "grad"}
             for assignment in s.assignments:
                 target = assignment.target
                 if not isinstance(target, cst.Name) or target.value not in needed or assignment.value is None:
                     continue
                 if assignment.kind not in ("assign", "ann"):
                     continue
-                if _CREATES_GRAD.search(_code(index, assignment.value)):
+                value = assignment.value
+                if creates_trainable(index, value) or (target.value in stepped and _fresh(value)):
                     found.append((target.value, assignment.stmt, assignment.stmt.node))
         found.sort(key=lambda p: p[1].order)
         return found
