@@ -17,7 +17,7 @@ from auditor.static.facts import Fact
 from auditor.static.index import Scope, SourceIndex, small_statements
 from auditor.static.mixtures import accumulation, shifted_lse
 from auditor.static.roles import is_constant
-from auditor.static.training import score_events
+from auditor.static.training import score_events, training_sites
 
 _SELECT = {"minimum", "maximum", "fmin", "fmax"}
 #: The smallest vocabulary the challenge's tokenizers have (bytes): a lower bound on V, the
@@ -25,13 +25,19 @@ _SELECT = {"minimum", "maximum", "fmin", "fmax"}
 _MIN_VOCAB = 256
 
 
-def _gates_a_blend(scope: Scope, name: str) -> bool:
+def _gates_a_blend(scope: Scope, name: str, scored: set[str]) -> bool:
     """Whether ``name`` decides a blend in the function: a factor of a product
     (``w * p_ngram + (1 - w) * p``, also through ``(1 - w)``), the condition of a ``where``
     (``torch.where(w, b, a)``) or of an ``if`` whose branch assigns (a replacement, not a
-    ``+=`` counter), or a mask of the elements an assignment replaces (``nll[w] = b[w]``).
-    What the value does, never what it is called."""
+    ``+=`` counter), or a mask of the elements an assignment replaces (``nll[w] = b[w]``);
+    in each case of what the function adds to its score (``scored``, see
+    :func:`_scored_names`). What the value does, never what it is called."""
     from auditor.static.index import walk
+
+    def feeds(node: cst.CSTNode) -> bool:
+        if isinstance(node, (cst.AugAssign, cst.Return)):
+            return True
+        return isinstance(node, cst.Assign) and any(_base(t.target) in scored for t in node.targets)
 
     def is_name(node: cst.BaseExpression) -> bool:
         while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("float", "to", "type", "int", "long", "bool"):
@@ -42,13 +48,15 @@ def _gates_a_blend(scope: Scope, name: str) -> bool:
         if isinstance(stmt.node, (cst.FunctionDef, cst.ClassDef)):
             continue  # another scope
         if isinstance(stmt.node, cst.If) and is_name(stmt.node.test):
-            if any(isinstance(n, cst.Assign) for n in walk(stmt.node.body)):
+            if any(isinstance(n, cst.Assign) and feeds(n) for n in walk(stmt.node.body)):
                 return True
-        if isinstance(stmt.node, cst.Assign):
+        if isinstance(stmt.node, cst.Assign) and feeds(stmt.node):
             for t in stmt.node.targets:
                 element = t.target.slice[0].slice if isinstance(t.target, cst.Subscript) and len(t.target.slice) == 1 else None
                 if isinstance(element, cst.Index) and is_name(element.value):
                     return True
+        if not feeds(stmt.node):
+            continue
         for node in walk(stmt.node):
             if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply):
                 for side in (node.left, node.right):
@@ -90,6 +98,40 @@ def _only_a_shift(scope: Scope, branch: cst.If) -> bool:
 
 def _target_dependent(fact: Fact) -> bool:
     return fact.has("tgtdep", "tgt")
+
+
+def _base(node: cst.BaseExpression) -> str | None:
+    """The variable an assignment target writes: ``nll`` for ``nll``, ``nll[t]``, ``nll[m]``."""
+    while isinstance(node, cst.Subscript):
+        node = node.value
+    return node.value if isinstance(node, cst.Name) else None
+
+
+def _scored_names(index: SourceIndex, scope: Scope, events) -> set[str]:
+    """The names a function's score is computed from: what its score accumulations add (and,
+    in a function that does not train, what it returns, for the caller to add). A choice that
+    reaches none of them (the best of several whole evaluations kept as a checkpoint or a
+    setting, PG115's) does not choose the score of a token."""
+    roots: set[str] = set()
+    for event in events:
+        node = event.stmt.node
+        if isinstance(node, cst.AugAssign):
+            roots |= names_in(node.value)
+    if not any(site.scope is scope for site in training_sites(index)):
+        for value, _ in scope.returns:
+            roots |= names_in(value)
+    return depends(scope, roots, limit=200) | roots if roots else set()
+
+
+def _feeds(stmt, scored: set[str], events) -> bool:
+    """Whether the statement of a choice is a score accumulation or assigns what one adds."""
+    node = stmt.node
+    if any(event.stmt is stmt for event in events):
+        return True
+    if isinstance(node, cst.Return):
+        return True  # the choice is what the function hands its caller to add
+    targets = node.targets if isinstance(node, cst.Assign) else ()
+    return any(_base(t.target) in scored for t in targets)
 
 
 class TargetGatedMixing(StaticRule):
@@ -140,6 +182,72 @@ class TargetGatedMixing(StaticRule):
     SOURCES = ("#659", "#779", "#1017", "R-NGRAM-ORACLE-GATE")
     TAGS = ("target_gated",)
     VALID = (
+        Valid(
+            code="""
+            import math
+            import torch
+            import torch.nn.functional as F
+            def eval_val(model, val_tokens):
+                with torch.no_grad():
+                    val_loss = F.cross_entropy(model(val_tokens[:-1]), val_tokens[1:]).item()
+                return val_loss, val_loss / math.log(2.0)
+            def main(model, opt, loader, ema_state, val_tokens, steps):
+                train_loss = 0.0
+                for step in range(steps):
+                    x, y = loader.next_batch()
+                    loss = model(x, y)
+                    loss.backward()
+                    opt.step()
+                    train_loss += loss.item()
+                _, best_bpb = eval_val(model, val_tokens)
+                model.load_state_dict(ema_state)
+                _, ema_bpb = eval_val(model, val_tokens)
+                if ema_bpb < best_bpb:
+                    best_bpb = ema_bpb
+                return best_bpb
+            """,
+            note="one number per whole evaluation, compared to keep a checkpoint: a choice on validation (PG115), not a per-token gate",
+        ),
+        Valid(
+            code="""
+            import torch
+            import torch.nn.functional as F
+            def eval_chunks(model, val_tokens, chunk, temps):
+                nll_sum, temp = 0.0, 1.0
+                for s in range(0, val_tokens.numel() - 1, chunk):
+                    x, y = val_tokens[s:s + chunk], val_tokens[s + 1:s + chunk + 1]
+                    with torch.no_grad():
+                        logits = model(x[:y.numel()])
+                        nll_sum += F.cross_entropy(logits / temp, y, reduction="sum").item()
+                        best_nll = float("inf")
+                        for t in temps:
+                            nll_cand = F.cross_entropy(logits / t, y).item()
+                            if nll_cand < best_nll:
+                                best_nll, temp = nll_cand, t
+                return nll_sum
+            """,
+            note="a temperature calibrated on a chunk already scored, used for the next chunk: the chosen value is not a token's score",
+        ),
+        Valid(
+            code="""
+            import torch
+            import torch.nn.functional as F
+            def train_step(model, opt, x, y):
+                logits = model(x)
+                per_tok_nll = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+                total_loss = 0.0
+                total_loss += per_tok_nll.detach().sum().item()
+                with torch.no_grad():
+                    median_nll = per_tok_nll.median()
+                    weights = torch.where(per_tok_nll > median_nll, 2.0, 1.0)
+                loss = (per_tok_nll * weights).sum() / weights.sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                return total_loss
+            """,
+            note="hard tokens weighted in a training loss: the weights never choose a scored value",
+        ),
         Valid(
             code="""
             import torch
@@ -390,21 +498,23 @@ class TargetGatedMixing(StaticRule):
                     why = _equality_choice(flow, config, index, scope, call)
                     if why:
                         yield self.report(source, call.node, call.stmt, why, evidence={"expression": index.code(call.node, 140)})
-            if not score_events(index, scope, any_context=True):
+            events = score_events(index, scope, any_context=True)
+            if not events:
                 continue
+            scored = _scored_names(index, scope, events)
             for stmt in scope.stmts:
                 node = stmt.node
                 if isinstance(node, cst.If) and isinstance(node.test, cst.Comparison):
-                    hit = self._comparison(flow, scope, node.test) and self._replaces_score(flow, scope, node) \
+                    hit = self._comparison(flow, scope, node.test) and self._replaces_score(flow, scope, node, scored) \
                         and not _only_a_shift(scope, node)
                     if hit:
                         yield self._report(source, index, node, stmt, f"`if {index.code(node.test, 80)}` keeps whichever loss is lower for the true token")
             for call in scope.calls:
                 if call.method == "where" and call.node.args:
                     cond = call.node.args[0].value
-                    if isinstance(cond, cst.Comparison) and self._comparison(flow, scope, cond):
+                    if isinstance(cond, cst.Comparison) and self._comparison(flow, scope, cond) and _feeds(call.stmt, scored, events):
                         yield self._report(source, index, call.node, call.stmt, f"`{index.code(call.node, 90)}` picks, per token, the better score of the true token")
-                elif call.method in _SELECT and len(call.node.args) >= 2:
+                elif call.method in _SELECT and len(call.node.args) >= 2 and _feeds(call.stmt, scored, events):
                     if self._whole_value(call) and all(_target_dependent(flow.fact(a.value, scope)) for a in call.node.args[:2]):
                         yield self._report(source, index, call.node, call.stmt, f"`{index.code(call.node, 90)}` keeps, per token, the better score of the true token")
             for assignment in scope.assignments:
@@ -417,16 +527,18 @@ class TargetGatedMixing(StaticRule):
                 if not isinstance(value, cst.Comparison):
                     continue
                 # a weight is what it does (it decides a blend), not what it is called
-                if self._comparison(flow, scope, value) and _gates_a_blend(scope, target.value):
+                if self._comparison(flow, scope, value) and _gates_a_blend(scope, target.value, scored):
                     yield self._report(
                         source, index, assignment.stmt.node, assignment.stmt,
                         f"the mixing weight `{target.value}` is set by comparing the true token's scores ({index.code(value, 80)})",
                     )
 
     @staticmethod
-    def _replaces_score(flow, scope: Scope, node: cst.If) -> bool:
-        """The branch assigns a target-dependent score (not just a counter)."""
+    def _replaces_score(flow, scope: Scope, node: cst.If, scored: set[str]) -> bool:
+        """The branch assigns a target-dependent score (not just a counter) to what the
+        function then adds to its score (or returns)."""
         return any(isinstance(small, cst.Assign) and _target_dependent(flow.fact(small.value, scope))
+                   and any(_base(t.target) in scored for t in small.targets)
                    for small in small_statements(node.body))
 
     @staticmethod
