@@ -17,7 +17,7 @@ from auditor.static.facts import Fact
 from auditor.static.flow import Flow
 from auditor.static.index import Scope, SourceIndex, Stmt, walk
 from auditor.static.names import dotted
-from auditor.static.reach import program_for
+from auditor.static.reach import Program, program_for
 from auditor.static.training import score_events, scoring_functions
 
 #: Calls that only report a value (a use of the selected value there selects nothing).
@@ -128,6 +128,38 @@ class SelectedOnValidation(StaticRule):
         ),
         Valid(
             code="""
+            import glob
+            import numpy as np
+            import torch
+            import torch.nn.functional as F
+            def load(pattern):
+                return torch.cat([torch.from_numpy(np.fromfile(f, dtype=np.uint16)) for f in sorted(glob.glob(pattern))])
+            def evaluate(model, tokens):
+                total = torch.zeros(())
+                with torch.no_grad():
+                    for s in range(0, tokens.numel() - 64, 64):
+                        total += F.cross_entropy(model(tokens[s:s + 64]), tokens[s + 1:s + 65], reduction="sum")
+                return total
+            def train(model, opt, batches, val):
+                best = float("inf")
+                for step, (x, y) in enumerate(batches):
+                    F.cross_entropy(model(x), y).backward()
+                    opt.step()
+                    if step % 100 == 0:
+                        v = evaluate(model, val)
+                        if v < best:
+                            best = v
+                return step, best
+            def main(args, model, opt, batches):
+                val = load(args.val_files)
+                steps, _best = train(model, opt, batches, val)
+                print(f"steps:{steps} best:{_best}")
+                return evaluate(model, val)
+            """,
+            note="the best validation loss is returned, and the caller only logs it",
+        ),
+        Valid(
+            code="""
             import torch.nn.functional as F
             def main(model, opt, batches):
                 best = float("inf")
@@ -167,6 +199,35 @@ class SelectedOnValidation(StaticRule):
         ),
     )
     INVALID = (
+        Invalid(
+            code="""
+            import glob
+            import numpy as np
+            import torch
+            import torch.nn.functional as F
+            def load(pattern):
+                return torch.cat([torch.from_numpy(np.fromfile(f, dtype=np.uint16)) for f in sorted(glob.glob(pattern))])
+            def evaluate(model, tokens):
+                total = torch.zeros(())
+                with torch.no_grad():
+                    for s in range(0, tokens.numel() - 64, 64):
+                        total += F.cross_entropy(model(tokens[s:s + 64]), tokens[s + 1:s + 65], reduction="sum")
+                return total
+            def main(args, model, ema_state):
+                val = load(args.val_files)
+                raw_state = {k: v.clone() for k, v in model.state_dict().items()}
+                best, source = evaluate(model, val), "raw"
+                model.load_state_dict(ema_state)
+                ema = evaluate(model, val)
+                if ema < best:
+                    best, source = ema, "ema"
+                if source == "raw":
+                    model.load_state_dict(raw_state)
+                torch.save(model.state_dict(), "final_model.pt")
+            """,
+            lines=(19,),
+            note="raw and EMA weights each evaluated once on validation; the better one is exported",
+        ),
         Invalid(
             code="""
             import copy
@@ -235,7 +296,7 @@ class SelectedOnValidation(StaticRule):
         scorers = scoring_functions(evidence.program)
         functions = set(evidence.program.by_name)
         for scope in index.scopes:
-            scores = _Scores(flow, scope, scorers, functions)
+            scores = _Scores(flow, scope, scorers, functions, evidence.program)
             seen: set[int] = set()
             for stmt in scope.stmts:
                 if isinstance(stmt.node, cst.If):
@@ -269,10 +330,12 @@ class SelectedOnValidation(StaticRule):
             orelse = _guarded(scope, node, False)
             tracked = _tracks(scope, body, score, other)
             repeated = _recomputed_in_loop(scope, stmt, score)
-            two = scores.different(score, other) if not tracked and scores.of(other) is not None else []
+            # two evaluations compared: also a best-so-far that an earlier evaluation set
+            # (``best = raw_bpb`` … ``if ema_bpb < best: best = ema_bpb``), with no loop
+            two = scores.different(score, other) if scores.of(other) is not None else []
             if tracked and repeated or two:
                 kept = {n for s in body for n in _assigned(scope, s)} | tracked
-                use = _use(scope, stmt, body, kept, tracked)
+                use = _use(scope, stmt, body, kept, tracked, scores.program)
                 if use is not None and not (use.kind == "weights" and _adapting(index, scope, stmt)):
                     return fact, use, "keep-best" if tracked else "comparison", score, two
             if repeated and _stops(scope, stmt, body + orelse):
@@ -302,7 +365,7 @@ class SelectedOnValidation(StaticRule):
             kept = _assigned(scope, stmt)
             if not kept:
                 continue
-            use = _use(scope, stmt, [], kept, kept if call.method in ("min", "max") else set())
+            use = _use(scope, stmt, [], kept, kept if call.method in ("min", "max") else set(), scores.program)
             if use is not None:
                 return scores.of(valued[0]), use, call.method, call.node, sites
         return None
@@ -352,8 +415,10 @@ def _off(source: PythonSource, sites: list[Stmt]):
 class _Scores:
     """Which values of one function are validation scores, and which evaluations they come from."""
 
-    def __init__(self, flow: Flow, scope: Scope, scorers: set[str], functions: set[str]) -> None:
+    def __init__(self, flow: Flow, scope: Scope, scorers: set[str], functions: set[str],
+                 program: Program | None = None) -> None:
         self.flow, self.scope, self.scorers, self.functions = flow, scope, scorers, functions
+        self.program = program
         self.sites = {id(call.node): call.stmt for call in scope.calls}
 
     def of(self, node: cst.BaseExpression) -> Fact | None:
@@ -498,15 +563,21 @@ def _logged(stmt: Stmt) -> bool:
     return False
 
 
-def _use(scope: Scope, stmt: Stmt, body: list[Stmt], kept: set[str], best: set[str]) -> _Use | None:
+def _use(scope: Scope, stmt: Stmt, body: list[Stmt], kept: set[str], best: set[str], program: Program | None) -> _Use | None:
     """How the values a selection keeps are used outside it, the weightiest use first: the
-    best score itself returned, accumulated or recorded (``score``), weights kept or saved
-    (``weights``), anything else read later outside a log line (``setting``)."""
+    best score itself returned (to a caller that uses it), accumulated or recorded
+    (``score``), weights kept or saved (``weights``), anything else read later outside a log
+    line (``setting``)."""
     inside = {id(s) for s in body} | {id(stmt)}
     uses = _uses(scope, stmt, inside, kept)
     for s in _uses(scope, stmt, inside, best) if best else []:
         node = s.node
-        if isinstance(node, cst.Return) or (isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign)):
+        if isinstance(node, cst.Return):
+            if _discarded(program, scope, s, best):
+                uses = [u for u in uses if u is not s]
+                continue
+            return _Use("score", s)
+        if isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign):
             return _Use("score", s)
         if any(isinstance(part, cst.Dict) for part in walk(node)):
             return _Use("score", s)  # a results record (``{"val_bpb": best}``)
@@ -514,6 +585,34 @@ def _use(scope: Scope, stmt: Stmt, body: list[Stmt], kept: set[str], best: set[s
         if any(isinstance(part, cst.Call) and _callee(part) in _WEIGHTS for part in walk(s.node)):
             return _Use("weights", s)
     return _Use("setting", uses[0]) if uses else None
+
+
+def _discarded(program: Program | None, scope: Scope, ret: Stmt, names: set[str]) -> bool:
+    """Whether every caller of the function drops the returned values computed from
+    ``names`` (``steps, _best = train(...)`` with ``_best`` never read again but in a log
+    line); False when a caller keeps them or the callers are unknown."""
+    node = ret.node
+    if program is None or scope.is_module or not isinstance(node, cst.Return) or node.value is None:
+        return False
+    value = node.value
+    positions = ([i for i, el in enumerate(value.elements) if names_in(el.value) & names]
+                 if isinstance(value, cst.Tuple) else None)
+    callers = [s for s in program.referrers.get(scope.name, ()) if s.scope is not scope]
+    if not callers:
+        return False
+    for call_stmt in callers:
+        call = call_stmt.node
+        if isinstance(call, cst.Expr):
+            continue  # the result is not kept at all
+        if not (isinstance(call, cst.Assign) and len(call.targets) == 1 and isinstance(call.value, cst.Call)):
+            return False
+        target = call.targets[0].target
+        if positions is None or not isinstance(target, (cst.Tuple, cst.List)) or len(target.elements) != len(value.elements):
+            return False
+        kept = {n for i in positions for n in [_name(target.elements[i].value)] if n}
+        if kept and _uses(call_stmt.scope, call_stmt, {id(call_stmt)}, kept):
+            return False
+    return True
 
 
 def _uses(scope: Scope, stmt: Stmt, inside: set[int], names: set[str]) -> list[Stmt]:
@@ -524,7 +623,17 @@ def _uses(scope: Scope, stmt: Stmt, inside: set[int], names: set[str]) -> list[S
     for _ in range(3):
         grown = set(reach)
         for s in scope.stmts:
-            if s.order <= stmt.order or id(s) in inside or _logged(s) or s in found or not _reads(s) & reach:
+            if s.order <= stmt.order or id(s) in inside or _logged(s) or s in found:
+                continue
+            if isinstance(s.node, cst.If) and names_in(s.node.test) & reach:
+                # a branch on the choice: what it guards is the choice's use
+                # (``if best_source == "ema": model.load_state_dict(ema_sd)``)
+                for guarded in _guarded(scope, s.node, True) + _guarded(scope, s.node, False):
+                    if guarded not in found and not _logged(guarded):
+                        found.append(guarded)
+                        grown |= _assigned(scope, guarded)
+                continue
+            if not _reads(s) & reach:
                 continue
             found.append(s)
             grown |= _assigned(scope, s)
