@@ -14,8 +14,10 @@ from auditor.source import PythonSource
 from auditor.static.base import StaticRule
 from auditor.static.deps import depends, names_in
 from auditor.static.flow import Flow, flow_of
-from auditor.static.index import Scope, SourceIndex, Stmt
+from auditor.static.env import Config
+from auditor.static.index import Scope, SourceIndex, Stmt, walk
 from auditor.static.names import dotted
+from auditor.static.reach import Program
 from auditor.static.roles import TRAIN_SETTING, is_val_name, literal_role, setting_role
 from auditor.static.training import training_sites
 
@@ -79,6 +81,41 @@ class ValInTrain(StaticRule):
     VALID = (
         Valid(
             code="""
+            import torch
+            def eval_val(model, val_tokens, seq_len):
+                x = val_tokens[:-1].reshape(-1, seq_len)
+                y = val_tokens[1:].reshape(-1, seq_len)
+                with torch.no_grad():
+                    return model(x, y).item()
+            def save_checkpoint(model, step, best_val):
+                torch.save({"step": step, "best_val": best_val, "model": model.state_dict()}, f"ckpt_{step}.pt")
+            def train(model, opt, loader, val_tokens, steps):
+                best_val = None
+                for step in range(steps):
+                    x, y = loader.next_batch()
+                    model(x, y).backward()
+                    opt.step()
+                    if step % 100 == 0:
+                        val_loss = eval_val(model, val_tokens, 1024)
+                        best_val = val_loss if best_val is None else min(best_val, val_loss)
+                        save_checkpoint(model, step, best_val)
+            """,
+            note="a validation loss (a number computed from the tokens) saved in a resume checkpoint: not the tokens",
+        ),
+        Valid(
+            code="""
+            import os
+            data_path = os.environ.get("DATA_PATH", "./data/datasets/fineweb10B_sp1024")
+            overfit_val = bool(int(os.environ.get("DEBUG_OVERFIT_VAL", "0")))
+            train_files = os.path.join(data_path, "fineweb_val_*.bin" if overfit_val else "fineweb_train_*.bin")
+            val_files = os.path.join(data_path, "fineweb_val_*.bin")
+            conf = {"train_files": train_files, "val_files": val_files}
+            train_files = conf["train_files"]
+            """,
+            note="the validation pattern only on a debug branch that is off, and a dict read back by key",
+        ),
+        Valid(
+            code="""
             def collect_hessians(model, batches, n):
                 stats = {}
                 def hook(mod, inp, out):
@@ -136,6 +173,16 @@ class ValInTrain(StaticRule):
         ),
     )
     INVALID = (
+        Invalid(
+            code="""
+            import os
+            data_path = os.environ.get("DATA_PATH", "./data/datasets/fineweb10B_sp1024")
+            overfit_val = bool(int(os.environ.get("DEBUG_OVERFIT_VAL", "1")))
+            train_files = os.path.join(data_path, "fineweb_val_*.bin" if overfit_val else "fineweb_train_*.bin")
+            """,
+            lines=(4,),
+            note="the same switch, on by default",
+        ),
         Invalid(
             code="""
             import os
@@ -252,7 +299,7 @@ class ValInTrain(StaticRule):
                         and _calibrates(flow, call, memo) and not _calibrates_itself(scope, memo)):
                     for arg in call.node.args:
                         fact = flow.fact(arg.value, scope)
-                        if fact.has("val") and self._raw_val(arg.value, scope, flow) and not fact.has("grad"):
+                        if fact.has("val") and self._raw_val(arg.value, scope, flow, program=evidence.program) and not fact.has("grad"):
                             yield self.report(
                                 source, call.node, call.stmt,
                                 f"`{name}` calibrates quantization on validation data ({index.code(arg.value, 60)}); "
@@ -272,7 +319,7 @@ class ValInTrain(StaticRule):
                         )
                 elif call.qualified in _SERIALIZE and call.node.args:
                     fact = flow.fact(call.node.args[0].value, scope)
-                    if fact.has("val") and self._raw_val(call.node.args[0].value, scope, flow):
+                    if fact.has("val") and self._raw_val(call.node.args[0].value, scope, flow, program=evidence.program):
                         yield self.report(
                             source, call.node, call.stmt,
                             f"validation tokens are serialized with `{call.qualified}` ({fact.reason('val') or 'validation data'})",
@@ -283,7 +330,8 @@ class ValInTrain(StaticRule):
                 target = dotted(assignment.target) if isinstance(assignment.target, (cst.Name, cst.Attribute)) else None
                 if target and assignment.value is not None and (TRAIN_SETTING.search(target.rsplit(".", 1)[-1]) or (
                         isinstance(assignment.target, cst.Attribute) and setting_role(assignment.target, index).has("train"))):
-                    if flow.fact(assignment.value, scope).has("val:files"):
+                    config = evidence.program.scored_configs.get(id(index)) or evidence.program.configs[id(index)]
+                    if _live_val_files(flow, config, scope, assignment.value, 0):
                         yield self.report(
                             source, assignment.stmt.node, assignment.stmt,
                             f"the training files are set to the validation files (`{index.code(assignment.stmt.node, 80)}`)",
@@ -291,41 +339,57 @@ class ValInTrain(StaticRule):
                         )
 
     @classmethod
-    def _raw_val(cls, node: cst.BaseExpression, scope: Scope, flow: Flow, depth: int = 0) -> bool:
+    def _raw_val(cls, node: cst.BaseExpression, scope: Scope, flow: Flow, depth: int = 0,
+                 program: Program | None = None) -> bool:
         """Whether an expression holds validation tokens themselves (a slice of them, in a
         dict or tuple, through names and dtype/device conversions), not something computed
         from them."""
         if depth > 8:
             return False
         if isinstance(node, (cst.Dict,)):
-            return any(cls._raw_val(e.value, scope, flow, depth + 1) for e in node.elements)
+            return any(cls._raw_val(e.value, scope, flow, depth + 1, program) for e in node.elements)
         if isinstance(node, (cst.Tuple, cst.List)):
-            return any(cls._raw_val(e.value, scope, flow, depth + 1) for e in node.elements)
+            return any(cls._raw_val(e.value, scope, flow, depth + 1, program) for e in node.elements)
         if isinstance(node, (cst.ListComp, cst.GeneratorExp)):
-            return cls._raw_val(node.elt, scope, flow, depth + 1)
+            return cls._raw_val(node.elt, scope, flow, depth + 1, program)
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "unsqueeze":
-            return cls._raw_val(node.func.value, scope, flow, depth + 1)
+            return cls._raw_val(node.func.value, scope, flow, depth + 1, program)
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in (
             "to", "cpu", "numpy", "astype", "clone", "contiguous", "view", "reshape", "long", "int", "short", "tolist",
         ):
-            return cls._raw_val(node.func.value, scope, flow, depth + 1)
+            return cls._raw_val(node.func.value, scope, flow, depth + 1, program)
         if isinstance(node, cst.Subscript):
-            return cls._raw_val(node.value, scope, flow, depth + 1)
+            return cls._raw_val(node.value, scope, flow, depth + 1, program)
         if isinstance(node, cst.Call) and any((setting_role(a.value, flow.index) if isinstance(a.value, cst.Attribute)
                                                else literal_role(a.value)).has("val") for a in node.args):
             return True  # a loader over the validation files
+        if (isinstance(node, cst.Call) and _holds_val(flow, (dotted(node.func) or "").rsplit(".", 1)[-1])
+                and not any(flow.fact(a.value, scope).has("val", "train") for a in node.args)):
+            # an object of the submission's that loads the validation data itself
+            # (``ValidationData(h)``), not a loader told which files to read
+            return True
         name = dotted(node) if isinstance(node, (cst.Name, cst.Attribute)) else None
         if name is None:
             return False
-        if is_val_name(name.rsplit(".", 1)[-1]):
-            return True
+        # What a name holds is what it is bound to; its spelling only breaks a tie where
+        # nothing binds it here (``best_val = min(best_val, val_loss)`` holds a number).
         if isinstance(node, cst.Name):
             assigned = [a for a in scope.assigned(name) if a.value is not None]
-            if not assigned and name in scope.param_names:
-                # a parameter: raw when its callers pass validation data itself
+            if assigned:
+                return any(cls._raw_val(a.value, scope, flow, depth + 1, program) for a in assigned[:4])
+            if name in scope.param_names:
+                # a parameter: raw when its callers pass validation data itself (a loss or a
+                # bpb computed from it is a number, not the data)
+                passed = _passed_for(program, scope, name) if program is not None else None
+                if passed:
+                    return any(cls._raw_val(arg, caller, flow_of(program.index_of_scope[id(caller)]), depth + 1, program)
+                               for arg, caller in passed[:6])
                 return flow.name(scope, name).has("val")
-            return any(cls._raw_val(a.value, scope, flow, depth + 1) for a in assigned[:4])
-        return False
+            module = flow.index.module_scope
+            bound = [a for a in module.assigned(name) if a.value is not None] if scope is not module else []
+            if bound:
+                return any(cls._raw_val(a.value, module, flow, depth + 1, program) for a in bound[:4])
+        return is_val_name(name.rsplit(".", 1)[-1]) and flow.fact(node, scope).has("val")
 
     @staticmethod
     def _used_for_training(index: SourceIndex, flow: Flow, scope: Scope, call) -> str:
@@ -338,6 +402,83 @@ class ValInTrain(StaticRule):
         if not (isinstance(stmt, cst.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0].target, cst.Name)):
             return ""
         return _drawn_in_training(flow, scope, {stmt.targets[0].target.value}, 0)
+
+
+def _holds_val(flow: Flow, name: str) -> bool:
+    """Whether ``name`` is a class of the source whose constructor stores validation data on
+    the object (``self.val_tokens = load_tokens(h.val_files)``)."""
+    info = flow.index.classes.get(name)
+    init = info.methods.get("__init__") if info is not None else None
+    if init is None:
+        return False
+    return any(isinstance(a.target, cst.Attribute) and a.value is not None and flow.fact(a.value, init).has("val")
+               for a in init.assignments)
+
+
+def _passed_for(program: Program, scope: Scope, name: str) -> list[tuple[cst.BaseExpression, Scope]]:
+    """What the calls of a module-level function pass for its parameter ``name`` (by position
+    or keyword), with the calling function; empty when no call is found."""
+    node = scope.node
+    if not isinstance(node, cst.FunctionDef) or scope.cls is not None:
+        return []
+    positional = [p.name.value for p in (*node.params.posonly_params, *node.params.params)]
+    found = []
+    for stmt in program.referrers.get(scope.name, ()):
+        for call in stmt.scope.calls:
+            if call.stmt is not stmt or call.method != scope.name:
+                continue
+            arg = call.arg(positional.index(name), name) if name in positional else call.keyword(name)
+            if arg is not None:
+                found.append((arg, stmt.scope))
+    return found
+
+
+def _live_val_files(flow: Flow, config: Config, scope: Scope, node: cst.BaseExpression, depth: int) -> bool:
+    """Whether a value names the validation files in the run's configuration: a conditional
+    expression counts by the branch its test selects (``"fineweb_val_*.bin" if
+    debug_overfit_val else "fineweb_train_*.bin"`` with the flag off names the training
+    files), and a key of a dict literal by that key's value (``conf["train_files"]``)."""
+    if depth > 6:
+        return flow.fact(node, scope).has("val:files")
+    if isinstance(node, cst.IfExp):
+        taken = config.truth(node.test, scope)
+        if taken.known:
+            return _live_val_files(flow, config, scope, node.body if taken.value else node.orelse, depth + 1)
+        return any(_live_val_files(flow, config, scope, branch, depth + 1) for branch in (node.body, node.orelse))
+    if isinstance(node, cst.Subscript) and isinstance(node.value, cst.Name) and len(node.slice) == 1:
+        key = node.slice[0].slice
+        entry = _dict_entry(scope, flow.index, node.value.value, key.value) if isinstance(key, cst.Index) else None
+        if entry is not None:
+            element, where, order = entry
+            if isinstance(element, cst.Name):
+                # the value the name had when the dict was built (it may be rebound from it later)
+                before = [a for a in where.assigned(element.value)
+                          if a.value is not None and a.kind == "assign" and a.stmt.order < order]
+                if before:
+                    return _live_val_files(flow, config, where, before[-1].value, depth + 1)
+            return _live_val_files(flow, config, where, element, depth + 1)
+    if isinstance(node, cst.Call) and any(isinstance(n, cst.IfExp) for n in walk(node)):
+        return any(_live_val_files(flow, config, scope, arg.value, depth + 1) for arg in node.args)
+    return flow.fact(node, scope).has("val:files")
+
+
+def _dict_entry(scope: Scope, index: SourceIndex, name: str,
+                key: cst.BaseExpression) -> tuple[cst.BaseExpression, Scope, int] | None:
+    """The value of ``key`` in the dict literal ``name`` is bound to, once, here or at module
+    level, with the scope and order of the statement that builds the dict."""
+    if not isinstance(key, cst.SimpleString):
+        return None
+    for where in (scope, index.module_scope):
+        bound = [a for a in where.assigned(name) if a.value is not None]
+        if bound:
+            if len(bound) != 1 or not isinstance(bound[0].value, cst.Dict):
+                return None
+            for element in bound[0].value.elements:
+                if isinstance(element, cst.DictElement) and isinstance(element.key, cst.SimpleString) \
+                        and element.key.evaluated_value == key.evaluated_value:
+                    return element.value, where, bound[0].stmt.order
+            return None
+    return None
 
 
 def _drawn_in_training(flow: Flow, scope: Scope, names: set[str], depth: int) -> str:
