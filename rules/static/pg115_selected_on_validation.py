@@ -602,10 +602,11 @@ def _discarded(program: Program | None, scope: Scope, ret: Stmt, names: set[str]
         return False
     for call_stmt in callers:
         call = call_stmt.node
-        if isinstance(call, cst.Expr):
-            continue  # the result is not kept at all
-        if not (isinstance(call, cst.Assign) and len(call.targets) == 1 and isinstance(call.value, cst.Call)):
-            return False
+        if isinstance(call, cst.Expr) and isinstance(call.value, cst.Call) and _callee(call.value) == scope.name:
+            continue  # called, and the result not kept at all
+        if not (isinstance(call, cst.Assign) and len(call.targets) == 1 and isinstance(call.value, cst.Call)
+                and _callee(call.value) == scope.name):
+            return False  # kept in an expression, or the function passed on (``print(f)``, a callback)
         target = call.targets[0].target
         if positions is None or not isinstance(target, (cst.Tuple, cst.List)) or len(target.elements) != len(value.elements):
             return False
