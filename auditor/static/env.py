@@ -26,7 +26,7 @@ from typing import Any
 import libcst as cst
 
 from auditor.source import code_of
-from auditor.static.index import Scope, SourceIndex
+from auditor.static.index import ClassInfo, Scope, SourceIndex
 from auditor.static.names import dotted
 
 
@@ -362,8 +362,10 @@ class Config:
             base = dotted(node.value)
             if base == "self" or base == "cls":
                 owner = scope.cls if scope is not None else None
-                if owner is None or owner.name not in self.config_classes:
+                if owner is None:
                     return Evaluated(UNKNOWN)
+                if owner.name not in self.config_classes:
+                    return self._instance_attribute(owner, node.attr.value, depth)
                 return self._attribute(node.attr.value, scope, depth)
             if base is not None and self.is_config_object(base, scope):
                 return self._attribute(node.attr.value, scope, depth)
@@ -426,6 +428,24 @@ class Config:
         if isinstance(node, cst.Call):
             return self._call(node, scope, depth)
         return Evaluated(UNKNOWN)
+
+    def _instance_attribute(self, owner: ClassInfo, attr: str, depth: int) -> Evaluated:
+        """``self.x`` of an object that is not the configuration: the value its constructor
+        gives it (``self.temporal_conv = args.ple_temporal_conv``), when no other method
+        rebinds it and that value is configuration."""
+        init = owner.methods.get("__init__")
+        if init is None:
+            return Evaluated(UNKNOWN)
+        bound = [a for method in owner.methods.values() for a in method.assignments
+                 if isinstance(a.target, cst.Attribute) and dotted(a.target.value) == "self" and a.target.attr.value == attr]
+        if len(bound) != 1 or bound[0].stmt.scope is not init or bound[0].value is None or bound[0].kind != "assign":
+            return Evaluated(UNKNOWN)
+        if bound[0].stmt.guards:
+            return Evaluated(UNKNOWN)  # set on one branch only
+        result = self.evaluate(bound[0].value, init, depth + 1)
+        if not result.env:
+            return Evaluated(UNKNOWN, result.env)  # only configuration decides
+        return result
 
     def _name(self, name: str, scope: Scope | None, depth: int) -> Evaluated:
         if name == "__name__":

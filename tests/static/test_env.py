@@ -63,6 +63,27 @@ def test_a_class_body_on_its_header_line_is_configuration_too():
     assert result.value is False and [e.name for e in result.env] == ["SLOT_ENABLED"]
 
 
+def test_an_object_attribute_set_once_from_configuration_is_configuration():
+    code = (
+        "import os\n"
+        "class H:\n"
+        "    conv = bool(int(os.environ.get('CONV', '0')))\n"
+        "class Block:\n"
+        "    def __init__(self, args):\n"
+        "        self.conv = args.conv\n"
+        "        self.steps = 0\n"
+        "    def forward(self, x):\n"
+        "        return self.conv\n"
+        "    def step(self):\n"
+        "        self.steps += 1\n"
+        "        return self.steps\n"
+    )
+    result = _value(code, "self.conv", "forward")
+    assert result.value is False and [e.name for e in result.env] == ["CONV"]
+    # state the object changes, or sets from nothing in the environment, decides nothing
+    assert _value(code, "self.steps", "step").value is UNKNOWN
+
+
 def test_instance_state_is_not_configuration():
     assert _value(CONFIG, "self.total_tokens < 100", "main").value is UNKNOWN
     assert _value(CONFIG, "model.training").value is UNKNOWN
