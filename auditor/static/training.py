@@ -69,6 +69,22 @@ def in_no_grad(stmt: Stmt) -> bool:
     return any(any(d.endswith(n) for n in NO_GRAD) for d in scope.decorators)
 
 
+#: Functional gradient transforms: ``f = nn.value_and_grad(model, loss_fn)`` (MLX, JAX); a call
+#: of ``f`` computes a loss and its gradients, as ``loss.backward()`` does.
+_GRAD_TRANSFORMS = ("value_and_grad", "jax.grad", "mlx.core.grad")
+
+
+def _gradient_function(index: SourceIndex, scope: Scope, name: str) -> bool:
+    """Whether ``name`` is bound, here or at module level, to a gradient transform of a loss
+    (also through a wrapper: ``mx.compile(nn.value_and_grad(model, model.loss))``)."""
+    for where in (scope, index.module_scope):
+        bound = [a for a in where.assigned(name) if a.value is not None]
+        if bound:
+            return any(isinstance(n, cst.Call) and (index.imports.qualify(n.func) or "").endswith(_GRAD_TRANSFORMS)
+                       for a in bound for n in walk(a.value))
+    return False
+
+
 def training_sites(index: SourceIndex) -> list[TrainSite]:
     def compute() -> list[TrainSite]:
         flow = flow_of(index)
@@ -80,6 +96,8 @@ def training_sites(index: SourceIndex) -> list[TrainSite]:
                     loss = call.node.func.value
                 elif call.qualified in ("torch.autograd.grad", "torch.autograd.backward") and call.node.args:
                     loss = call.node.args[0].value
+                elif isinstance(call.node.func, cst.Name) and _gradient_function(index, scope, call.node.func.value):
+                    loss = call.node  # its value is the loss (and the gradients)
                 if loss is None:
                     continue
                 sites.append(TrainSite(call, loss, flow.fact(loss, scope)))

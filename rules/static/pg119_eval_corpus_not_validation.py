@@ -116,6 +116,79 @@ class EvalCorpusNotValidation(StaticRule):
         ),
         Valid(
             code="""
+            import numpy as np
+            import mlx.core as mx
+            import mlx.nn as nn
+            def evaluate(loss_fn, toks, T):
+                x = mx.array(toks[:-1].reshape(-1, T))
+                y = mx.array(toks[1:].reshape(-1, T))
+                return float(loss_fn(x, y).item())
+            def main(model, opt, s, steps):
+                train = np.fromfile(s.train_files, dtype=np.uint16)
+                val = np.fromfile(s.val_files, dtype=np.uint16)[:8193]
+                loss_and_grad = mx.compile(nn.value_and_grad(model, model.loss))
+                for step in range(steps):
+                    train_loss = 0.0
+                    x = mx.array(train[:8192].reshape(-1, 128))
+                    y = mx.array(train[1:8193].reshape(-1, 128))
+                    loss, grads = loss_and_grad(x, y)
+                    train_loss += float(loss.item())
+                    opt.update(model, grads)
+                print(f"final val_loss:{evaluate(model.loss, val, 128):.4f}")
+            """,
+            note="an MLX training loop (value_and_grad, no backward) sums its training loss; the scored evaluation reads the validation files",
+        ),
+        Valid(
+            code="""
+            import glob
+            import numpy as np
+            import torch
+            import torch.nn.functional as F
+            def main(model, s, T):
+                val = torch.cat([torch.from_numpy(np.fromfile(f, dtype=np.uint16).astype(np.int64)) for f in sorted(glob.glob(s.val_files))])
+                n = (val.numel() - 1) // T
+                np.save("rows.npy", np.arange(n))
+                rows = torch.from_numpy(np.load("rows.npy"))
+                x, y = val[:n * T].view(n, T), val[1:n * T + 1].view(n, T)
+                total = 0.0
+                with torch.no_grad():
+                    for r in rows.tolist():
+                        total += F.cross_entropy(model(x[r][None]).flatten(0, 1), y[r], reduction="sum").item()
+                print(f"final val_loss:{total / (n * T):.4f}")
+            """,
+            note="a file the script writes itself and reads back (row indices) is not another corpus",
+        ),
+        Valid(
+            code="""
+            import numpy as np
+            class Counts:
+                def __init__(self, size):
+                    self.ctx = np.zeros(size, np.int64)
+                    self.full = np.zeros(size, np.int64)
+                    self.mask = size - 1
+                def update(self, toks, lo, hi):
+                    targets = toks[lo:hi]
+                    self.ctx += np.bincount(toks[lo - 1:hi - 1] & self.mask, minlength=self.mask + 1)
+                    self.full += np.bincount((toks[lo - 1:hi - 1] * 31 + targets) & self.mask, minlength=self.mask + 1)
+                def prob(self, toks, p):
+                    return (self.full[(toks[p - 1] * 31 + toks[p]) & self.mask] + 1) / (self.ctx[toks[p - 1] & self.mask] + 1024)
+            def build(s):
+                table = Counts(1 << 16)
+                shard = np.fromfile(s.train_files, dtype=np.uint16).astype(np.int64)
+                table.update(shard, 1, shard.size)
+                return table
+            def score(table, val, chunk):
+                nll = 0.0
+                for lo in range(1, val.size, chunk):
+                    hi = min(lo + chunk, val.size)
+                    nll += float(-np.log(table.prob(val, np.arange(lo, hi))).sum())
+                    table.update(val, lo, hi)
+                return nll
+            """,
+            note="count tables filled from training shards (then updated score-first): counting is not scoring",
+        ),
+        Valid(
+            code="""
             import torch
             import torch.nn.functional as F
             def run(m, toks):
