@@ -113,9 +113,29 @@ def _accumulates_score(program: Program, scope: Scope, after: Stmt | None = None
             continue
         if assignment.stmt.scope is not scope:
             continue
+        if _a_count(assignment.value):
+            continue  # a count table filled (``full += np.bincount(keys)``), not a score
         if flow.fact(assignment.value, scope).has("tgtdep") or _is_loss(scope, assignment.value):
             return assignment.stmt
     return None
+
+
+#: Calls whose result counts occurrences.
+_COUNTING = frozenset({"bincount", "histc", "histogram", "one_hot", "ones_like", "ones"})
+
+
+def _a_count(value: cst.BaseExpression) -> bool:
+    """``1``, ``np.bincount(keys, minlength=n)``, optionally cast (``.astype(np.int32)``)."""
+    while (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
+           and value.func.attr.value in ("astype", "to", "int", "long", "float", "type")):
+        value = value.func.value
+    if isinstance(value, cst.Integer):
+        return True
+    if isinstance(value, cst.Call):
+        func = value.func
+        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        return last in _COUNTING
+    return False
 
 
 def _loss_calls(node: cst.CSTNode) -> list[cst.Call]:

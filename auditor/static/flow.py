@@ -419,7 +419,10 @@ class Flow:
                     fact = Fact(fact.labels, fact.why, Join(node, self._stmt, "tuple", False, target))
             return Fact(fact.labels, fact.why, fact.join, items)
         if cls is cst.SimpleString:
-            return literal_role(node)
+            role = literal_role(node)
+            if role.has("file") and node.value.strip("\"'") in written_files(self.index):
+                return EMPTY  # a file the script writes itself holds what it wrote, not a corpus
+            return role
         if cls is cst.FormattedString:
             return union(*(literal_role(part) for part in node.parts if isinstance(part, cst.FormattedStringText)))
         if cls is cst.ConcatenatedString:
@@ -768,6 +771,33 @@ def _bound_names(target: cst.BaseExpression) -> list[str]:
 
 def is_slice_el(element: cst.SubscriptElement) -> bool:
     return isinstance(element.slice, cst.Slice)
+
+
+#: Calls that write a file, and the position of the path among their arguments.
+_WRITERS = {"numpy.save": 0, "numpy.savez": 0, "numpy.savez_compressed": 0, "torch.save": 1, "tofile": 0}
+
+
+def written_files(index: SourceIndex) -> frozenset[str]:
+    """The file names (string literals) a source writes to: ``np.save(d / "rows.npy", a)``,
+    ``torch.save(t, "cache.pt")``, ``a.tofile("x.bin")``, ``open("x.bin", "wb")``."""
+
+    def compute() -> frozenset[str]:
+        found: set[str] = set()
+        for scope in index.scopes:
+            for call in scope.calls:
+                position = _WRITERS.get(call.qualified, _WRITERS.get(call.method) if call.method == "tofile" else None)
+                path = None
+                if position is not None:
+                    path = call.arg(position)
+                elif call.method == "open" and isinstance(call.node.func, cst.Name):
+                    mode = call.arg(1, "mode")
+                    if isinstance(mode, cst.SimpleString) and any(c in mode.value for c in "wa"):
+                        path = call.arg(0, "file")
+                if path is not None:
+                    found |= {n.value.strip("\"'") for n in walk(path) if isinstance(n, cst.SimpleString)}
+        return frozenset(found)
+
+    return index.cached("written_files", compute)
 
 
 def is_true(index: SourceIndex, node: cst.BaseExpression) -> bool:
