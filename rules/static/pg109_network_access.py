@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+
+import libcst as cst
 
 from auditor.evidence import Evidence
 from auditor.findings import Confidence, Finding, Severity, Status
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
+from auditor.static.index import walk
 
 #: Calls that reach the network (prefix match on the qualified name).
 NETWORK_CALLS = (
@@ -58,12 +62,17 @@ class NetworkAccess(StaticRule):
     16,000,000 bytes). Data preparation that downloads the challenge's own shards belongs in
     a separate script that is not run at evaluation time.
 
+    A download that runs only when a file is missing (`if not os.path.exists(shard):`, the
+    rest of a function after `if os.path.exists(cache): return`) is data preparation: a
+    warning, since with the data in place it never runs. A package installed at run time
+    (`subprocess.check_call([sys.executable, "-m", "pip", "install", ...])`) is a warning too.
+
     ## Known problems
-    The check does not tell the evaluation path from data preparation done before training;
-    a download in a helper of the main script that only prepares the dataset is reported
-    too, with this rule's medium confidence. Scripts of the folder that the main script
-    never uses are not checked, and a download switched off by its environment defaults is
-    reported `inactive`.
+    Apart from the file-missing guard, the check does not tell the evaluation path from
+    data preparation done before training; a download in a helper of the main script that
+    only prepares the dataset is reported too, with this rule's medium confidence. Scripts
+    of the folder that the main script never uses are not checked, and a download switched
+    off by its environment defaults is reported `inactive`.
 
     ## References
     - README, "Restrictions on evaluation": no external downloads or network calls.
@@ -77,10 +86,26 @@ class NetworkAccess(StaticRule):
     TAGS = ("network",)
     VALID = (
         Valid(code="import os\npath = os.path.join('data', 'fineweb_val_000000.bin')\n"),
+        Valid(code="import subprocess\nsubprocess.run(['pip', 'list'])\n", note="pip, but no install"),
         Valid(code="import subprocess\nsubprocess.run(['lrzip', '-d', 'model.lrz'])\n", note="a local binary"),
     )
     INVALID = (
         Invalid(code="import urllib.request as ur\nblob = ur.urlopen('https://example.com/x').read()\n", lines=(2,)),
+        Invalid(code="import subprocess, sys\nsubprocess.check_call([sys.executable, '-m', 'pip', 'install', 'brotli'])\n",
+                lines=(2,), note="a package fetched from the index at run time"),
+        Invalid(
+            code=(
+                "import os\n"
+                "def ensure_data(root):\n"
+                "    shard = os.path.join(root, 'fineweb_train_000000.bin')\n"
+                "    if not os.path.exists(shard):\n"
+                "        from huggingface_hub import snapshot_download\n"
+                "        snapshot_download(repo_id='someone/fineweb_sp1024', repo_type='dataset', local_dir=root)\n"
+                "ensure_data('./data')\n"
+            ),
+            lines=(6,),
+            note="a download only when the shards are missing: data preparation, a warning",
+        ),
         Invalid(code="from huggingface_hub import hf_hub_download as get\nw = get('a/b', 'c.pt')\n", lines=(2,)),
         Invalid(code="import subprocess\nsubprocess.run('curl -O https://x/y.bin', shell=True)\n", lines=(2,)),
         Invalid(
@@ -110,7 +135,29 @@ class NetworkAccess(StaticRule):
                         if f"'{program}" in text or f'"{program}' in text:
                             what = program
                             break
+                    else:
+                        if _installs(call.node):
+                            what = "pip install"
                 if what is None:
+                    continue
+                missing = _only_when_missing(index, call.stmt)
+                if what == "pip install" and not missing:
+                    yield self.report(
+                        source, call.node, call.stmt,
+                        "a package is installed from the network at run time (pip install); the evaluation "
+                        "environment has its packages installed, and a run must not reach the network",
+                        evidence={"call": name, "reaches": what},
+                        key=name, severity=Severity.WARNING, confidence=Confidence.MEDIUM,
+                    )
+                    continue
+                if missing:
+                    yield self.report(
+                        source, call.node, call.stmt,
+                        f"network access through {what}, only when {missing} is missing: data preparation, "
+                        "which must not run at evaluation (the files must be in place)",
+                        evidence={"call": name, "reaches": what, "runs_when_missing": missing},
+                        key=name, severity=Severity.WARNING, confidence=Confidence.LOW,
+                    )
                     continue
                 yield self.report(
                     source,
@@ -120,3 +167,45 @@ class NetworkAccess(StaticRule):
                     evidence={"call": name, "reaches": what},
                     key=name,
                 )
+
+
+#: Calls that test whether a file is there.
+_PRESENCE = frozenset({"exists", "isfile", "isdir", "glob", "is_file", "is_dir"})
+
+
+def _installs(call: cst.Call) -> bool:
+    """``subprocess.check_call([sys.executable, "-m", "pip", "install", "brotli"])``: a package
+    fetched from the package index at run time."""
+    words = [n.evaluated_value for n in walk(call) if isinstance(n, cst.SimpleString)]
+    text = " ".join(w for w in words if isinstance(w, str))
+    return bool(re.search(r"\bpip3?\b(\s+-\S+)*\s+install\b", text))
+
+
+def _only_when_missing(index, stmt) -> str:
+    """The file whose absence the statement's guards require (``if not os.path.exists(p):``,
+    ``if not exists(a) or not glob(b):``, the rest of a function after ``if
+    os.path.exists(cache): return``), else ""."""
+    for guard in stmt.guards:
+        missing = _missing(index, guard.test, guard.polarity)
+        if missing:
+            return missing
+    return ""
+
+
+def _missing(index, test: cst.BaseExpression, holds: bool) -> str:
+    """The file whose absence ``test`` (required to be ``holds``) implies, else ""."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        return _missing(index, test.expression, not holds)
+    if isinstance(test, cst.BooleanOperation):
+        parts = [test.left, test.right]
+        # ``a or b`` holding (or ``a and b`` failing) needs every part to imply an absence;
+        # ``a and b`` holding (or ``a or b`` failing) needs one
+        every = isinstance(test.operator, cst.Or) == holds
+        found = [_missing(index, part, holds) for part in parts]
+        return (found[0] if all(found) else "") if every else next((f for f in found if f), "")
+    if isinstance(test, cst.Call) and not holds:
+        func = test.func
+        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        if last in _PRESENCE:
+            return index.code(test.args[0].value if test.args else test, 80)
+    return ""
