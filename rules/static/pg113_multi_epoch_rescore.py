@@ -101,8 +101,47 @@ class MultiEpochRescore(StaticRule):
             """,
             note="an outer loop over different parts of the stream scores each token once",
         ),
+        Valid(
+            code="""
+            import torch
+            import torch.nn.functional as F
+            def ttt_eval(model, opt, val, n, chunk, epochs=3):
+                loss_sum = 0.0
+                for ep in range(epochs):
+                    first = ep == 0
+                    for s in range(0, n, chunk):
+                        x, y = val[s:s + chunk - 1], val[s + 1:s + chunk]
+                        if first:
+                            with torch.no_grad():
+                                loss_sum += F.cross_entropy(model(x), y, reduction="sum")
+                        F.cross_entropy(model(x), y).backward()
+                        opt.step()
+                return loss_sum
+            """,
+            note="each chunk is scored in the first pass only, before any step trains on it",
+        ),
     )
     INVALID = (
+        Invalid(
+            code="""
+            import torch
+            import torch.nn.functional as F
+            def ttt_eval(model, opt, val, n, chunk, epochs=3):
+                loss_sum = 0.0
+                for ep in range(epochs):
+                    is_final = ep == epochs - 1
+                    for s in range(0, n, chunk):
+                        x, y = val[s:s + chunk - 1], val[s + 1:s + chunk]
+                        if is_final:
+                            with torch.no_grad():
+                                loss_sum += F.cross_entropy(model(x), y, reduction="sum")
+                        F.cross_entropy(model(x), y).backward()
+                        opt.step()
+                return loss_sum
+            """,
+            lines=(11,),
+            note="scored in the last pass only, after the earlier passes trained on the same chunks",
+        ),
         Invalid(
             code="""
             import torch
@@ -160,17 +199,21 @@ class MultiEpochRescore(StaticRule):
                 outer_names = names_in(outer.target)
                 if _iterable_varies(scope, loop, outer, outer_names):
                     continue  # each pass covers other data (phases, documents)
-                if any(outer_names & names_in(g.test) for g in acc.stmt.guards):
-                    continue  # scoring limited to some passes (the first)
+                by_pass = [g for g in acc.stmt.guards if outer_names & (names_in(g.test) | depends(scope, names_in(g.test), limit=40))]
+                if any(_first_pass_only(scope, g, outer_names) for g in by_pass):
+                    continue  # scored in the first pass only, before any training on the tokens
                 passes = _passes(config, scope, outer)
                 if passes is not None and passes <= 1:
                     continue
                 reset = _reset_in(scope, acc, outer, loop)
-                how = (
-                    f"`{_acc_name(acc.target)}` is reset in each pass (line {index.line(reset.node)}), so the score "
-                    "reported is the last pass's, after training on those tokens"
-                    if reset is not None else "every pass adds to it, so each token is scored again after training on it"
-                )
+                if by_pass:
+                    how = (f"the score is taken only in a later pass (`if {index.code(by_pass[0].test, 40)}`), "
+                           "after the earlier passes trained on those tokens")
+                elif reset is not None:
+                    how = (f"`{_acc_name(acc.target)}` is reset in each pass (line {index.line(reset.node)}), so the "
+                           "score reported is the last pass's, after training on those tokens")
+                else:
+                    how = "every pass adds to it, so each token is scored again after training on it"
                 times = f"{passes} times" if passes is not None else "more than once"
                 message = (
                     f"score-then-train on the same chunks (computed from {_few(shared)}) runs {times} "
@@ -184,6 +227,29 @@ class MultiEpochRescore(StaticRule):
                     confidence=Confidence.HIGH if passes is not None else Confidence.MEDIUM,
                 )
         return None
+
+
+def _first_pass_only(scope: Scope, guard, loop_names: set[str]) -> bool:
+    """Whether a guard on the pass holds in the first pass only: ``ep == 0``, ``ep < 1``,
+    ``not ep``, also through a name bound to such a test (``first = ep == 0``)."""
+    test, holds = guard.test, guard.polarity
+    if isinstance(test, cst.Name) and test.value not in loop_names:
+        bound = [a for a in scope.assigned(test.value) if a.value is not None]
+        if len(bound) == 1:
+            test = bound[0].value
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        test, holds = test.expression, not holds
+    if isinstance(test, cst.Name) and test.value in loop_names:
+        return not holds  # ``if not ep:``
+    if not (isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and holds):
+        return False
+    left, right = test.left, test.comparisons[0].comparator
+    op = test.comparisons[0].operator
+    if not (isinstance(left, cst.Name) and left.value in loop_names and isinstance(right, cst.Integer)):
+        return False
+    bound_value = int(right.value)
+    return (isinstance(op, cst.Equal) and bound_value == 0) or (isinstance(op, cst.LessThan) and bound_value == 1) or (
+        isinstance(op, cst.LessThanEqual) and bound_value == 0)
 
 
 def _few(names: set[str], limit: int = 4) -> str:
