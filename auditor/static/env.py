@@ -159,6 +159,8 @@ class Config:
     attributes: dict[str, list[cst.BaseExpression]] = field(default_factory=dict)
     constants: dict[str, cst.BaseExpression] = field(default_factory=dict)
     env_helpers: set[str] = field(default_factory=set)
+    #: Names bound to an environment getter itself (``_e = os.environ.get``).
+    env_aliases: set[str] = field(default_factory=set)
     config_classes: set[str] = field(default_factory=set)
     #: Names imported from the submission's other modules: local name -> (their config, name there).
     imported: dict[str, tuple[Config, str]] = field(default_factory=dict)
@@ -175,6 +177,13 @@ class Config:
         for scope in index.functions:
             if scope.cls is None and scope.params and any(c.qualified in ENV_GETTERS or c.name in ENV_GETTERS for c in scope.calls):
                 self.env_helpers.add(scope.name)
+        for scope in index.scopes:
+            for assignment in scope.assignments:
+                value = assignment.value
+                if (isinstance(assignment.target, cst.Name) and assignment.kind == "assign"
+                        and isinstance(value, (cst.Attribute, cst.Name))
+                        and ((index.imports.qualify(value) or "") in ENV_GETTERS or dotted(value) in ENV_GETTERS)):
+                    self.env_aliases.add(assignment.target.value)
         module = index.module_scope
         for assignment in module.assignments:
             if isinstance(assignment.target, cst.Name) and assignment.kind in ("assign", "ann") and assignment.value is not None:
@@ -230,7 +239,8 @@ class Config:
         if not isinstance(node, cst.Call):
             return False
         name = dotted(node.func) or ""
-        return name in ENV_GETTERS or (self.index.imports.qualify(node.func) or "") in ENV_GETTERS or name.split(".")[-1] in self.env_helpers
+        return (name in ENV_GETTERS or name in self.env_aliases or (self.index.imports.qualify(node.func) or "") in ENV_GETTERS
+                or name.split(".")[-1] in self.env_helpers)
 
     def _reads_env(self, info) -> bool:
         from auditor.static.index import walk
@@ -570,7 +580,8 @@ class Config:
             if isinstance(value, str) and value.isdigit():
                 return Evaluated(int(value), (world,))
             return Evaluated(UNKNOWN)
-        if qualified in ENV_GETTERS or name in ENV_GETTERS or name.split(".")[-1] in self.env_helpers and name.split(".")[-1] not in ("get",):
+        if (qualified in ENV_GETTERS or name in ENV_GETTERS or name in self.env_aliases
+                or name.split(".")[-1] in self.env_helpers and name.split(".")[-1] not in ("get",)):
             if not args:
                 return Evaluated(UNKNOWN)
             key = self.evaluate(args[0].value, scope, depth + 1)

@@ -84,6 +84,19 @@ def test_an_object_attribute_set_once_from_configuration_is_configuration():
     assert _value(code, "self.steps", "step").value is UNKNOWN
 
 
+def test_an_alias_of_the_environment_getter_reads_the_environment():
+    code = (
+        "import os\n"
+        "def main(ttt_lr):\n"
+        "    _e = os.environ.get\n"
+        "    enabled = bool(int(_e('TTT_ENABLED', '0'))) and ttt_lr > 0\n"
+        "    return enabled\n"
+    )
+    result = _value(code, "bool(int(_e('TTT_ENABLED', '0')))", "main")
+    assert result.value is False and [e.name for e in result.env] == ["TTT_ENABLED"]
+    assert _value(code, "enabled", "main").value is False
+
+
 def test_instance_state_is_not_configuration():
     assert _value(CONFIG, "self.total_tokens < 100", "main").value is UNKNOWN
     assert _value(CONFIG, "model.training").value is UNKNOWN
