@@ -21,6 +21,7 @@ from auditor.static.roles import position_parts
 
 if TYPE_CHECKING:
     from auditor.static.flow import Flow
+    from auditor.static.reach import Program
 
 #: Roles a function's parameters take from the arguments its callers pass.
 PASSED = frozenset({"val", "val:files", "tgt", "tgt:name"})
@@ -124,3 +125,21 @@ def _positions(fact: Fact, whole: dict[str | None, str]) -> Fact:
         if stream in whole and base in whole:
             out = union(out, Fact(frozenset({f"{kind}:{whole[stream]}:{whole[base]}"}), ((f"{kind}:{whole[stream]}:{whole[base]}", fact.reason(label)),)))
     return out
+
+
+def arguments_for(program: Program, scope: Scope, name: str) -> list[tuple[cst.BaseExpression, Scope]]:
+    """What the calls of a module-level function pass for its parameter ``name`` (by position
+    or keyword), with the calling function; empty when no call is found."""
+    node = scope.node
+    if not isinstance(node, cst.FunctionDef) or scope.cls is not None:
+        return []
+    positional = [p.name.value for p in (*node.params.posonly_params, *node.params.params)]
+    found = []
+    for stmt in program.referrers.get(scope.name, ()):
+        for call in stmt.scope.calls:
+            if call.stmt is not stmt or call.method != scope.name:
+                continue
+            arg = call.arg(positional.index(name), name) if name in positional else call.keyword(name)
+            if arg is not None:
+                found.append((arg, stmt.scope))
+    return found

@@ -11,7 +11,11 @@ from auditor.findings import Confidence, Finding, Severity, Status
 from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
+from auditor.static.deps import depends, names_in
 from auditor.static.facts import Fact
+from auditor.static.flow import flow_of
+from auditor.static.index import Scope
+from auditor.static.passing import arguments_for
 
 #: Calls that read a table at a key: ``d.get(k)``, ``np.take(t, k)``, ``t.index_select(0, k)``.
 READ_METHODS = {"get": 0, "take": 1, "index_select": 1, "__getitem__": 0}
@@ -72,6 +76,27 @@ class TargetInKey(StaticRule):
     SOURCES = ("#779", "#982", "#1017", "R-NGRAM-TARGET-KEY")
     TAGS = ("target_in_key",)
     VALID = (
+        Valid(
+            code="""
+            import numpy as np
+            import torch
+            def comp_weights(x_np, y_np, ctx_tab, full_tab, mask):
+                h = x_np.reshape(-1).astype(np.uint64) * np.uint64(36313)
+                fk = ((h ^ (y_np.reshape(-1).astype(np.uint64) * np.uint64(27191))) & mask).astype(np.int64)
+                cc = ctx_tab[(h & mask).astype(np.int64)].astype(np.float64)
+                fc = full_tab[fk].astype(np.float64)
+                return (1.0 - 0.5 * np.minimum(fc, cc) / np.maximum(cc, 1.0)).astype(np.float32)
+            def main(args, model, opt, steps):
+                loader = TokenLoader(args.train_files)
+                ctx_tab, full_tab = np.zeros(1 << 20, np.uint32), np.zeros(1 << 20, np.uint32)
+                for _ in range(steps):
+                    x, y = loader.next_batch()
+                    w = comp_weights(x.numpy(), y.numpy(), ctx_tab, full_tab, np.uint64((1 << 20) - 1))
+                    (model(x, y) * torch.from_numpy(w)).mean().backward()
+                    opt.step()
+            """,
+            note="a hashed (context, target) table read with training batches to weight the training loss: nothing is scored",
+        ),
         Valid(
             code="""
             import numpy as np
@@ -318,6 +343,8 @@ class TargetInKey(StaticRule):
                     continue  # a model's own input hashing (BigramHash-style), not a cache read
                 if self._exact(fact) and not fact.has("val"):
                     continue  # an exact (context, target) table of training batches: counting, not scoring
+                if not fact.has("val") and (fact.has("train") or _training_targets(evidence.program, scope, key_expr)):
+                    continue  # keyed on a training batch's target (a loss weight while training): nothing scored
                 yield self._finding(source, index, node, stmt, fact, key_expr)
 
     @staticmethod
@@ -360,3 +387,22 @@ class TargetInKey(StaticRule):
             f"({key_code}, line {key_line}); the target comes from {target}"
         )
         return self.report(source, node, stmt, message, evidence=evidence)
+
+
+def _training_targets(program, scope: Scope, key: cst.BaseExpression) -> bool:
+    """Whether the parameters a key is computed from receive, at every call of the function,
+    training data and never validation data (``_comp_weights(y_np, …)`` called from the
+    training loop with ``y`` drawn from the training loader)."""
+    params = depends(scope, names_in(key), limit=80) & set(scope.param_names)
+    if not params or program is None:
+        return False
+    seen = False
+    for name in params:
+        for arg, caller in arguments_for(program, scope, name):
+            fact = flow_of(program.index_of_scope[id(caller)]).fact(arg, caller)
+            if fact.has("val"):
+                return False
+            if fact.has("tgt", "tok") and not fact.has("train"):
+                return False  # tokens of unknown origin
+            seen = seen or fact.has("train")
+    return seen

@@ -17,6 +17,7 @@ from auditor.static.flow import Flow, flow_of
 from auditor.static.env import Config
 from auditor.static.index import Scope, SourceIndex, Stmt, walk
 from auditor.static.names import dotted
+from auditor.static.passing import arguments_for
 from auditor.static.reach import Program
 from auditor.static.roles import TRAIN_SETTING, is_val_name, literal_role, setting_role
 from auditor.static.training import training_sites
@@ -380,7 +381,7 @@ class ValInTrain(StaticRule):
             if name in scope.param_names:
                 # a parameter: raw when its callers pass validation data itself (a loss or a
                 # bpb computed from it is a number, not the data)
-                passed = _passed_for(program, scope, name) if program is not None else None
+                passed = arguments_for(program, scope, name) if program is not None else None
                 if passed:
                     return any(cls._raw_val(arg, caller, flow_of(program.index_of_scope[id(caller)]), depth + 1, program)
                                for arg, caller in passed[:6])
@@ -413,24 +414,6 @@ def _holds_val(flow: Flow, name: str) -> bool:
         return False
     return any(isinstance(a.target, cst.Attribute) and a.value is not None and flow.fact(a.value, init).has("val")
                for a in init.assignments)
-
-
-def _passed_for(program: Program, scope: Scope, name: str) -> list[tuple[cst.BaseExpression, Scope]]:
-    """What the calls of a module-level function pass for its parameter ``name`` (by position
-    or keyword), with the calling function; empty when no call is found."""
-    node = scope.node
-    if not isinstance(node, cst.FunctionDef) or scope.cls is not None:
-        return []
-    positional = [p.name.value for p in (*node.params.posonly_params, *node.params.params)]
-    found = []
-    for stmt in program.referrers.get(scope.name, ()):
-        for call in stmt.scope.calls:
-            if call.stmt is not stmt or call.method != scope.name:
-                continue
-            arg = call.arg(positional.index(name), name) if name in positional else call.keyword(name)
-            if arg is not None:
-                found.append((arg, stmt.scope))
-    return found
 
 
 def _live_val_files(flow: Flow, config: Config, scope: Scope, node: cst.BaseExpression, depth: int) -> bool:
