@@ -475,3 +475,93 @@ def module_outputs_returned(scope: Scope, modules: Iterable[str]) -> bool:
     """Whether what the function returns is computed with one of ``modules``."""
     wanted = set(modules)
     return any(wanted & depends(scope, names_in(value), limit=120) for value, _ in scope.returns)
+
+
+def val_reaches(flow: Flow, scope: Scope, expr: cst.BaseExpression, at: Stmt, depth: int = 0,
+                seen: set[int] | None = None) -> bool:
+    """Whether validation data reaches ``expr`` as it is evaluated at ``at``: through the
+    assignments that can reach that statement (earlier in the function, or later in a loop
+    around both), not through a later rebinding of the same name. A function that trains on
+    ``x, y = loader.next_batch()`` and afterwards runs score-first TTT with ``x, y =
+    local[:-1], local[1:]`` trains on training batches first: the data flow of
+    :mod:`auditor.static.flow` does not tell the two bindings of ``x`` apart.
+    Parameters and globals keep the flow's facts (what callers pass)."""
+    from auditor.static.roles import literal_role, seed, setting_role
+
+    if depth > 12:
+        return flow.fact(expr, scope).has("val")  # too deep to follow: the flow's answer
+    seen = set() if seen is None else seen
+    local = {a.target.value for a in scope.assignments if isinstance(a.target, cst.Name)}
+    stack: list[cst.CSTNode] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Name):
+            if node.value not in local:
+                if flow.name(_owner(scope, node.value), node.value).has("val"):
+                    return True
+                continue
+            if seed(node.value).has("val"):
+                return True  # named as validation data: the flow's tie-break, kept
+            bindings = scope.assigned(node.value)
+            if any(a.value is None for a in bindings):
+                # a binding whose value the index does not keep (a nested unpacking): the
+                # flow's answer, not refined
+                if flow.name(scope, node.value).has("val"):
+                    return True
+                continue
+            for assignment in bindings:
+                if id(assignment) in seen:
+                    continue
+                # bound before, by the same statement (a comprehension, a loop header), or
+                # later in a loop around both
+                if assignment.stmt.order <= at.order or common_loop(assignment.stmt, at) is not None:
+                    seen.add(id(assignment))
+                    if val_reaches(flow, scope, assignment.value, assignment.stmt, depth + 1, seen):
+                        return True
+            for value, stmt in _fills_of(scope, node.value):
+                if id(value) not in seen and (stmt.order < at.order or common_loop(stmt, at) is not None):
+                    seen.add(id(value))
+                    if val_reaches(flow, scope, value, stmt, depth + 1, seen):
+                        return True
+            continue
+        if isinstance(node, cst.SimpleString) and literal_role(node).has("val"):
+            return True
+        if isinstance(node, cst.Attribute):
+            if setting_role(node, flow.index).has("val") or seed(node.attr.value).has("val"):
+                return True
+            stack.append(node.value)
+            continue
+        stack.extend(c for c in node.children if isinstance(c, cst.CSTNode))
+    return False
+
+
+def _owner(scope: Scope, name: str) -> Scope:
+    """The function whose variable ``name`` is, for a name a nested function reads from its
+    enclosing one (a closure), else ``scope`` (a parameter, a global)."""
+    current = scope
+    while current.parent is not None and not current.parent.is_module and name not in current.param_names:
+        parent = current.parent
+        if name in parent.param_names or parent.assigned(name):
+            return parent
+        current = parent
+    return scope
+
+
+#: Methods that put their argument into the container they are called on.
+_FILLS = frozenset({"append", "extend", "insert", "add", "update", "copy_", "put"})
+
+
+def _fills_of(scope: Scope, name: str) -> list[tuple[cst.BaseExpression, Stmt]]:
+    """What a function puts into the container ``name``: ``name.append(x)``, ``name[i] = x``."""
+    found: list[tuple[cst.BaseExpression, Stmt]] = []
+    for call in scope.calls:
+        func = call.node.func
+        if (isinstance(func, cst.Attribute) and func.attr.value in _FILLS and isinstance(func.value, cst.Name)
+                and func.value.value == name):
+            found.extend((arg.value, call.stmt) for arg in call.node.args)
+    for site in scope.subscripts:
+        if site.store and isinstance(site.node.value, cst.Name) and site.node.value.value == name:
+            node = site.stmt.node
+            if isinstance(node, (cst.Assign, cst.AugAssign)) and node.value is not None:
+                found.append((node.value, site.stmt))
+    return found

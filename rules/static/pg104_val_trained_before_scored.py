@@ -22,6 +22,7 @@ from auditor.static.training import (
     scored_before,
     throwaway_modules,
     training_sites,
+    val_reaches,
     val_source,
 )
 
@@ -184,6 +185,29 @@ class ValTrainedBeforeScored(StaticRule):
             """,
             note="a linear probe built, fitted and dropped inside its function: the scored model never changes",
         ),
+        Valid(
+            code="""
+            import torch
+            def main(model, opt, loader, val_tokens):
+                for step in range(100):
+                    x, y = loader.next_batch()
+                    loss = model(x, y)
+                    loss.backward()
+                    opt.step()
+                total = 0.0
+                for start in range(0, val_tokens.numel() - 1025, 1024):
+                    local = val_tokens[start:start + 1025]
+                    x, y = local[:-1], local[1:]
+                    with torch.no_grad():
+                        total += model(x, y).item()
+                    loss = model(x, y)
+                    loss.backward()
+                    opt.step()
+                return total
+            main(None, None, None, load_tokens("fineweb_val_000000.bin"))
+            """,
+            note="training, then score-first TTT in the same function with the same names: the training loop's `x` is the loader's",
+        ),
     )
     INVALID = (
         Invalid(
@@ -287,6 +311,8 @@ class ValTrainedBeforeScored(StaticRule):
         for site in training_sites(index):
             if not site.fact.has("val") or site.fact.has("grad"):
                 continue  # not validation data, or per-window parameters (PG103's SLOT)
+            if not val_reaches(flow, site.scope, site.loss, site.stmt):
+                continue  # validation data only under a later binding of the loss's names
             scope = site.scope
             events = score_events(index, scope, program)
             loss = loss_names(site)
