@@ -26,7 +26,7 @@ from typing import Any
 import libcst as cst
 
 from auditor.source import code_of
-from auditor.static.index import ClassInfo, Scope, SourceIndex
+from auditor.static.index import ClassInfo, Scope, SourceIndex, walk
 from auditor.static.names import dotted
 
 
@@ -379,6 +379,11 @@ class Config:
                 return self._attribute(node.attr.value, scope, depth)
             if base is not None and self.is_config_object(base, scope):
                 return self._attribute(node.attr.value, scope, depth)
+            if base is not None and "." in base and self.is_config_object(base.split(".")[0], scope) \
+                    and self._nested_config(base.split(".")[-1]):
+                # a section of the configuration (``config.eval.ngram_eval_enabled`` with
+                # ``eval: EvalConfig = field(default_factory=EvalConfig)``)
+                return self._attribute(node.attr.value, scope, depth)
             return Evaluated(UNKNOWN)
         if isinstance(node, cst.UnaryOperation):
             inner = ev(node.expression)
@@ -438,6 +443,21 @@ class Config:
         if isinstance(node, cst.Call):
             return self._call(node, scope, depth)
         return Evaluated(UNKNOWN)
+
+    def _holds_sections(self, name: str) -> bool:
+        """Whether the class ``name`` of the source has configuration classes as attributes."""
+        info = self.index.classes.get(name)
+        return info is not None and any(
+            isinstance(n, cst.Name) and n.value in self.config_classes for value in info.attributes.values() for n in walk(value))
+
+    def _nested_config(self, attr: str) -> bool:
+        """Whether a class's attribute ``attr`` holds a configuration class
+        (``eval: EvalConfig = field(default_factory=EvalConfig)``, ``eval = EvalConfig()``)."""
+        for info in self.index.classes.values():
+            value = info.attributes.get(attr)
+            if value is not None and any(isinstance(n, cst.Name) and n.value in self.config_classes for n in walk(value)):
+                return True
+        return False
 
     def _instance_attribute(self, owner: ClassInfo, attr: str, depth: int) -> Evaluated:
         """``self.x`` of an object that is not the configuration: the value its constructor
@@ -533,7 +553,8 @@ class Config:
 
     def _config_value(self, value: cst.BaseExpression, scope: Scope, depth: int) -> bool:
         if isinstance(value, cst.Call):
-            return (dotted(value.func) or "").rsplit(".", 1)[-1] in self.config_classes
+            made = (dotted(value.func) or "").rsplit(".", 1)[-1]
+            return made in self.config_classes or self._holds_sections(made)
         if isinstance(value, cst.Name):
             return self.is_config_object(value.value, scope, depth + 1)
         return False
@@ -683,6 +704,28 @@ def run_scenarios(texts: Mapping[str, str], wanted: Iterable[str]) -> list[dict[
             if merged and merged not in scenarios:
                 scenarios.append(merged)
     return scenarios[:12]
+
+
+def commands_set_all(texts: Mapping[str, str], wanted: Iterable[str], scripts: Iterable[str]) -> bool:
+    """Whether the shipped commands that run one of ``scripts`` (``torchrun … train_gpt.py``)
+    exist and each sets (itself or by an ``export`` of its file) at least one variable of
+    ``wanted``: then they, not the bare defaults, say how the submission was run. A plain
+    command of the script (``torchrun --nproc_per_node=8 train_gpt.py``) keeps the defaults."""
+    wanted_set, names = set(wanted), [n for n in scripts if n]
+    found = False
+    for text in texts.values():
+        lines = text.replace("\\\n", " ").splitlines()
+        exported = any(line.strip().startswith("export ") and any(v in wanted_set for v, _ in _SHELL_ASSIGN.findall(line))
+                       for line in lines)
+        for line in lines:
+            if not any(re.search(rf"(^|[\s/]){re.escape(n)}\b", line) for n in names):
+                continue
+            if not ("torchrun" in line or re.search(r"\bpython[0-9.]*\s", line)):
+                continue
+            found = True
+            if not exported and not any(v in wanted_set for v, _ in _SHELL_ASSIGN.findall(line)):
+                return False
+    return found
 
 
 _LOG_VALUE = {"enabled": "1", "true": "1", "on": "1", "yes": "1", "disabled": "0", "false": "0", "off": "0", "no": "0", "none": "0"}

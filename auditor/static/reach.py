@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from auditor.source import PythonSource, Role
-from auditor.static.env import Config, EnvValue, log_scenarios, run_scenarios
+from auditor.static.env import Config, EnvValue, commands_set_all, log_scenarios, run_scenarios
 from auditor.static.index import Guard, Scope, SourceIndex, Stmt, index_of
 from auditor.static.names import dotted
 
@@ -91,6 +91,11 @@ class Program:
             extra += log_scenarios(logs, attributes, code_lines)
         #: The settings of the shipped run commands and hyperparameter dumps, one dict per run.
         self.run_settings: list[dict[str, EnvValue]] = extra
+        # Every shipped command of the main script sets some of its variables: the commands,
+        # not the bare defaults, say how it ran (a path on by default that each command
+        # switches off did not run).
+        mains = [s.path.replace("\\", "/").rsplit("/", 1)[-1] for s in self.sources if s.role is Role.MAIN]
+        self._defaults_ran = not (extra and commands_set_all(texts or {}, wanted, mains))
         for settings in extra:
             configs = {}
             for source, index in zip(self.sources, self.indexes):
@@ -192,11 +197,11 @@ class Program:
                     found = (guard, config.truth(guard.test, stmt.scope, guard.kind).env)
                     break
                 verdicts = []
-                for configs in self.scenarios:
+                for configs in self.scenarios if self._defaults_ran else self.scenarios[1:]:
                     truth = configs[index_key].truth(guard.test, stmt.scope, guard.kind)
                     verdicts.append(truth)
                     if not truth.known or truth.value is guard.polarity:
-                        if len(verdicts) > 1:  # off by default, on in a shipped run command or log
+                        if len(verdicts) > 1 or not self._defaults_ran:  # on in a shipped run command or log
                             enabled.extend(e for e in truth.env if e.origin != "default")
                         break
                 else:

@@ -97,6 +97,24 @@ def test_an_alias_of_the_environment_getter_reads_the_environment():
     assert _value(code, "enabled", "main").value is False
 
 
+def test_a_section_of_the_configuration_is_configuration():
+    code = (
+        "import os\n"
+        "from dataclasses import dataclass, field\n"
+        "@dataclass\n"
+        "class EvalConfig:\n"
+        "    ngram: bool = bool(int(os.environ.get('NGRAM_EVAL_ENABLED', '0')))\n"
+        "@dataclass\n"
+        "class Settings:\n"
+        "    eval: EvalConfig = field(default_factory=EvalConfig)\n"
+        "def main():\n"
+        "    run = Settings()\n"
+        "    return run.eval.ngram\n"
+    )
+    result = _value(code, "run.eval.ngram", "main")
+    assert result.value is False and [e.name for e in result.env] == ["NGRAM_EVAL_ENABLED"]
+
+
 def test_instance_state_is_not_configuration():
     assert _value(CONFIG, "self.total_tokens < 100", "main").value is UNKNOWN
     assert _value(CONFIG, "model.training").value is UNKNOWN

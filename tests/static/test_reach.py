@@ -71,3 +71,22 @@ def test_a_source_without_an_entry_point_is_a_library():
 def test_an_unknown_guard_never_makes_code_inactive():
     source, index = indexed("def f(flag):\n    if flag:\n        x = 1\nf(True)\n")
     assert Program([source]).activity(_first_assign(index, "f")).active
+
+
+ON_BY_DEFAULT = SCRIPT.replace('"NGRAM_EVAL_ORDER", 0', '"NGRAM_EVAL_ORDER", 7')
+
+
+def test_a_path_every_shipped_command_of_the_script_switches_off_did_not_run():
+    source, index = indexed(ON_BY_DEFAULT)
+    readme = "```bash\npython3 data/cached_challenge_fineweb.py --variant sp1024\nNGRAM_EVAL_ORDER=0 SEED=1 torchrun --nproc_per_node=8 train_gpt.py\n```\n"
+    program = Program([source], texts={"README.md": readme})
+    activity = program.activity(_first_assign(index, "eval_ngram"))
+    assert not activity.active
+    assert "NGRAM_EVAL_ORDER=0 in README.md" in activity.reason
+
+
+def test_a_plain_command_of_the_script_keeps_the_defaults():
+    source, index = indexed(ON_BY_DEFAULT)
+    readme = "torchrun --nproc_per_node=8 train_gpt.py\n# ablation\nNGRAM_EVAL_ORDER=0 torchrun --nproc_per_node=8 train_gpt.py\n"
+    program = Program([source], texts={"README.md": readme})
+    assert program.activity(_first_assign(index, "eval_ngram")).active
