@@ -12,7 +12,8 @@ assigned them in that function, and from there through every function those call
 on the path. Code is *off* the path only when all of this holds, else nothing is said:
 
 - every scored run's claimed line was printed by the same statement;
-- that statement's printed values come from calls the analysis can follow;
+- that statement's printed values come from calls the analysis can follow, or are computed
+  in the function that prints them (which is then where the path starts);
 - the code's function is not among the functions they reach;
 - the code's function is called from a block that printed another score line of the same runs
   (a stage of its own, which its log shows ran), after the claimed score line: a stage that
@@ -93,10 +94,14 @@ class ScoredPath:
             target = dotted(assignment.target) if isinstance(assignment.target, (cst.Name, cst.Attribute)) else None
             if target in wanted and assignment.value is not None and assignment.stmt.order < stmt.order:
                 callees |= _called(assignment.value)
-        if not callees:
-            return None  # the printed values do not come from calls we can follow
         seen: set[int] = set()
         queue: list[tuple[Scope, int]] = [(t, 0) for name in callees for t in self.program._targets(name)]
+        if not queue:
+            if scope.is_module:
+                return None  # the printed values do not come from calls we can follow
+            # computed where it is printed (``val_bpb = loss / math.log(2) * …; log0(…)`` at
+            # the end of the scoring function): that function is the path's start
+            queue.append((scope, 0))
         while queue:
             target, depth = queue.pop()
             if id(target) in seen or depth > MAX_DEPTH:

@@ -66,6 +66,24 @@ def test_code_that_ran_for_another_stage_than_the_claimed_one_is_a_warning(tmp_p
     assert "final_int6_sliding_window_exact" in reason and "ngram7" in reason and "train_gpt.py:26" in reason
 
 
+def test_a_claim_printed_inside_its_scoring_function_starts_the_path_there(tmp_path):
+    # the plain stage computes and prints its own score line: the path starts in eval_val
+    folder = ngram_folder(tmp_path, ran=True, claim_ngram=False)
+    script = folder / "train_gpt.py"
+    text = script.read_text()
+    text = text.replace(
+        "def eval_val(model, val_tokens):\n    return 2.0, 1.2\n",
+        "def eval_val(model, val_tokens):\n    loss = 2.0\n    bpb = loss * 0.6\n"
+        '    log0(f"final_int6_sliding_window_exact val_loss:{loss:.8f} val_bpb:{bpb:.8f}")\n'
+        "    return loss, bpb\n",
+    )
+    text = text.replace('    log0(f"final_int6_sliding_window_exact val_loss:{loss:.8f} val_bpb:{bpb:.8f}")\n    if', "    if")
+    script.write_text(text)
+    finding = _finding(folder, "PG101")
+    assert finding.status is Status.ACTIVE and finding.severity is Severity.WARNING
+    assert "final_int6_sliding_window_exact" in finding.evidence["not_on_scored_path"]
+
+
 def test_a_stage_that_ran_before_the_claimed_one_stays_on_its_path(tmp_path):
     # the n-gram stage runs first: it could have changed what the claimed stage then uses
     folder = ngram_folder(tmp_path, ran=True, claim_ngram=False)
