@@ -500,8 +500,6 @@ def val_reaches(flow: Flow, scope: Scope, expr: cst.BaseExpression, at: Stmt, de
                 if flow.name(_owner(scope, node.value), node.value).has("val"):
                     return True
                 continue
-            if seed(node.value).has("val"):
-                return True  # named as validation data: the flow's tie-break, kept
             bindings = scope.assigned(node.value)
             if any(a.value is None for a in bindings):
                 # a binding whose value the index does not keep (a nested unpacking): the
