@@ -56,6 +56,9 @@ HPARAM_KEYS = frozenset(
 )
 
 
+#: The device name a log of an MLX run (Apple silicon) is given.
+MLX_DEVICE = "Apple silicon (MLX)"
+
 @dataclass(frozen=True)
 class At:
     """A value read from a log line."""
@@ -388,6 +391,10 @@ class _Builder:
             # indented lines outside a hyperparameter block: dumps, tables, tracebacks
             if not _has_trigger(line):
                 return
+        if first in "Rm" and (line.startswith("Running MLX") or line.startswith("mlx_version:")):
+            # an Apple-silicon run (MLX): no CUDA device, whatever the log leaves unsaid
+            self.pending.append((line_no, lambda n=line_no: None if MLX_DEVICE in self.run.gpus else self._gpu(MLX_DEVICE, n)))
+            return
         if first == "|":
             if "NVIDIA" in line or "Tesla" in line or "Quadro" in line:
                 m = P.SMI_GPU.match(line)

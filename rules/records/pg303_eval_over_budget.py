@@ -121,6 +121,11 @@ class EvalOverBudget(BundleRule):
                 f"{head}, over the 600 s evaluation budget ({why})",
                 loc, snippet=text, evidence=evidence, severity=Severity.NOTE, key=f"seed:{row.key}",
             )
+        if world is None and model is not None and not fast_gpu(model):
+            return self.finding(
+                f"{head}, over 600 s as run on {model}; 8xH100 timing is not shown",
+                loc, snippet=text, evidence=evidence, severity=Severity.WARNING, key=f"seed:{row.key}",
+            )
         if world is None:
             return self.finding(
                 f"{head}, over the 600 s evaluation budget; the log does not say how many GPUs ran it (8xH100 assumed)",
