@@ -88,6 +88,8 @@ class SeedRow:
     #: False for another run of a seed whose claimed score a different log of the folder shows
     #: (an ablation or an earlier attempt kept beside the evidence).
     evidence: bool = True
+    #: Why a row is not the claim's evidence, when it is not (see :func:`_mark_evidence`).
+    not_evidence_because: str = ""
 
     @property
     def path(self) -> str:
@@ -319,8 +321,13 @@ def folder_parts(bundle: Bundle) -> tuple[str, ...]:
 
 
 def _track(parts: tuple[str, ...], claims: Claims | None) -> tuple[str | None, str]:
+    declared_non_record = bool(claims and claims.track and "non" in claims.track.lower()
+                               and "record" in claims.track.lower())
     for part in reversed(parts[:-1]):
         if part.startswith("track_"):
+            if part == "track_10min_16mb" and declared_non_record:
+                # the submission says what it is; the folder is where it was put (PG308)
+                return "track_non_record_16mb", "submission.json (in a track_10min_16mb folder)"
             return part, "folder"
     if claims and claims.track:
         text = claims.track.lower()
@@ -384,6 +391,19 @@ def _matching(run: Run, value: float, decimals: int) -> list[Score]:
     return [s for s in run.scores if close(value, decimals, s.bpb, s.decimals)]
 
 
+def _bpb_under_val_loss(claims: Claims, rows: list[SeedRow]) -> None:
+    """A submission.json with no ``val_bpb`` whose ``val_loss`` holds a bits-per-byte figure
+    (it equals a logged bpb and no logged loss): that figure is the claim the runs are matched
+    against (PG305 reports the mislabelled key)."""
+    if claims.val_bpb is not None or claims.val_loss is None:
+        return
+    value, decimals = claims.val_loss.value, claims.val_loss.decimals
+    scores = [s for r in rows for s in r.run.scores]
+    if any(close(value, decimals, s.bpb, s.decimals) for s in scores) and not any(
+            s.loss is not None and close(value, decimals, s.loss, s.decimals) for s in scores):
+        claims.val_bpb = claims.val_loss
+
+
 def _choose_scores(result: RecordsAnalysis) -> None:
     claims = result.claims
     rows = result.rows
@@ -393,6 +413,7 @@ def _choose_scores(result: RecordsAnalysis) -> None:
         row.score_reason = "last final stage" if row.score else ""
     if claims is None:
         return
+    _bpb_under_val_loss(claims, rows)
     unmatched = []
     for row in rows:
         claim = row.claim.bpb if row.claim and row.claim.bpb else None
@@ -429,7 +450,15 @@ def _choose_scores(result: RecordsAnalysis) -> None:
 
 
 def _mark_evidence(result: RecordsAnalysis) -> None:
-    """A seed with several logs: those whose score is not the claimed one are other runs."""
+    """A seed with several logs: those whose score is not the claimed one are other runs. In
+    a single-seed submission (``"seed": 1337``) the logs of other seeds are other runs too
+    (seeds it tried and dropped)."""
+    single = result.claims.single_seed if result.claims else None
+    if single is not None and any(row.seed == single for row in result.rows):
+        for row in result.rows:
+            if row.seed != single:
+                row.evidence = False
+                row.not_evidence_because = f"not seed {single}, the one seed submission.json names: not part of the claim"
     by_seed: dict[str, list[SeedRow]] = {}
     for row in result.rows:
         by_seed.setdefault(row.seed, []).append(row)

@@ -42,4 +42,6 @@ def other_run_note(row: SeedRow) -> str:
     """A suffix for findings on a log that is not the claim's evidence."""
     if row.evidence:
         return ""
+    if row.not_evidence_because:
+        return f" ({row.not_evidence_because})"
     return " (another run of this seed: its score is not the claimed one, which a different log shows)"

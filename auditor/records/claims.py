@@ -87,6 +87,8 @@ class Claims:
     track: str | None = None
     hardware: str | None = None
     seeds: list[str] = field(default_factory=list)  # seeds named anywhere
+    #: ``"seed": 1337`` with no list or per-seed results: the one seed the claim rests on.
+    single_seed: str | None = None
     per_seed: dict[str, SeedClaim] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # required fields that are absent
 
@@ -136,8 +138,11 @@ def parse_claims(rel: str, data: dict[str, Any]) -> Claims:
         if claims.bytes_code:
             break
     track = data.get("track")
+    kind = data.get("submission_type") or data.get("type")
     if isinstance(track, str):
         claims.track = track.strip()
+    elif isinstance(kind, str) and "non" in kind.lower() and "record" in kind.lower():
+        claims.track = kind.strip()  # ``"submission_type": "non-record"`` names the track when ``track`` does not
     hardware = data.get("hardware") or data.get("gpu") or data.get("gpus")
     if isinstance(hardware, str):
         claims.hardware = hardware.strip()
@@ -146,6 +151,8 @@ def parse_claims(rel: str, data: dict[str, Any]) -> Claims:
     raw_seeds = data.get("seeds")
     if isinstance(raw_seeds, list):
         seeds += [s for s in (_seed_of(x) for x in raw_seeds if isinstance(x, (int, str))) if s is not None]
+    elif isinstance(data.get("seed"), (int, str)) and not isinstance(data.get("seed"), bool):
+        claims.single_seed = _seed_of(data["seed"])  # a single-seed submission: ``"seed": 1337``
     for map_key, mapping in _seed_maps(data):
         for raw_key, value in mapping.items():
             seed = _seed_of(raw_key)

@@ -93,6 +93,10 @@ class RecordsFolderFormat(BundleRule):
                 | {f"records/my_run/{k}": v
                    for k, v in S.folder({"train_seed42.log": S.baseline_log(42)}, {"val_bpb": 1.2247}).items()},
                 note="no track folder, no date in the name"),
+        Invalid(files={"data/README.md": "shards go here\n"}
+                | {f"records/track_10min_16mb/2026-04-01_Sample/{k}": v for k, v in S.folder(
+                    {"train_seed1.log": S.baseline_log(1)}, {"val_bpb": 1.2247, "track": "non-record-16mb"}).items()},
+                note="declared non-record, filed under the record track"),
         Invalid(files={"records/track_10min_16mb/my_run/train_gpt.py": S.SCRIPT,
                        "records/track_10min_16mb/my_run/train.log": S.baseline_log(1)}),
         Invalid(files=S.folder({"train_seed42.log": S.baseline_log(42)}, {"val_bpb": 1.2247},
@@ -113,6 +117,13 @@ class RecordsFolderFormat(BundleRule):
                     f"the folder is records/{'/'.join(below)}: a submission belongs directly under "
                     "records/track_10min_16mb or records/track_non_record_16mb",
                     root, evidence={"path": "/".join(rel), "tracks": list(TRACKS)}, key="track",
+                )
+            if len(below) == 2 and below[0] == "track_10min_16mb" and evidence.records.track == "track_non_record_16mb":
+                yield self.finding(
+                    "submission.json declares a non-record submission, but the folder is under "
+                    "records/track_10min_16mb: it belongs in records/track_non_record_16mb (the "
+                    "record track's budgets are not applied to it)",
+                    root, evidence={"path": "/".join(rel), "declared": evidence.records.track_source}, key="track",
                 )
             if name and not FOLDER_NAME.match(name):
                 yield self.finding(

@@ -120,3 +120,34 @@ def test_progress_lines_of_a_running_pass_are_not_stages(tmp_path):
     assert not any("ttt_chunk" in s.label for s in row.stages)
     # the two diagnostics (6.718 s, 49.995 s) and the scored pass (455.128 s); cumulative progress times left out
     assert row.eval_sum_s == pytest.approx(6.718 + 49.995 + 455.128)
+
+
+def test_a_declared_non_record_submission_in_the_record_folder_is_held_to_the_non_record_rules(tmp_path):
+    files = {"data/README.md": "shards go here\n"} | {
+        f"records/track_10min_16mb/2026-04-01_Grant/{k}": v
+        for k, v in S.folder({"train_seed1.log": S.baseline_log(1, train_ms=3_600_411)},
+                             {"val_bpb": 1.2247, "track": "non-record-16mb"}).items()}
+    folder = materialize(Case(files=files), tmp_path / "case")
+    report = audit([str(folder / "records/track_10min_16mb/2026-04-01_Grant")], AuditOptions(select=["PG304", "PG308"]))
+    found = {(f.code, f.severity.value) for f in report.findings}
+    assert ("PG304", "note") in found and ("PG304", "error") not in found
+    assert ("PG308", "warning") in found  # filed in the wrong track
+
+
+def test_an_mlx_run_is_not_timed_as_8xh100(tmp_path):
+    log = "Running MLX 0.31.1\nmlx_version:0.31.1\n" + S.baseline_log(1, eval_ms=1_011_771).replace("world_size:8 grad_accum_steps:1\n", "")
+    folder = materialize(Case(files=S.folder({"train_seed1.log": log}, {"val_bpb": 1.2247})), tmp_path / "case")
+    report = audit([str(folder)], AuditOptions(select=["PG303"]))
+    (finding,) = report.findings
+    assert finding.severity.value == "warning" and "Apple silicon (MLX)" in finding.message
+
+
+def test_a_seed_the_submission_does_not_name_is_not_its_evidence(tmp_path):
+    logs = {"train_seed1337.log": S.baseline_log(1337), "train_seed7.log": S.baseline_log(7, model_bytes=16_100_000)}
+    folder = materialize(Case(files=S.folder(logs, {"val_bpb": 1.2247, "seed": 1337})), tmp_path / "case")
+    report = audit([str(folder)], AuditOptions(select=["PG301"]))
+    (finding,) = report.findings
+    assert finding.severity.value == "note" and "the one seed submission.json names" in finding.message
+    # named, the same log is the claim's evidence: an error
+    folder = materialize(Case(files=S.folder(logs, {"val_bpb": 1.2247, "seeds": [1337, 7]})), tmp_path / "both")
+    assert {f.severity.value for f in audit([str(folder)], AuditOptions(select=["PG301"])).findings} == {"error"}
