@@ -126,7 +126,8 @@ _VAL_OBJECT = (
     r"|\bval(?:idation)?\s+(?:documents|docs|tokens)\b)"
 )
 _TRAIN_ON_VAL = re.compile(
-    r"(?i)\b(?:train(?:s|ed|ing)?|fine-?tun(?:e|es|ed|ing)|pre-?train(?:s|ed|ing)?)\b(?P<gap>[^.;:!?\n]{0,60}?)"
+    # not a compound's second half: "post-training adaptation" names a phase, not what it trains on
+    r"(?i)(?<![\w-])(?:train(?:s|ed|ing)?|fine-?tun(?:e|es|ed|ing)|pre-?train(?:s|ed|ing)?)\b(?P<gap>[^.;:!?\n]{0,60}?)"
     r"\b(?:on|with|from|using|over)\s+(?:(?:the|a|an|our|its|their|full|entire|whole|all|of|official|held[\s-]?out"
     r"|fineweb|first|\d+k?)\s+){0,4}" + _VAL_OBJECT
 )

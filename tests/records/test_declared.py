@@ -62,6 +62,7 @@ def test_statements_of_training_on_validation_data(sentence):
         "we trained on 8B tokens then evaluated on the validation set",
         "trained the model using fineweb_train, and evaluated with the validation set",
         "Training uses the validation set only for periodic monitoring.",
+        "Optional post-training KL-divergence adaptation on validation data (off by default).",
     ],
 )
 def test_sentences_that_are_not_such_statements(sentence):
