@@ -13,7 +13,8 @@ audited with the static checks (``PG1``), once as they are and once after each r
 ``wrap``    wrapped in ``exec(lzma.decompress(b85decode(...)))``, or unwrapped when it was;
 ``move``    every top-level function or class holding a static finding moved into a sibling
             module that the script imports (PRs without one: not applicable);
-``minify``  one-space indents, simple statements joined with ``;``;
+``minify``  one-space indents, simple statements joined with ``;``, a block of simple statements
+            moved onto its header's line (``class H:a=1;b=2``, ``if c:x=1``);
 ``expand``  one statement per line (a minified or golfed script written out);
 ``env``     every env variable the code reads renamed in the code, README, scripts and logs;
 ``settings`` every class-level setting of a configuration class (``Hyperparameters.val_files``)
