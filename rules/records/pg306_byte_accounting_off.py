@@ -96,6 +96,14 @@ class ByteAccountingOff(BundleRule):
         Valid(files=S.folder({"train_seed42.log": S.baseline_log(42, val_tokens=61_020_160, bytes_per_token=2.4758)},
                              {"val_bpb": 1.2247}),
               note="a custom tokenizer whose implied byte count is the canonical one"),
+        Valid(files=S.folder({"train_seed1.log": (
+                  "world_size: 8\nvocab_size: 4096\nval_tokens: 45508608\n"
+                  "stopping_early: wallclock_cap train_time:599800ms step:5000/20000\n"
+                  "Total submission size int6+brotli: 15929684 bytes\n"
+                  "[ppm_mix] tokens=45508608 bytes=151074053 NN_byte=1.08755 mix=0.95214\n"
+                  "final_int6_sliding_window val_loss:2.52725872 val_bpb:0.95213621 eval_time:541682ms\n")},
+                  {"val_bpb": 0.95213621}),
+              note="the network's loss printed beside the mixture's bpb; the run's own byte count is the canonical one"),
     )
     INVALID = (
         Invalid(files=S.folder({"train_seed300.log": S.baseline_log(300, val_tokens=45_514_752, bytes_per_token=4.2312554)},
@@ -133,6 +141,12 @@ class ByteAccountingOff(BundleRule):
         else:
             return None  # neither the token count nor the tokenizer is known: nothing to compare with
         if ok:
+            return None
+        if tokens is not None and any(at.value[0] == tokens and abs(at.value[1] / C.CANONICAL_VAL_BYTES - 1) <= C.VAL_BYTES_TOLERANCE
+                                      for at in row.run.byte_counts):
+            # the run prints the bytes it divides by (``tokens=N bytes=M``), and they are the
+            # canonical ones: a line that pairs one predictor's loss with a mixture's bpb says
+            # nothing more about the denominator
             return None
         evidence = {
             "seed": row.seed, "log": row.path, "line": score.line, "stage": score.raw_label,
