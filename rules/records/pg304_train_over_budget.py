@@ -29,7 +29,9 @@ class TrainOverBudget(BundleRule):
     Reads each seed's training time from the wallclock stop line (`stopping_early:
     wallclock_cap train_time:…ms`; without one, the last training step) and checks it
     against 600 s. The loop stops after the step that crosses the cap, so accepted records
-    show up to ~600.4 s: 600.0–600.4 s is tolerated, more is a violation.
+    show up to ~600.4 s: 600.0–600.4 s is tolerated, and so is an overshoot of up to one step
+    of the run (its mean step time, when the stop line is there: a 1-GPU run with 1.5 s
+    steps); more is a violation.
 
     It also reports work that reads training data after the stop: full-Hessian GPTQ
     calibration on training batches. With no time reserved for it inside the 600 s (no

@@ -145,6 +145,11 @@ class TargetGatedMixing(StaticRule):
     prediction (`torch.where(logits.argmax(-1) == y, 0.9, 1 / V)`): the value depends on the
     target through the comparison only, and is not a distribution evaluated at it.
 
+    The choice must be of a token's score: what it chooses is what the function adds to its
+    score (or returns for its caller to add). A best-so-far over whole evaluations (raw vs
+    EMA weights, a temperature grid) is a selection on validation, PG115's; loss weights of a
+    training step and a pool of checkpoints ranked by training loss choose no score.
+
     ## Why is this bad?
     The choice is made after looking at the token being scored, so the reported loss is the
     better of two predictions for each token: an oracle no causal predictor can match. The

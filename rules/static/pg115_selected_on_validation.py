@@ -45,9 +45,12 @@ class SelectedOnValidation(StaticRule):
     Finds a choice made by comparing the results of several evaluations on the validation
     tokens: a best-so-far comparison (`if val_bpb < best: best = val_bpb; best_state =
     copy.deepcopy(model.state_dict())`) over evaluations repeated in a loop (periodic, per
-    seed, per checkpoint, per epoch), early stopping on such a comparison, or `min` / `max` /
-    `sorted` / `argmin` over several evaluation results, when what it chooses is used: the
-    weights kept or saved, the reported score, the length of training or a setting.
+    seed, per checkpoint, per epoch) or over evaluations made one after another (raw, then
+    EMA, then SWA weights), early stopping on such a comparison, or `min` / `max` / `sorted`
+    / `argmin` over several evaluation results, when what it chooses is used: the weights
+    kept or saved (also under a branch on the choice, `if best_source == "ema":
+    model.load_state_dict(ema_sd)`), the reported score, the length of training or a
+    setting. A best score a function returns to callers that only log it decides nothing.
 
     What decides is provenance: the compared values are losses of the scored targets computed
     from the validation files (the dataflow's validation and target roles), not values with
