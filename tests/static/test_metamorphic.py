@@ -42,24 +42,15 @@ def _rewrite(folder, rewrite) -> None:
         (folder / rel).write_text(text)
 
 
+@pytest.mark.parametrize("rewrite", [rewrites.rename_locals, rewrites.minify], ids=["renaming", "minifying"])
 @pytest.mark.parametrize(("rule", "case"), CASES)
-def test_invalid_case_survives_renaming(rule, case, tmp_path, monkeypatch):
+def test_invalid_case_survives(rule, case, rewrite, tmp_path, monkeypatch):
     original = materialize(case, tmp_path / "original")
     severities = {f.severity for f in _own(rule, original, monkeypatch) if f.status is case.status}
     folder = materialize(case, tmp_path / "case")
-    _rewrite(folder, lambda files: {rel: rewrites.on_payload(t, rewrites.rename_locals) for rel, t in files.items()})
+    _rewrite(folder, lambda files: {rel: rewrites.on_payload(t, rewrite) for rel, t in files.items()})
     own = _own(rule, folder, monkeypatch)
     # the same finding, not only some finding: an error stays an error, a warning a warning
-    assert {f.severity for f in own if f.status is case.status} >= severities, [(f.status.value, f.severity.value, f.message) for f in own]
-
-
-@pytest.mark.parametrize(("rule", "case"), CASES)
-def test_invalid_case_survives_minifying(rule, case, tmp_path, monkeypatch):
-    original = materialize(case, tmp_path / "original")
-    severities = {f.severity for f in _own(rule, original, monkeypatch) if f.status is case.status}
-    folder = materialize(case, tmp_path / "case")
-    _rewrite(folder, lambda files: {rel: rewrites.on_payload(t, rewrites.minify) for rel, t in files.items()})
-    own = _own(rule, folder, monkeypatch)
     assert {f.severity for f in own if f.status is case.status} >= severities, [(f.status.value, f.severity.value, f.message) for f in own]
 
 
