@@ -14,6 +14,8 @@ from auditor.static.base import StaticRule
 from auditor.static.flow import creates_trainable, depends, flow_of, names_in
 from auditor.static.index import Scope, SourceIndex, Stmt
 from auditor.static.names import dotted
+from auditor.static.passing import arguments_for
+from auditor.static.reach import Program
 from auditor.static.roles import use_roles
 from auditor.static.training import in_no_grad, score_events, training_sites
 
@@ -253,7 +255,7 @@ class SlotOnScoredTargets(StaticRule):
             if id(first_stmt) in seen:
                 continue
             seen.add(id(first_stmt))
-            region, mask_text, mask_line = self._region(index, site, first_stmt)
+            region, mask_text, mask_line = self._region(index, site, first_stmt, program)
             later = self._used_after(index, first_stmt.scope, [p[0] for p in params], first_stmt)
             details = {
                 "parameters": [p[0] for p in params],
@@ -325,7 +327,8 @@ class SlotOnScoredTargets(StaticRule):
 
     # the optimization region -----------------------------------------------------------
 
-    def _region(self, index: SourceIndex, site, created: Stmt | None = None) -> tuple[str, str, int | None]:
+    def _region(self, index: SourceIndex, site, created: Stmt | None = None,
+                program: Program | None = None) -> tuple[str, str, int | None]:
         """Which positions the optimization loss covers: scored | context | window | unknown."""
         scopes = [site.scope] + ([site.scope.parent] if site.scope.parent and not site.scope.parent.is_module else [])
         roots = names_in(site.loss)
@@ -346,6 +349,8 @@ class SlotOnScoredTargets(StaticRule):
                 if not isinstance(element, cst.Slice):
                     continue
                 verdicts.append((self._classify(element, starts), _code(index, sub.stmt.node), index.line(sub.stmt.node)))
+        if not verdicts and program is not None:
+            verdicts = self._masks_from_callers(program, site.scope, needed)
         if verdicts:
             for kind in ("scored", "window", "unknown", "context"):
                 for verdict in verdicts:
@@ -371,6 +376,27 @@ class SlotOnScoredTargets(StaticRule):
                     if kind in ("context", "scored"):
                         return kind, _code(index, sub.node), index.line(sub.stmt.node)
         return "window", "", None
+
+    def _masks_from_callers(self, program: Program, scope: Scope, needed: set[str]) -> list[tuple[str, str, int | None]]:
+        """A mask the loss reads from a parameter: how the callers write the array they pass
+        (``scored_mask[i, s:wlen] = True`` in the eval loop that calls the SLOT step)."""
+        verdicts: list[tuple[str, str, int | None]] = []
+        for name in sorted(needed & set(scope.param_names)):
+            for arg, caller in arguments_for(program, scope, name):
+                if not isinstance(arg, cst.Name):
+                    continue
+                if "mask" not in arg.value.lower() and not _written_as_mask([caller], arg.value):
+                    continue
+                caller_index = program.index_of_scope[id(caller)]
+                starts = self._scored_starts(caller_index, [caller])
+                for sub in caller.subscripts:
+                    if not sub.store or dotted(sub.node.value) != arg.value:
+                        continue
+                    element = sub.node.slice[-1].slice
+                    if isinstance(element, cst.Slice):
+                        verdicts.append((self._classify(element, starts), _code(caller_index, sub.stmt.node),
+                                         caller_index.line(sub.stmt.node)))
+        return verdicts
 
     @staticmethod
     def _scored_starts(index: SourceIndex, scopes: list[Scope]) -> set[str]:
