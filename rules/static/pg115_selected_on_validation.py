@@ -14,10 +14,12 @@ from auditor.source import PythonSource
 from auditor.static.base import StaticRule
 from auditor.static.deps import depends, names_in
 from auditor.static.facts import Fact
-from auditor.static.flow import Flow
+from auditor.static.flow import Flow, flow_of
 from auditor.static.index import Scope, SourceIndex, Stmt, walk
 from auditor.static.names import dotted
+from auditor.static.passing import arguments_for
 from auditor.static.reach import Program, program_for
+from auditor.static.roles import literal_role
 from auditor.static.training import score_events, scoring_functions
 
 #: Calls that only report a value (a use of the selected value there selects nothing).
@@ -160,6 +162,28 @@ class SelectedOnValidation(StaticRule):
                 return evaluate(model, val)
             """,
             note="the best validation loss is returned, and the caller only logs it",
+        ),
+        Valid(
+            code="""
+            import glob
+            import numpy as np
+            import torch
+            def evaluate(model, val_tokens, temperature=1.0):
+                with torch.no_grad():
+                    return float(model(val_tokens[:-1], val_tokens[1:], temperature=temperature))
+            def best_temperature(model, val_tokens):
+                best_t, best_loss = 1.0, float("inf")
+                for t in (0.9, 1.0, 1.1):
+                    loss = evaluate(model, val_tokens, temperature=t)
+                    if loss < best_loss:
+                        best_loss, best_t = loss, t
+                return best_t
+            def main(args, model, train_stream):
+                val = torch.cat([torch.from_numpy(np.fromfile(f, dtype=np.uint16)) for f in sorted(glob.glob(args.val_files))])
+                temp = best_temperature(model, train_stream.take(65536))
+                print(f"final val_loss:{evaluate(model, val, temperature=temp):.4f}")
+            """,
+            note="a helper's parameter is named val_tokens, but its one caller passes training tokens",
         ),
         Valid(
             code="""
@@ -431,7 +455,7 @@ class _Scores:
         if isinstance(node, (cst.Integer, cst.Float, cst.SimpleString)):
             return None
         fact = self.flow.fact(node, self.scope)
-        if fact.has("val") and fact.has("tgtdep", "tokdep"):
+        if fact.has("val") and fact.has("tgtdep", "tokdep") and not self._callers_pass_other_data(node):
             return fact
         calls = self.evaluations(node)
         return next(iter(calls.values())) if calls else None
@@ -451,10 +475,50 @@ class _Scores:
                     continue
                 for arg in part.args:
                     fact = self.flow.fact(arg.value, self.scope)
-                    if fact.has("val") and (_callee(part) in self.scorers or self.flow.fact(part, self.scope).has("tgtdep", "tokdep")):
+                    if fact.has("val") and not self._callers_pass_other_data(arg.value) and (self._accumulates(_callee(part)) or self.flow.fact(part, self.scope).has("tgtdep", "tokdep")):
                         found[id(part)] = fact
                         break
         return found
+
+    def _callers_pass_other_data(self, node: cst.BaseExpression) -> bool:
+        """Whether the validation role of a value rests on parameters that every call of the
+        function fills with other data (a helper's parameter named ``val_tokens`` that its
+        one caller gives training tokens): the parameter's name does not decide."""
+        if self.program is None or self.scope.is_module:
+            return False
+        params = (depends(self.scope, names_in(node), limit=80) | names_in(node)) & set(self.scope.param_names)
+        carrying = [p for p in params if self.flow.name(self.scope, p).has("val")]
+        if not carrying:
+            return False
+        for name in carrying:
+            passed = arguments_for(self.program, self.scope, name)
+            if not passed:
+                return False
+            for arg, caller in passed:
+                flow = flow_of(self.program.index_of_scope[id(caller)])
+                if flow.fact(arg, caller).has("val"):
+                    return False
+        # the value may still read validation data of its own (a global, a loader call)
+        own = depends(self.scope, names_in(node), limit=80) - set(self.scope.param_names)
+        return not any(self.flow.name(self.scope, n).has("val") and not self._from_params(n) for n in own)
+
+    def _from_params(self, name: str) -> bool:
+        """Whether a local's validation role comes only from the function's parameters."""
+        roots = depends(self.scope, {name}, limit=80)
+        return bool(roots & set(self.scope.param_names)) and not any(
+            literal_role(n).has("val") for a in self.scope.assigned(name) if a.value is not None for n in walk(a.value)
+            if isinstance(n, cst.SimpleString))
+
+    def _accumulates(self, name: str) -> bool:
+        """Whether a scoring function of the submission adds up a score (not only one named
+        like an evaluation: ``iter_eval_segments`` returns document boundaries)."""
+        if name not in self.scorers or self.program is None:
+            return name in self.scorers and self.program is None
+        for scope in self.program.by_name.get(name, ()):
+            index = self.program.index_of_scope.get(id(scope))
+            if index is not None and score_events(index, scope, any_context=True):
+                return True
+        return False
 
     def different(self, a: cst.BaseExpression, b: cst.BaseExpression) -> list[Stmt]:
         """The statements of the evaluations two values come from, when they differ; else []."""
@@ -632,7 +696,9 @@ def _uses(scope: Scope, stmt: Stmt, inside: set[int], names: set[str]) -> list[S
             if isinstance(s.node, cst.If) and names_in(s.node.test) & reach:
                 # a branch on the choice: what it guards is the choice's use
                 # (``if best_source == "ema": model.load_state_dict(ema_sd)``)
-                for guarded in _guarded(scope, s.node, True) + _guarded(scope, s.node, False):
+                branches = [g for g in _guarded(scope, s.node, True) + _guarded(scope, s.node, False)
+                            if any(guard.at is s.node and guard.kind == "if" for guard in g.guards)]
+                for guarded in branches:  # the branches themselves, not what follows an early exit
                     if guarded not in found and not _logged(guarded):
                         found.append(guarded)
                         grown |= _assigned(scope, guarded)
