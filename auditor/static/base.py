@@ -10,6 +10,7 @@ import libcst as cst
 from auditor.findings import Confidence, Finding, Location, Severity, Status
 from auditor.rule import Rule
 from auditor.source import PythonSource, Role
+from auditor.static.env import Config
 from auditor.static.flow import Flow, flow_of
 from auditor.static.index import SourceIndex, Stmt, index_of
 from auditor.static.reach import Activity, program_for
@@ -48,6 +49,14 @@ class StaticRule(Rule):
     @staticmethod
     def flow(source: PythonSource) -> Flow:
         return flow_of(index_of(source))
+
+    @staticmethod
+    def settings(evidence: Evidence, source: PythonSource) -> Config:
+        """The settings the scored run had (the values its logs printed, its command), else
+        the script's defaults: what a rule evaluates a setting with (a pass count, a scale)."""
+        index = index_of(source)
+        program = evidence.program
+        return program.scored_configs.get(id(index)) or program.configs.get(id(index)) or Config(index)
 
     @classmethod
     def report(  # a finding has many parts

@@ -496,7 +496,7 @@ class TargetGatedMixing(StaticRule):
     def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
         flow = self.flow(source)
-        config = Config(index)
+        config = self.settings(evidence, source)
         for scope in index.scopes:
             for call in scope.calls:  # decided on the accumulation it feeds (``-=`` included)
                 if call.method == "where" and len(call.node.args) >= 3:

@@ -134,7 +134,7 @@ class NonCausalConv(StaticRule):
 
     def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
-        config = Config(index)
+        config = self.settings(evidence, source)
         for scope in index.scopes:
             for call in scope.calls:
                 if call.qualified not in CONV1D and not call.qualified.endswith(".nn.Conv1d"):

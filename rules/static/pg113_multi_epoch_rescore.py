@@ -163,7 +163,7 @@ class MultiEpochRescore(StaticRule):
 
     def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
-        config = Config(index)
+        config = self.settings(evidence, source)
         # the submission's functions that compute without gradients (@torch.no_grad())
         no_grad = {s.name for s in index.scopes if any(d.endswith(n) for d in s.decorators for n in NO_GRAD)}
         for scope in index.scopes:

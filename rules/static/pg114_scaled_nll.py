@@ -108,7 +108,7 @@ class ScaledNll(StaticRule):
 
     def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
-        config = Config(index)
+        config = self.settings(evidence, source)
         for scope in index.scopes:
             reported: set[int] = set()
             for acc in scope.assignments:

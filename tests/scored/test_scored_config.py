@@ -175,3 +175,45 @@ def test_a_summary_appended_to_the_log_is_traced_to_the_line_the_code_printed(tm
     (first, _) = report.facts["scored_runs"]
     assert first["stage"].startswith("final_int6_sliding_window_ngram7_exact"), first["stage"]
     assert first["stage_printed_by"].endswith("train_gpt.py:30")
+
+
+RESCORE = '''\
+import os
+import torch
+import torch.nn.functional as F
+
+class Hyperparameters:
+    ttt_epochs = int(os.environ.get("TTT_EPOCHS", 1))
+
+def ttt_eval(args, model, opt, val, n, chunk):
+    print(f"ttt:start epochs={args.ttt_epochs}")
+    for epoch in range(args.ttt_epochs):
+        loss_sum = 0.0
+        for s in range(0, n, chunk):
+            x, y = val[s:s + chunk - 1], val[s + 1:s + chunk]
+            with torch.no_grad():
+                loss_sum += F.cross_entropy(model(x), y, reduction="sum")
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    return loss_sum
+
+def main():
+    args = Hyperparameters()
+    val = torch.load("fineweb_val_000000.pt")
+    loss = ttt_eval(args, None, None, val, 4096, 1024)
+    print(f"final_ttt val_loss:{loss:.8f} val_bpb:{loss * 0.6:.8f}")
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_a_pass_count_is_the_scored_run_s_not_the_default(tmp_path):
+    # one epoch by default (nothing rescored), three in the run the logs show
+    folder = tmp_path / "rescore"
+    folder.mkdir()
+    (folder / "train_gpt.py").write_text(RESCORE)
+    (folder / "train_seed1.log").write_text("ttt:start epochs=3\nfinal_ttt val_loss:2.00000000 val_bpb:1.20000000\n")
+    (folder / "submission.json").write_text('{"val_bpb": 1.2, "seeds": [1], "track": "track_10min_16mb"}')
+    finding = _finding(folder, "PG113")
+    assert finding.severity is Severity.ERROR and "runs 3 times" in finding.message
