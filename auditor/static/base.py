@@ -52,8 +52,9 @@ class StaticRule(Rule):
 
     @staticmethod
     def settings(evidence: Evidence, source: PythonSource) -> Config:
-        """The settings the scored run had (the values its logs printed, its command), else
-        the script's defaults: what a rule evaluates a setting with (a pass count, a scale)."""
+        """The settings the scored runs had (the values their logs printed, their world size),
+        else the script's defaults: what a rule evaluates a setting with (a pass count, a
+        scale)."""
         index = index_of(source)
         program = evidence.program
         return program.scored_configs.get(id(index)) or program.configs.get(id(index)) or Config(index)
