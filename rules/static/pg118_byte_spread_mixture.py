@@ -13,6 +13,7 @@ from auditor.source import PythonSource
 from auditor.static.base import StaticRule
 from auditor.static.flow import Flow
 from auditor.static.index import Scope, Stmt, walk
+from auditor.static.names import dotted
 from auditor.static.mixtures import accumulation, data_names, is_constant, leaves, mixtures, sources, statement_of
 
 
@@ -137,14 +138,18 @@ class ByteSpreadMixture(StaticRule):
                             continue
                         node, stmt, count = spread
                         reported.add(id(node))
+                        aside = _result_set_aside(evidence, scope)
                         yield self.report(
                             source, node, stmt,
                             f"`{index.code(node, 60)}` spreads a token's log-probability over its bytes (divided by "
                             f"`{index.code(count, 40)}`, a count read at the token's id) and the mixture "
                             f"`{index.code(mixture.node, 70)}` (line {index.line(mixture.node)}) mixes it byte by byte "
-                            "with another model: not a distribution over the token vocabulary",
+                            "with another model: not a distribution over the token vocabulary" + (f"; {aside}" if aside else ""),
                             evidence={"spread": index.code(node, 140), "mixture": index.code(mixture.node, 140),
-                                      "mixture_line": index.line(mixture.node), "kind": mixture.kind},
+                                      "mixture_line": index.line(mixture.node), "kind": mixture.kind}
+                            | ({"not_the_claim": aside} if aside else {}),
+                            severity=Severity.WARNING if aside else None,
+                            confidence=Confidence.MEDIUM if aside else None,
                         )
 
 
@@ -196,3 +201,27 @@ def _per_token_count(flow: Flow, scope: Scope, count: cst.BaseExpression) -> boo
             if any(isinstance(e.slice, cst.Index) and flow.fact(e.slice.value, scope).has("tgt") for e in node.slice):
                 return True
     return False
+
+
+def _result_set_aside(evidence: Evidence, scope: Scope) -> str:
+    """Why the mixture's figure is not the claim, or "": every call of the function that
+    computes it drops its result (a statement of its own), and the claimed line of every scored
+    run is printed elsewhere (an exploratory mixture logged beside a token-level claim)."""
+    if scope.is_module or scope.cls is not None:
+        return ""
+    program = evidence.program
+    callers = [s for s in program.referrers.get(scope.name, ()) if s.scope is not scope]
+    if not callers or not all(
+            isinstance(s.node, cst.Expr) and isinstance(s.node.value, cst.Call)
+            and (dotted(s.node.value.func) or "").rsplit(".", 1)[-1] == scope.name for s in callers):
+        return ""
+    runs = [run for run in evidence.scored.runs if run.stage]
+    printed = [run.stage_printed_by() for run in runs]
+    if not runs or any(p is None for p in printed):
+        return ""
+    if any(p.format.stmt.scope is scope for p in printed if p is not None):
+        return ""
+    claimed = printed[0]
+    assert claimed is not None
+    return (f"every call of {scope.name} drops its result, and the claimed line `{claimed.text[:80]}` "
+            f"({claimed.where()}) is printed elsewhere: the claim does not rest on this mixture")

@@ -217,3 +217,48 @@ def test_a_pass_count_is_the_scored_run_s_not_the_default(tmp_path):
     (folder / "submission.json").write_text('{"val_bpb": 1.2, "seeds": [1], "track": "track_10min_16mb"}')
     finding = _finding(folder, "PG113")
     assert finding.severity is Severity.ERROR and "runs 3 times" in finding.message
+
+
+BYTE_MIX = '''\
+import math
+import torch
+import torch.nn.functional as F
+
+def byte_mix(targets, nll, piece_bytes, ppm_logp, lam=0.9):
+    total, t = 0.0, 0
+    for i in range(len(targets)):
+        pb = piece_bytes[int(targets[i])]
+        share = -float(nll[i]) / len(pb)
+        for b in pb:
+            a, o = math.log(lam) + share, math.log(1 - lam) + ppm_logp[t]
+            total -= max(a, o) + math.log1p(math.exp(-abs(a - o)))
+            t += 1
+    print(f"ppm_mix mix_bpb={total / t / math.log(2):.6f}")
+
+def eval_val(model, val_tokens, piece_bytes, base_bytes_lut, ppm_logp):
+    x, y = val_tokens[:-1], val_tokens[1:]
+    with torch.no_grad():
+        nll = F.cross_entropy(model(x), y, reduction="none")
+    byte_mix(y, nll, piece_bytes, ppm_logp)
+    return nll.mean().item(), nll.sum().item() / math.log(2) / base_bytes_lut[y].sum().item()
+
+def main():
+    loss, bpb = eval_val(None, torch.load("fineweb_val_000000.pt"), None, None, None)
+    print(f"final_int6_roundtrip val_loss:{loss:.8f} val_bpb:{bpb:.8f}")
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.mark.parametrize(("claim", "severity"), [(1.067, Severity.WARNING), (0.861, Severity.ERROR)])
+def test_a_byte_mixture_whose_result_is_dropped_is_not_the_claim(tmp_path, claim, severity):
+    # the mixture runs and logs its figure; the claim is the token-level line, printed elsewhere
+    folder = tmp_path / f"mix{claim}"
+    folder.mkdir()
+    (folder / "train_gpt.py").write_text(BYTE_MIX)
+    (folder / "train_seed1.log").write_text(
+        "ppm_mix mix_bpb=0.861000\nfinal_int6_roundtrip val_loss:2.50000000 val_bpb:1.06700000\n")
+    (folder / "submission.json").write_text(f'{{"val_bpb": {claim}, "seeds": [1], "track": "track_10min_16mb"}}')
+    finding = _finding(folder, "PG118")
+    assert finding.severity is severity, finding.message
