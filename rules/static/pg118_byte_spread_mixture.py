@@ -26,6 +26,10 @@ class ByteSpreadMixture(StaticRule):
     count is recognised by its data flow: it is read from a table indexed by the scored
     token's id (`len(token_bytes[tid])`, `base_bytes_lut[y]`).
 
+    A mixture whose function every caller calls as a statement of its own (its result
+    dropped), while the claimed line of every scored run is printed elsewhere, is reported as
+    a warning: the submission logs it beside a token-level claim that does not rest on it.
+
     ## Why is this bad?
     p(x_t)^(1/n) is not a distribution over bytes: the per-byte "probabilities" of one token
     multiply back to p(x_t), but the byte-level alternatives are never given the rest of the
