@@ -444,20 +444,19 @@ class Config:
             return self._call(node, scope, depth)
         return Evaluated(UNKNOWN)
 
+    def _makes_config(self, value: cst.BaseExpression | None) -> bool:
+        """Whether a class attribute's value holds a configuration class (``eval: EvalConfig =
+        field(default_factory=EvalConfig)``, ``eval = EvalConfig()``)."""
+        return value is not None and any(isinstance(n, cst.Name) and n.value in self.config_classes for n in walk(value))
+
     def _holds_sections(self, name: str) -> bool:
         """Whether the class ``name`` of the source has configuration classes as attributes."""
         info = self.index.classes.get(name)
-        return info is not None and any(
-            isinstance(n, cst.Name) and n.value in self.config_classes for value in info.attributes.values() for n in walk(value))
+        return info is not None and any(self._makes_config(value) for value in info.attributes.values())
 
     def _nested_config(self, attr: str) -> bool:
-        """Whether a class's attribute ``attr`` holds a configuration class
-        (``eval: EvalConfig = field(default_factory=EvalConfig)``, ``eval = EvalConfig()``)."""
-        for info in self.index.classes.values():
-            value = info.attributes.get(attr)
-            if value is not None and any(isinstance(n, cst.Name) and n.value in self.config_classes for n in walk(value)):
-                return True
-        return False
+        """Whether a class's attribute ``attr`` holds a configuration class."""
+        return any(self._makes_config(info.attributes.get(attr)) for info in self.index.classes.values())
 
     def _instance_attribute(self, owner: ClassInfo, attr: str, depth: int) -> Evaluated:
         """``self.x`` of an object that is not the configuration: the value its constructor
@@ -675,6 +674,11 @@ class Config:
             return Evaluated(UNKNOWN, result.env)
 
 
+def _runs_python(line: str) -> bool:
+    """A shell line that runs a Python script (``torchrun …``, ``python3 train_gpt.py``)."""
+    return "torchrun" in line or re.search(r"\bpython[0-9.]*\s", line) is not None
+
+
 def run_scenarios(texts: Mapping[str, str], wanted: Iterable[str]) -> list[dict[str, EnvValue]]:
     """Environment settings of the run commands shipped with a submission, one dict per command.
 
@@ -697,7 +701,7 @@ def run_scenarios(texts: Mapping[str, str], wanted: Iterable[str]) -> list[dict[
             stripped = line.strip()
             if stripped.startswith("export "):
                 exports.update(settings)
-            elif "torchrun" in line or re.search(r"\bpython[0-9.]*\s", line):
+            elif _runs_python(line):
                 commands.append(settings)
         for command in commands or ([{}] if exports else []):
             merged = {**exports, **command}
@@ -720,7 +724,7 @@ def commands_set_all(texts: Mapping[str, str], wanted: Iterable[str], scripts: I
         for line in lines:
             if not any(re.search(rf"(^|[\s/]){re.escape(n)}\b", line) for n in names):
                 continue
-            if not ("torchrun" in line or re.search(r"\bpython[0-9.]*\s", line)):
+            if not _runs_python(line):
                 continue
             found = True
             if not exported and not any(v in wanted_set for v, _ in _SHELL_ASSIGN.findall(line)):

@@ -239,7 +239,7 @@ class Flow:
         # of a function itself also knows what its callers give it.
         passed = {} if marks or scope.is_module else passed_to(self, scope)
         # Roles from uses come first, so that their reasons are the ones shown.
-        fills = _fills(scope)
+        fills = fill_calls(scope)
         for role in use_roles(scope):
             reason = Lazy(lambda r=role: f"{r.name} ({r.reason}, line {self.index.line(r.line_node)})")
             flow.names[role.name] = union(flow.names.get(role.name, EMPTY), Fact(frozenset({role.label}), ((role.label, reason),)))
@@ -565,9 +565,6 @@ class Flow:
                                 join = Join(node, self._stmt, "call", True)
         return Fact(frozenset(labels), tuple(why.items()), join)
 
-    def _is_true(self, node: cst.BaseExpression) -> bool:
-        return is_true(self.index, node)
-
     def _call(self, node: cst.Call, flow: FunctionFlow, depth: int) -> Fact:
         ev = lambda n: self._expr(n, flow, depth + 1)  # noqa: E731
         func = node.func
@@ -575,11 +572,11 @@ class Flow:
         last = name.rsplit(".", 1)[-1] if name else (func.attr.value if isinstance(func, cst.Attribute) else "")
         args = [a.value for a in node.args]
         kw = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
-        if "requires_grad" in kw and self._is_true(kw["requires_grad"]):
+        if "requires_grad" in kw and is_true(self.index, kw["requires_grad"]):
             return with_label(Fact(frozenset(), ()), "grad", Lazy(lambda: self.index.code(node, 80)))
         if last in ("requires_grad_",) and isinstance(func, cst.Attribute):
             inner = ev(func.value)
-            if not node.args or self._is_true(node.args[0].value):
+            if not node.args or is_true(self.index, node.args[0].value):
                 return with_label(inner, "grad", Lazy(lambda: self.index.code(node, 80)))
             return inner
         if last in ("Parameter",) and name.endswith("Parameter"):
@@ -748,8 +745,9 @@ CORPORA = frozenset({"train", "hub", "gen", "file"})
 _COLLECTED = frozenset({"tgt", "tgt:name", "tok", "val", "val:files", "tgtdep"})
 
 
-def _fills(scope: Scope) -> list[cst.Call]:
-    """Statements that are a method call with arguments, its result unused (``t.update(x)``)."""
+def fill_calls(scope: Scope) -> list[cst.Call]:
+    """Statements that are a method call with arguments, its result unused (``t.update(x)``,
+    ``chunks.append(x)``): the flow takes the arguments into the receiver."""
     out = []
     for stmt in scope.stmts:
         small = stmt.node
@@ -773,8 +771,9 @@ def is_slice_el(element: cst.SubscriptElement) -> bool:
     return isinstance(element.slice, cst.Slice)
 
 
-#: Calls that write a file, and the position of the path among their arguments.
-_WRITERS = {"numpy.save": 0, "numpy.savez": 0, "numpy.savez_compressed": 0, "torch.save": 1, "tofile": 0}
+#: Calls that write a file, and the position of the path among their arguments (``tofile`` is
+#: a method of any array).
+_WRITERS = {"numpy.save": 0, "numpy.savez": 0, "numpy.savez_compressed": 0, "torch.save": 1}
 
 
 def written_files(index: SourceIndex) -> frozenset[str]:
@@ -785,7 +784,7 @@ def written_files(index: SourceIndex) -> frozenset[str]:
         found: set[str] = set()
         for scope in index.scopes:
             for call in scope.calls:
-                position = _WRITERS.get(call.qualified, _WRITERS.get(call.method) if call.method == "tofile" else None)
+                position = 0 if call.method == "tofile" else _WRITERS.get(call.qualified)
                 path = None
                 if position is not None:
                     path = call.arg(position)
