@@ -143,3 +143,11 @@ def arguments_for(program: Program, scope: Scope, name: str) -> list[tuple[cst.B
             if arg is not None:
                 found.append((arg, stmt.scope))
     return found
+
+
+def passed_facts(program: Program, scope: Scope, name: str) -> list[Fact]:
+    """The facts of what the calls of a module-level function pass for its parameter ``name``,
+    each in its caller's flow; empty when no call is found."""
+    from auditor.static.flow import flow_of  # the flow imports this module
+
+    return [flow_of(program.index_of_scope[id(caller)]).fact(arg, caller) for arg, caller in arguments_for(program, scope, name)]

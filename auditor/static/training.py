@@ -545,18 +545,17 @@ def _owner(scope: Scope, name: str) -> Scope:
     return scope
 
 
-#: Methods that put their argument into the container they are called on.
-_FILLS = frozenset({"append", "extend", "insert", "add", "update", "copy_", "put"})
-
-
 def _fills_of(scope: Scope, name: str) -> list[tuple[cst.BaseExpression, Stmt]]:
-    """What a function puts into the container ``name``: ``name.append(x)``, ``name[i] = x``."""
+    """What a function puts into the container ``name``, as the flow reads fills
+    (:func:`auditor.static.flow.fill_calls`: ``name.append(x)``) and item stores (``name[i] = x``)."""
+    from auditor.static.flow import fill_calls
+
+    stmts = {id(call.node): call.stmt for call in scope.calls}
     found: list[tuple[cst.BaseExpression, Stmt]] = []
-    for call in scope.calls:
-        func = call.node.func
-        if (isinstance(func, cst.Attribute) and func.attr.value in _FILLS and isinstance(func.value, cst.Name)
-                and func.value.value == name):
-            found.extend((arg.value, call.stmt) for arg in call.node.args)
+    for call in fill_calls(scope):
+        func = call.func
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == name and id(call) in stmts:
+            found.extend((arg.value, stmts[id(call)]) for arg in call.args)
     for site in scope.subscripts:
         if site.store and isinstance(site.node.value, cst.Name) and site.node.value.value == name:
             node = site.stmt.node

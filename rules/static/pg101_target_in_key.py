@@ -13,9 +13,8 @@ from auditor.source import PythonSource
 from auditor.static.base import StaticRule
 from auditor.static.deps import depends, names_in
 from auditor.static.facts import Fact
-from auditor.static.flow import flow_of
 from auditor.static.index import Scope
-from auditor.static.passing import arguments_for
+from auditor.static.passing import passed_facts
 
 #: Calls that read a table at a key: ``d.get(k)``, ``np.take(t, k)``, ``t.index_select(0, k)``.
 READ_METHODS = {"get": 0, "take": 1, "index_select": 1, "__getitem__": 0}
@@ -398,8 +397,7 @@ def _training_targets(program, scope: Scope, key: cst.BaseExpression) -> bool:
         return False
     seen = False
     for name in params:
-        for arg, caller in arguments_for(program, scope, name):
-            fact = flow_of(program.index_of_scope[id(caller)]).fact(arg, caller)
+        for fact in passed_facts(program, scope, name):
             if fact.has("val"):
                 return False
             if fact.has("tgt", "tok") and not fact.has("train"):

@@ -14,10 +14,10 @@ from auditor.source import PythonSource
 from auditor.static.base import StaticRule
 from auditor.static.deps import depends, names_in
 from auditor.static.facts import Fact
-from auditor.static.flow import Flow, flow_of
+from auditor.static.flow import Flow
 from auditor.static.index import Scope, SourceIndex, Stmt, walk
 from auditor.static.names import dotted
-from auditor.static.passing import arguments_for
+from auditor.static.passing import passed_facts
 from auditor.static.reach import Program, program_for
 from auditor.static.roles import literal_role
 from auditor.static.training import score_events, scoring_functions
@@ -491,13 +491,9 @@ class _Scores:
         if not carrying:
             return False
         for name in carrying:
-            passed = arguments_for(self.program, self.scope, name)
-            if not passed:
+            passed = passed_facts(self.program, self.scope, name)
+            if not passed or any(fact.has("val") for fact in passed):
                 return False
-            for arg, caller in passed:
-                flow = flow_of(self.program.index_of_scope[id(caller)])
-                if flow.fact(arg, caller).has("val"):
-                    return False
         # the value may still read validation data of its own (a global, a loader call)
         own = depends(self.scope, names_in(node), limit=80) - set(self.scope.param_names)
         return not any(self.flow.name(self.scope, n).has("val") and not self._from_params(n) for n in own)
