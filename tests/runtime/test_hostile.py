@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from auditor.runtime.sandbox import _descendants, sandbox_problem
+from auditor.runtime.sandbox import _descendants
 
 from ..conftest import REPO_ROOT
+from .conftest import needs_sandbox
 
 HOSTILE = REPO_ROOT / "fixtures" / "hostile"
 TRICKS = sorted(p.stem.removeprefix("trick_") for p in HOSTILE.glob("trick_*.py"))
@@ -28,7 +29,7 @@ MARKERS = ["/tmp/pgolf-hostile-hook-system", "/tmp/pgolf-hostile-hook-fork-exec"
 SOCKET_PATH = f"/tmp/pgolf-hostile-{os.getpid()}.sock"
 ABSTRACT = f"\0pgolf-hostile-{os.getpid()}"
 
-pytestmark = pytest.mark.skipif(bool(sandbox_problem()), reason=sandbox_problem() or "bubblewrap runs here")
+pytestmark = needs_sandbox
 
 
 def submission(folder: Path, trick: str) -> Path:

@@ -17,7 +17,7 @@ from auditor.evidence import Evidence
 from auditor.findings import Severity
 
 from ..conftest import REPO_ROOT
-from .conftest import FIXTURES, tree_digest
+from .conftest import FIXTURES, needs_sandbox, tree_digest
 
 RUNTIME_RULES = [r for r in registry.all_rules().values() if r.KIND == "runtime"]
 CASES = [
@@ -163,6 +163,7 @@ def eval_val_plain(args, model, val_tokens):
 """
 
 
+@needs_sandbox
 def test_after_an_evaluation_fails_a_probe_the_others_are_not_replayed(tmp_path):
     # a fail is proof: a diagnostic evaluation probed after it would not change the verdict
     from auditor.discover import discover

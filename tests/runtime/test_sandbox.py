@@ -10,7 +10,9 @@ import textwrap
 
 import pytest
 
-from auditor.runtime.sandbox import PACKAGE_ROOT, Limits, child_env, run_child, sandbox_problem
+from auditor.runtime.sandbox import PACKAGE_ROOT, Limits, child_env, run_child
+
+from .conftest import needs_sandbox
 
 GUARDED = textwrap.dedent('''
     import json, os, socket, subprocess, sys, urllib.request
@@ -72,9 +74,6 @@ def test_environment_is_built_from_nothing(monkeypatch):
     assert set(env) <= {"PATH", "HOME", "LANG", "LC_ALL", "PYTHONHASHSEED", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                         "OPENBLAS_NUM_THREADS", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"}
     assert not any("pgolf" in v.lower() or "audit" in v.lower() for v in env.values())
-
-
-needs_sandbox = pytest.mark.skipif(bool(sandbox_problem()), reason=sandbox_problem() or "bubblewrap runs here")
 
 
 @needs_sandbox
@@ -171,6 +170,7 @@ def test_the_driver_asks_for_the_measured_cost_of_its_probes():
     assert session.result.wanted_s == 395.0  # never beyond what the parent grants
 
 
+@needs_sandbox  # the command holds the options this bubblewrap supports
 def test_the_sandbox_command_names_nothing_of_the_harness():
     from auditor.runtime.sandbox import _OWN_ENTRY, WORKDIR, bwrap_command
 

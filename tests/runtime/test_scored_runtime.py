@@ -20,6 +20,7 @@ import pytest
 from auditor.discover import discover
 from auditor.evidence import AuditContext, Evidence
 from auditor.runtime.harness import Causality
+from auditor.runtime.sandbox import sandbox_problem
 
 from ..conftest import REPO_ROOT
 from .conftest import LIMITS, SETTINGS
@@ -93,6 +94,8 @@ def audit(folder: Path) -> Causality:
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict[str, Causality]:
+    if problem := sandbox_problem():
+        pytest.skip(problem)
     folders = {name: FIXTURES / name for name in ("ttt_epochs_from_log", "stage_out_of_reach")}
     off = tmp_path_factory.mktemp("scored") / "ttt_off_by_default"
     shutil.copytree(FIXTURES / "ttt_epochs_from_log", off)
