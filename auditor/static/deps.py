@@ -25,10 +25,11 @@ def names_in(node: cst.CSTNode) -> set[str]:
     return found
 
 
-def _reads_by_name(scope: Scope) -> dict[str, list[frozenset[str]]]:
-    """Each assigned name -> the names read by each value assigned to it. Rules ask for the
-    dependencies of many names in the same function; each value is read once."""
-    reads: dict[str, list[frozenset[str]]] | None = scope.cache.get("deps:reads")
+def _reads_by_name(scope: Scope) -> dict[str, list[tuple[object, frozenset[str]]]]:
+    """Each assigned name -> (the assigning statement, the names its value reads), per value
+    assigned to it. Rules ask for the dependencies of many names in the same function; each
+    value is read once."""
+    reads: dict[str, list[tuple[object, frozenset[str]]]] | None = scope.cache.get("deps:reads")
     if reads is None:
         reads = {}
         for a in scope.assignments:
@@ -36,13 +37,14 @@ def _reads_by_name(scope: Scope) -> dict[str, list[frozenset[str]]]:
             name = dotted(target) if isinstance(target, (cst.Name, cst.Attribute)) else (
                 dotted(target.value) if isinstance(target, cst.Subscript) else None)
             if name and a.value is not None:
-                reads.setdefault(name, []).append(frozenset(names_in(a.value)))
+                reads.setdefault(name, []).append((a.stmt, frozenset(names_in(a.value))))
         scope.cache["deps:reads"] = reads
     return reads
 
 
-def depends(scope: Scope, roots: Iterable[str], limit: int = 400) -> set[str]:
-    """Every name the given names are computed from in a function (transitively)."""
+def depends(scope: Scope, roots: Iterable[str], limit: int = 400, without: object = None) -> set[str]:
+    """Every name the given names are computed from in a function (transitively); ``without``
+    is a statement whose assignments are left out (what a value owes to everything but it)."""
     by_name = _reads_by_name(scope)
     seen: set[str] = set()
     # sorted, so that which names the limit cuts off does not depend on the process's string
@@ -53,6 +55,7 @@ def depends(scope: Scope, roots: Iterable[str], limit: int = 400) -> set[str]:
         if name in seen:
             continue
         seen.add(name)
-        for read in by_name.get(name, ()):
-            queue.extend(sorted(read - seen, reverse=True))
+        for stmt, read in by_name.get(name, ()):
+            if stmt is not without:
+                queue.extend(sorted(read - seen, reverse=True))
     return seen

@@ -10,6 +10,7 @@ the target, never context tokens (a model's ``forward`` is called with everythin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -50,16 +51,26 @@ def _sites(flow: Flow) -> dict[str, list[tuple[CallSite, Scope, bool]]]:
     return program.cache["passing:sites"]  # type: ignore[return-value]
 
 
-def passed_to(flow: Flow, scope: Scope) -> dict[str, Fact]:
-    """What the callers of a function pass to each parameter (validation data, targets).
+@dataclass(frozen=True)
+class Binding:
+    """One call of a function: the calling scope, and each argument with the parameters it binds."""
+
+    call: CallSite
+    caller: Scope
+    args: tuple[tuple[cst.Arg, tuple[str, ...]], ...]
+
+
+def call_bindings(flow: Flow, scope: Scope, limit: int = 40) -> list[Binding]:
+    """The calls of a function found in the submission, with their arguments bound to its parameters.
 
     Calls are matched by name: a function by a plain call, a method by a call on ``self``
     or, for classes that are not torch modules, on any object; ``Class(...)`` calls
-    ``__init__``. Positional, keyword and ``*args`` arguments map to the parameters.
+    ``__init__``. Positional, keyword and ``*args`` arguments map to the parameters; a call
+    from the function itself (recursion) is left out.
     """
     node = scope.node
     if not isinstance(node, cst.FunctionDef):
-        return {}
+        return []
     cls = scope.cls
     static = any(d.endswith("staticmethod") for d in scope.decorators)
     wanted: list[tuple[CallSite, Scope, int]] = []
@@ -73,18 +84,15 @@ def passed_to(flow: Flow, scope: Scope) -> dict[str, Fact]:
                 wanted.append((call, caller, offset))
         if scope.name == "__init__":
             wanted += [(c, s, 1) for c, s, attr in _sites(flow).get(cls.name, ()) if not attr]
-    if not wanted:
-        return {}
     names = scope.param_names
     star = node.params.star_arg.name.value if isinstance(node.params.star_arg, cst.Param) else None
     positional = [p.name.value for p in (*node.params.posonly_params, *node.params.params)]
-    passed: dict[str, Fact] = {}
-    for call, caller, offset in wanted[:40]:
+    out: list[Binding] = []
+    for call, caller, offset in wanted[:limit]:
         if caller is scope:
             continue
-        caller_flow = flow.flow_for(caller)
         slot = offset
-        bound: list[tuple[cst.Arg, list[str]]] = []
+        bound: list[tuple[cst.Arg, tuple[str, ...]]] = []
         for arg in call.node.args:
             targets: list[str] = []
             if arg.keyword is not None:
@@ -98,9 +106,20 @@ def passed_to(flow: Flow, scope: Scope) -> dict[str, Fact]:
                 targets = [positional[slot]] if slot < len(positional) else ([star] if star else [])
                 slot += 1
             if targets:
-                bound.append((arg, targets))
-        whole = {dotted(arg.value): targets[0] for arg, targets in bound if len(targets) == 1 and dotted(arg.value)}
-        for arg, targets in bound:
+                bound.append((arg, tuple(targets)))
+        out.append(Binding(call, caller, tuple(bound)))
+    return out
+
+
+def passed_to(flow: Flow, scope: Scope) -> dict[str, Fact]:
+    """What the callers of a function pass to each parameter (validation data, targets);
+    the calls are those of :func:`call_bindings`."""
+    passed: dict[str, Fact] = {}
+    for binding in call_bindings(flow, scope):
+        caller = binding.caller
+        caller_flow = flow.flow_for(caller)
+        whole = {dotted(arg.value): targets[0] for arg, targets in binding.args if len(targets) == 1 and dotted(arg.value)}
+        for arg, targets in binding.args:
             full = caller_flow.fact(arg.value, caller)
             fact = union(only(full, PASSED), _positions(full, whole))
             if not fact.labels:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import PurePath
 
 import libcst as cst
 
@@ -16,6 +18,7 @@ from auditor.static.env import Config
 from auditor.static.facts import Fact
 from auditor.static.index import Scope, SourceIndex, small_statements
 from auditor.static.mixtures import accumulation, shifted_lse
+from auditor.static.passing import call_bindings
 from auditor.static.roles import is_constant
 from auditor.static.training import score_events, training_sites
 
@@ -53,7 +56,8 @@ def _gates_a_blend(scope: Scope, name: str, scored: set[str]) -> bool:
         if isinstance(stmt.node, cst.Assign) and feeds(stmt.node):
             for t in stmt.node.targets:
                 element = t.target.slice[0].slice if isinstance(t.target, cst.Subscript) and len(t.target.slice) == 1 else None
-                if isinstance(element, cst.Index) and is_name(element.value):
+                # the mask itself, or positions selected with it (``pos = idx[w]; nll[pos] = ...``)
+                if isinstance(element, cst.Index) and (is_name(element.value) or name in depends(scope, names_in(element.value), limit=40)):
                     return True
         if not feeds(stmt.node):
             continue
@@ -107,11 +111,12 @@ def _base(node: cst.BaseExpression) -> str | None:
     return node.value if isinstance(node, cst.Name) else None
 
 
-def _scored_names(index: SourceIndex, scope: Scope, events) -> set[str]:
+def _scored_names(index: SourceIndex, scope: Scope, events, without=None) -> set[str]:
     """The names a function's score is computed from: what its score accumulations add (and,
     in a function that does not train, what it returns, for the caller to add). A choice that
     reaches none of them (the best of several whole evaluations kept as a checkpoint or a
-    setting, PG115's) does not choose the score of a token."""
+    setting, PG115's) does not choose the score of a token. ``without``: a statement whose
+    contribution is left out (a call's own result, when asking what else the caller scores)."""
     roots: set[str] = set()
     for event in events:
         node = event.stmt.node
@@ -120,7 +125,69 @@ def _scored_names(index: SourceIndex, scope: Scope, events) -> set[str]:
     if not any(site.scope is scope for site in training_sites(index)):
         for value, _ in scope.returns:
             roots |= names_in(value)
-    return depends(scope, roots, limit=200) | roots if roots else set()
+    return depends(scope, roots, limit=200, without=without) | roots if roots else set()
+
+
+@dataclass
+class _Passed:
+    """What the callers of a function pass it, as far as PG106 asks (computed when first needed)."""
+
+    scored: set[str] = field(default_factory=set)  # parameters the function writes a caller's score through
+    target: dict[str, str] = field(default_factory=dict)  # parameter -> how a caller's argument depends on the target
+
+
+def _passed(flow, scope: Scope) -> _Passed:
+    """Which parameters of a function carry its callers' per-token scores: an array the
+    function writes elements of, which a caller passes by name and adds to its score after
+    the call (``mix(nll, ...); total += nll.sum()``: the function writes that score in place),
+    and arguments that depend on the target in the caller (the per-token NLL of the true
+    token). Calls are bound as the flow binds them (:func:`auditor.static.passing.call_bindings`)."""
+    out = _Passed()
+    # the parameters the function writes elements of (``nll[m] = ...``): the only ones through
+    # which it can change what a caller adds up
+    written = {_base(a.target) for a in scope.assignments if isinstance(a.target, cst.Subscript)}
+    for binding in call_bindings(flow, scope):
+        caller = binding.caller
+        caller_flow = flow.flow_for(caller)
+        events = score_events(caller_flow.index, caller, any_context=True)
+        # what the caller adds up after the call returns (the call's own statement adds its result)
+        later = [e for e in events if e.stmt is not binding.call.stmt
+                 and (e.stmt.order > binding.call.stmt.order or binding.call.stmt.loops)]
+        scored = _scored_names(caller_flow.index, caller, later, without=binding.call.stmt) if later else set()
+        for arg, params in binding.args:
+            if len(params) != 1:
+                continue
+            if params[0] in written and isinstance(arg.value, cst.Name) and arg.value.value in scored:
+                out.scored.add(params[0])
+            if params[0] not in out.target and _target_dependent(caller_flow.fact(arg.value, caller)):
+                where = f"{PurePath(caller_flow.index.source.path).name}:{caller_flow.index.line(binding.call.node)}"
+                out.target[params[0]] = f"`{caller.name}` passes `{caller_flow.index.code(arg.value, 50)}` for it ({where})"
+    return out
+
+
+class _Lazy:
+    """A value computed when first asked for."""
+
+    def __init__(self, build) -> None:
+        self._build = build
+        self._value = None
+
+    @property
+    def value(self):
+        if self._value is None:
+            self._value = self._build()
+        return self._value
+
+
+def _has_a_choice(scope: Scope) -> bool:
+    """Whether a function holds anything PG106 judges (a comparison assigned or tested, a
+    ``where`` or an element-wise minimum): only those ask what their callers pass."""
+    if any(isinstance(a.value, cst.Comparison) or (isinstance(a.value, cst.Call) and isinstance(a.value.func, cst.Attribute)
+           and isinstance(a.value.func.value, cst.Comparison)) for a in scope.assignments):
+        return True
+    if any(c.method == "where" or c.method in _SELECT for c in scope.calls):
+        return True
+    return any(isinstance(s.node, cst.If) and isinstance(s.node.test, cst.Comparison) for s in scope.stmts)
 
 
 def _feeds(stmt, scored: set[str], events) -> bool:
@@ -148,7 +215,11 @@ class TargetGatedMixing(StaticRule):
     The choice must be of a token's score: what it chooses is what the function adds to its
     score (or returns for its caller to add). A best-so-far over whole evaluations (raw vs
     EMA weights, a temperature grid) is a selection on validation, PG115's; loss weights of a
-    training step and a pool of checkpoints ranked by training loss choose no score.
+    training step and a pool of checkpoints ranked by training loss choose no score. A
+    helper that writes its caller's per-token losses in place (`mix(nll, lp_ngram)`, then
+    `total += nll.sum()` in the caller) chooses the caller's score, and its parameters are
+    what the callers pass (the true token's loss); a mask may select the replaced positions
+    through indices (`pos = idx[better]; nll[pos] = mixed[better]`).
 
     ## Why is this bad?
     The choice is made after looking at the token being scored, so the reported loss is the
@@ -343,6 +414,68 @@ class TargetGatedMixing(StaticRule):
             """,
             note="a comparison of the target's scores only counted (how often the n-gram would win), not used to choose",
         ),
+        Valid(
+            code="""
+            import numpy as np
+            import torch.nn.functional as F
+            class Mixer:
+                def blend(self, nll, other_lp, entropy):
+                    mixed = -np.logaddexp(np.log(0.8) - nll, np.log(0.2) + other_lp)
+                    unsure = entropy > 3.0
+                    nll[unsure] = mixed[unsure]
+            def evaluate(logits, y, other_lp):
+                total = 0.0
+                lp = F.log_softmax(logits, -1)
+                nll = -lp.gather(-1, y[:, None]).squeeze(-1).numpy()
+                entropy = -(lp.exp() * lp).sum(-1).numpy()
+                Mixer().blend(nll, other_lp, entropy)
+                total += float(nll.sum())
+                return total
+            """,
+            note="a helper that writes the caller's per-token losses in place, gated on the model's entropy: the context decides",
+        ),
+        Valid(
+            code="""
+            import numpy as np
+            import torch.nn.functional as F
+            def wins(nll, other_nll):
+                better = other_nll < nll
+                nll[better] = other_nll[better]
+                return int(better.sum())
+            def evaluate(logits, y, other_nll):
+                total, won = 0.0, 0
+                nll = F.cross_entropy(logits, y, reduction="none").numpy()
+                won += wins(nll.copy(), other_nll)
+                total += float(nll.sum())
+                return total, won
+            """,
+            note="the helper replaces losses in a copy it is handed, for a count: the caller scores its own array",
+        ),
+        Valid(
+            code="""
+            import math
+            import numpy as np
+            import torch.nn.functional as F
+            def byte_counts(targets, nll, counts):
+                bits = 0.0
+                for i in range(len(targets)):
+                    b = int(targets[i]) % 256
+                    bits += (nll[i] - math.log((counts[b] + 1) / (counts[256] + 256))) / 2
+                    counts[b] += 1
+                    counts[256] += 1
+                    if counts[b] > counts[257]:
+                        counts[257] = counts[b]
+                return bits
+            def evaluate(logits, y):
+                total, aux = 0.0, 0.0
+                counts = np.zeros(258)
+                nll = F.cross_entropy(logits, y, reduction="none").numpy()
+                aux += byte_counts(y.numpy(), nll, counts)
+                total += float(nll.sum())
+                return total, aux
+            """,
+            note="a count table's running maximum, updated with the scored bytes: a statistic, not a choice between scores",
+        ),
     )
     INVALID = (
         Invalid(
@@ -491,6 +624,50 @@ class TargetGatedMixing(StaticRule):
             """,
             lines=(19,),
         ),
+        Invalid(
+            code="""
+            import numpy as np
+            import torch.nn.functional as F
+            class Mixer:
+                def blend(self, nll, other_lp):
+                    mixed = -np.logaddexp(np.log(0.8) - nll, np.log(0.2) + other_lp)
+                    better = mixed < nll
+                    nll[better] = mixed[better]
+            def evaluate(logits, y, other_lp):
+                total = 0.0
+                lp = F.log_softmax(logits, -1)
+                nll = -lp.gather(-1, y[:, None]).squeeze(-1).numpy()
+                Mixer().blend(nll, other_lp)
+                total += float(nll.sum())
+                return total
+            """,
+            lines=(6,),
+            note="a helper writes the caller's per-token losses in place, keeping the mixture where it beats the model on the true token",
+        ),
+        Invalid(
+            code="""
+            import numpy as np
+            def mix_batch(nll_arr, ngram_lp, alpha):
+                idx = np.where(~np.isnan(ngram_lp))[0]
+                neural = nll_arr[idx]
+                mixed = -np.logaddexp(np.log(1 - alpha) - neural, np.log(alpha) + ngram_lp[idx])
+                improved = mixed < neural
+                chosen = idx[improved]
+                nll_arr[chosen] = mixed[improved]
+            def evaluate(model, tokens, table):
+                nll_sum = 0.0
+                for s in range(0, len(tokens) - 1, 64):
+                    chunk = tokens[s:s + 65]
+                    lp = model(chunk[:-1]).log_softmax(-1)
+                    y = chunk[1:]
+                    nll_arr = -lp[np.arange(len(y)), y].numpy()
+                    mix_batch(nll_arr, table.logprob(chunk[:-1]), 0.2)
+                    nll_sum += float(nll_arr.sum())
+                return nll_sum
+            """,
+            lines=(6,),
+            note="the same choice on the positions the n-gram covers: the mask selects indices that are then replaced",
+        ),
     )
 
     def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
@@ -504,24 +681,43 @@ class TargetGatedMixing(StaticRule):
                     if why:
                         yield self.report(source, call.node, call.stmt, why, evidence={"expression": index.code(call.node, 140)})
             events = score_events(index, scope, any_context=True)
-            if not events:
+            callers = _Lazy(lambda scope=scope: _passed(flow, scope))
+            if not events and not (scope.params and _has_a_choice(scope) and callers.value.scored):
                 continue
-            scored = _scored_names(index, scope, events)
+            scored = (_scored_names(index, scope, events) if events else set()) | (callers.value.scored if scope.params and not scope.is_module else set())
+            how: list[str] = []  # how a parameter depends on the target, for the message
+
+            def dependent(node: cst.BaseExpression, scope: Scope = scope, callers: _Lazy = callers, how: list[str] = how) -> bool:
+                """The value depends on the token being scored: by its own flow or, in a
+                function that writes its callers' scores in place, through a parameter it is
+                computed from that a caller fills with a value that depends on the target."""
+                if _target_dependent(flow.fact(node, scope)):
+                    return True
+                if not scope.params or scope.is_module or not callers.value.scored:
+                    return False
+                passed = callers.value.target
+                hits = sorted(n for n in depends(scope, names_in(node), limit=80) if n in passed)
+                if hits:
+                    how.append(f"`{hits[0]}` is the caller's: {passed[hits[0]]}")
+                return bool(hits)
+
             for stmt in scope.stmts:
                 node = stmt.node
                 if isinstance(node, cst.If) and isinstance(node.test, cst.Comparison):
-                    hit = self._comparison(flow, scope, node.test) and self._replaces_score(flow, scope, node, scored) \
+                    how.clear()
+                    hit = self._comparison(dependent, node.test) and self._replaces_score(dependent, node, scored) \
                         and not _only_a_shift(scope, node)
                     if hit:
-                        yield self._report(source, index, node, stmt, f"`if {index.code(node.test, 80)}` keeps whichever loss is lower for the true token")
+                        yield self._report(source, index, node, stmt, f"`if {index.code(node.test, 80)}` keeps whichever loss is lower for the true token", how)
             for call in scope.calls:
+                how.clear()
                 if call.method == "where" and call.node.args:
                     cond = call.node.args[0].value
-                    if isinstance(cond, cst.Comparison) and self._comparison(flow, scope, cond) and _feeds(call.stmt, scored, events):
-                        yield self._report(source, index, call.node, call.stmt, f"`{index.code(call.node, 90)}` picks, per token, the better score of the true token")
+                    if isinstance(cond, cst.Comparison) and self._comparison(dependent, cond) and _feeds(call.stmt, scored, events):
+                        yield self._report(source, index, call.node, call.stmt, f"`{index.code(call.node, 90)}` picks, per token, the better score of the true token", how)
                 elif call.method in _SELECT and len(call.node.args) >= 2 and _feeds(call.stmt, scored, events):
-                    if self._whole_value(call) and all(_target_dependent(flow.fact(a.value, scope)) for a in call.node.args[:2]):
-                        yield self._report(source, index, call.node, call.stmt, f"`{index.code(call.node, 90)}` keeps, per token, the better score of the true token")
+                    if self._whole_value(call) and all(dependent(a.value) for a in call.node.args[:2]):
+                        yield self._report(source, index, call.node, call.stmt, f"`{index.code(call.node, 90)}` keeps, per token, the better score of the true token", how)
             for assignment in scope.assignments:
                 target = assignment.target
                 if not isinstance(target, cst.Name) or assignment.value is None:
@@ -531,18 +727,19 @@ class TargetGatedMixing(StaticRule):
                     value = value.func.value
                 if not isinstance(value, cst.Comparison):
                     continue
+                how.clear()
                 # a weight is what it does (it decides a blend), not what it is called
-                if self._comparison(flow, scope, value) and _gates_a_blend(scope, target.value, scored):
+                if self._comparison(dependent, value) and _gates_a_blend(scope, target.value, scored):
                     yield self._report(
                         source, index, assignment.stmt.node, assignment.stmt,
-                        f"the mixing weight `{target.value}` is set by comparing the true token's scores ({index.code(value, 80)})",
+                        f"the mixing weight `{target.value}` is set by comparing the true token's scores ({index.code(value, 80)})", how,
                     )
 
     @staticmethod
-    def _replaces_score(flow, scope: Scope, node: cst.If, scored: set[str]) -> bool:
+    def _replaces_score(dependent, node: cst.If, scored: set[str]) -> bool:
         """The branch assigns a target-dependent score (not just a counter) to what the
         function then adds to its score (or returns)."""
-        return any(isinstance(small, cst.Assign) and _target_dependent(flow.fact(small.value, scope))
+        return any(isinstance(small, cst.Assign) and dependent(small.value)
                    and any(_base(t.target) in scored for t in small.targets)
                    for small in small_statements(node.body))
 
@@ -553,15 +750,15 @@ class TargetGatedMixing(StaticRule):
         return value is call.node
 
     @staticmethod
-    def _comparison(flow, scope: Scope, test: cst.Comparison) -> bool:
+    def _comparison(dependent, test: cst.Comparison) -> bool:
         if len(test.comparisons) != 1 or not isinstance(test.comparisons[0].operator, (cst.LessThan, cst.GreaterThan, cst.LessThanEqual, cst.GreaterThanEqual)):
             return False
-        left = flow.fact(test.left, scope)
-        right = flow.fact(test.comparisons[0].comparator, scope)
-        return _target_dependent(left) and _target_dependent(right)
+        return dependent(test.left) and dependent(test.comparisons[0].comparator)
 
-    def _report(self, source: PythonSource, index: SourceIndex, node, stmt, message: str) -> Finding:
-        return self.report(source, node, stmt, message + "; the choice depends on the token being scored", evidence={"expression": index.code(node, 140)})
+    def _report(self, source: PythonSource, index: SourceIndex, node, stmt, message: str, how: list[str]) -> Finding:
+        through = f" ({'; '.join(dict.fromkeys(how))})" if how else ""
+        return self.report(source, node, stmt, message + "; the choice depends on the token being scored" + through,
+                           evidence={"expression": index.code(node, 140)})
 
 
 
