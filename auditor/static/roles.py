@@ -283,13 +283,45 @@ def is_prob(node: cst.BaseExpression | None, scope: Scope, depth: int = 0) -> bo
             return is_prob(node.args[0].value, scope, depth + 1)
         return False
     if isinstance(node, cst.BinaryOperation):
-        return is_prob(node.left, scope, depth + 1) or is_prob(node.right, scope, depth + 1)
+        return _normalizes(node) or is_prob(node.left, scope, depth + 1) or is_prob(node.right, scope, depth + 1)
     if isinstance(node, cst.Subscript):
         return is_prob(node.value, scope, depth + 1)
     if isinstance(node, cst.Name):
         for assignment in scope.assigned(node.value):
             if assignment.value is not None and assignment.position is None and is_prob(assignment.value, scope, depth + 1):
                 return True
+    return False
+
+
+def _last_name(node: cst.BaseExpression) -> str:
+    """``exp`` for ``np.exp(...)``, ``x.exp()``, ``exp(...)``; "" for anything but a call."""
+    if not isinstance(node, cst.Call):
+        return ""
+    func = node.func
+    return func.attr.value if isinstance(func, cst.Attribute) else (func.value if isinstance(func, cst.Name) else "")
+
+
+def _normalizes(node: cst.BinaryOperation) -> bool:
+    """A softmax written out: ``x - log(Σ exp(x))``, ``x - logsumexp(x)``, ``exp(x) / Σ exp(x)``
+    (numpy and MLX scripts normalize by hand). What the expression computes, not its name."""
+    from auditor.static.index import walk
+
+    def sums_exp(expr: cst.BaseExpression) -> bool:
+        for inner in walk(expr):
+            if isinstance(inner, cst.Call) and _last_name(inner) == "sum":
+                func = inner.func
+                parts = [func.value] if isinstance(func, cst.Attribute) else []
+                parts += [a.value for a in inner.args]
+                if any(_last_name(n) == "exp" for part in parts for n in walk(part)):
+                    return True
+        return False
+
+    right = node.right
+    if isinstance(node.operator, cst.Subtract):
+        name = _last_name(right)
+        return name == "logsumexp" or (name == "log" and sums_exp(right))
+    if isinstance(node.operator, cst.Divide):
+        return _last_name(node.left) == "exp" and sums_exp(right)
     return False
 
 

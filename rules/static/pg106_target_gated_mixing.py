@@ -139,9 +139,11 @@ class _Passed:
 def _passed(flow, scope: Scope) -> _Passed:
     """Which parameters of a function carry its callers' per-token scores: an array the
     function writes elements of, which a caller passes by name and adds to its score after
-    the call (``mix(nll, ...); total += nll.sum()``: the function writes that score in place),
-    and arguments that depend on the target in the caller (the per-token NLL of the true
-    token). Calls are bound as the flow binds them (:func:`auditor.static.passing.call_bindings`)."""
+    the call, or returns a score computed from (``mix(nll, ...); total += nll.sum()``: the
+    function writes that score in place); and the parameters that hold the true token's loss:
+    arguments that depend on the target in the caller, and an array the function itself
+    fills with such losses. Calls are bound as the flow binds them
+    (:func:`auditor.static.passing.call_bindings`)."""
     out = _Passed()
     # the parameters the function writes elements of (``nll[m] = ...``): the only ones through
     # which it can change what a caller adds up
@@ -153,7 +155,7 @@ def _passed(flow, scope: Scope) -> _Passed:
         # what the caller adds up after the call returns (the call's own statement adds its result)
         later = [e for e in events if e.stmt is not binding.call.stmt
                  and (e.stmt.order > binding.call.stmt.order or binding.call.stmt.loops)]
-        scored = _scored_names(caller_flow.index, caller, later, without=binding.call.stmt) if later else set()
+        scored = _scored_names(caller_flow.index, caller, later, without=binding.call.stmt)
         for arg, params in binding.args:
             if len(params) != 1:
                 continue
@@ -162,6 +164,13 @@ def _passed(flow, scope: Scope) -> _Passed:
             if params[0] not in out.target and _target_dependent(caller_flow.fact(arg.value, caller)):
                 where = f"{PurePath(caller_flow.index.source.path).name}:{caller_flow.index.line(binding.call.node)}"
                 out.target[params[0]] = f"`{caller.name}` passes `{caller_flow.index.code(arg.value, 50)}` for it ({where})"
+    # an array the function itself fills with the true token's loss holds it at its next call
+    # (a second pass over the stream compares against the first: ``take_min``)
+    fills = sorted(scope.assignments, key=lambda a: a.value is not None and _base(a.target) in names_in(a.value))  # plain writes first
+    for a in fills:
+        name = _base(a.target) if isinstance(a.target, cst.Subscript) else None
+        if name in out.scored and name not in out.target and a.value is not None and _target_dependent(flow.fact(a.value, scope)):
+            out.target[name] = f"`{scope.name}` writes the true token's loss into it (line {flow.index.line(a.stmt.node)}) for the next call to read"
     return out
 
 
@@ -218,8 +227,10 @@ class TargetGatedMixing(StaticRule):
     training step and a pool of checkpoints ranked by training loss choose no score. A
     helper that writes its caller's per-token losses in place (`mix(nll, lp_ngram)`, then
     `total += nll.sum()` in the caller) chooses the caller's score, and its parameters are
-    what the callers pass (the true token's loss); a mask may select the replaced positions
-    through indices (`pos = idx[better]; nll[pos] = mixed[better]`).
+    what the callers pass (the true token's loss), or what it wrote there itself at an
+    earlier call (a second pass that keeps `np.minimum(losses[w], nll)` of the first's); a
+    mask may select the replaced positions through indices (`pos = idx[better]; nll[pos] =
+    mixed[better]`).
 
     ## Why is this bad?
     The choice is made after looking at the token being scored, so the reported loss is the
@@ -476,6 +487,23 @@ class TargetGatedMixing(StaticRule):
             """,
             note="a count table's running maximum, updated with the scored bytes: a statistic, not a choice between scores",
         ),
+        Valid(
+            code="""
+            import numpy as np
+            def score_windows(logits, tokens, starts, losses):
+                for s in starts:
+                    z = logits[s] - logits[s].max(-1, keepdims=True)
+                    lp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+                    y = tokens[s + 1:s + 1 + lp.shape[0]]
+                    losses[s:s + len(y)] = -lp[np.arange(len(y)), y]
+            def evaluate(logits, tokens, first, rest):
+                losses = np.full(len(tokens) - 1, np.inf)
+                score_windows(logits, tokens, first, losses)
+                score_windows(logits, tokens, rest, losses)
+                return float(losses.sum()) / len(losses)
+            """,
+            note="two passes over different windows write the caller's losses in place; none is compared with another",
+        ),
     )
     INVALID = (
         Invalid(
@@ -667,6 +695,28 @@ class TargetGatedMixing(StaticRule):
             """,
             lines=(6,),
             note="the same choice on the positions the n-gram covers: the mask selects indices that are then replaced",
+        ),
+        Invalid(
+            code="""
+            import numpy as np
+            def score_windows(logits, tokens, starts, losses, keep_lower):
+                for s in starts:
+                    z = logits[s] - logits[s].max(-1, keepdims=True)
+                    lp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+                    y = tokens[s + 1:s + 1 + lp.shape[0]]
+                    nll = -lp[np.arange(len(y)), y]
+                    if keep_lower:
+                        losses[s:s + len(y)] = np.minimum(losses[s:s + len(y)], nll)
+                    else:
+                        losses[s:s + len(y)] = nll
+            def evaluate(logits, tokens, coarse, fine):
+                losses = np.full(len(tokens) - 1, np.inf)
+                score_windows(logits, tokens, coarse, losses, False)
+                score_windows(logits, tokens, fine, losses, True)
+                return float(losses.sum()) / len(losses)
+            """,
+            lines=(9,),
+            note="a second pass keeps, per token, the lower of its loss and the first pass's (which it wrote into the same array): a softmax written out in numpy is still log-probabilities",
         ),
     )
 
