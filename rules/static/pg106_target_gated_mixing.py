@@ -255,7 +255,10 @@ class TargetGatedMixing(StaticRule):
     ## Known problems
     Gates computed in C/C++ helpers (the within-word and word-start experts of PR #1420 and
     #1967, gated on `tokens[p]`) are not analysed; the runtime target-substitution probe
-    covers them.
+    covers them. A helper that returns the lower of two losses its caller passes
+    (`return np.minimum(nll, mixed)`, the caller adding up the result) is not judged by
+    what its callers pass, unlike one that writes the caller's array in place: a
+    log-sum-exp helper's running maximum has the same shape.
 
     ## References
     - R-NGRAM-ORACLE-GATE (PR #659), R-TILT-TARGET-GATED (PR #1420, #1967).
