@@ -76,14 +76,25 @@ def _gates_a_blend(scope: Scope, name: str, scored: set[str]) -> bool:
 
 
 def _only_a_shift(scope: Scope, branch: cst.If) -> bool:
-    """The branch sets a running maximum that only shifts a log-sum-exp: every other read of the
-    name is ``m + log(Σ exp(x - m))`` (``m`` cancels, whichever score it holds) or another step
-    of the same maximum (a comparison, or ``m = a if a > c else c``)."""
+    """The branch sets a running maximum that only shifts a log-sum-exp (see :func:`_only_a_shift_of`)."""
     names = {small.targets[0].target.value for small in small_statements(branch.body)
              if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name)}
-    if len(names) != 1:
+    return len(names) == 1 and _only_a_shift_of(scope, next(iter(names)))
+
+
+def _assigned_name(node: cst.CSTNode) -> str | None:
+    """``m`` of ``m = ...``; None for any other statement."""
+    if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+        return node.targets[0].target.value
+    return None
+
+
+def _only_a_shift_of(scope: Scope, name: str | None) -> bool:
+    """``name`` is a maximum that only shifts a log-sum-exp: every other read of it is
+    ``m + log(Σ exp(x - m))`` (``m`` cancels, whichever score it holds) or another step of the
+    same maximum (a comparison, or ``m = a if a > c else c``)."""
+    if name is None:
         return False
-    (name,) = names
     shifts = 0
     for stmt in scope.refs.get(name, ()):
         node = stmt.node
@@ -134,6 +145,7 @@ class _Passed:
 
     scored: set[str] = field(default_factory=set)  # parameters the function writes a caller's score through
     target: dict[str, str] = field(default_factory=dict)  # parameter -> how a caller's argument depends on the target
+    returned: bool = False  # a caller adds up what the function returns
 
 
 def _passed(flow, scope: Scope) -> _Passed:
@@ -141,7 +153,7 @@ def _passed(flow, scope: Scope) -> _Passed:
     function writes elements of, which a caller passes by name and adds to its score after
     the call, or returns a score computed from (``mix(nll, ...); total += nll.sum()``: the
     function writes that score in place); and the parameters that hold the true token's loss:
-    arguments that depend on the target in the caller, and an array the function itself
+    arguments that are a score of the target in the caller, and an array the function itself
     fills with such losses. Calls are bound as the flow binds them
     (:func:`auditor.static.passing.call_bindings`)."""
     out = _Passed()
@@ -156,12 +168,18 @@ def _passed(flow, scope: Scope) -> _Passed:
         later = [e for e in events if e.stmt is not binding.call.stmt
                  and (e.stmt.order > binding.call.stmt.order or binding.call.stmt.loops)]
         scored = _scored_names(caller_flow.index, caller, later, without=binding.call.stmt)
+        call_stmt = binding.call.stmt.node
+        if any(e.stmt is binding.call.stmt for e in events) or (isinstance(call_stmt, cst.Assign) and any(
+                _base(t.target) in _scored_names(caller_flow.index, caller, events) for t in call_stmt.targets)):
+            out.returned = True
         for arg, params in binding.args:
             if len(params) != 1:
                 continue
             if params[0] in written and isinstance(arg.value, cst.Name) and arg.value.value in scored:
                 out.scored.add(params[0])
-            if params[0] not in out.target and _target_dependent(caller_flow.fact(arg.value, caller)):
+            # a score of the true token (``tgtdep``), not the token ids: a count table keyed by the
+            # target (a PPM model's running maximum) compares counts, not scores
+            if params[0] not in out.target and caller_flow.fact(arg.value, caller).has("tgtdep"):
                 where = f"{PurePath(caller_flow.index.source.path).name}:{caller_flow.index.line(binding.call.node)}"
                 out.target[params[0]] = f"`{caller.name}` passes `{caller_flow.index.code(arg.value, 50)}` for it ({where})"
     # an array the function itself fills with the true token's loss holds it at its next call
@@ -169,7 +187,7 @@ def _passed(flow, scope: Scope) -> _Passed:
     fills = sorted(scope.assignments, key=lambda a: a.value is not None and _base(a.target) in names_in(a.value))  # plain writes first
     for a in fills:
         name = _base(a.target) if isinstance(a.target, cst.Subscript) else None
-        if name in out.scored and name not in out.target and a.value is not None and _target_dependent(flow.fact(a.value, scope)):
+        if name in out.scored and name not in out.target and a.value is not None and flow.fact(a.value, scope).has("tgtdep"):
             out.target[name] = f"`{scope.name}` writes the true token's loss into it (line {flow.index.line(a.stmt.node)}) for the next call to read"
     return out
 
@@ -225,7 +243,8 @@ class TargetGatedMixing(StaticRule):
     score (or returns for its caller to add). A best-so-far over whole evaluations (raw vs
     EMA weights, a temperature grid) is a selection on validation, PG115's; loss weights of a
     training step and a pool of checkpoints ranked by training loss choose no score. A
-    helper that writes its caller's per-token losses in place (`mix(nll, lp_ngram)`, then
+    helper that returns what its caller adds up (`return np.minimum(nll, mixed)`), or
+    writes its caller's per-token losses in place (`mix(nll, lp_ngram)`, then
     `total += nll.sum()` in the caller) chooses the caller's score, and its parameters are
     what the callers pass (the true token's loss), or what it wrote there itself at an
     earlier call (a second pass that keeps `np.minimum(losses[w], nll)` of the first's); a
@@ -255,10 +274,10 @@ class TargetGatedMixing(StaticRule):
     ## Known problems
     Gates computed in C/C++ helpers (the within-word and word-start experts of PR #1420 and
     #1967, gated on `tokens[p]`) are not analysed; the runtime target-substitution probe
-    covers them. A helper that returns the lower of two losses its caller passes
-    (`return np.minimum(nll, mixed)`, the caller adding up the result) is not judged by
-    what its callers pass, unlike one that writes the caller's array in place: a
-    log-sum-exp helper's running maximum has the same shape.
+    covers them. A helper that returns a value its callers add up is judged with what they
+    pass it only when it adds up no score of its own, and only on the scores they pass: a
+    choice it makes on what it reads at the token ids it is handed is not seen (a count
+    table keyed by the target looks the same as a score).
 
     ## References
     - R-NGRAM-ORACLE-GATE (PR #659), R-TILT-TARGET-GATED (PR #1420, #1967).
@@ -507,6 +526,44 @@ class TargetGatedMixing(StaticRule):
             """,
             note="two passes over different windows write the caller's losses in place; none is compared with another",
         ),
+        Valid(
+            code="""
+            import numpy as np
+            import torch.nn.functional as F
+            def lse2(a, b):
+                m = np.maximum(a, b)
+                return m + np.log(np.exp(a - m) + np.exp(b - m))
+            def evaluate(logits, ng_logits, y):
+                total = 0.0
+                nll = F.cross_entropy(logits, y, reduction="none").numpy()
+                ng = F.cross_entropy(ng_logits, y, reduction="none").numpy()
+                total += float(-lse2(np.log(0.8) - nll, np.log(0.2) - ng).sum())
+                return total
+            """,
+            note="a log-sum-exp helper whose element-wise maximum of the two scores only shifts the sum and cancels",
+        ),
+        Valid(
+            code="""
+            import numpy as np
+            import torch.nn.functional as F
+            def ppm_bits(targets, nll):
+                counts = {}
+                lp = np.zeros(len(targets))
+                for i in range(len(targets)):
+                    e = counts.setdefault(int(targets[i - 1]) if i else -1, [0, 0])
+                    lp[i] = np.log((e[0] + 1) / (i + 256))
+                    e[0] += 1
+                    if e[0] > e[1]:
+                        e[1] = e[0]
+                return float(np.sum(0.5 * nll - 0.5 * lp))
+            def evaluate(logits, y):
+                total = 0.0
+                nll = F.cross_entropy(logits, y, reduction="none").numpy()
+                total += ppm_bits(y.numpy(), nll)
+                return total
+            """,
+            note="a helper whose result the caller adds up keeps a count table's running maximum: counts keyed by tokens, not scores",
+        ),
     )
     INVALID = (
         Invalid(
@@ -721,6 +778,22 @@ class TargetGatedMixing(StaticRule):
             lines=(9,),
             note="a second pass keeps, per token, the lower of its loss and the first pass's (which it wrote into the same array): a softmax written out in numpy is still log-probabilities",
         ),
+        Invalid(
+            code="""
+            import numpy as np
+            import torch.nn.functional as F
+            def pick(model_nll, mixed_nll):
+                return np.minimum(model_nll, mixed_nll)
+            def evaluate(logits, y, other_lp):
+                total = 0.0
+                nll = F.cross_entropy(logits, y, reduction="none").numpy()
+                mixed = -np.logaddexp(np.log(0.8) - nll, np.log(0.2) + other_lp)
+                total += float(pick(nll, mixed).sum())
+                return total
+            """,
+            lines=(4,),
+            note="a helper returns, per token, the lower of the two losses its caller passes, and the caller adds it up",
+        ),
     )
 
     def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
@@ -734,19 +807,30 @@ class TargetGatedMixing(StaticRule):
                     if why:
                         yield self.report(source, call.node, call.stmt, why, evidence={"expression": index.code(call.node, 140)})
             events = score_events(index, scope, any_context=True)
+            # what the callers pass matters only to a function that holds a choice
+            chooses = bool(scope.params) and not scope.is_module and _has_a_choice(scope)
             callers = _Lazy(lambda scope=scope: _passed(flow, scope))
-            if not events and not (scope.params and _has_a_choice(scope) and callers.value.scored):
+            in_place = callers.value.scored if chooses else set()
+            # a function that adds up its own score is judged on it; one that only returns a
+            # value its callers add up is judged with what they pass it
+            returned = chooses and not events and callers.value.returned
+            if not events and not in_place and not returned:
                 continue
-            scored = (_scored_names(index, scope, events) if events else set()) | (callers.value.scored if scope.params and not scope.is_module else set())
+            scored = (_scored_names(index, scope, events) if events or returned else set()) | in_place
             how: list[str] = []  # how a parameter depends on the target, for the message
 
-            def dependent(node: cst.BaseExpression, scope: Scope = scope, callers: _Lazy = callers, how: list[str] = how) -> bool:
+            def dependent(node: cst.BaseExpression, scope: Scope = scope, callers: _Lazy = callers, how: list[str] = how,
+                          chosen_for_callers: bool = bool(in_place) or returned, only_passed: bool = returned and not in_place) -> bool:
                 """The value depends on the token being scored: by its own flow or, in a
-                function that writes its callers' scores in place, through a parameter it is
-                computed from that a caller fills with a value that depends on the target."""
-                if _target_dependent(flow.fact(node, scope)):
+                function that writes its callers' scores in place or returns what they add
+                up, through a parameter it is computed from that a caller fills with a value
+                that depends on the target. A helper that only returns a value is judged on
+                the scores its callers pass alone: its own reads at the token ids it is handed
+                (a count table keyed by the target, updated after the token is scored) are
+                statistics as often as scores."""
+                if not only_passed and _target_dependent(flow.fact(node, scope)):
                     return True
-                if not scope.params or scope.is_module or not callers.value.scored:
+                if not chosen_for_callers:
                     return False
                 passed = callers.value.target
                 hits = sorted(n for n in depends(scope, names_in(node), limit=80) if n in passed)
@@ -769,7 +853,8 @@ class TargetGatedMixing(StaticRule):
                     if isinstance(cond, cst.Comparison) and self._comparison(dependent, cond) and _feeds(call.stmt, scored, events):
                         yield self._report(source, index, call.node, call.stmt, f"`{index.code(call.node, 90)}` picks, per token, the better score of the true token", how)
                 elif call.method in _SELECT and len(call.node.args) >= 2 and _feeds(call.stmt, scored, events):
-                    if self._whole_value(call) and all(dependent(a.value) for a in call.node.args[:2]):
+                    if self._whole_value(call) and all(dependent(a.value) for a in call.node.args[:2]) \
+                            and not _only_a_shift_of(scope, _assigned_name(call.stmt.node)):
                         yield self._report(source, index, call.node, call.stmt, f"`{index.code(call.node, 90)}` keeps, per token, the better score of the true token", how)
             for assignment in scope.assignments:
                 target = assignment.target
