@@ -12,6 +12,7 @@ from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
 from auditor.static.index import CallSite, Scope
+from auditor.static.roles import is_prob
 
 #: Losses and the position / keyword of their target argument.
 LOSSES = {
@@ -30,8 +31,10 @@ class TargetIdRemap(StaticRule):
     Finds target token ids changed before the loss that scores them: an upper clamp
     (`y.clamp(max=V - 1)`, `torch.clamp(y, 0, V - 1)`, `y.clamp_max(…)`, `np.clip`), a
     modulo (`y % V`, `torch.remainder`, `fmod`), or a `where` that replaces ids at or above a
-    bound, in the target argument of `cross_entropy`, `nll_loss` or `gather` (followed
-    through local assignments, views and conversions). It is a warning: a clamp to the
+    bound, in the target argument of `cross_entropy` or `nll_loss`, or the index of a
+    `gather` over (log-)probabilities (followed through local assignments, views and
+    conversions); a gather over anything else (attention keys, per-token losses picked by
+    position) scores no token. It is a warning: a clamp to the
     tokenizer's own vocabulary changes nothing, and only the vocabulary sizes (or the
     runtime byte accounting) tell.
 
@@ -85,6 +88,18 @@ class TargetIdRemap(StaticRule):
             """,
             note="hashing the input ids is a model choice; the targets are scored as they are",
         ),
+        Valid(
+            code="""
+            import torch
+            def attend(q, k, v, kv_idx, n_kv):
+                idx = kv_idx.clamp(max=n_kv - 1)
+                keys = torch.gather(k, 2, idx.unsqueeze(-1).expand(-1, -1, -1, k.size(-1)))
+                vals = v.gather(2, idx.unsqueeze(-1).expand(-1, -1, -1, v.size(-1)))
+                w = torch.softmax(q @ keys.transpose(-1, -2), -1)
+                return w @ vals
+            """,
+            note="positions clamped to gather attention keys and values: no token's score is read",
+        ),
     )
     INVALID = (
         Invalid(
@@ -106,13 +121,24 @@ class TargetIdRemap(StaticRule):
             """,
             lines=(4,),
         ),
+        Invalid(
+            code="""
+            import torch
+            def eval_loss(logits, targets, V):
+                z = logits - logits.max(-1, keepdim=True).values
+                lp = z - torch.log(torch.exp(z).sum(-1, keepdim=True))
+                return -lp.gather(-1, targets.clamp(max=V - 1).unsqueeze(-1)).sum()
+            """,
+            lines=(5,),
+            note="a log-softmax written out is log-probabilities all the same",
+        ),
     )
 
     def check(self, evidence: Evidence, source: PythonSource) -> Iterable[Finding]:
         index = self.index(source)
         for scope in index.scopes:
             for call in scope.calls:
-                target = self._target(call)
+                target = self._target(call, scope)
                 if target is None:
                     continue
                 remap = _remap(scope, target, set())
@@ -127,12 +153,19 @@ class TargetIdRemap(StaticRule):
                 )
 
     @staticmethod
-    def _target(call: CallSite) -> cst.BaseExpression | None:
+    def _target(call: CallSite, scope: Scope) -> cst.BaseExpression | None:
+        """The token ids a call scores: a loss's target, or the index of a gather over
+        (log-)probabilities. A gather over anything else (attention keys, hidden states,
+        per-token losses picked by position) reads no token's score."""
         spec = LOSSES.get(call.qualified)
+        if call.method == "gather":
+            source = call.arg(0, "input") if spec is not None else (
+                call.node.func.value if isinstance(call.node.func, cst.Attribute) else None)
+            if not is_prob(source, scope):
+                return None
+            return call.arg(*spec) if spec is not None else call.arg(1, "index")  # tensor.gather(dim, index)
         if spec is not None:
             return call.arg(*spec)
-        if call.method == "gather" and isinstance(call.node.func, cst.Attribute) and call.qualified not in LOSSES:
-            return call.arg(1, "index")  # tensor.gather(dim, index)
         return None
 
 
