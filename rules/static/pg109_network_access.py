@@ -13,6 +13,7 @@ from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
 from auditor.static.index import walk
+from auditor.static.names import dotted
 
 #: Calls that reach the network (prefix match on the qualified name).
 NETWORK_CALLS = (
@@ -65,7 +66,10 @@ class NetworkAccess(StaticRule):
     A download that runs only when a file is missing (`if not os.path.exists(shard):`, the
     rest of a function after `if os.path.exists(cache): return`) is data preparation: a
     warning, since with the data in place it never runs. A package installed at run time
-    (`subprocess.check_call([sys.executable, "-m", "pip", "install", ...])`) is a warning too.
+    (`subprocess.check_call([sys.executable, "-m", "pip", "install", ...])`) is a warning too,
+    as is any network access that runs only when a module cannot be imported (in an `except
+    ImportError` handler, or after a `try` that returns once the import succeeds): package
+    setup, which never runs where the package is installed.
 
     ## Known problems
     Apart from the file-missing guard, the check does not tell the evaluation path from
@@ -141,6 +145,16 @@ class NetworkAccess(StaticRule):
                 if what is None:
                     continue
                 missing = _only_when_missing(index, call.stmt)
+                unimportable = "" if missing else _only_when_import_fails(index, call.stmt)
+                if unimportable:
+                    yield self.report(
+                        source, call.node, call.stmt,
+                        f"network access through {what}, only when `{unimportable}` cannot be imported: package "
+                        "setup, which must not run at evaluation (the environment must have the package installed)",
+                        evidence={"call": name, "reaches": what, "runs_when_import_fails": unimportable},
+                        key=name, severity=Severity.WARNING, confidence=Confidence.MEDIUM,
+                    )
+                    continue
                 if what == "pip install" and not missing:
                     yield self.report(
                         source, call.node, call.stmt,
@@ -190,6 +204,61 @@ def _only_when_missing(index, stmt) -> str:
         if missing:
             return missing
     return ""
+
+
+_IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
+
+
+def _only_when_import_fails(index, stmt) -> str:
+    """The module whose failed import the statement's running requires, else "": it sits in an
+    ``except ImportError`` handler of a ``try`` that imports the module, or follows (in its
+    function's body) such a ``try`` whose body returns once the import succeeds (``try:
+    import_module(m); return True`` / ``except ImportError: print(...)``, then the install)."""
+    func = stmt.scope.node
+    if not isinstance(func, cst.FunctionDef) or not isinstance(func.body, cst.IndentedBlock):
+        return ""
+    target = stmt.node
+    failed = ""
+    for item in func.body.body:
+        inside = any(n is target for n in walk(item))
+        if isinstance(item, cst.Try):
+            module = _imported(index, item.body)
+            catching = [h for h in item.handlers if _catches_import_error(h)]
+            if module and catching:
+                if inside and any(n is target for h in catching for n in walk(h)):
+                    return module
+                if not inside and _returns(item.body) and not any(_returns(h.body) for h in catching):
+                    failed = failed or module
+        if inside:
+            return failed
+    return ""
+
+
+def _catches_import_error(handler: cst.ExceptHandler) -> bool:
+    kinds = handler.type
+    names = [e.value for e in kinds.elements] if isinstance(kinds, cst.Tuple) else [kinds] if kinds is not None else []
+    return any((dotted(n) or "").rsplit(".", 1)[-1] in _IMPORT_ERRORS for n in names)
+
+
+def _imported(index, block: cst.BaseSuite) -> str:
+    """The module a block imports (an import statement or ``import_module``/``__import__``), else ""."""
+    for node in walk(block):
+        if isinstance(node, cst.Import) and node.names:
+            return dotted(node.names[0].name) or ""
+        if isinstance(node, cst.ImportFrom) and node.module is not None:
+            return dotted(node.module) or ""
+        if isinstance(node, cst.Call) and (dotted(node.func) or "").rsplit(".", 1)[-1] in ("import_module", "__import__") and node.args:
+            value = node.args[0].value
+            return value.evaluated_value if isinstance(value, cst.SimpleString) and isinstance(value.evaluated_value, str) else index.code(value, 60)
+    return ""
+
+
+def _returns(block: cst.BaseSuite) -> bool:
+    """The block ends with a ``return``."""
+    last = block.body[-1] if block.body else None
+    if isinstance(last, cst.SimpleStatementLine):
+        return any(isinstance(s, cst.Return) for s in last.body)
+    return isinstance(last, cst.Return)
 
 
 def _missing(index, test: cst.BaseExpression, holds: bool) -> str:
