@@ -110,6 +110,22 @@ class NetworkAccess(StaticRule):
             lines=(6,),
             note="a download only when the shards are missing: data preparation, a warning",
         ),
+        Invalid(
+            code=(
+                "import importlib, subprocess, sys\n"
+                "def ensure_kernels():\n"
+                "    try:\n"
+                "        importlib.import_module('fast_kernels._C')\n"
+                "        return True\n"
+                "    except ImportError:\n"
+                "        print('installing kernels')\n"
+                "    subprocess.check_call(['curl', '-sS', 'https://example.com/get-pip.py', '-o', 'get-pip.py'])\n"
+                "    return False\n"
+                "ensure_kernels()\n"
+            ),
+            lines=(8,),
+            note="a download only when a module cannot be imported: package setup, a warning",
+        ),
         Invalid(code="from huggingface_hub import hf_hub_download as get\nw = get('a/b', 'c.pt')\n", lines=(2,)),
         Invalid(code="import subprocess\nsubprocess.run('curl -O https://x/y.bin', shell=True)\n", lines=(2,)),
         Invalid(
