@@ -160,34 +160,12 @@ class NetworkAccess(StaticRule):
                             what = "pip install"
                 if what is None:
                     continue
-                missing = _only_when_missing(index, call.stmt)
-                unimportable = "" if missing else _only_when_import_fails(index, call.stmt)
-                if unimportable:
-                    yield self.report(
-                        source, call.node, call.stmt,
-                        f"network access through {what}, only when `{unimportable}` cannot be imported: package "
-                        "setup, which must not run at evaluation (the environment must have the package installed)",
-                        evidence={"call": name, "reaches": what, "runs_when_import_fails": unimportable},
-                        key=name, severity=Severity.WARNING, confidence=Confidence.MEDIUM,
-                    )
-                    continue
-                if what == "pip install" and not missing:
-                    yield self.report(
-                        source, call.node, call.stmt,
-                        "a package is installed from the network at run time (pip install); the evaluation "
-                        "environment has its packages installed, and a run must not reach the network",
-                        evidence={"call": name, "reaches": what},
-                        key=name, severity=Severity.WARNING, confidence=Confidence.MEDIUM,
-                    )
-                    continue
-                if missing:
-                    yield self.report(
-                        source, call.node, call.stmt,
-                        f"network access through {what}, only when {missing} is missing: data preparation, "
-                        "which must not run at evaluation (the files must be in place)",
-                        evidence={"call": name, "reaches": what, "runs_when_missing": missing},
-                        key=name, severity=Severity.WARNING, confidence=Confidence.LOW,
-                    )
+                setup = _setup(index, call.stmt, what)
+                if setup is not None:  # runs only to prepare what a prepared machine has: a warning
+                    message, runs_when, confidence = setup
+                    yield self.report(source, call.node, call.stmt, message,
+                                      evidence={"call": name, "reaches": what} | runs_when,
+                                      key=name, severity=Severity.WARNING, confidence=confidence)
                     continue
                 yield self.report(
                     source,
@@ -220,6 +198,26 @@ def _only_when_missing(index, stmt) -> str:
         if missing:
             return missing
     return ""
+
+
+def _setup(index, stmt, what: str) -> tuple[str, dict[str, str], Confidence] | None:
+    """(message, evidence, confidence) when the network access only sets up the machine: a
+    download behind a file-missing guard (data preparation), one behind a failed import or any
+    ``pip install`` (package setup); None when it runs whatever is on disk and installed."""
+    missing = _only_when_missing(index, stmt)
+    unimportable = "" if missing else _only_when_import_fails(index, stmt)
+    if unimportable:
+        return (f"network access through {what}, only when `{unimportable}` cannot be imported: package setup, "
+                "which must not run at evaluation (the environment must have the package installed)",
+                {"runs_when_import_fails": unimportable}, Confidence.MEDIUM)
+    if what == "pip install" and not missing:
+        return ("a package is installed from the network at run time (pip install); the evaluation "
+                "environment has its packages installed, and a run must not reach the network", {}, Confidence.MEDIUM)
+    if missing:
+        return (f"network access through {what}, only when {missing} is missing: data preparation, "
+                "which must not run at evaluation (the files must be in place)",
+                {"runs_when_missing": missing}, Confidence.LOW)
+    return None
 
 
 _IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
