@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
-from auditor.static.names import ImportTable, dotted
+from auditor.static.names import ImportTable, callee_name, dotted
 
 if TYPE_CHECKING:
     from auditor.source import PythonSource
@@ -199,11 +199,7 @@ class CallSite:
     @property
     def method(self) -> str:
         """The last part of the callee's name (``update`` for ``self.mixer.update``)."""
-        if isinstance(self.node.func, cst.Attribute):
-            return self.node.func.attr.value
-        if isinstance(self.node.func, cst.Name):
-            return self.node.func.value
-        return ""
+        return callee_name(self.node)
 
     def arg(self, index: int, keyword: str | None = None) -> cst.BaseExpression | None:
         """A positional argument by index, or a keyword argument by name."""

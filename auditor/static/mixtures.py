@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from auditor.static.index import Assignment, Scope, Stmt, children, own_nodes, walk
-from auditor.static.names import dotted
+from auditor.static.names import callee_name, dotted
 
 #: Calls that combine two log-probabilities by a log-sum-exp.
 _LOGADDEXP = frozenset({"logaddexp", "logaddexp2"})
@@ -126,9 +126,9 @@ def _manual_lse(node: cst.CSTNode) -> tuple[cst.BaseExpression, cst.BaseExpressi
     for first, second in ((node.left, node.right), (node.right, node.left)):
         if not isinstance(first, cst.Call) or len(first.args) != 2:
             continue
-        if _called(first) not in _MAXES:
+        if callee_name(first) not in _MAXES:
             continue
-        calls = {_called(n) for n in walk(second) if isinstance(n, cst.Call)}
+        calls = {callee_name(n) for n in walk(second) if isinstance(n, cst.Call)}
         if calls & {"log1p", "log"} and "exp" in calls:
             return first.args[0].value, first.args[1].value
     return None
@@ -144,15 +144,10 @@ def shifted_lse(node: cst.BaseExpression, shift: str) -> bool:
         if not (isinstance(first, cst.Name) and first.value == shift):
             continue
         reads = sum(1 for n in walk(rest) if isinstance(n, cst.Name) and n.value == shift)
-        shifted = sum(1 for n in walk(rest) if isinstance(n, cst.Call) and _called(n) == "exp" and len(n.args) == 1
+        shifted = sum(1 for n in walk(rest) if isinstance(n, cst.Call) and callee_name(n) == "exp" and len(n.args) == 1
                       and _minus(n.args[0].value, shift))
         return reads > 0 and shifted == reads
     return False
-
-
-def _called(call: cst.Call) -> str:
-    func = call.func
-    return func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
 
 
 def _minus(node: cst.BaseExpression, shift: str) -> bool:

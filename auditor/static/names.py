@@ -22,6 +22,16 @@ def dotted(node: cst.BaseExpression) -> str | None:
     return None
 
 
+def callee_name(node: cst.CSTNode) -> str:
+    """The last part of a call's callee (``exp`` for ``np.exp(x)``, ``x.exp()`` and ``exp(x)``);
+    "" for anything but a call of a name or an attribute."""
+    if type(node) is not cst.Call:
+        return ""
+    func = node.func
+    cls = type(func)
+    return func.attr.value if cls is cst.Attribute else func.value if cls is cst.Name else ""
+
+
 def _module_name(node: cst.BaseExpression) -> str:
     return dotted(node) or ""
 

@@ -34,7 +34,7 @@ import libcst as cst
 
 from auditor.static.facts import EMPTY, Fact
 from auditor.static.index import Scope, SourceIndex, walk
-from auditor.static.names import dotted
+from auditor.static.names import callee_name, dotted
 
 TGT_NAME = re.compile(
     r"^(y|ys|yb|yy|y_?(batch|np|t|flat|flat_np|true|tok|toks|tokens|ids|next|all|cpu|gpu|chunk|seq|win|w|b|i|j|np_flat|local|gt|val|tgt|cur|v)\d*"
@@ -293,35 +293,26 @@ def is_prob(node: cst.BaseExpression | None, scope: Scope, depth: int = 0) -> bo
     return False
 
 
-def _last_name(node: cst.BaseExpression) -> str:
-    """``exp`` for ``np.exp(...)``, ``x.exp()``, ``exp(...)``; "" for anything but a call."""
-    if not isinstance(node, cst.Call):
-        return ""
-    func = node.func
-    return func.attr.value if isinstance(func, cst.Attribute) else (func.value if isinstance(func, cst.Name) else "")
-
-
 def _normalizes(node: cst.BinaryOperation) -> bool:
     """A softmax written out: ``x - log(Σ exp(x))``, ``x - logsumexp(x)``, ``exp(x) / Σ exp(x)``
     (numpy and MLX scripts normalize by hand). What the expression computes, not its name."""
-    from auditor.static.index import walk
 
     def sums_exp(expr: cst.BaseExpression) -> bool:
         for inner in walk(expr):
-            if isinstance(inner, cst.Call) and _last_name(inner) == "sum":
+            if isinstance(inner, cst.Call) and callee_name(inner) == "sum":
                 func = inner.func
                 parts = [func.value] if isinstance(func, cst.Attribute) else []
                 parts += [a.value for a in inner.args]
-                if any(_last_name(n) == "exp" for part in parts for n in walk(part)):
+                if any(callee_name(n) == "exp" for part in parts for n in walk(part)):
                     return True
         return False
 
     right = node.right
     if isinstance(node.operator, cst.Subtract):
-        name = _last_name(right)
+        name = callee_name(right)
         return name == "logsumexp" or (name == "log" and sums_exp(right))
     if isinstance(node.operator, cst.Divide):
-        return _last_name(node.left) == "exp" and sums_exp(right)
+        return callee_name(node.left) == "exp" and sums_exp(right)
     return False
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache, partial
 from pathlib import PurePath
 
 import libcst as cst
@@ -160,17 +161,21 @@ def _passed(flow, scope: Scope) -> _Passed:
     # the parameters the function writes elements of (``nll[m] = ...``): the only ones through
     # which it can change what a caller adds up
     written = {_base(a.target) for a in scope.assignments if isinstance(a.target, cst.Subscript)}
+    per_caller: dict[int, tuple[list, set[str]]] = {}  # caller -> (its score events, all it scores)
     for binding in call_bindings(flow, scope):
         caller = binding.caller
         caller_flow = flow.flow_for(caller)
-        events = score_events(caller_flow.index, caller, any_context=True)
+        if id(caller) not in per_caller:
+            events = score_events(caller_flow.index, caller, any_context=True)
+            per_caller[id(caller)] = events, _scored_names(caller_flow.index, caller, events)
+        events, caller_scored = per_caller[id(caller)]
         # what the caller adds up after the call returns (the call's own statement adds its result)
         later = [e for e in events if e.stmt is not binding.call.stmt
                  and (e.stmt.order > binding.call.stmt.order or binding.call.stmt.loops)]
         scored = _scored_names(caller_flow.index, caller, later, without=binding.call.stmt)
         call_stmt = binding.call.stmt.node
-        if any(e.stmt is binding.call.stmt for e in events) or (isinstance(call_stmt, cst.Assign) and any(
-                _base(t.target) in _scored_names(caller_flow.index, caller, events) for t in call_stmt.targets)):
+        if any(e.stmt is binding.call.stmt for e in events) or (
+                isinstance(call_stmt, cst.Assign) and any(_base(t.target) in caller_scored for t in call_stmt.targets)):
             out.returned = True
         for arg, params in binding.args:
             if len(params) != 1:
@@ -190,20 +195,6 @@ def _passed(flow, scope: Scope) -> _Passed:
         if name in out.scored and name not in out.target and a.value is not None and flow.fact(a.value, scope).has("tgtdep"):
             out.target[name] = f"`{scope.name}` writes the true token's loss into it (line {flow.index.line(a.stmt.node)}) for the next call to read"
     return out
-
-
-class _Lazy:
-    """A value computed when first asked for."""
-
-    def __init__(self, build) -> None:
-        self._build = build
-        self._value = None
-
-    @property
-    def value(self):
-        if self._value is None:
-            self._value = self._build()
-        return self._value
 
 
 def _has_a_choice(scope: Scope) -> bool:
@@ -809,17 +800,17 @@ class TargetGatedMixing(StaticRule):
             events = score_events(index, scope, any_context=True)
             # what the callers pass matters only to a function that holds a choice
             chooses = bool(scope.params) and not scope.is_module and _has_a_choice(scope)
-            callers = _Lazy(lambda scope=scope: _passed(flow, scope))
-            in_place = callers.value.scored if chooses else set()
+            callers = cache(partial(_passed, flow, scope))  # asked only of a function that chooses
+            in_place = callers().scored if chooses else set()
             # a function that adds up its own score is judged on it; one that only returns a
             # value its callers add up is judged with what they pass it
-            returned = chooses and not events and callers.value.returned
+            returned = chooses and not events and callers().returned
             if not events and not in_place and not returned:
                 continue
             scored = (_scored_names(index, scope, events) if events or returned else set()) | in_place
             how: list[str] = []  # how a parameter depends on the target, for the message
 
-            def dependent(node: cst.BaseExpression, scope: Scope = scope, callers: _Lazy = callers, how: list[str] = how,
+            def dependent(node: cst.BaseExpression, scope: Scope = scope, callers: Callable[[], _Passed] = callers, how: list[str] = how,
                           chosen_for_callers: bool = bool(in_place) or returned, only_passed: bool = returned and not in_place) -> bool:
                 """The value depends on the token being scored: by its own flow or, in a
                 function that writes its callers' scores in place or returns what they add
@@ -832,7 +823,7 @@ class TargetGatedMixing(StaticRule):
                     return True
                 if not chosen_for_callers:
                     return False
-                passed = callers.value.target
+                passed = callers().target
                 hits = sorted(n for n in depends(scope, names_in(node), limit=80) if n in passed)
                 if hits:
                     how.append(f"`{hits[0]}` is the caller's: {passed[hits[0]]}")

@@ -13,7 +13,7 @@ from auditor.rule import Invalid, Valid
 from auditor.source import PythonSource
 from auditor.static.base import StaticRule
 from auditor.static.index import walk
-from auditor.static.names import dotted
+from auditor.static.names import callee_name, dotted
 
 #: Calls that reach the network (prefix match on the qualified name).
 NETWORK_CALLS = (
@@ -261,7 +261,7 @@ def _imported(index, block: cst.BaseSuite) -> str:
             return dotted(node.names[0].name) or ""
         if isinstance(node, cst.ImportFrom) and node.module is not None:
             return dotted(node.module) or ""
-        if isinstance(node, cst.Call) and (dotted(node.func) or "").rsplit(".", 1)[-1] in ("import_module", "__import__") and node.args:
+        if callee_name(node) in ("import_module", "__import__") and node.args:
             value = node.args[0].value
             return value.evaluated_value if isinstance(value, cst.SimpleString) and isinstance(value.evaluated_value, str) else index.code(value, 60)
     return ""
