@@ -17,15 +17,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from auditor.discover import discover
-from auditor.runtime.harness import causality_of
+from auditor.engine import AuditOptions
+from auditor.evidence import Evidence
 from auditor.runtime.sandbox import Limits
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "runtime"
 
 
 def run(name: str, settings: dict, limits: Limits) -> tuple[str, object, float]:
+    """One fixture as ``check --runtime`` runs it (in the scored configuration of its seed logs)."""
     started = time.monotonic()
-    result = causality_of(discover([FIXTURES / name])[0], settings, limits)
+    options = AuditOptions(runtime=True, runtime_settings=settings, runtime_limits=limits)
+    result = Evidence(discover([FIXTURES / name])[0], options.context()).runtime
     return name, result, time.monotonic() - started
 
 

@@ -43,12 +43,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from auditor.runtime import absent, bytecount, confine, data, guard, layout, loader, protocol, stage, stubs, track
+from auditor.runtime import absent, bytecount, confine, data, guard, layout, loader, protocol, rescore, stage, stubs, track
 from auditor.runtime.capture import PassResult, _floats, _has_number, scored_terms, select_scored, set_in, walk
 from auditor.runtime.knobs import Settings, is_table_size, knob_values, required_seq_len, restored_sizes, role_of
 from auditor.runtime.patches import install_sibling_finder, modes_follow_threads, patch_numpy_loaders
 from auditor.runtime.precomputed import ChangedRun
-from auditor.runtime.probing import probe_pipeline, probe_snapshots, replays_per_scorer
+from auditor.runtime.probing import probe_pipeline, probe_rescorers, probe_snapshots, replays_per_scorer
 from auditor.runtime.replay import Replays, Snapshot, quiet
 from auditor.runtime.track import TRACKER
 
@@ -78,6 +78,8 @@ class Session(Replays):
         self.current = self.stream
         self.passes: list[PassResult] = []
         self.snapshots: dict[str, Snapshot] = {}
+        #: calls whose returned figure no tracked loss explains, with their aligned inputs
+        self.rescorers: list[rescore.Rescorer] = []
         self.take_snapshots = True
         self.depth = 0
         self.pass_ids = itertools.count(1)
@@ -173,6 +175,8 @@ class Session(Replays):
         snapshot = None
         if depth == 0 and self.take_snapshots:
             snapshot = self._snapshot(fn, name, args, kwargs)
+        # copied before the call, which may change them in place
+        aligned = rescore.aligned_inputs(args, kwargs, self.current) if self.in_baseline else None
         TRACKER.open_passes.append(pass_id)
         self.depth += 1
         started = time.perf_counter()
@@ -192,6 +196,8 @@ class Session(Replays):
         if not pr.returned and not pr.complete and "no per-token loss" in pr.reason:
             pr.ignored = True  # a helper with "eval" in its name (it prepares, it does not score)
             snapshot = None
+        if aligned is not None and not pr.complete and pr.returned and "no per-token loss" in pr.reason:
+            self.rescorers.append(rescore.Rescorer(fn, name, index, args, kwargs, *aligned, returned=pr.returned))
         if record and not pr.ignored:
             self.passes.append(pr)
         self.last_pass = pr
@@ -410,6 +416,7 @@ def _retry_with_real_sizes(session: Session, base: Run) -> Run:
     given = ", ".join(f"{k}={v}" if v is not None else f"{k} (the script's default)" for k, v in sorted(restore.items()))
     out.adjustments.append(f"not shrunk: {given}; shrunk, the run stopped ({where}{error.type}: {error.message[:160]})")
     session.snapshots = {}
+    session.rescorers = []
     out.stage_lines = []
     out.metric_lines = []
     return session.run_pipeline("baseline", session.stream)
@@ -587,6 +594,7 @@ def _drive(session: Session, job: protocol.Job, workdir: Path, home: Path) -> No
         session.account_bytes(base)
         session.ask_for_time(base)
         session.checkpoint()
+        probe_rescorers(session)
         complete = [p for p in base.passes if p.complete and p.depth == 0]
         if complete and time.monotonic() < session.deadline:
             session.checkpoint("rerunning the script on a changed stream")

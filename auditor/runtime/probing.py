@@ -4,15 +4,16 @@ after a cut, and each evaluation function replayed under :mod:`auditor.runtime.p
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditor.runtime import data, probes, protocol, stage
+from auditor.runtime import data, probes, protocol, rescore, stage
 from auditor.runtime.capture import PassResult
 from auditor.runtime.precomputed import ChangedRun, probe_precomputed
-from auditor.runtime.replay import OUT_OF_TIME, Snapshot
+from auditor.runtime.replay import OUT_OF_TIME, Snapshot, quiet
 
 if TYPE_CHECKING:
     from auditor.runtime.driver import Run, Session
@@ -98,6 +99,57 @@ def reported_evaluation(session: Session) -> str | None:
             found = stage.scorer_of(score, passes)
             if found is not None:
                 return found.name
+    return None
+
+
+#: Longest the rescorer probes may take, out of the run's budget.
+RESCORER_BUDGET_S = 90.0
+
+
+def probe_rescorers(session: Session) -> None:
+    """Probe each rescorer whose returned bits per byte the run printed on a claimed stage's
+    line, or, for a script that claims nothing (no seed logs), on any bpb line
+    (:mod:`auditor.runtime.rescore`); the other figures are not what a claim is about."""
+    if not session.rescorers:
+        return
+    deadline = min(session.deadline, time.monotonic() + RESCORER_BUDGET_S)
+    for r in session.rescorers:
+        if time.monotonic() > deadline or any(sc.name == r.name for sc in session.result.scorers):
+            continue
+        slot = _printed_slot(session, r.returned)
+        if slot is None:
+            continue
+        entry = protocol.ScorerRecord(r.name, calls=session.calls.get(r.name, 1))
+        session.result.scorers.append(entry)
+        watch = session.tokenizer_watch
+        if session.byte_tables is None or not watch.loaded_harness or watch.loaded_other:
+            entry.probes.append(_row(probes.ProbeResult(
+                "substitution", "inconclusive", "the run did not count bytes with the harness's tokenizer, so the "
+                "rescorer's bits per byte cannot be read as per-token losses", scorer=r.name)))
+            continue
+        session.checkpoint(f"probing {r.name}() as a rescorer")
+        with quiet(session):
+            result = rescore.probe(r, slot, session.stream, session.byte_tables, session.settings.vocab, deadline)
+        entry.probes.append(_row(result))
+        session.checkpoint()
+
+
+_BPB_VALUE = re.compile(r"bpb\w*\s*[:=]\s*(-?\d+\.(\d+))", re.I)
+
+
+def _printed_slot(session: Session, returned: list[float]) -> int | None:
+    """Which returned number a claimed stage's line printed as its bits per byte (a lone
+    script: any line's bpb), or None."""
+    labels = session.job.stage_labels
+    if labels:
+        printed = [(sc.bpb_text, sc.decimals) for label in labels
+                   for sc in stage.printed_scores(session.result.stage_lines, label)]
+    else:
+        printed = [(m.group(1), len(m.group(2))) for line in session.result.metric_lines
+                   for m in _BPB_VALUE.finditer(line)]
+    for i, value in enumerate(returned):
+        if any(stage.same_printed(text, decimals, value) for text, decimals in printed):
+            return i
     return None
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from auditor.discover import discover
-from auditor.runtime.harness import Causality, causality_of
+from auditor.engine import AuditOptions
+from auditor.evidence import Evidence
+from auditor.runtime.harness import Causality
 from auditor.runtime.sandbox import Limits, sandbox_problem
 
 from ..conftest import REPO_ROOT
@@ -32,8 +34,13 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 
 def run_fixture(name: str) -> Causality:
+    """A fixture through the harness as ``check --runtime`` runs it: in the scored configuration
+    of its seed logs, when it ships any (else the script's defaults, and no claimed stage)."""
     bundle = discover([FIXTURES / name])[0]
-    return causality_of(bundle, SETTINGS, LIMITS)
+    options = AuditOptions(runtime=True, runtime_settings=SETTINGS, runtime_limits=LIMITS)
+    result = Evidence(bundle, options.context()).runtime
+    assert result is not None
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -72,6 +72,7 @@ def test_inputs_precomputed_from_the_stream_are_found_and_tried(runtime_results)
     ("helper_loaded_by_path", "substitution", "target_in_key"),  # the evaluation is in a module loaded by path
     ("cache_plus1_leak", "substitution", "target_in_key"),
     ("target_gated_mixer", "substitution", "target_gated"),
+    ("byte_spread_mixture", "substitution", "bpb_accounting"),  # a pure-Python rescorer, probed as a black box
     ("precomputed_target_gate", "pipeline_substitution", "causality"),  # the gate arrives as a tensor (#1967)
     ("slot", "future", "slot"),
     ("ttt_before_score", "score_before_update", "ttt_before_score"),
@@ -88,6 +89,18 @@ def test_each_leak_is_caught_by_the_right_probe(name, probe, tag, runtime_result
     assert any(tag in f.tags for f in errors), [(f.code, f.tags) for f in errors]
     evidence = errors[0].evidence
     assert "probe" in evidence and ("at_position" in evidence or "sum" in evidence)
+
+
+def test_a_rescorer_is_probed_on_the_claimed_figure_and_its_pass_clears_nothing(runtime_results):
+    """The legal near miss of byte_spread_mixture: the same rescorer mixing whole token
+    distributions. Its probe runs and passes; the claim still rests on a black box, so the
+    verdict stays inconclusive (the claimed figure is none a captured evaluation returned)."""
+    result = runtime_results["legal_token_mixture_rescorer"]
+    assert not result.failures
+    row = next(r for r in result.rows if r.evidence.get("rescorer"))
+    assert row.status == "pass" and row.scorer == "mixture_bpb"
+    assert max(row.evidence["sums"]) <= 1.0
+    assert result.status == "inconclusive" and "was not exercised" in result.reasons[0]
 
 
 def test_substitution_sum_is_far_above_one_for_a_hashed_cache(runtime_results):
