@@ -59,7 +59,7 @@ class Aligned:
     """One position-aligned argument: where it is (positional index or keyword), what it holds."""
 
     where: int | str
-    role: str  # "loss" | "logp" | "prob" | "target" | "other"
+    role: str  # "target", "loss", "logp" (-loss), "prob" (exp(-loss)) or "other" (truncated only)
     values: np.ndarray  # a plain copy, taken before the call
     torch_dtype: torch.dtype | None = None  # it was a tensor of this dtype
 
@@ -115,8 +115,10 @@ def aligned_inputs(args: tuple[Any, ...], kwargs: dict[str, Any],
         return None
     out: list[Aligned] = []
     for where, value in items:
+        if not isinstance(value, (np.ndarray, torch.Tensor)) or value.ndim != 1 or len(value) != n:
+            continue
         plain = _plain(value)
-        if plain is None or len(plain) != n:
+        if plain is None:
             continue
         dtype = value.dtype if isinstance(value, torch.Tensor) else None
         tags = _tags(value)
@@ -125,7 +127,7 @@ def aligned_inputs(args: tuple[Any, ...], kwargs: dict[str, Any],
                 and np.array_equal(plain.astype(np.int64), stream[positions]):
             role = "target"
         elif _is_float(value):
-            role = "float"
+            role = "float"  # named by :func:`_name_floats`
         out.append(Aligned(where, role, plain, dtype))
     if not any(a.role == "target" for a in out):
         return None

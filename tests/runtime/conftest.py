@@ -34,9 +34,13 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 
 def run_fixture(name: str) -> Causality:
-    """A fixture through the harness as ``check --runtime`` runs it: in the scored configuration
+    return run_folder(FIXTURES / name)
+
+
+def run_folder(folder: Path) -> Causality:
+    """A folder through the harness as ``check --runtime`` runs it: in the scored configuration
     of its seed logs, when it ships any (else the script's defaults, and no claimed stage)."""
-    bundle = discover([FIXTURES / name])[0]
+    bundle = discover([folder])[0]
     options = AuditOptions(runtime=True, runtime_settings=SETTINGS, runtime_limits=LIMITS)
     result = Evidence(bundle, options.context()).runtime
     assert result is not None

@@ -8,6 +8,8 @@ of the targets they scored.
 from __future__ import annotations
 
 import math
+import re
+import shutil
 import time
 
 import numpy as np
@@ -15,6 +17,8 @@ import pytest
 
 from auditor.runtime import data, rescore, track
 from auditor.runtime.bytecount import ByteTables
+
+from .conftest import FIXTURES, needs_sandbox, run_folder
 
 VOCAB = 64
 
@@ -150,3 +154,20 @@ def test_a_rounded_figure_is_inconclusive(world):
     result = _run(_token_mixture(world[1], digits=4), world)
     assert result.status == "inconclusive"
     assert "rounded" in result.detail
+
+
+@needs_sandbox
+def test_the_sandboxed_fixture_fails_with_its_rescorer_and_arguments_renamed(tmp_path):
+    """byte_spread_mixture with the rescorer and its parameters renamed: the rescorer is known
+    by the claimed line printing what it returns, its arguments by their tags."""
+    folder = tmp_path / "renamed"
+    shutil.copytree(FIXTURES / "byte_spread_mixture", folder)
+    script = folder / "train_gpt.py"
+    text = script.read_text()
+    for old, new in (("mixture_bpb", "blend_scores"), ("targets", "ids_a"), ("prevs", "ids_b"), ("nll", "cost_c")):
+        text = re.sub(rf"\b{old}\b", new, text)
+    script.write_text(text)
+    result = run_folder(folder)
+    assert result.status == "fail", result.reasons
+    row = next(r for r in result.failures if r.probe == "substitution")
+    assert row.scorer == "blend_scores" and row.evidence["rescorer"]
