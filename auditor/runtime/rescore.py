@@ -20,9 +20,10 @@ the stream's tokens there) and any other array of the same length. For an index 
   NLL(v) = T(v) - T_R is what it charged target k for being v, every earlier target being
   scored as before (a causal scorer cannot see the length of what follows);
 - the injected loss is that of a model whose distribution is uniform over S, the tokens of
-  one byte or more (boundary tokens have no bytes, so they move no bpb). A mixture of that
-  model with any normalized distribution gives sum_v exp(-NLL(v)) <= 1; a sum above 1 is a
-  score that is not a distribution.
+  one byte or more (boundary tokens have no bytes, so they move no bpb), and then of one
+  sharpened towards the candidates the rescorer favoured (q(v) proportional to the square of
+  what it gave v). A mixture of any such model with a normalized distribution gives
+  sum_v exp(-NLL(v)) <= 1; a sum above 1 is a score that is not a distribution.
 
 Anything the probe cannot read the same way (a figure that is not a bpb, a rounded one, a
 float argument that is not the losses or a plain transform of them, a call that raises) makes
@@ -230,36 +231,51 @@ def probe(rescorer: Rescorer, slot: int, stream: np.ndarray, tables: ByteTables,
             candidates = [v for v in range(vocab) if v != data.BOS and _bytes_at(tables, stream, p, v) > 0]
             if len(candidates) < 2:
                 continue
-            size = math.log(len(candidates))
-            first = _figure(_call(rescorer, k, None, size), slot)
-            again = _figure(_call(rescorer, k, None, size), slot)
+            first = _figure(_call(rescorer, k, None, 0.0), slot)
+            again = _figure(_call(rescorer, k, None, 0.0), slot)
             if first != again:
                 return result("inconclusive", f"the rescorer returned {first!r} and then {again!r} for the same input")
             if first != 0.0 and _rounded(first):
                 return result("inconclusive", f"the rescorer returns a rounded figure ({first!r}): no per-token "
                               "loss can be read from it")
             rest = first * bytes_before * math.log(2)
-            total = 0.0
-            nlls: dict[int, float] = {}
-            for v in candidates:
-                b = bytes_before + _bytes_at(tables, stream, p, v)
-                value = _figure(_call(rescorer, k, v, size), slot) * b * math.log(2) - rest
-                if not math.isfinite(value):
-                    return result("inconclusive", f"target {p}, token {v}: non-finite NLL")
-                nlls[v] = value
-                total += math.exp(-value)
             tol = max(probes.SUM_TOL, 64 * np.finfo(np.float64).eps * abs(rest))
-            if min(nlls.values()) < -tol:
-                return result("inconclusive", f"at target {p} the figure does not read as bits per canonical byte "
-                              f"(a candidate would cost {min(nlls.values()):.3g} nats)")
-            original = int(stream[p])
-            evidence = {"position": p, "sum": total, "tokens": len(nlls), "original_token": original,
-                        "original_nll": nlls.get(original), "tolerance": tol, "model_nll": size,
-                        "left_out": [v for v in range(vocab) if v not in nlls]}
-            if total > 1.0 + tol:
-                return result("fail", f"at target {p}, with the model's loss that of a uniform distribution over the "
-                              f"{len(nlls)} tokens of one byte or more, the probabilities {name}() gives them sum to "
-                              f"{total:.4g} (> 1): its score is not a distribution over the tokens", **evidence)
+
+            def charges(model: dict[int, float], k: int = k, p: int = p, before: int = bytes_before,
+                        rest: float = rest) -> dict[int, float]:
+                """What the rescorer charges target k for each candidate, the model's loss of
+                candidate v being ``model[v]``."""
+                out = {}
+                for v, loss in model.items():
+                    size = before + _bytes_at(tables, stream, p, v)
+                    out[v] = _figure(_call(rescorer, k, v, loss), slot) * size * math.log(2) - rest
+                    if not math.isfinite(out[v]):
+                        raise probes.Inconclusive(f"target {p}, token {v}: non-finite NLL")
+                return out
+
+            # a uniform model first, then one sharpened towards what the rescorer favoured
+            # (any distribution will do: mixed with a distribution, it gives a sum <= 1)
+            model = {v: math.log(len(candidates)) for v in candidates}
+            for which in ("uniform", "sharpened"):
+                nlls = charges(model)
+                if min(nlls.values()) < -tol:
+                    return result("inconclusive", f"at target {p} the figure does not read as bits per canonical "
+                                  f"byte (a candidate would cost {min(nlls.values()):.3g} nats)")
+                total = sum(math.exp(-x) for x in nlls.values())
+                original = int(stream[p])
+                evidence = {"position": p, "sum": total, "tokens": len(nlls), "original_token": original,
+                            "original_nll": nlls.get(original), "tolerance": tol, "model": which,
+                            "left_out": [v for v in range(vocab) if v not in nlls]}
+                if total > 1.0 + tol:
+                    return result("fail", f"at target {p}, with the model's losses those of a {which} distribution "
+                                  f"over the {len(nlls)} tokens of one byte or more, the probabilities {name}() "
+                                  f"gives them sum to {total:.4g} (> 1): its score is not a distribution over the "
+                                  "tokens", **evidence)
+                weights = {v: math.exp(-2.0 * x) for v, x in nlls.items()}
+                norm = sum(weights.values())
+                if not norm > 0.0:
+                    break
+                model = {v: -math.log(w / norm) if w > 0.0 else 50.0 for v, w in weights.items()}
             done.append(evidence)
     except probes.Inconclusive as exc:
         return result("inconclusive", str(exc))

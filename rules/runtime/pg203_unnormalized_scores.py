@@ -25,8 +25,9 @@ class UnnormalizedScores(RuntimeRule):
     A function that turns per-token losses into the claimed bits per byte outside any tensor
     (a pure-Python byte mixture) is probed as a black box: called on the first k targets, then
     on k + 1 with target k set to each token v of one byte or more and its loss to that of a
-    model uniform over them, the difference of its figures times the canonical bytes is the
-    NLL it charges v. Mixed with any distribution, that model gives a sum of at most 1.
+    model uniform over them (then one sharpened towards what it favoured), the difference of
+    its figures times the canonical bytes is the NLL it charges v. Mixed with any
+    distribution, such a model gives a sum of at most 1.
 
     ## Why is this bad?
     The scored distribution must be a full, normalized distribution over the vocabulary, fixed
