@@ -90,6 +90,11 @@ class Judged:
     wrong: list[tuple[Claim, float]] = field(default_factory=list)  # (claim, implied bytes)
 
 
+def bpbs_in(line: str) -> list[Printed]:
+    """The bits-per-byte values a line prints (``val_bpb:1.2345``, ``mix_bpb=0.9``)."""
+    return [Printed(x) for x in _BPB.findall(line)]
+
+
 def claims_in(lines: list[str]) -> list[tuple[str, list[Printed], Printed]]:
     """(line, its loss values, its single bpb value) for the lines that carry exactly one bpb."""
     out = []

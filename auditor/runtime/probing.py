@@ -4,13 +4,13 @@ after a cut, and each evaluation function replayed under :mod:`auditor.runtime.p
 from __future__ import annotations
 
 import math
-import re
 import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from auditor.runtime import data, probes, protocol, rescore, stage
+from auditor.runtime.bytecheck import Printed, bpbs_in
 from auditor.runtime.capture import PassResult
 from auditor.runtime.precomputed import ChangedRun, probe_precomputed
 from auditor.runtime.replay import OUT_OF_TIME, Snapshot, quiet
@@ -134,21 +134,17 @@ def probe_rescorers(session: Session) -> None:
         session.checkpoint()
 
 
-_BPB_VALUE = re.compile(r"bpb\w*\s*[:=]\s*(-?\d+\.(\d+))", re.I)
-
-
 def _printed_slot(session: Session, returned: list[float]) -> int | None:
     """Which returned number a claimed stage's line printed as its bits per byte (a lone
     script: any line's bpb), or None."""
     labels = session.job.stage_labels
     if labels:
-        printed = [(sc.bpb_text, sc.decimals) for label in labels
+        printed = [Printed(sc.bpb_text) for label in labels
                    for sc in stage.printed_scores(session.result.stage_lines, label)]
     else:
-        printed = [(m.group(1), len(m.group(2))) for line in session.result.metric_lines
-                   for m in _BPB_VALUE.finditer(line)]
+        printed = [p for line in session.result.metric_lines for p in bpbs_in(line)]
     for i, value in enumerate(returned):
-        if any(stage.same_printed(text, decimals, value) for text, decimals in printed):
+        if any(p.same(value) for p in printed):
             return i
     return None
 

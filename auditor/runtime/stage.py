@@ -192,7 +192,7 @@ def printed_scores(lines: Iterable[str], label: str) -> list[Score]:
     return [s for run in parse.runs for s in run.scores if s.raw_label == label]
 
 
-def same_printed(printed: str, decimals: int, value: float) -> bool:
+def _same(printed: str, decimals: int, value: float) -> bool:
     """The returned value, printed with the line's decimals, gives the printed text."""
     try:
         number = float(printed)
@@ -207,9 +207,9 @@ def scorer_of(score: Score, passes: Sequence[PassRecord]) -> PassRecord | None:
         if p.depth != 0 or not p.complete:
             continue
         for value in p.returned:
-            if same_printed(score.bpb_text, score.decimals, value):
+            if _same(score.bpb_text, score.decimals, value):
                 return p
-            if score.loss_text is not None and same_printed(score.loss_text, score.loss_decimals, value):
+            if score.loss_text is not None and _same(score.loss_text, score.loss_decimals, value):
                 return p
     return None
 

@@ -171,3 +171,18 @@ def test_the_sandboxed_fixture_fails_with_its_rescorer_and_arguments_renamed(tmp
     assert result.status == "fail", result.reasons
     row = next(r for r in result.failures if r.probe == "substitution")
     assert row.scorer == "blend_scores" and row.evidence["rescorer"]
+
+
+@needs_sandbox
+def test_a_lone_script_is_probed_on_the_bpb_lines_it_prints(tmp_path):
+    """Without seed logs nothing is claimed: a rescorer named like an evaluation is probed on
+    any bpb line that prints what it returned."""
+    folder = tmp_path / "lone"
+    shutil.copytree(FIXTURES / "byte_spread_mixture", folder)
+    for extra in ("train_seed42.log", "submission.json"):
+        (folder / extra).unlink()
+    script = folder / "train_gpt.py"
+    script.write_text(re.sub(r"\bmixture_bpb\b", "eval_byte_mixture", script.read_text()))
+    result = run_folder(folder)
+    assert result.status == "fail", result.reasons
+    assert any(r.scorer == "eval_byte_mixture" and r.evidence.get("rescorer") for r in result.failures)
