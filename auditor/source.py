@@ -297,6 +297,13 @@ def _parser_nodes_unchecked() -> Iterator[None]:
         base.__post_init__ = checked  # type: ignore[method-assign]
 
 
+def parse_module_unchecked(text: str) -> cst.Module:
+    """libcst's tree of ``text`` as the analyzer parses it: without the per-node checks, which
+    reject some spellings Python accepts (``sum((a if b else c)for x in y)``, minified code)."""
+    with _parser_nodes_unchecked():
+        return cst.parse_module(text)
+
+
 def ast_nodes(tree: ast.AST) -> list[ast.AST]:
     """``list(ast.walk(tree))`` (the same nodes, breadth first, in the same order), several
     times faster: the fields are read directly instead of through ``iter_child_nodes``'

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from auditor.source import code_of
+from auditor.source import code_of, parse_module_unchecked
 
 def _compiles(expression: str) -> bool:
     try:
@@ -128,8 +128,8 @@ def backport_fstrings(text: str) -> tuple[str, int] | None:
     calls, and how many were rewritten; ``None`` when libcst cannot parse the text or the result
     still does not compile (another construct is newer than this interpreter)."""
     try:
-        module = cst.parse_module(text)
-    except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError):
+        module = parse_module_unchecked(text)
+    except (cst.ParserSyntaxError, cst.CSTValidationError, RecursionError, MemoryError, ValueError):
         return None
     backport = _Backport()
     try:

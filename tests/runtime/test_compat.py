@@ -60,6 +60,17 @@ def test_valid_fstrings_are_left_as_written_and_unparsable_text_is_refused():
     assert backport_fstrings("def f(:\n") is None
 
 
+def test_spellings_libcst_would_reject_are_backported_too():
+    """Minified code (#1850): no space before ``for`` after a parenthesized conditional, which
+    libcst's node checks reject while Python accepts it. The copy is parsed as the analyzer
+    parses it; nothing raises."""
+    text = 'n = sum((0 if w else 1)for w in ws)\ns = f"{", ".join(names)}"\n'
+    out = backport_fstrings(text)
+    if sys.version_info < (3, 12):
+        assert out is not None and out[1] == 1
+        assert out[0].splitlines()[0] == text.splitlines()[0]
+
+
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="nothing to rewrite on Python 3.12")
 def test_the_sandbox_copy_is_rewritten_not_the_audited_file(tmp_path, monkeypatch):
     monkeypatch.delenv("PGOLF_AUDIT_RUNTIME_PYTHON", raising=False)
