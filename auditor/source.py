@@ -110,7 +110,7 @@ class PythonSource:
         if too_deep:
             return None, too_deep
         try:
-            with _parser_nodes_unchecked(), _collector_paused():
+            with nodes_unchecked(), _collector_paused():
                 return _on_a_deep_stack(cst.parse_module, self.text), None
         except cst.ParserSyntaxError as exc:
             return None, _describe_syntax_error(self.text, exc)
@@ -276,14 +276,16 @@ def _collector_paused() -> Iterator[None]:
 
 
 @contextmanager
-def _parser_nodes_unchecked() -> Iterator[None]:
+def nodes_unchecked() -> Iterator[None]:
     """Skip libcst's per-node validation while its parser builds a tree.
 
     Every libcst node checks itself when constructed (``CSTNode.__post_init__`` calls
     ``_validate``: whitespace regexes, balanced parentheses, …). Nodes the parser builds from
     text it accepted pass by construction, and the checks are about a tenth of the parse time,
     which is the largest cost of a triage. libcst's own comment on the hook says as much ("avoid
-    validating the tree when parsing a file"). Nodes built anywhere else are still checked.
+    validating the tree when parsing a file"). Some checks also reject spellings Python
+    accepts (``sum((a if b else c)for x in y)`` in minified code). Nodes built outside this
+    context are still checked; a transform run inside it must compile its result.
     """
     base = cst.CSTNode
     checked = base.__dict__.get("__post_init__")
@@ -295,13 +297,6 @@ def _parser_nodes_unchecked() -> Iterator[None]:
         yield
     finally:
         base.__post_init__ = checked  # type: ignore[method-assign]
-
-
-def parse_module_unchecked(text: str) -> cst.Module:
-    """libcst's tree of ``text`` as the analyzer parses it: without the per-node checks, which
-    reject some spellings Python accepts (``sum((a if b else c)for x in y)``, minified code)."""
-    with _parser_nodes_unchecked():
-        return cst.parse_module(text)
 
 
 def ast_nodes(tree: ast.AST) -> list[ast.AST]:

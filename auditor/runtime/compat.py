@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from auditor.source import code_of, parse_module_unchecked
+from auditor.source import code_of, nodes_unchecked
 
 def _compiles(expression: str) -> bool:
     try:
@@ -127,14 +127,13 @@ def backport_fstrings(text: str) -> tuple[str, int] | None:
     """``text`` with the f-strings this interpreter cannot compile rewritten as ``str.format``
     calls, and how many were rewritten; ``None`` when libcst cannot parse the text or the result
     still does not compile (another construct is newer than this interpreter)."""
-    try:
-        module = parse_module_unchecked(text)
-    except (cst.ParserSyntaxError, cst.CSTValidationError, RecursionError, MemoryError, ValueError):
-        return None
     backport = _Backport()
+    # parsed and rewritten as the analyzer parses (libcst's node checks reject some spellings
+    # Python accepts); the result is compiled below
     try:
-        rewritten = module.visit(backport).code
-    except (cst.CSTValidationError, cst.ParserSyntaxError, RecursionError, ValueError):
+        with nodes_unchecked():
+            rewritten = cst.parse_module(text).visit(backport).code
+    except (cst.ParserSyntaxError, cst.CSTValidationError, RecursionError, MemoryError, ValueError):
         return None
     if rewritten.count("\n") != text.count("\n"):
         return None  # never shift the submission's lines

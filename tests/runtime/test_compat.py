@@ -61,14 +61,17 @@ def test_valid_fstrings_are_left_as_written_and_unparsable_text_is_refused():
 
 
 def test_spellings_libcst_would_reject_are_backported_too():
-    """Minified code (#1850): no space before ``for`` after a parenthesized conditional, which
-    libcst's node checks reject while Python accepts it. The copy is parsed as the analyzer
-    parses it; nothing raises."""
-    text = 'n = sum((0 if w else 1)for w in ws)\ns = f"{", ".join(names)}"\n'
+    """Minified code (#1850, #1877): no space before ``for`` after a parenthesized
+    conditional, which libcst's node checks reject while Python accepts it, beside an f-string
+    the rewrite visits. The copy is parsed and rewritten as the analyzer parses, and compiled;
+    nothing raises."""
+    text = ('def f():\n'
+            '\tn=sum((min(a+b,m)-a)-(0 if a==0 else c)for a in starts);log(f"start tokens={n} rank={r}")\n'
+            '\tlog(f"{", ".join(names)}")\n')
     out = backport_fstrings(text)
     if sys.version_info < (3, 12):
         assert out is not None and out[1] == 1
-        assert out[0].splitlines()[0] == text.splitlines()[0]
+        assert out[0].splitlines()[:2] == text.splitlines()[:2]
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="nothing to rewrite on Python 3.12")
