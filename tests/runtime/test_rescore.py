@@ -186,3 +186,49 @@ def test_a_lone_script_is_probed_on_the_bpb_lines_it_prints(tmp_path):
     result = run_folder(folder)
     assert result.status == "fail", result.reasons
     assert any(r.scorer == "eval_byte_mixture" and r.evidence.get("rescorer") for r in result.failures)
+
+
+def test_tensor_arguments_are_given_back_as_tensors_of_their_dtype(world):
+    """A rescorer fed torch tensors (the losses in float32, the ids in int64) gets tensors back."""
+    import torch
+
+    stream, tables, _ = world
+    targets, prevs, nll = _inputs(stream)
+    positions = torch.from_numpy(np.asarray(nll._pg_pos))
+    as_tensors = (track.tag(torch.from_numpy(np.asarray(targets).copy()), positions),
+                  track.tag(torch.from_numpy(np.asarray(prevs).copy()), positions - 1),
+                  track.tag(torch.from_numpy(np.asarray(nll, dtype=np.float32)), positions))
+    seen: list[tuple[torch.dtype, ...]] = []
+    mixture = _token_mixture(tables)
+
+    def on_tensors(t, p, loss):
+        seen.append((t.dtype, p.dtype, loss.dtype))
+        return mixture(t.numpy(), p.numpy(), loss.double().numpy())
+
+    found = rescore.aligned_inputs(as_tensors, {}, stream)
+    assert found is not None and [a.role for a in found[0]] == ["target", "other", "loss"]
+    call = rescore.Rescorer(on_tensors, "on_tensors", 0, as_tensors, {}, found[0], found[1],
+                            [on_tensors(*as_tensors)])
+    result = rescore.probe(call, 0, stream, tables, VOCAB, time.monotonic() + 60)
+    assert result.status == "pass", result.detail
+    assert set(seen) == {(torch.int64, torch.int64, torch.float32)}
+
+
+def test_a_rescorer_that_raises_or_drifts_is_inconclusive(world):
+    tables = world[1]
+    mixture = _token_mixture(tables)
+    calls = {"n": 0}
+
+    def needs_full_length(t, p, loss):
+        if len(t) < len(world[0]) - 1:
+            raise ValueError("expected the whole stream")
+        return mixture(t, p, loss)
+
+    def drifting(t, p, loss):  # keeps state between calls: the same input gives another figure
+        calls["n"] += 1
+        return mixture(t, p, loss) + 1e-9 * calls["n"]
+
+    raised = _run(needs_full_length, world)
+    assert raised.status == "inconclusive" and "ValueError" in raised.detail
+    drift = _run(drifting, world)
+    assert drift.status == "inconclusive" and "for the same input" in drift.detail
