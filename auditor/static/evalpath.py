@@ -28,7 +28,7 @@ from auditor.static.deps import depends, names_in
 from auditor.static.effects import bind
 from auditor.static.flow import flow_of
 from auditor.static.index import CallSite, Scope, SourceIndex, Stmt, walk
-from auditor.static.names import dotted
+from auditor.static.names import callee_name, dotted
 from auditor.static.reach import Program
 from auditor.static.roles import LOSSES, PROB_FUNCS
 from auditor.static.training import TrainSite, looks_like_warmup, training_sites
@@ -132,9 +132,7 @@ def _a_count(value: cst.BaseExpression) -> bool:
     if isinstance(value, cst.Integer):
         return True
     if isinstance(value, cst.Call):
-        func = value.func
-        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
-        return last in _COUNTING
+        return callee_name(value) in _COUNTING
     return False
 
 
@@ -142,8 +140,7 @@ def _loss_calls(node: cst.CSTNode) -> list[cst.Call]:
     out = []
     for inner in walk(node):
         if isinstance(inner, cst.Call):
-            func = inner.func
-            last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+            last = callee_name(inner)
             if last in LOSSES or last in PROB_FUNCS:
                 out.append(inner)
     return out

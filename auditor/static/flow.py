@@ -72,7 +72,7 @@ from auditor.static.facts import (
     with_label,
 )
 from auditor.static.index import Assignment, Scope, SourceIndex, Stmt, walk
-from auditor.static.names import dotted
+from auditor.static.names import callee_name, dotted
 from auditor.static.passing import passed_to
 from auditor.static.roles import (
     HASH_NAME,
@@ -817,8 +817,7 @@ def creates_trainable(index: SourceIndex, value: cst.BaseExpression) -> bool:
     for node in walk(value):
         if not isinstance(node, cst.Call):
             continue
-        func = node.func
-        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        last = callee_name(node)
         if last == "Parameter":
             return True
         if last == "requires_grad_" and (not node.args or is_true(index, node.args[0].value)):

@@ -94,8 +94,7 @@ def _stacked(scope: Scope, node: cst.BaseExpression | None, depth: int = 0) -> t
     if node is None or depth > 4:
         return ()
     if isinstance(node, cst.Call):
-        func = node.func
-        name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        name = callee_name(node)
         if name in _STACKS and node.args and isinstance(node.args[0].value, (cst.List, cst.Tuple)):
             return tuple(e.value for e in node.args[0].value.elements if not isinstance(e, cst.StarredElement))
         return ()
@@ -186,12 +185,11 @@ def data_names(node: cst.CSTNode, shapes: bool = False) -> set[str]:
         if not shapes and isinstance(current, cst.Call) and isinstance(current.func, cst.Name) and current.func.value == "len":
             continue
         if not shapes and isinstance(current, cst.Call):
-            func = current.func
-            name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+            name = callee_name(current)
             if name in _SHAPED:  # torch.full_like(x, c) reads x's shape and c's value
                 kept = [a.value for a in current.args[1:]] if name.endswith("_like") else [a.value for a in current.args]
-                if name.endswith("_like") and isinstance(func, cst.Attribute):
-                    stack.append(func.value)  # the module (torch.full_like): no data
+                if name.endswith("_like") and isinstance(current.func, cst.Attribute):
+                    stack.append(current.func.value)  # the module (torch.full_like): no data
                 stack.extend(kept)
                 continue
         if isinstance(current, cst.Name):

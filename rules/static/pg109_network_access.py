@@ -287,8 +287,6 @@ def _missing(index, test: cst.BaseExpression, holds: bool) -> str:
         found = [_missing(index, part, holds) for part in parts]
         return (found[0] if all(found) else "") if every else next((f for f in found if f), "")
     if isinstance(test, cst.Call) and not holds:
-        func = test.func
-        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
-        if last in _PRESENCE:
+        if callee_name(test) in _PRESENCE:
             return index.code(test.args[0].value if test.args else test, 80)
     return ""

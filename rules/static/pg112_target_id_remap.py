@@ -13,6 +13,7 @@ from auditor.source import PythonSource
 from auditor.static.base import StaticRule
 from auditor.static.index import CallSite, Scope
 from auditor.static.roles import is_prob
+from auditor.static.names import callee_name
 
 #: Losses and the position / keyword of their target argument.
 LOSSES = {
@@ -176,16 +177,15 @@ def _remap(scope: Scope, node: cst.BaseExpression, seen: set[str], depth: int = 
     if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo):
         return node
     if isinstance(node, cst.Call):
-        func = node.func
-        method = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        method = callee_name(node)
         if _upper_clamp(method, node, receiver=not _module_function(scope, node)):
             return node
         if method in ("remainder", "fmod"):
             return node
         if method == "where" and node.args and _bound_test(node.args[0].value):
             return node
-        if isinstance(func, cst.Attribute) and method in KEEP:
-            return _remap(scope, func.value, seen, depth + 1)
+        if isinstance(node.func, cst.Attribute) and method in KEEP:
+            return _remap(scope, node.func.value, seen, depth + 1)
         if method in ("unsqueeze", "reshape", "view") and node.args:
             return _remap(scope, node.args[0].value, seen, depth + 1)
         return None

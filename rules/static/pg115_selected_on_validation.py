@@ -16,7 +16,7 @@ from auditor.static.deps import depends, names_in
 from auditor.static.facts import Fact
 from auditor.static.flow import Flow
 from auditor.static.index import Scope, SourceIndex, Stmt, walk
-from auditor.static.names import dotted
+from auditor.static.names import callee_name, dotted
 from auditor.static.passing import passed_facts
 from auditor.static.reach import Program, program_for
 from auditor.static.roles import literal_role
@@ -471,11 +471,11 @@ class _Scores:
         found: dict[int, Fact] = {}
         for expr in exprs:
             for part in walk(expr):
-                if not isinstance(part, cst.Call) or _callee(part) not in self.functions:
+                if not isinstance(part, cst.Call) or callee_name(part) not in self.functions:
                     continue
                 for arg in part.args:
                     fact = self.flow.fact(arg.value, self.scope)
-                    if fact.has("val") and not self._callers_pass_other_data(arg.value) and (self._accumulates(_callee(part)) or self.flow.fact(part, self.scope).has("tgtdep", "tokdep")):
+                    if fact.has("val") and not self._callers_pass_other_data(arg.value) and (self._accumulates(callee_name(part)) or self.flow.fact(part, self.scope).has("tgtdep", "tokdep")):
                         found[id(part)] = fact
                         break
         return found
@@ -544,17 +544,12 @@ def _shifts_log_sum_exp(scope: Scope, stmt: Stmt, picker: cst.Call, args: list[c
         for part in walk(reader.node):
             if part is picker or not isinstance(part, cst.Call) or not part.args:
                 continue
-            if _callee(part).rsplit(".", 1)[-1] not in _EXP_LIKE:
+            if callee_name(part).rsplit(".", 1)[-1] not in _EXP_LIKE:
                 continue
             inner = names_in(part.args[0].value)
             if (inner & first and inner & second) or (kept & inner and (inner & first or inner & second)):
                 return True
     return False
-
-
-def _callee(call: cst.Call) -> str:
-    func = call.func
-    return func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
 
 
 def _recomputed_in_loop(scope: Scope, stmt: Stmt, score: cst.BaseExpression) -> bool:
@@ -622,7 +617,7 @@ def _tracks(scope: Scope, body: list[Stmt], score, other) -> set[str]:
 def _logged(stmt: Stmt) -> bool:
     node = stmt.node
     if isinstance(node, cst.Expr) and isinstance(node.value, cst.Call):
-        return _callee(node.value) in _LOGGING
+        return callee_name(node.value) in _LOGGING
     return False
 
 
@@ -645,7 +640,7 @@ def _use(scope: Scope, stmt: Stmt, body: list[Stmt], kept: set[str], best: set[s
         if any(isinstance(part, cst.Dict) for part in walk(node)):
             return _Use("score", s)  # a results record (``{"val_bpb": best}``)
     for s in uses:
-        if any(isinstance(part, cst.Call) and _callee(part) in _WEIGHTS for part in walk(s.node)):
+        if any(isinstance(part, cst.Call) and callee_name(part) in _WEIGHTS for part in walk(s.node)):
             return _Use("weights", s)
     return _Use("setting", uses[0]) if uses else None
 
@@ -665,10 +660,10 @@ def _discarded(program: Program | None, scope: Scope, ret: Stmt, names: set[str]
         return False
     for call_stmt in callers:
         call = call_stmt.node
-        if isinstance(call, cst.Expr) and isinstance(call.value, cst.Call) and _callee(call.value) == scope.name:
+        if isinstance(call, cst.Expr) and isinstance(call.value, cst.Call) and callee_name(call.value) == scope.name:
             continue  # called, and the result not kept at all
         if not (isinstance(call, cst.Assign) and len(call.targets) == 1 and isinstance(call.value, cst.Call)
-                and _callee(call.value) == scope.name):
+                and callee_name(call.value) == scope.name):
             return False  # kept in an expression, or the function passed on (``print(f)``, a callback)
         target = call.targets[0].target
         if positions is None or not isinstance(target, (cst.Tuple, cst.List)) or len(target.elements) != len(value.elements):
