@@ -197,7 +197,7 @@ class Session(Replays):
             pr.ignored = True  # a helper with "eval" in its name (it prepares, it does not score)
             snapshot = None
         if aligned is not None and not pr.complete and pr.returned and "no per-token loss" in pr.reason:
-            self.rescorers.append(rescore.Rescorer(fn, name, index, args, kwargs, *aligned, returned=pr.returned))
+            self.rescorers.append(rescore.Rescorer(fn, name, args, kwargs, *aligned, returned=pr.returned))
         if record and not pr.ignored:
             self.passes.append(pr)
         self.last_pass = pr

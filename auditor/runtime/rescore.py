@@ -44,6 +44,7 @@ import torch
 
 from auditor.runtime import data, probes, track
 from auditor.runtime.bytecount import ByteTables
+from auditor.runtime.capture import _floats
 
 #: Fewest aligned elements for a call to be a rescorer (shorter arrays are not a stream).
 MIN_ALIGNED = 32
@@ -71,7 +72,6 @@ class Rescorer:
 
     fn: Callable[..., Any]
     name: str
-    index: int
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     aligned: list[Aligned]
@@ -90,49 +90,42 @@ def _tags(value: Any) -> np.ndarray | None:
     return None
 
 
-def _plain(value: Any) -> np.ndarray | None:
-    if isinstance(value, np.ndarray) and value.ndim == 1:
+def _plain(value: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A plain copy of a 1-D array or tensor (no tags, nothing shared with the call)."""
+    if isinstance(value, np.ndarray):
         return np.array(value.view(np.ndarray), copy=True)
-    if isinstance(value, torch.Tensor) and value.dim() == 1:
-        return value.detach().cpu().clone().numpy().copy()
-    return None
+    return value.detach().cpu().clone().numpy()
 
 
 def aligned_inputs(args: tuple[Any, ...], kwargs: dict[str, Any],
                    stream: np.ndarray) -> tuple[list[Aligned], np.ndarray] | None:
     """The position-aligned arguments of a call about to be made, copied, or None when they
     are not per-token losses beside the targets they score."""
-    items: list[tuple[int | str, Any]] = [*enumerate(args), *kwargs.items()]
-    tagged = [(where, value, tags) for where, value in items
-              if (tags := _tags(value)) is not None and len(tags) >= MIN_ALIGNED]
-    floats = [(w, v, t) for w, v, t in tagged if _is_float(v) and (t >= 0).all()]
-    if len(floats) == 0:
+    items = [(where, value, _tags(value)) for where, value in (*enumerate(args), *kwargs.items())
+             if isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 1]
+    floats = [tags for _, value, tags in items
+              if tags is not None and len(tags) >= MIN_ALIGNED and _is_float(value) and (tags >= 0).all()]
+    if not floats:
         return None
-    positions = floats[0][2]
+    positions = floats[0]
     n = len(positions)
-    if any(len(t) != n or not np.array_equal(t, positions) for _, _, t in floats):
+    if any(not np.array_equal(tags, positions) for tags in floats):
         return None
     if positions.max() >= len(stream) or positions.min() < 1:
         return None
     out: list[Aligned] = []
-    for where, value in items:
-        if not isinstance(value, (np.ndarray, torch.Tensor)) or value.ndim != 1 or len(value) != n:
+    for where, value, tags in items:
+        if len(value) != n:
             continue
         plain = _plain(value)
-        if plain is None:
-            continue
-        dtype = value.dtype if isinstance(value, torch.Tensor) else None
-        tags = _tags(value)
         role = "other"
-        if not _is_float(value) and tags is not None and np.array_equal(tags, positions) \
+        if _is_float(value):
+            role = "float"  # named by :func:`_name_floats`
+        elif tags is not None and np.array_equal(tags, positions) \
                 and np.array_equal(plain.astype(np.int64), stream[positions]):
             role = "target"
-        elif _is_float(value):
-            role = "float"  # named by :func:`_name_floats`
-        out.append(Aligned(where, role, plain, dtype))
-    if not any(a.role == "target" for a in out):
-        return None
-    if not _name_floats(out):
+        out.append(Aligned(where, role, plain, value.dtype if isinstance(value, torch.Tensor) else None))
+    if not any(a.role == "target" for a in out) or not _name_floats(out):
         return None
     return out, positions
 
@@ -196,8 +189,6 @@ def _call(rescorer: Rescorer, k: int, token: int | None, loss: float) -> Any:
 
 
 def _figure(result: Any, slot: int) -> float:
-    from auditor.runtime.capture import _floats
-
     values = _floats(result)
     if slot >= len(values):
         raise probes.Inconclusive("the rescorer returned fewer numbers than in the run")

@@ -57,7 +57,7 @@ def _run(fn, world, **kwargs):
     assert found is not None
     aligned, positions = found
     returned = [float(fn(targets, prevs, nll, **kwargs))]
-    call = rescore.Rescorer(fn, fn.__name__, 0, (targets, prevs, nll), dict(kwargs), aligned, positions, returned)
+    call = rescore.Rescorer(fn, fn.__name__, (targets, prevs, nll), dict(kwargs), aligned, positions, returned)
     return rescore.probe(call, 0, stream, tables, VOCAB, time.monotonic() + 60)
 
 
@@ -207,7 +207,7 @@ def test_tensor_arguments_are_given_back_as_tensors_of_their_dtype(world):
 
     found = rescore.aligned_inputs(as_tensors, {}, stream)
     assert found is not None and [a.role for a in found[0]] == ["target", "other", "loss"]
-    call = rescore.Rescorer(on_tensors, "on_tensors", 0, as_tensors, {}, found[0], found[1],
+    call = rescore.Rescorer(on_tensors, "on_tensors", as_tensors, {}, found[0], found[1],
                             [on_tensors(*as_tensors)])
     result = rescore.probe(call, 0, stream, tables, VOCAB, time.monotonic() + 60)
     assert result.status == "pass", result.detail
